@@ -1,0 +1,3 @@
+from asset_studio.cli import main
+
+raise SystemExit(main())

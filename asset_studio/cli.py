@@ -1,0 +1,70 @@
+"""The `asset-studio` command: a thin dispatcher over asset_studio/commands/*.
+
+Each sub-command lives in its own module with ``register(subparsers)`` that adds its parser
+and sets ``func``. Heavy imports (torch, diffusers, Qt) happen inside the command functions,
+so `asset-studio --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from asset_studio import __version__
+from asset_studio.errors import UserError
+
+# Order is the order shown in --help.
+COMMAND_MODULES = [
+    "gui",
+    "generate",
+    "rerun",
+    "style",
+    "layout",
+    "remove_bg",
+    "sheet",
+    "models",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="asset-studio",
+        description="Generate consistent game assets from style packs and export sprite sheets.",
+    )
+    parser.add_argument("--version", action="version", version=f"asset-studio {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"asset_studio.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"asset_studio.commands.{name}":
+                raise
+            continue  # a command still being built is simply absent
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        if args.command is None and "gui" in sub_names(parser):
+            args = parser.parse_args(["gui"])
+        else:
+            parser.print_help()
+            return 0
+    try:
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        print(f"asset-studio: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("asset-studio: interrupted", file=sys.stderr)
+        return 130
+
+
+def sub_names(parser: argparse.ArgumentParser) -> set[str]:
+    for action in parser._subparsers._group_actions if parser._subparsers else []:
+        return set(action.choices)
+    return set()

@@ -1,0 +1,1 @@
+"""Model loading, pipelines, adapters, ControlNet and background removal (torch lives here)."""
