@@ -13,12 +13,12 @@ CLIP_VOCAB = 49408
 BOS, EOS = 49406, 49407
 
 
-def _text_config(projection_dim: int = 32, pad_token_id: int = EOS):
+def _text_config(projection_dim: int = 32, pad_token_id: int = EOS, hidden_size: int = 32):
     from transformers import CLIPTextConfig
 
     return CLIPTextConfig(
         vocab_size=CLIP_VOCAB,
-        hidden_size=32,
+        hidden_size=hidden_size,
         intermediate_size=37,
         num_attention_heads=4,
         num_hidden_layers=3,
@@ -113,12 +113,13 @@ def build_tiny_sdxl(seed: int = 0):
         addition_time_embed_dim=8,
         transformer_layers_per_block=(1, 1),
         projection_class_embeddings_input_dim=80,  # 6 * 8 time ids + 32 pooled text
-        cross_attention_dim=64,  # 32 + 32 from the two text encoders
+        cross_attention_dim=80,  # 32 + 48 from the two text encoders
         norm_num_groups=32,
     )
     vae = _vae()
     text_encoder = CLIPTextModel(_text_config())
-    text_encoder_2 = CLIPTextModelWithProjection(_text_config(pad_token_id=0))
+    # Widths differ as in the real SDXL (768 / 1280): single-file loaders tell the encoders apart by width.
+    text_encoder_2 = CLIPTextModelWithProjection(_text_config(pad_token_id=0, hidden_size=48))
     with tempfile.TemporaryDirectory() as tmp:
         tokenizer = CLIPTokenizer.from_pretrained(write_clip_tokenizer(Path(tmp) / "a"))
         tokenizer_2 = CLIPTokenizer.from_pretrained(write_clip_tokenizer(Path(tmp) / "b", pad_token="!"))

@@ -1,0 +1,248 @@
+"""compose(): an asset request (subject + style pack + template + fields) → a GenerationJob.
+
+The order of precedence, lowest first: engine defaults, the style pack's defaults, the template's
+shape, then the user's explicit settings (``overrides``, keyed by GenerationJob field names).
+
+Prompt: the template wraps the subject ("{subject}, game icon, centered"), the style wraps that
+("pixel art, {subject}, 16-bit"), and the LoRAs' trigger words lead. Field values are inserted
+literally by asset_studio.core.placeholders — never through str.format.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import secrets
+from dataclasses import dataclass, field, fields as dc_fields
+from pathlib import Path
+
+from asset_studio.core import placeholders
+from asset_studio.core.job import GenerationJob, LoraRef
+from asset_studio.core.stylepack import (
+    FIELD_PATTERN, REPO_PATTERN, FieldSpec, StylePack, app_home, find_style,
+)
+from asset_studio.core.templates import Template, find_template
+from asset_studio.errors import UserError
+
+FAMILY_BASE_SIZE = {"sd15": 512, "sd2": 768, "sdxl": 1024}
+MAX_FIELD_CHARS = 500
+JOB_FIELDS = {f.name for f in dc_fields(GenerationJob)}
+
+
+@dataclass
+class AssetRequest:
+    subject: str
+    style: str | StylePack | None = None  # pack id, folder, or a loaded pack
+    template: str | Template | None = None  # template id, .toml path, or a loaded template
+    fields: dict[str, str] = field(default_factory=dict)
+    model: str | None = None  # None = the style's recommended model
+    overrides: dict = field(default_factory=dict)  # explicit user settings: GenerationJob fields
+    layout: str | None = None
+
+
+def compose(request: AssetRequest) -> GenerationJob:
+    subject = _clean_text(request.subject, "The subject")
+    if not subject:
+        raise UserError("The subject is empty; describe the asset, e.g. \"health potion\".")
+    pack = request.style if isinstance(request.style, StylePack) or request.style is None \
+        else find_style(request.style)
+    tpl = request.template if isinstance(request.template, Template) or request.template is None \
+        else find_template(request.template)
+    if request.layout is not None and not Path(request.layout).is_file():
+        raise UserError(f"The layout file {request.layout} does not exist.")
+
+    values = _field_values(request.fields, pack, tpl)
+    values["subject"] = subject
+    text = placeholders.fill(tpl.prompt, values) if tpl else subject
+    prompt = placeholders.fill(pack.prompt, {**values, "subject": text}) if pack else text
+    triggers = [w for w in (pack.trigger_words if pack else []) if w.lower() not in prompt.lower()]
+    prompt = ", ".join(dict.fromkeys([*triggers, prompt]))
+    negatives = [placeholders.fill(x.negative, values) for x in (pack, tpl) if x is not None and x.negative]
+
+    job = GenerationJob(model="", prompt=prompt, negative_prompt=", ".join(negatives))
+    if pack is not None:
+        d = pack.defaults
+        for name, value in (("steps", d.steps), ("cfg_scale", d.cfg_scale), ("sampler", d.sampler),
+                            ("clip_skip", d.clip_skip)):
+            if value is not None:
+                setattr(job, name, value)
+        job.loras = [LoraRef(path=resolve_lora(pack, i), weight=lora.weight, name=_lora_name(pack, i))
+                     for i, lora in enumerate(pack.loras)]
+        job.style_id = pack.id
+    job.width, job.height = _size(pack, tpl)
+    job.seed = _seed(pack, subject)
+    job.template = tpl.id if tpl else ""
+    job.subject = subject
+    job.fields = {k: v for k, v in values.items() if k != "subject"}
+    job.postprocess = {
+        **(pack.postprocess.to_dict() if pack else {}),
+        **(tpl.postprocess.to_dict() if tpl else {}),  # the asset's shape decides bg removal and trim
+        **({"seamless": True} if tpl is not None and tpl.seamless else {}),
+    }
+
+    for key, value in request.overrides.items():
+        if key not in JOB_FIELDS:
+            raise UserError(f"'{key}' is not a generation setting.")
+        if key == "postprocess":
+            job.postprocess = {**job.postprocess, **dict(value)}
+        else:
+            setattr(job, key, value)
+    job.model = request.overrides.get("model") or request.model or resolve_model(pack)
+    return job
+
+
+# --- fields --------------------------------------------------------------------------------
+
+
+def _clean_text(value, what: str) -> str:
+    if not isinstance(value, str):
+        raise UserError(f"{what} must be text.")
+    if len(value) > MAX_FIELD_CHARS:
+        raise UserError(f"{what} is longer than {MAX_FIELD_CHARS} characters.")
+    if any(ord(c) < 32 for c in value):
+        raise UserError(f"{what} must be one line without control characters.")
+    return value.strip()
+
+
+def _field_values(given: dict, pack: StylePack | None, tpl: Template | None) -> dict[str, str]:
+    declared: dict[str, tuple[FieldSpec, str]] = {}
+    for owner, label in ((tpl, "the {} template"), (pack, "the {} style")):
+        if owner is not None:
+            for name, spec in owner.fields.items():
+                declared.setdefault(name, (spec, label.format(owner.id)))
+    for key in given:
+        if not isinstance(key, str) or not FIELD_PATTERN.fullmatch(key) or key not in declared:
+            accepted = ", ".join(sorted(declared)) or "none"
+            raise UserError(f"Unknown field '{str(key)[:40]}'; the fields this style and template accept: {accepted}.")
+    values = {}
+    for name, (spec, owner) in declared.items():
+        value = given.get(name, spec.default)
+        if value is None:
+            raise UserError(f"The field '{name}' is required by {owner}; pass --field {name}=VALUE.")
+        values[name] = _clean_text(value, f"The field '{name}'")
+    return values
+
+
+# --- parameters ----------------------------------------------------------------------------
+
+
+def _size(pack: StylePack | None, tpl: Template | None) -> tuple[int, int]:
+    """The style sets the resolution (pixel area), the template the aspect."""
+    if pack is not None:
+        base = FAMILY_BASE_SIZE[pack.family]
+        width, height = pack.defaults.width or base, pack.defaults.height or base
+    else:
+        width, height = (tpl.width, tpl.height) if tpl else (512, 512)
+    if tpl is None or pack is None:
+        return width, height
+    ratio = tpl.aspect_ratio
+    w = math.sqrt(width * height * ratio)
+    return max(64, round(w / 8) * 8), max(64, round(w / ratio / 8) * 8)
+
+
+def _seed(pack: StylePack | None, subject: str) -> int:
+    policy = pack.defaults.seed_policy if pack else "per-asset"
+    base = pack.defaults.seed if pack else 0
+    if policy == "fixed":
+        return base
+    if policy == "random":
+        return secrets.randbelow(2**32)
+    # per-asset: the same subject always gets the same seed, whatever the session or machine
+    key = f"{base}\x00{' '.join(subject.casefold().split())}".encode("utf-8")
+    return int.from_bytes(hashlib.sha256(key).digest()[:4], "little")
+
+
+# --- files ---------------------------------------------------------------------------------
+
+
+def _lora_name(pack: StylePack, index: int) -> str:
+    lora = pack.loras[index]
+    return Path(lora.file or lora.filename).stem
+
+
+def resolve_lora(pack: StylePack, index: int) -> str:
+    """The absolute path of the pack's LoRA ``index``: inside the pack, or in the hub cache."""
+    lora = pack.loras[index]
+    if lora.file:
+        if pack.folder is None:
+            raise UserError(f"The style '{pack.id}' is not saved in a folder, so its LoRA {lora.file} cannot be found.")
+        root = Path(pack.folder).resolve()
+        target = (root / lora.file).resolve()
+        if not target.is_relative_to(root):
+            raise UserError(f"The style '{pack.id}' names a LoRA outside its folder ({lora.file}).")
+        if not target.is_file():
+            raise UserError(f"The style '{pack.id}' names the LoRA {lora.file}, which is missing from its folder.")
+        return str(target)
+    path = hub_cached_file(lora.repo, lora.filename)
+    if path is None:
+        raise UserError(
+            f"The style '{pack.id}' uses the LoRA {lora.filename} from {lora.repo}, which is not downloaded; "
+            "download it with the model manager."
+        )
+    if _sha256(path) != lora.sha256:
+        raise UserError(f"The downloaded LoRA {lora.filename} from {lora.repo} does not match the sha256 the style '{pack.id}' pins.")
+    return str(path)
+
+
+_HASHES: dict[tuple[str, int, int], str] = {}
+
+
+def _sha256(path: Path) -> str:
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _HASHES:
+        digest = hashlib.sha256()
+        with open(path, "rb") as stream:
+            for block in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(block)
+        _HASHES[key] = digest.hexdigest()
+    return _HASHES[key]
+
+
+def hub_cache_dir() -> Path:
+    """Hugging Face's hub cache, found the way huggingface_hub finds it (read-only, offline)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    home = os.environ.get("HF_HOME") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "huggingface"
+    return Path(home).expanduser() / "hub"
+
+
+def _hub_snapshots(repo: str) -> list[Path]:
+    folder = hub_cache_dir() / ("models--" + repo.replace("/", "--")) / "snapshots"
+    return sorted(folder.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True) if folder.is_dir() else []
+
+
+def hub_cached_file(repo: str, filename: str) -> Path | None:
+    for snapshot in _hub_snapshots(repo):
+        if (snapshot / filename).is_file():
+            return snapshot / filename
+    return None
+
+
+def model_dirs() -> list[Path]:
+    """Folders where a model named by file or folder name is looked up."""
+    return [app_home() / "models", Path(__file__).resolve().parents[2] / "models"]
+
+
+def resolve_model(pack: StylePack | None) -> str:
+    """The first of the style's recommended models that is on this machine."""
+    if pack is None:
+        raise UserError("No model given; pass --model PATH_OR_ID.")
+    for entry in pack.recommended_models:
+        path = Path(entry).expanduser()
+        if path.is_absolute():
+            candidates = [path]
+        else:
+            candidates = [d / path for d in model_dirs()]
+            if pack.folder is not None:
+                candidates.insert(0, Path(pack.folder) / path)
+        for candidate in candidates:
+            if candidate.exists():
+                return str(candidate.resolve())
+        if REPO_PATTERN.fullmatch(entry) and _hub_snapshots(entry):
+            return entry
+    wanted = ", ".join(pack.recommended_models) or "none listed"
+    raise UserError(
+        f"None of the models the style '{pack.id}' recommends is installed ({wanted}); pass --model PATH_OR_ID."
+    )

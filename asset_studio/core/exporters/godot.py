@@ -1,0 +1,100 @@
+"""Godot 4 ``SpriteFrames`` resource (.tres): one AtlasTexture per frame, one animation per sequence.
+
+Texture paths are ``res://`` paths when a ``project.godot`` sits in a folder above the sheet;
+otherwise they are relative to the .tres, which Godot's text loader resolves the same way.
+Trimmed frames keep their placement through the AtlasTexture ``margin``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from asset_studio.errors import UserError
+
+
+def resource_path(png: Path, tres: Path) -> str:
+    for folder in [png.resolve().parent, *png.resolve().parents]:
+        if (folder / "project.godot").is_file():
+            return "res://" + png.resolve().relative_to(folder).as_posix()
+    return Path(os.path.relpath(png.resolve(), tres.resolve().parent)).as_posix()
+
+
+def _uid(text: str) -> str:
+    """Five lowercase letters/digits, like Godot's own ids, but stable for the same input."""
+    digest = int(hashlib.sha1(text.encode("utf-8")).hexdigest(), 16)
+    chars = "abcdefghijklmnopqrstuvwxyz0123456789"
+    out = ""
+    for _ in range(5):
+        digest, r = divmod(digest, len(chars))
+        out += chars[r]
+    return out
+
+
+def quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def number(value: float) -> str:
+    return repr(float(value))  # Godot writes floats with a decimal point: 1.0, 5.0
+
+
+def animations_of(sheet) -> list[tuple[str, list[str]]]:
+    anims = [(a.name, list(a.frames)) for a in sheet.animations]
+    used = {n for _, frames in anims for n in frames}
+    rest = [f.name for f in sheet.frames if f.name not in used]
+    if rest:
+        name = "default" if all(a != "default" for a, _ in anims) else "frames"
+        anims.append((name, rest))
+    return anims
+
+
+def document(sheet, png_paths: list[Path], tres: Path, fps: float) -> str:
+    if any(f.rotated for f in sheet.frames):
+        raise UserError("Godot's AtlasTexture cannot show rotated frames: leave out --rotate.")
+    ext_ids = [f"{i + 1}_{_uid(p.name)}" for i, p in enumerate(png_paths)]
+    sub_ids: dict[str, str] = {}
+    taken: set[str] = set()
+    for f in sheet.frames:
+        sid = f"AtlasTexture_{_uid(f.name)}"
+        k = 0
+        while sid in taken:  # a hash clash between two names: keep ids unique
+            k += 1
+            sid = f"AtlasTexture_{_uid(f'{f.name}#{k}')}"
+        taken.add(sid)
+        sub_ids[f.name] = sid
+
+    steps = len(png_paths) + len(sheet.frames) + 1
+    out = [f'[gd_resource type="SpriteFrames" load_steps={steps} format=3]', ""]
+    for eid, png in zip(ext_ids, png_paths):
+        out.append(f'[ext_resource type="Texture2D" path={quote(resource_path(png, tres))} id="{eid}"]')
+    out.append("")
+    for f in sheet.frames:
+        px, py, pw, ph = f.page_rect
+        out.append(f'[sub_resource type="AtlasTexture" id="{sub_ids[f.name]}"]')
+        out.append(f'atlas = ExtResource("{ext_ids[f.page]}")')
+        out.append(f"region = Rect2({px}, {py}, {pw}, {ph})")
+        if f.trimmed:
+            out.append(f"margin = Rect2({f.offset_x}, {f.offset_y}, {f.source_w - f.w}, {f.source_h - f.h})")
+        out.append("filter_clip = true")  # never sample the neighbouring frame
+        out.append("")
+
+    anim_texts = []
+    for name, frames in animations_of(sheet):
+        frame_texts = [
+            '{\n"duration": 1.0,\n"texture": SubResource("' + sub_ids[n] + '")\n}' for n in frames
+        ]
+        anim_texts.append(
+            '{\n"frames": [' + ", ".join(frame_texts) + '],\n"loop": true,\n"name": &' + quote(name)
+            + ',\n"speed": ' + number(fps) + "\n}"
+        )
+    out.append("[resource]")
+    out.append("animations = [" + ", ".join(anim_texts) + "]")
+    return "\n".join(out) + "\n"
+
+
+def write(sheet, png_paths: list[Path], out_png: Path, fps: float = 10.0) -> list[Path]:
+    tres = Path(out_png).with_suffix(".tres")
+    tres.write_text(document(sheet, png_paths, tres, fps), encoding="utf-8")
+    return [tres]

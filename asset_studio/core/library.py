@@ -1,0 +1,232 @@
+"""The output library: finished images on disk, each carrying the job that made it.
+
+Every PNG has two text chunks:
+- `parameters`: AUTOMATIC1111's format, which civitai, sd-parsers and most image browsers read;
+- `asset_studio_job`: the full GenerationJob as JSON (with the image's own seed), which
+  `asset-studio rerun` and the gallery read back.
+
+Images are written to a temporary file and linked into place, so a crash leaves either the whole
+image or none, and an existing file is never overwritten.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import unicodedata
+from dataclasses import replace
+from pathlib import Path
+
+from asset_studio import __version__
+from asset_studio.core.job import GenerationJob
+from asset_studio.errors import UserError
+
+JOB_CHUNK = "asset_studio_job"
+PARAMETERS_CHUNK = "parameters"
+NAME_PATTERN = re.compile(r"^(\d{5,})-")
+
+
+# --- metadata ---------------------------------------------------------------------------------
+
+
+def image_job(job: GenerationJob, seed: int) -> GenerationJob:
+    """The job of one image of a batch: itself alone, with its own seed, so a re-run gives it back."""
+    return replace(job, seed=int(seed), batch_count=1, seeds=[])
+
+
+def _num(value: float) -> str:
+    return f"{float(value):g}"
+
+
+def _quote(value: str) -> str:
+    # A1111 quotes a value that would break its "key: value, key: value" line.
+    value = str(value)
+    return json.dumps(value, ensure_ascii=False) if any(c in value for c in ',:\n"') else value
+
+
+def _model_name(ref: str) -> str:
+    base = re.split(r"[/\\]", str(ref).rstrip("/\\"))[-1]
+    return base.rsplit(".", 1)[0] if base.lower().endswith((".safetensors", ".ckpt")) else base
+
+
+def a1111_parameters(job: GenerationJob, seed: int | None = None) -> str:
+    """The `parameters` text exactly as AUTOMATIC1111 writes it."""
+    seed = job.seed if seed is None else seed
+    prompt = job.prompt
+    # A1111 keeps LoRAs in the prompt as <lora:name:weight>; outside readers find them there.
+    for lora in job.loras:
+        tag = f"<lora:{lora.name or _model_name(lora.path)}:{_num(lora.weight)}>"
+        if tag not in prompt:
+            prompt = f"{prompt} {tag}".strip()
+    lines = [prompt]
+    if job.negative_prompt:
+        lines.append(f"Negative prompt: {job.negative_prompt}")
+    fields: list[tuple[str, str]] = [
+        ("Steps", str(job.steps)),
+        ("Sampler", job.sampler),
+        ("CFG scale", _num(job.cfg_scale)),
+        ("Seed", str(seed)),
+        ("Size", f"{job.width}x{job.height}"),
+        ("Model", _model_name(job.model)),
+    ]
+    if job.vae:
+        fields.append(("VAE", _model_name(job.vae)))
+    if job.init_image:
+        fields.append(("Denoising strength", _num(job.denoise)))
+    if job.clip_skip and job.clip_skip > 1:
+        fields.append(("Clip skip", str(job.clip_skip)))
+    for i, unit in enumerate(job.controlnets):
+        inner = (
+            f"Module: {unit.control_type}, Model: {_model_name(unit.model)}, Weight: {_num(unit.scale)}, "
+            f"Guidance Start: {_num(unit.guidance_start)}, Guidance End: {_num(unit.guidance_end)}"
+        )
+        fields.append((f"ControlNet {i}", inner))
+    if job.style_id:
+        fields.append(("Style", job.style_id))
+    fields.append(("Version", f"asset-studio {__version__}"))
+    lines.append(", ".join(f"{k}: {_quote(v)}" for k, v in fields))
+    return "\n".join(lines)
+
+
+def parse_parameters(text: str) -> dict:
+    """Read A1111 `parameters` text back: {"prompt", "negative_prompt", and every "Key": "value"}."""
+    lines = text.strip("\n").split("\n")
+    settings = lines[-1] if lines and re.match(r"^\s*Steps:\s", lines[-1]) else ""
+    body = lines[:-1] if settings else lines
+    prompt_lines, negative_lines, target = [], [], None
+    for line in body:
+        if line.startswith("Negative prompt:"):
+            target = negative_lines
+            line = line[len("Negative prompt:"):].lstrip()
+        (negative_lines if target is negative_lines else prompt_lines).append(line)
+    result = {"prompt": "\n".join(prompt_lines), "negative_prompt": "\n".join(negative_lines)}
+    for match in re.finditer(r'\s*([\w \-+/]+):\s*("(?:\\.|[^\\"])*"|[^,]*)(?:,|$)', settings):
+        key, value = match.group(1).strip(), match.group(2).strip()
+        if value.startswith('"'):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                pass
+        result[key] = value
+    return result
+
+
+def png_info(job: GenerationJob, seed: int):
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text(PARAMETERS_CHUNK, a1111_parameters(job, seed))
+    info.add_text(JOB_CHUNK, image_job(job, seed).to_json())
+    return info
+
+
+def _text_chunks(path: Path) -> dict:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.load()  # text chunks after the image data are only read on load
+            return dict(getattr(im, "text", {}) or {})
+    except FileNotFoundError:
+        raise UserError(f"The image {path} does not exist.") from None
+    except (UnidentifiedImageError, OSError, SyntaxError):
+        raise UserError(f"{Path(path).name} is not a readable PNG image.") from None
+
+
+def read_parameters(path) -> str:
+    """The A1111 `parameters` text of a PNG, or a UserError when it has none."""
+    text = _text_chunks(Path(path)).get(PARAMETERS_CHUNK)
+    if not text:
+        raise UserError(f"{Path(path).name} carries no generation parameters.")
+    return text
+
+
+def read_job(path) -> GenerationJob:
+    """The GenerationJob embedded in a PNG that Asset Studio wrote."""
+    raw = _text_chunks(Path(path)).get(JOB_CHUNK)
+    if not raw:
+        raise UserError(f"{Path(path).name} carries no Asset Studio job; only images made here can be re-run.")
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise UserError(f"The job inside {Path(path).name} is not valid JSON.") from None
+    if not isinstance(data, dict):
+        raise UserError(f"The job inside {Path(path).name} is not a JSON object.")
+    try:
+        return GenerationJob.from_dict(data)
+    except TypeError as exc:
+        raise UserError(f"The job inside {Path(path).name} is malformed: {exc}.") from None
+
+
+# --- files ------------------------------------------------------------------------------------
+
+
+def slugify(text: str, max_len: int = 40) -> str:
+    """A file-name-safe short form of a prompt: lowercase ASCII words joined by hyphens."""
+    text = unicodedata.normalize("NFKD", text or "").encode("ascii", "ignore").decode("ascii")
+    text = re.sub(r"<[^>]*>", " ", text)  # LoRA tags and the like
+    words = re.findall(r"[a-z0-9]+", text.lower())
+    slug = ""
+    for word in words:
+        candidate = f"{slug}-{word}" if slug else word
+        if len(candidate) > max_len:
+            break
+        slug = candidate
+    return slug or (words[0][:max_len] if words else "image")
+
+
+def next_number(folder: Path) -> int:
+    highest = 0
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        return 1
+    for name in names:
+        m = NAME_PATTERN.match(name)
+        if m:
+            highest = max(highest, int(m.group(1)))
+    return highest + 1
+
+
+def save_image(image, job: GenerationJob, folder, seed: int | None = None) -> Path:
+    """Write one image with its metadata as `00001-<seed>-<slug>.png`; never overwrites a file."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"Cannot create the output folder {folder}: {exc.strerror}.") from None
+    seed = job.seed if seed is None else int(seed)
+    slug = slugify(job.subject or job.prompt)
+    tmp = folder / f".tmp-{os.getpid()}-{id(image):x}.png"
+    try:
+        image.save(tmp, format="PNG", pnginfo=png_info(job, seed))
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        number = next_number(folder)
+        while True:
+            target = folder / f"{number:05d}-{seed}-{slug}.png"
+            try:
+                _place(tmp, target)
+                return target
+            except FileExistsError:
+                number = max(number + 1, next_number(folder))
+    except OSError as exc:
+        raise UserError(f"Cannot write into {folder}: {exc.strerror or exc}.") from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _place(tmp: Path, target: Path) -> None:
+    """Move tmp to target atomically, failing with FileExistsError rather than replacing target."""
+    try:
+        os.link(tmp, target)  # atomic and exclusive; the temp name is removed by the caller
+        return
+    except FileExistsError:
+        raise
+    except OSError:
+        pass  # file systems without hard links (FAT, some network shares)
+    fd = os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY)  # reserve the name
+    os.close(fd)
+    os.replace(tmp, target)

@@ -1,0 +1,82 @@
+"""The step between a generated image and a sprite: cut out, snap to the pixel grid, trim.
+
+A job's ``postprocess`` dict (filled from the style pack and the template by compose()) says
+what to do. The raw image is always kept; the sprite is saved beside it in ``sprites/`` under
+the same file name, with the same job inside, so `asset-studio sheet OUT/sprites` packs a set
+as it is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+
+from asset_studio.core.job import GenerationJob
+from asset_studio.errors import UserError
+
+SPRITES_DIR = "sprites"
+
+
+@dataclass
+class PostProcessSpec:
+    remove_background: bool = False
+    pixel_grid: int = 0  # logical pixels on the longer side; 0 = off
+    palette_size: int = 0  # 0 = off
+    trim: bool = False
+    method: str = "auto"  # background method: auto | model | key
+    model: str = "u2netp"
+
+    @classmethod
+    def from_job(cls, job: GenerationJob) -> "PostProcessSpec":
+        data = job.postprocess or {}
+        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise UserError(f"Unknown post-processing option(s): {', '.join(unknown)}.")
+        return cls(**data)
+
+    @property
+    def active(self) -> bool:
+        return self.remove_background or self.pixel_grid > 0 or self.palette_size > 0 or self.trim
+
+
+def apply_postprocess(image: Image.Image, spec: PostProcessSpec) -> Image.Image:
+    """The finished sprite (RGBA) from a generated image."""
+    from asset_studio.core.pixelart import hard_alpha, reduce_palette, snap_to_grid
+
+    sprite = image.convert("RGBA")
+    pixel_art = spec.pixel_grid > 0
+    if spec.remove_background:
+        from asset_studio.engine.background import RemovalOptions, remove_background
+
+        options = RemovalOptions(method=spec.method, model=spec.model, hard_alpha=pixel_art)
+        sprite = remove_background(sprite, options)
+    if pixel_art:
+        sprite = snap_to_grid(sprite, spec.pixel_grid)
+    if spec.palette_size > 0:
+        sprite = reduce_palette(sprite, spec.palette_size)
+    if pixel_art:
+        sprite = hard_alpha(sprite)
+    if spec.trim:
+        box = sprite.getchannel("A").getbbox()
+        if box:  # an empty cut-out stays whole rather than becoming a 0x0 file
+            sprite = sprite.crop(box)
+    return sprite
+
+
+def save_sprite(raw_path: Path, image: Image.Image, job: GenerationJob, seed: int) -> Path | None:
+    """Post-process one saved image into ``sprites/<same name>``; None when the job asks for nothing."""
+    from asset_studio.core.library import png_info
+
+    spec = PostProcessSpec.from_job(job)
+    if not spec.active:
+        return None
+    sprite = apply_postprocess(image, spec)
+    folder = Path(raw_path).parent / SPRITES_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / Path(raw_path).name
+    tmp = folder / f".tmp-{target.name}"
+    sprite.save(tmp, format="PNG", pnginfo=png_info(job, seed))
+    tmp.replace(target)  # the raw image's name is unique, so this never replaces another sprite
+    return target

@@ -1,0 +1,574 @@
+"""The output library: a grid of every image made, newest first, with each image's job beside it.
+
+Thumbnails load lazily on a thread pool (QImageReader scales while decoding) the first time a
+row is painted, so a library of thousands of images opens at once. Deleting moves files to
+`.trash/` inside the output folder; dragging an image out hands the file manager its path.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+from pathlib import Path
+
+from PySide6.QtCore import (
+    QAbstractListModel, QMimeData, QModelIndex, QObject, QRunnable, QSize, Qt, QThreadPool, QUrl, Signal,
+)
+from PySide6.QtGui import QColor, QDesktopServices, QIcon, QImage, QImageReader, QKeySequence, QPainter, QPixmap, QShortcut
+from PySide6.QtWidgets import (
+    QAbstractItemView, QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFormLayout, QHBoxLayout, QLabel,
+    QLineEdit, QListView, QPlainTextEdit, QPushButton, QSpinBox, QSplitter, QVBoxLayout, QWidget,
+)
+
+from asset_studio.core.job import GenerationJob
+from asset_studio.errors import UserError
+
+TRASH_DIR = ".trash"
+THUMB = 128
+IMAGE_SUFFIXES = {".png"}
+
+
+def library_images(output_dir: Path) -> list[Path]:
+    """Every PNG under the output folder except the trash and control images, newest first."""
+    output_dir = Path(output_dir)
+    if not output_dir.is_dir():
+        return []
+    found = []
+    for root, dirs, files in os.walk(output_dir):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]  # .trash and other hidden folders
+        for name in files:
+            # control-*.png are ControlNet inputs the CLI writes beside its results, not results
+            if Path(name).suffix.lower() in IMAGE_SUFFIXES and not name.startswith((".", "control-")):
+                path = Path(root) / name
+                try:
+                    found.append((path.stat().st_mtime, path))
+                except OSError:
+                    pass
+    found.sort(key=lambda t: (t[0], str(t[1])), reverse=True)
+    return [p for _, p in found]
+
+
+def move_to_trash(path: Path, output_dir: Path) -> Path:
+    """Move an image into the output folder's .trash/, keeping its name unique there."""
+    trash = Path(output_dir) / TRASH_DIR
+    trash.mkdir(parents=True, exist_ok=True)
+    target = trash / path.name
+    n = 1
+    while target.exists():
+        target = trash / f"{path.stem}-{n}{path.suffix}"
+        n += 1
+    shutil.move(str(path), str(target))
+    return target
+
+
+def read_image_job(path: Path) -> GenerationJob | None:
+    """The job embedded in a library PNG, or None for a PNG without one."""
+    from asset_studio.core.library import read_job
+
+    try:
+        return read_job(path)
+    except UserError:
+        return None
+
+
+class _ThumbSignals(QObject):
+    done = Signal(str, QImage)
+
+
+class _ThumbTask(QRunnable):
+    def __init__(self, path: str, signals: _ThumbSignals):
+        super().__init__()
+        self.path = path
+        self.signals = signals
+
+    def run(self) -> None:
+        reader = QImageReader(self.path)
+        size = reader.size()
+        if size.isValid() and max(size.width(), size.height()) > THUMB:
+            reader.setScaledSize(size.scaled(THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio))
+        image = reader.read()  # QImage, not QPixmap: safe off the GUI thread
+        side = max(image.width(), image.height())
+        if 0 < side <= THUMB // 2:
+            # Small sprites are enlarged by a whole factor, pixel-crisp, rather than lost in the tile.
+            factor = THUMB // side
+            image = image.scaled(image.width() * factor, image.height() * factor,
+                                 Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.FastTransformation)
+        self.signals.done.emit(self.path, image)
+
+
+def checkerboard(size: int) -> QPixmap:
+    """A checkerboard behind thumbnails, so transparent sprites read as transparent."""
+    pix = QPixmap(size, size)
+    pix.fill(QColor(60, 62, 68))
+    p = QPainter(pix)
+    cell = 8
+    for y in range(0, size, cell):
+        for x in range((y // cell % 2) * cell, size, 2 * cell):
+            p.fillRect(x, y, cell, cell, QColor(80, 82, 90))
+    p.end()
+    return pix
+
+
+class LibraryModel(QAbstractListModel):
+    """One row per image file. Thumbnails arrive asynchronously; rows never block on disk."""
+
+    PathRole = Qt.ItemDataRole.UserRole + 1
+
+    def __init__(self, output_dir: Path, parent=None):
+        super().__init__(parent)
+        self.output_dir = Path(output_dir)
+        self._paths: list[Path] = []
+        self._thumbs: dict[str, QIcon] = {}
+        self._loading: set[str] = set()
+        self._pool = QThreadPool(self)
+        self._pool.setMaxThreadCount(1)  # one decoder: the GPU worker and the GUI get the rest
+        self._signals = _ThumbSignals()
+        self._signals.done.connect(self._thumb_done)
+        self._placeholder = QIcon(checkerboard(THUMB))
+
+    # model API
+    def rowCount(self, parent=QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self._paths)
+
+    def data(self, index: QModelIndex, role=Qt.ItemDataRole.DisplayRole):
+        if not index.isValid() or index.row() >= len(self._paths):
+            return None
+        path = self._paths[index.row()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return path.stem
+        if role == Qt.ItemDataRole.DecorationRole:
+            key = str(path)
+            icon = self._thumbs.get(key)
+            if icon is None:
+                self._request(key)
+                return self._placeholder
+            return icon
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return str(path)
+        if role == self.PathRole:
+            return str(path)
+        return None
+
+    def flags(self, index: QModelIndex):
+        base = super().flags(index)
+        return base | Qt.ItemFlag.ItemIsDragEnabled if index.isValid() else base
+
+    def mimeTypes(self) -> list[str]:
+        return ["text/uri-list"]
+
+    def mimeData(self, indexes) -> QMimeData:
+        """Dragging out gives the file manager (or any app) the files themselves."""
+        mime = QMimeData()
+        rows = sorted({i.row() for i in indexes if i.isValid()})
+        mime.setUrls([QUrl.fromLocalFile(str(self._paths[r])) for r in rows])
+        return mime
+
+    def supportedDragActions(self):
+        return Qt.DropAction.CopyAction
+
+    # content
+    def path(self, row: int) -> Path:
+        return self._paths[row]
+
+    def paths(self) -> list[Path]:
+        return list(self._paths)
+
+    def refresh(self) -> None:
+        self.beginResetModel()
+        self._paths = library_images(self.output_dir)
+        self._thumbs = {k: v for k, v in self._thumbs.items() if Path(k) in set(self._paths)}
+        self.endResetModel()
+
+    def set_output_dir(self, output_dir: Path) -> None:
+        self.output_dir = Path(output_dir)
+        self.refresh()
+
+    def add(self, path: Path) -> None:
+        """A freshly saved image goes to the top."""
+        path = Path(path)
+        if path in self._paths:
+            return
+        self.beginInsertRows(QModelIndex(), 0, 0)
+        self._paths.insert(0, path)
+        self.endInsertRows()
+
+    def remove_rows(self, rows: list[int]) -> None:
+        for row in sorted(set(rows), reverse=True):
+            self.beginRemoveRows(QModelIndex(), row, row)
+            path = self._paths.pop(row)
+            self._thumbs.pop(str(path), None)
+            self.endRemoveRows()
+
+    def wait_for_thumbnails(self, msecs: int = 5000) -> bool:
+        return self._pool.waitForDone(msecs)
+
+    # thumbnails
+    def _request(self, key: str) -> None:
+        if key in self._loading:
+            return
+        self._loading.add(key)
+        self._pool.start(_ThumbTask(key, self._signals))
+
+    def _thumb_done(self, key: str, image: QImage) -> None:
+        self._loading.discard(key)
+        pix = checkerboard(THUMB)
+        if not image.isNull():
+            p = QPainter(pix)
+            x, y = (THUMB - image.width()) // 2, (THUMB - image.height()) // 2
+            p.drawImage(x, y, image)
+            p.end()
+        self._thumbs[key] = QIcon(pix)
+        try:
+            row = self._paths.index(Path(key))
+        except ValueError:
+            return
+        idx = self.index(row)
+        self.dataChanged.emit(idx, idx, [Qt.ItemDataRole.DecorationRole])
+
+
+def describe_job(job: GenerationJob) -> list[tuple[str, str]]:
+    """The rows of the details panel: what an artist needs to know to make this image again."""
+    rows = [
+        ("Prompt", job.prompt),
+        ("Negative", job.negative_prompt or "—"),
+        ("Model", job.model),
+        ("Size", f"{job.width} × {job.height}"),
+        ("Steps", str(job.steps)),
+        ("CFG", f"{job.cfg_scale:g}"),
+        ("Sampler", job.sampler),
+        ("Seed", ", ".join(str(s) for s in job.image_seeds()) if job.seeds else str(job.seed)),
+    ]
+    if job.style_id:
+        rows.append(("Style", job.style_id))
+    if job.template:
+        rows.append(("Template", job.template))
+    if job.subject:
+        rows.append(("Subject", job.subject))
+    for lora in job.loras:
+        rows.append(("LoRA", f"{Path(lora.path).name} × {lora.weight:g}"))
+    for unit in job.controlnets:
+        rows.append(("ControlNet", f"{unit.control_type} {Path(unit.model).name} × {unit.scale:g}"))
+    if job.init_image:
+        rows.append(("Init image", f"{Path(job.init_image).name}, denoise {job.denoise:g}"))
+    return rows
+
+
+def single_image_job(job: GenerationJob, seed: int) -> GenerationJob:
+    """The job that makes exactly one image with `seed` (re-run or a variation of one image)."""
+    data = job.to_dict()
+    data.update(seed=seed, seeds=[], batch_count=1)
+    return GenerationJob.from_dict(data)
+
+
+class HintListView(QListView):
+    """A list view that says what belongs in it while it is empty."""
+
+    def __init__(self, hint: str):
+        super().__init__()
+        self.hint = hint
+
+    def paintEvent(self, event) -> None:
+        super().paintEvent(event)
+        if self.model() is not None and self.model().rowCount() == 0:
+            p = QPainter(self.viewport())
+            p.setPen(self.palette().color(self.palette().ColorRole.PlaceholderText))
+            p.drawText(self.viewport().rect().adjusted(24, 24, -24, -24),
+                       Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self.hint)
+            p.end()
+
+
+class GalleryWidget(QWidget):
+    """The library grid plus a details panel; emits jobs to run and selection to export."""
+
+    rerun_requested = Signal(object)  # GenerationJob
+    export_requested = Signal(list)  # [Path]
+    message = Signal(str)
+
+    def __init__(self, output_dir: Path, parent=None):
+        super().__init__(parent)
+        self.model = LibraryModel(output_dir, self)
+        self.view = HintListView("No images yet. What you generate is saved here at once, "
+                                 "with its settings inside the PNG.")
+        self.view.setModel(self.model)
+        self.view.setViewMode(QListView.ViewMode.IconMode)
+        self.view.setIconSize(QSize(THUMB, THUMB))
+        self.view.setGridSize(QSize(THUMB + 20, THUMB + 28))
+        self.view.setResizeMode(QListView.ResizeMode.Adjust)
+        self.view.setMovement(QListView.Movement.Static)
+        self.view.setUniformItemSizes(True)
+        self.view.setWordWrap(False)
+        self.view.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.view.setDragEnabled(True)
+        self.view.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
+        self.view.setDefaultDropAction(Qt.DropAction.CopyAction)
+        self.view.setToolTip("Your results, newest first. Drag images out to a folder; Delete moves them to the trash.")
+        self.view.selectionModel().selectionChanged.connect(self._selection_changed)
+        self.view.doubleClicked.connect(self._open)
+
+        self.title = QLabel("No image selected")
+        self.title.setWordWrap(True)
+        self.title.setStyleSheet("font-weight: 600;")
+        self.details = QPlainTextEdit()
+        self.details.setReadOnly(True)
+        self.details.setPlaceholderText("Select an image to see how it was made.")
+        self.rerun_btn = QPushButton("Re-run same seed")
+        self.rerun_btn.setToolTip("Make this exact image again (same job, same seed).")
+        self.vary_btn = QPushButton("Variations")
+        self.vary_btn.setToolTip("Run this image's job with new random seeds (the batch count of the form).")
+        self.export_btn = QPushButton("Export sheet…")
+        self.export_btn.setToolTip("Pack the selected images into a sprite sheet for a game engine.")
+        self.delete_btn = QPushButton("Delete")
+        self.delete_btn.setToolTip(f"Move the selected images to {TRASH_DIR}/ inside the output folder.")
+        self.folder_btn = QPushButton("Open folder")
+        self.folder_btn.setToolTip("Show the output folder in the file manager.")
+        self.variation_count = 4
+
+        self.rerun_btn.clicked.connect(self.rerun_same_seed)
+        self.vary_btn.clicked.connect(self.run_variations)
+        self.export_btn.clicked.connect(lambda: self.export_requested.emit(self.selected_paths()))
+        self.delete_btn.clicked.connect(self.delete_selected)
+        self.folder_btn.clicked.connect(
+            lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.model.output_dir))))
+        QShortcut(QKeySequence.StandardKey.Delete, self.view, self.delete_selected)
+
+        side = QWidget()
+        side_layout = QVBoxLayout(side)
+        side_layout.setContentsMargins(6, 0, 0, 0)
+        side_layout.addWidget(self.title)
+        side_layout.addWidget(self.details, 1)
+        row1 = QHBoxLayout()
+        row1.addWidget(self.rerun_btn)
+        row1.addWidget(self.vary_btn)
+        side_layout.addLayout(row1)
+        row2 = QHBoxLayout()
+        row2.addWidget(self.export_btn)
+        row2.addWidget(self.delete_btn)
+        row2.addWidget(self.folder_btn)
+        side_layout.addLayout(row2)
+
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.addWidget(self.view)
+        self.splitter.addWidget(side)
+        self.splitter.setStretchFactor(0, 3)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setSizes([700, 300])
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.splitter)
+        self._current_job: GenerationJob | None = None
+        self._selection_changed()
+
+    # content
+    def refresh(self) -> None:
+        self.model.refresh()
+
+    def set_output_dir(self, path: Path) -> None:
+        self.model.set_output_dir(path)
+
+    def add_image(self, path: str | Path) -> None:
+        self.model.add(Path(path))
+
+    def selected_rows(self) -> list[int]:
+        return sorted(i.row() for i in self.view.selectionModel().selectedIndexes())
+
+    def selected_paths(self) -> list[Path]:
+        return [self.model.path(r) for r in self.selected_rows()]
+
+    def select_row(self, row: int) -> None:
+        self.view.setCurrentIndex(self.model.index(row))
+
+    # details and actions
+    def _selection_changed(self, *_args) -> None:
+        paths = self.selected_paths()
+        has = bool(paths)
+        for btn in (self.export_btn, self.delete_btn):
+            btn.setEnabled(has)
+        self._current_job = None
+        if len(paths) != 1:
+            self.title.setText(f"{len(paths)} images selected" if paths else "No image selected")
+            self.details.setPlainText("")
+        else:
+            path = paths[0]
+            self.title.setText(path.name)
+            job = read_image_job(path)
+            self._current_job = job
+            if job is None:
+                self.details.setPlainText("This PNG carries no Asset Studio job, so it cannot be re-run.")
+            else:
+                self.details.setPlainText("\n".join(f"{k}: {v}" for k, v in describe_job(job)))
+        self.rerun_btn.setEnabled(self._current_job is not None)
+        self.vary_btn.setEnabled(self._current_job is not None)
+
+    def current_job(self) -> GenerationJob | None:
+        return self._current_job
+
+    def rerun_same_seed(self) -> None:
+        job = self._current_job
+        if job is not None:
+            # A PNG holds one image of a batch; its own seed is the one it was made with.
+            seed = job.seeds[0] if job.seeds else job.seed
+            self.rerun_requested.emit(single_image_job(job, seed))
+
+    def run_variations(self) -> None:
+        job = self._current_job
+        if job is None:
+            return
+        data = job.to_dict()
+        seeds = [random.randrange(2**32) for _ in range(max(1, self.variation_count))]
+        data.update(seed=seeds[0], seeds=seeds, batch_count=len(seeds))
+        self.rerun_requested.emit(GenerationJob.from_dict(data))
+
+    def delete_selected(self) -> None:
+        rows = self.selected_rows()
+        moved = []
+        for row in rows:
+            try:
+                move_to_trash(self.model.path(row), self.model.output_dir)
+                moved.append(row)
+            except OSError as exc:
+                self.message.emit(f"Could not move {self.model.path(row).name} to the trash: {exc.strerror or exc}.")
+        self.model.remove_rows(moved)
+        if moved:
+            self.message.emit(f"Moved {len(moved)} image(s) to {TRASH_DIR}/ in the output folder.")
+
+    def _open(self, index: QModelIndex) -> None:
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.model.path(index.row()))))
+
+
+# --- sprite sheet export ----------------------------------------------------------------------
+
+
+def export_sheet(paths: list[Path], out_png: Path, fmt: str, trim: bool = True, padding: int = 2,
+                 extrude: int = 0, pot: bool = False, max_size: int = 4096, fps: float = 10.0) -> list[Path]:
+    """Pack the images into out_png (+ pages) and write the format's data file; returns every file written."""
+    from asset_studio.core.exporters import ExportOptions, export
+    from asset_studio.core.sheet import SheetOptions, load_sprites, pack_sheet, save_pages
+
+    if not paths:
+        raise UserError("Select at least one image to put on the sheet.")
+    if out_png.suffix.lower() != ".png":
+        out_png = out_png.with_suffix(".png")
+    opts = SheetOptions(trim=trim, padding=padding, extrude=extrude, pot=pot, max_size=max_size)
+    sheet = pack_sheet(load_sprites([Path(p) for p in paths], trim=opts.trim), opts)
+    if fmt == "aseprite" and len(sheet.pages) > 1:
+        raise UserError("The Aseprite format holds a single image: raise the maximum size so every frame fits.")
+    pngs = save_pages(sheet, out_png)
+    return pngs + export(sheet, pngs, fmt, out_png, ExportOptions(fps=fps))
+
+
+class _ExportSignals(QObject):
+    done = Signal(list)
+    failed = Signal(str)
+
+
+class _ExportTask(QRunnable):
+    def __init__(self, kwargs: dict, signals: _ExportSignals):
+        super().__init__()
+        self.kwargs = kwargs
+        self.signals = signals
+
+    def run(self) -> None:
+        try:
+            self.signals.done.emit(export_sheet(**self.kwargs))
+        except UserError as exc:
+            self.signals.failed.emit(str(exc))
+        except OSError as exc:
+            self.signals.failed.emit(f"Could not write the sheet: {exc.strerror or exc}.")
+
+
+class SheetExportDialog(QDialog):
+    """Options for one sprite sheet; packing and writing run off the GUI thread."""
+
+    message = Signal(str)
+    exported = Signal(list)
+
+    FORMAT_LABELS = {
+        "texturepacker-hash": "TexturePacker JSON (hash) — Phaser, PixiJS",
+        "texturepacker-array": "TexturePacker JSON (array) — Phaser, PixiJS",
+        "aseprite": "Aseprite JSON",
+        "godot4": "Godot 4 (SpriteFrames .tres)",
+        "unity": "Unity (sprite sheet + importer)",
+    }
+
+    def __init__(self, paths: list[Path], output_dir: Path, parent=None):
+        super().__init__(parent)
+        from asset_studio.core.exporters import FORMATS
+
+        self.setWindowTitle("Export sprite sheet")
+        self.paths = list(paths)
+        self.format_combo = QComboBox()
+        for fmt in FORMATS:
+            self.format_combo.addItem(self.FORMAT_LABELS.get(fmt, fmt), fmt)
+        self.out_edit = QLineEdit(str(Path(output_dir) / "sheets" / "sheet.png"))
+        browse = QPushButton("…")
+        browse.setFixedWidth(32)
+        browse.clicked.connect(self._browse)
+        out_row = QHBoxLayout()
+        out_row.addWidget(self.out_edit, 1)
+        out_row.addWidget(browse)
+        self.trim_box = QCheckBox("Trim transparent borders (offsets are kept)")
+        self.trim_box.setChecked(True)
+        self.padding_spin = QSpinBox()
+        self.padding_spin.setRange(0, 64)
+        self.padding_spin.setValue(2)
+        self.padding_spin.setToolTip("Transparent pixels between frames, so filtering never bleeds a neighbour in.")
+        self.extrude_spin = QSpinBox()
+        self.extrude_spin.setRange(0, 16)
+        self.extrude_spin.setToolTip("Repeat each frame's edge pixels outward: stops seams on tiles.")
+        self.pot_box = QCheckBox("Power-of-two page size")
+        self.max_spin = QSpinBox()
+        self.max_spin.setRange(64, 16384)
+        self.max_spin.setSingleStep(512)
+        self.max_spin.setValue(4096)
+        self.status = QLabel(f"{len(self.paths)} image(s) selected.")
+        self.status.setWordWrap(True)
+        form = QFormLayout()
+        form.addRow("Format", self.format_combo)
+        form.addRow("Sheet file", out_row)
+        form.addRow(self.trim_box)
+        form.addRow("Padding", self.padding_spin)
+        form.addRow("Extrude", self.extrude_spin)
+        form.addRow(self.pot_box)
+        form.addRow("Max page size", self.max_spin)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
+        self.export_btn = self.buttons.addButton("Export", QDialogButtonBox.ButtonRole.AcceptRole)
+        self.buttons.accepted.connect(self.start)
+        self.buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.status)
+        layout.addWidget(self.buttons)
+        self._signals = _ExportSignals()
+        self._signals.done.connect(self._done)
+        self._signals.failed.connect(self._failed)
+        self.result_paths: list[Path] = []
+
+    def _browse(self) -> None:
+        from PySide6.QtWidgets import QFileDialog
+
+        path, _ = QFileDialog.getSaveFileName(self, "Sheet file", self.out_edit.text(), "PNG (*.png)")
+        if path:
+            self.out_edit.setText(path)
+
+    def start(self) -> None:
+        self.export_btn.setEnabled(False)
+        self.status.setText("Packing…")
+        kwargs = dict(paths=self.paths, out_png=Path(self.out_edit.text()).expanduser(),
+                      fmt=self.format_combo.currentData(), trim=self.trim_box.isChecked(),
+                      padding=self.padding_spin.value(), extrude=self.extrude_spin.value(),
+                      pot=self.pot_box.isChecked(), max_size=self.max_spin.value())
+        QThreadPool.globalInstance().start(_ExportTask(kwargs, self._signals))
+
+    def _done(self, files: list) -> None:
+        self.result_paths = [Path(f) for f in files]
+        text = "Exported " + ", ".join(Path(f).name for f in files)
+        self.message.emit(text)
+        self.exported.emit(self.result_paths)
+        self.accept()
+
+    def _failed(self, text: str) -> None:
+        self.export_btn.setEnabled(True)
+        self.status.setText(text)
+        self.message.emit(text)

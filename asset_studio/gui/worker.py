@@ -1,0 +1,282 @@
+"""The generation worker: one QThread that owns the engine and runs a queue of jobs.
+
+The GUI thread never imports torch. It calls `submit()` / `cancel()` (thread-safe) and listens
+to signals. The worker imports the engine lazily, in its own thread, the first time a job runs,
+and keeps it (with its loaded pipelines) for the next job. Every image is saved to the output
+library the moment it is decoded, before any signal tells the UI about it.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import logging
+import os
+import threading
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtGui import QImage
+
+from asset_studio.core.job import GenerationJob
+from asset_studio.errors import UserError
+
+log = logging.getLogger(__name__)
+
+PREVIEW_MAX = 256  # live previews are shown small; keep the per-step copy cheap
+SHOWN_MAX = 1024  # finished images as shown in the preview panel
+
+
+@dataclass
+class _Pending:
+    job_id: int
+    job: GenerationJob
+
+
+def pil_to_qimage(image, max_side: int | None = None) -> QImage:
+    """A deep-copied QImage of a PIL image (RGBA kept), optionally scaled down first."""
+    if max_side and max(image.size) > max_side:
+        image = image.copy()
+        image.thumbnail((max_side, max_side))
+    if image.mode not in ("RGB", "RGBA"):
+        image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
+    fmt = QImage.Format.Format_RGBA8888 if image.mode == "RGBA" else QImage.Format.Format_RGB888
+    data = image.tobytes()
+    channels = 4 if image.mode == "RGBA" else 3
+    qimg = QImage(data, image.width, image.height, image.width * channels, fmt)
+    return qimg.copy()  # own the pixels: `data` dies with this frame
+
+
+def readable_error(exc: BaseException) -> str:
+    """One sentence for the user from whatever the engine raised."""
+    if isinstance(exc, UserError):
+        return str(exc)
+    name = type(exc).__name__
+    text = str(exc)
+    if name == "OutOfMemoryError" or "out of memory" in text.lower():
+        return ("The GPU ran out of memory; lower the image size or batch count, "
+                "or close other programs that use the GPU, then try again.")
+    if isinstance(exc, FileNotFoundError):
+        return f"A file the job needs is missing: {exc.filename or text}."
+    if isinstance(exc, MemoryError):
+        return "The computer ran out of memory; lower the image size or batch count and try again."
+    first = text.strip().splitlines()[0] if text.strip() else name
+    return f"Generation failed ({name}): {first.rstrip('.')}."
+
+
+def default_engine_factory(device: str | None) -> object:
+    """Import and build the real engine; runs in the worker thread, so torch loads there."""
+    import torch
+
+    # Leave a core for the GUI thread so the window keeps painting while the model runs.
+    torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
+    from asset_studio.engine.generate import Engine
+
+    engine = Engine(device=None if device in (None, "", "auto") else device)
+    # Some imports hold the GIL for up to a second (native libraries loading: torch's model
+    # modules, onnxruntime which diffusers' loader pulls in). Do them here, at warm-up, rather
+    # than in the middle of the first job while the window is animating its progress.
+    import importlib
+
+    import diffusers
+    import transformers
+
+    for name in ("StableDiffusionPipeline", "StableDiffusionXLPipeline", "UNet2DConditionModel", "AutoencoderKL"):
+        getattr(diffusers, name)
+    for name in ("CLIPTextModel", "CLIPTextModelWithProjection", "CLIPTokenizer"):
+        getattr(transformers, name)
+    for module in ("diffusers.pipelines.onnx_utils", "diffusers.guiders"):
+        try:
+            importlib.import_module(module)
+        except ImportError:  # optional pieces of diffusers; the loader copes without them
+            pass
+    return engine
+
+
+def default_saver(image, out_dir: Path) -> Path:
+    """Save one GeneratedImage into the library (PNG with its job inside, written atomically)."""
+    from asset_studio.core.library import save_image
+
+    return save_image(image.image, image.job, out_dir, seed=image.seed)
+
+
+class GenerationWorker(QObject):
+    """Lives in its own QThread. Public methods are safe to call from the GUI thread."""
+
+    queued = Signal(int, object)  # job_id, GenerationJob
+    started = Signal(int)  # job_id
+    step = Signal(int, int, int, QImage)  # job_id, step (1-based), total, preview (may be null)
+    image_saved = Signal(int, str, QImage)  # job_id, path (on disk already), the image for display
+    finished = Signal(int, list)  # job_id, [paths]
+    failed = Signal(int, str)  # job_id, one sentence
+    cancelled = Signal(int)  # job_id
+    idle = Signal()  # the queue is empty
+    warmed = Signal()  # warm_up() finished
+
+    _wake = Signal()
+    _warm = Signal()
+    _reset = Signal()
+
+    def __init__(
+        self,
+        output_dir: Path,
+        device: str | None = None,
+        engine_factory: Callable[[str | None], object] = default_engine_factory,
+        saver: Callable[[object, Path], Path] = default_saver,
+    ):
+        super().__init__()
+        self.output_dir = Path(output_dir)
+        self.device = device
+        self._engine_factory = engine_factory
+        self._saver = saver
+        self._engine = None
+        self._lock = threading.Lock()
+        self._pending: collections.deque[_Pending] = collections.deque()
+        self._current: int | None = None
+        self._cancel = threading.Event()
+        self._ids = itertools.count(1)
+        self._thread = QThread()
+        self._thread.setObjectName("asset-studio-worker")
+        self.moveToThread(self._thread)
+        self._wake.connect(self._drain)  # queued connection: _drain runs in the worker thread
+        self._warm.connect(self._warm_up)
+        self._reset.connect(self._drop_engine)
+        self._thread.start()
+
+    # --- GUI-thread API -----------------------------------------------------------------------
+
+    def submit(self, job: GenerationJob) -> int:
+        job_id = next(self._ids)
+        with self._lock:
+            self._pending.append(_Pending(job_id, job))
+        self.queued.emit(job_id, job)
+        self._wake.emit()
+        return job_id
+
+    def cancel(self, job_id: int | None = None) -> None:
+        """Cancel one job (queued or running), or with no id the running job and everything queued."""
+        dropped = []
+        with self._lock:
+            if job_id is None:
+                dropped = [p.job_id for p in self._pending]
+                self._pending.clear()
+                if self._current is not None:
+                    self._cancel.set()
+            elif job_id == self._current:
+                self._cancel.set()
+            else:
+                for p in list(self._pending):
+                    if p.job_id == job_id:
+                        self._pending.remove(p)
+                        dropped.append(job_id)
+        for jid in dropped:
+            self.cancelled.emit(jid)
+
+    def warm_up(self) -> None:
+        """Import torch and build the engine in the worker thread now, not on the first Generate.
+
+        Importing torch holds the GIL for most of a second (loading its libraries); done right
+        after the window opens, the artist's first click does not pay for it.
+        """
+        self._warm.emit()
+
+    def busy(self) -> bool:
+        with self._lock:
+            return self._current is not None or bool(self._pending)
+
+    def set_device(self, device: str | None) -> None:
+        """Use another device from the next job on (the engine is rebuilt in the worker thread)."""
+        self.device = device
+        self._reset.emit()
+
+    def set_output_dir(self, path: Path) -> None:
+        self.output_dir = Path(path)
+
+    def shutdown(self, wait_ms: int = 30000) -> None:
+        """Cancel everything and stop the thread (called when the window closes)."""
+        self.cancel()
+        self._thread.quit()
+        self._thread.wait(wait_ms)
+
+    # --- worker thread ------------------------------------------------------------------------
+
+    @Slot()
+    def _drain(self) -> None:
+        while True:
+            with self._lock:
+                if not self._pending:
+                    self._current = None
+                    break
+                item = self._pending.popleft()
+                self._current = item.job_id
+                self._cancel.clear()
+            self._run_one(item)
+        self.idle.emit()
+
+    @Slot()
+    def _drop_engine(self) -> None:
+        self._engine = None
+
+    @Slot()
+    def _warm_up(self) -> None:
+        if self._engine is None:
+            try:
+                self._engine = self._engine_factory(self.device)
+            except Exception as exc:  # noqa: BLE001 - the first job reports it as a sentence
+                log.info("engine warm-up failed: %s", exc)
+        self.warmed.emit()
+
+    def _run_one(self, item: _Pending) -> None:
+        job_id, job = item.job_id, item.job
+        self.started.emit(job_id)
+        paths: list[str] = []
+        out_dir = self.output_dir
+
+        def on_step(info) -> None:
+            preview = QImage()
+            if getattr(info, "preview", None) is not None:
+                preview = pil_to_qimage(info.preview, PREVIEW_MAX)
+            total = int(info.total)
+            # Steps of every image in the batch count toward one bar.
+            done = int(info.image_index) * total + int(info.step)
+            self.step.emit(job_id, done, total * max(1, job.batch_count), preview)
+
+        def on_image(generated) -> None:
+            path = self._saver(generated, out_dir)
+            paths.append(str(path))
+            # Decoded here, not on the GUI thread: a large PNG takes tens of ms to read back.
+            self.image_saved.emit(job_id, str(path), pil_to_qimage(generated.image, SHOWN_MAX))
+
+        try:
+            if self._engine is None:
+                self._engine = self._engine_factory(self.device)
+            self._engine.run(job, on_step=on_step, should_cancel=self._cancel.is_set, on_image=on_image)
+        except Exception as exc:  # noqa: BLE001 - the worker must keep serving after any failure
+            if self._cancel.is_set() and type(exc).__name__ in ("Cancelled", "CancelledError"):
+                self.cancelled.emit(job_id)
+                return
+            message = readable_error(exc)
+            if not isinstance(exc, UserError):
+                log.error("job %s failed:\n%s", job_id, "".join(traceback.format_exception(exc)))
+            self._after_error(exc)
+            self.failed.emit(job_id, message)
+            return
+        if self._cancel.is_set():
+            self.cancelled.emit(job_id)
+        else:
+            self.finished.emit(job_id, paths)
+
+    def _after_error(self, exc: BaseException) -> None:
+        """Free what a failed job left on the GPU so the next one can run."""
+        if type(exc).__name__ == "OutOfMemoryError":
+            try:
+                import torch
+
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+            except Exception:  # noqa: BLE001
+                pass
+

@@ -1,0 +1,229 @@
+"""Background removal: the border key on synthetic sprites, rembg's u2netp for real, the CLI."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from asset_studio.cli import main
+from asset_studio.engine import background as bgmod
+from asset_studio.engine.background import BackgroundRemover, RemovalOptions, fit_background, get_session, remove_background
+from asset_studio.errors import UserError
+from conftest import SPRITES_DEV, needs_rembg_model, needs_sprites
+
+
+def synthetic_sprite(size: int = 128, seed: int = 0) -> np.ndarray:
+    """An anti-aliased RGBA sprite: a body, a hole, a thin antenna (drawn 4x, then reduced)."""
+    rng = np.random.default_rng(seed)
+    big = Image.new("RGBA", (size * 4, size * 4), (0, 0, 0, 0))
+    d = ImageDraw.Draw(big)
+    s = size * 4
+    body = tuple(int(c) for c in rng.integers(20, 180, 3)) + (255,)
+    d.ellipse((s * 0.2, s * 0.3, s * 0.8, s * 0.85), fill=body)
+    d.ellipse((s * 0.42, s * 0.5, s * 0.55, s * 0.63), fill=(0, 0, 0, 0))  # a hole shows the background
+    d.rectangle((s * 0.3, s * 0.35, s * 0.7, s * 0.45), fill=(230, 200, 40, 255))
+    d.line((s * 0.5, s * 0.3, s * 0.62, s * 0.08), fill=(40, 40, 40, 255), width=max(4, s // 64))
+    # premultiplied reduction keeps the true soft alpha of the edges
+    px = np.asarray(big, np.float32) / 255
+    pre = np.dstack([px[..., :3] * px[..., 3:], px[..., 3]])
+    small = pre.reshape(size, 4, size, 4, 4).mean(axis=(1, 3))
+    a = small[..., 3:]
+    rgb = np.where(a > 0, small[..., :3] / np.maximum(a, 1e-6), 0)
+    return np.dstack([rgb, a]).astype(np.float32)
+
+
+def background(kind: str, size: int) -> np.ndarray:
+    if kind == "white":
+        return np.ones((size, size, 3), np.float32)
+    if kind == "gradient":
+        t = np.linspace(0, 1, size, dtype=np.float32)[:, None, None]
+        return np.broadcast_to(np.array([0.97, 0.96, 0.9]) * (1 - t) + np.array([0.82, 0.87, 0.96]) * t, (size, size, 3)).astype(np.float32)
+    if kind == "noise":
+        return np.clip(0.92 + np.random.default_rng(1).normal(0, 6 / 255, (size, size, 3)), 0, 1).astype(np.float32)
+    if kind == "busy":  # a textured scene: no plain border to key
+        rng = np.random.default_rng(2)
+        return np.asarray(
+            Image.fromarray(rng.integers(0, 256, (size // 8, size // 8, 3), dtype=np.uint8)).resize((size, size), Image.Resampling.BILINEAR),
+            np.float32,
+        ) / 255
+    raise ValueError(kind)
+
+
+def composite(sprite: np.ndarray, bg: np.ndarray) -> Image.Image:
+    a = sprite[..., 3:]
+    return Image.fromarray((np.clip(sprite[..., :3] * a + bg * (1 - a), 0, 1) * 255 + 0.5).astype(np.uint8), "RGB")
+
+
+def iou(alpha: np.ndarray, true: np.ndarray) -> float:
+    p, t = alpha >= 0.5, true >= 0.5
+    return float((p & t).sum() / (p | t).sum())
+
+
+def alpha_of(image: Image.Image) -> np.ndarray:
+    return np.asarray(image)[..., 3].astype(np.float32) / 255
+
+
+@pytest.mark.parametrize("kind", ["white", "gradient", "noise"])
+def test_key_cuts_synthetic_sprites_cleanly(kind, monkeypatch):
+    def no_model(*a, **k):  # auto must not need a model for a plain backdrop
+        raise AssertionError("the model ran on a plain background")
+
+    monkeypatch.setattr(bgmod, "model_alpha", no_model)
+    for seed in range(2):
+        sprite = synthetic_sprite(128, seed)
+        image = composite(sprite, background(kind, 128))
+        fit = fit_background(np.asarray(image))
+        assert fit.plain
+        out = remove_background(image, RemovalOptions(method="auto"))
+        assert out.mode == "RGBA" and out.size == image.size
+        assert iou(alpha_of(out), sprite[..., 3]) >= 0.97
+        # the hole stays open, the thin antenna survives
+        got = alpha_of(out)
+        assert got[72, 62] < 0.1 and sprite[72, 62, 3] == 0
+        for row in range(14, 30):  # every row of the 1-pixel antenna is still there
+            assert got[row][sprite[row, :, 3] > 0.6].min() >= 0.5
+
+
+def test_key_ignores_a_sprite_touching_the_border():
+    sprite = synthetic_sprite(128, 3)
+    sprite = np.concatenate([np.zeros_like(sprite[:40]), sprite[:-40]])  # the body runs off the bottom edge
+    image = composite(sprite, background("gradient", 128))
+    assert fit_background(np.asarray(image)).plain
+    out = remove_background(image, RemovalOptions(method="key"))
+    assert iou(alpha_of(out), sprite[..., 3]) >= 0.95
+
+
+def test_defringe_removes_the_background_from_edge_colours():
+    sprite = np.zeros((64, 64, 4), np.float32)
+    sprite[..., :3] = (0.8, 0.1, 0.1)
+    yy, xx = np.mgrid[0:64, 0:64]
+    sprite[..., 3] = np.clip(20.5 - np.hypot(xx - 32, yy - 32), 0, 1)  # a disc with a soft rim
+    image = composite(sprite, background("white", 64))
+    rim = (sprite[..., 3] > 0.3) & (sprite[..., 3] < 0.8)
+    plain = np.asarray(remove_background(image, RemovalOptions(method="key", defringe=False)))
+    clean = np.asarray(remove_background(image, RemovalOptions(method="key", defringe=True)))
+    err_plain = np.abs(plain[rim][:, :3].astype(int) - (204, 26, 26)).mean()
+    err_clean = np.abs(clean[rim][:, :3].astype(int) - (204, 26, 26)).mean()
+    assert err_clean < 15 < err_plain
+
+
+def test_hard_alpha_and_same_size():
+    image = composite(synthetic_sprite(96, 1), background("white", 96))
+    out = remove_background(image, RemovalOptions(method="key", hard_alpha=True))
+    assert set(np.unique(np.asarray(out)[..., 3])) <= {0, 255} and out.size == (96, 96)
+
+
+def test_auto_uses_the_model_on_a_busy_background(monkeypatch):
+    sprite = synthetic_sprite(64, 0)
+    image = composite(sprite, background("busy", 64))
+    assert not fit_background(np.asarray(image)).plain
+    calls = []
+
+    def fake_model(rgb, name, allow_download):
+        calls.append(name)
+        return sprite[..., 3].copy()
+
+    monkeypatch.setattr(bgmod, "model_alpha", fake_model)
+    out = remove_background(image, RemovalOptions(method="auto", model="isnet-anime"))
+    assert calls == ["isnet-anime"]
+    assert np.abs(alpha_of(out) - sprite[..., 3]).max() <= 1 / 255 + 1e-6
+
+
+def test_missing_model_file_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("U2NET_HOME", str(tmp_path))
+    monkeypatch.setattr(bgmod, "_SESSIONS", {})
+    with pytest.raises(UserError, match=r"u2net\.onnx is missing"):
+        get_session("u2net")
+    with pytest.raises(UserError, match="Unknown background model"):
+        RemovalOptions(model="nope")
+
+
+@needs_rembg_model
+def test_sessions_are_created_once_and_reused():
+    a = get_session("u2netp")
+    assert get_session("u2netp") is a
+    assert BackgroundRemover(RemovalOptions(method="model")).options.model == "u2netp"
+    assert get_session("u2netp") is a
+
+
+@needs_rembg_model
+@needs_sprites
+def test_u2netp_and_auto_on_real_sprites():
+    """rembg's real u2netp finds real sprites; auto does at least as well on a plain backdrop."""
+    paths = [SPRITES_DEV / "items" / "keyRed.png", SPRITES_DEV / "tiles" / "mushroomRed.png"]
+    for path in paths:
+        src = Image.open(path).convert("RGBA").resize((256, 256), Image.Resampling.BICUBIC)
+        sprite = np.asarray(src, np.float32) / 255
+        image = composite(sprite, background("gradient", 256))
+        model = remove_background(image, RemovalOptions(method="model", model="u2netp"))
+        auto = remove_background(image, RemovalOptions(method="auto"))
+        m, a = iou(alpha_of(model), sprite[..., 3]), iou(alpha_of(auto), sprite[..., 3])
+        assert m >= 0.75, (path.name, m)
+        assert a >= max(m, 0.95), (path.name, a, m)
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def test_remove_bg_cli_keeps_names_and_sizes(tmp_path, capsys):
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    composite(synthetic_sprite(80, 0), background("white", 80)).save(src / "a.png")
+    composite(synthetic_sprite(64, 1), background("gradient", 64)).save(src / "sub" / "b.jpg", quality=95)
+    out = tmp_path / "out"
+    assert main(["remove-bg", str(src), "--out", str(out), "--method", "key"]) == 0
+    a, b = Image.open(out / "a.png"), Image.open(out / "sub" / "b.png")
+    assert a.mode == "RGBA" and a.size == (80, 80) and b.mode == "RGBA" and b.size == (64, 64)
+    assert alpha_of(a)[0, 0] == 0 and alpha_of(a)[55, 40] == 1
+    assert "wrote 2 image(s)" in capsys.readouterr().out
+
+
+def test_remove_bg_cli_pixel_art(tmp_path):
+    rng = np.random.default_rng(0)
+    small = np.full((16, 16, 3), 255, np.uint8)
+    small[4:12, 4:12] = rng.integers(0, 120, (8, 8, 3))
+    Image.fromarray(small).resize((128, 128), Image.Resampling.NEAREST).save(tmp_path / "p.png")
+    out = tmp_path / "o"
+    assert main(["remove-bg", str(tmp_path / "p.png"), "--out", str(out), "--pixel-grid", "16", "--palette", "4"]) == 0
+    px = np.asarray(Image.open(out / "p.png"))
+    assert px.shape == (128, 128, 4)
+    assert set(np.unique(px[..., 3])) == {0, 255}
+    assert len(np.unique(px[px[..., 3] > 0][:, :3], axis=0)) <= 4
+    assert (px.reshape(16, 8, 16, 8, 4) == px.reshape(16, 8, 16, 8, 4)[:, :1, :, :1]).all()
+    assert px[0, 0, 3] == 0 and px[64, 64, 3] == 255
+
+
+def test_remove_bg_cli_errors_are_one_line(tmp_path, capsys, monkeypatch):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "bad.png").write_bytes(b"nope")
+    assert main(["remove-bg", str(tmp_path / "in"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "bad.png" in err and "Traceback" not in err
+    (tmp_path / "empty").mkdir()
+    assert main(["remove-bg", str(tmp_path / "empty"), "--out", str(tmp_path / "o")]) == 2
+    assert "holds no images" in capsys.readouterr().err
+    monkeypatch.setenv("U2NET_HOME", str(tmp_path))
+    monkeypatch.setattr(bgmod, "_SESSIONS", {})
+    composite(synthetic_sprite(32), background("white", 32)).save(tmp_path / "ok.png")
+    assert main(["remove-bg", str(tmp_path / "ok.png"), "--out", str(tmp_path / "o"), "--method", "model", "--model", "isnet-anime"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "isnet-anime.onnx" in err
+
+
+def test_existing_transparency_is_kept():
+    sprite = synthetic_sprite(64, 2)
+    image = composite(sprite, background("white", 64)).convert("RGBA")
+    px = np.array(image)
+    px[:, :8, 3] = 0  # someone already cut the left strip away
+    out = alpha_of(remove_background(Image.fromarray(px, "RGBA"), RemovalOptions(method="key")))
+    assert (out[:, :8] == 0).all()
+    assert iou(out, sprite[..., 3] * (np.arange(64) >= 8)[None, :]) >= 0.95
+
+
+def test_alpha_matting_option_refines_the_mask():
+    sprite = synthetic_sprite(96, 0)
+    image = composite(sprite, background("white", 96))
+    out = remove_background(image, RemovalOptions(method="key", alpha_matting=True))
+    assert out.mode == "RGBA" and out.size == (96, 96)
+    assert iou(alpha_of(out), sprite[..., 3]) >= 0.85
