@@ -165,3 +165,12 @@ def test_model_comes_from_the_style_when_not_given(tmp_path):
     pack.recommended_models.reverse()  # the file first: a local file name is found in the models folder
     assert compose(AssetRequest("potion", style=pack)).model == str(local.resolve())
     assert compose(AssetRequest("potion", style=pack, model="mine/model")).model == "mine/model"
+
+
+def test_negative_terms_shared_by_style_and_template_appear_once():
+    from asset_studio.core.compose import AssetRequest, compose
+
+    job = compose(AssetRequest(subject="health potion", style="pixel-art", template="item-sprite", model="m"))
+    terms = [t.strip().lower() for t in job.negative_prompt.split(",")]
+    assert "watermark" in terms and "blurry" in terms
+    assert len(terms) == len(set(terms))

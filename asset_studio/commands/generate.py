@@ -67,6 +67,14 @@ def register(subparsers) -> None:
         "--control-scale", action="append", default=[], type=float, metavar="F",
         help="strength of each --controlnet, in order (default 1)",
     )
+    post = p.add_argument_group("post-processing (saved in OUT/sprites/ beside the raw image)")
+    post.add_argument("--remove-bg", action="store_true", help="cut the subject out of its background")
+    post.add_argument("--pixel-grid", type=int, metavar="N", help="snap to a pixel grid N logical pixels across")
+    post.add_argument("--palette", type=int, metavar="N", help="reduce to N colours")
+    post.add_argument("--crisp-text", action="store_true", help="draw the layout's exact text over the result")
+    post.add_argument(
+        "--no-postprocess", action="store_true", help="keep only the raw image, whatever the style pack asks for"
+    )
     p.set_defaults(func=run)
 
 
@@ -201,6 +209,7 @@ def run_job(job, out_dir: Path, device: str | None, download: bool) -> list[Path
     """Run a job, saving and printing each image as soon as it exists."""
     from asset_studio.core.library import save_image
     from asset_studio.engine.generate import Engine, validate_job
+    from asset_studio.engine.postprocess import save_sprite
 
     validate_job(job)  # before torch loads: bad input fails in a blink
     engine = Engine(device=device)
@@ -214,6 +223,9 @@ def run_job(job, out_dir: Path, device: str | None, download: bool) -> list[Path
         if show_progress:
             print("\r\033[K", end="", file=sys.stderr)
         print(path, flush=True)
+        sprite = save_sprite(path, result.image, result.job, result.seed)
+        if sprite is not None:
+            print(f"sprite: {sprite}", file=sys.stderr, flush=True)
 
     def on_step(info) -> None:
         print(f"\rimage {info.image_index + 1}/{total}  step {info.step}/{info.total}", end="", file=sys.stderr)
@@ -222,8 +234,31 @@ def run_job(job, out_dir: Path, device: str | None, download: bool) -> list[Path
     return paths
 
 
+def add_postprocess(job, args: argparse.Namespace) -> None:
+    """Explicit post-processing flags win over what the style pack and template ask for."""
+    if args.no_postprocess:
+        if args.remove_bg or args.pixel_grid or args.palette or args.crisp_text:
+            raise UserError("--no-postprocess cannot be combined with other post-processing flags.")
+        job.postprocess = {}
+        return
+    if args.remove_bg:
+        job.postprocess["remove_background"] = True
+    if args.pixel_grid is not None:
+        job.postprocess["pixel_grid"] = args.pixel_grid
+    if args.palette is not None:
+        job.postprocess["palette_size"] = args.palette
+    if args.crisp_text:
+        if not args.layout:
+            raise UserError("--crisp-text needs --layout: the text is drawn from the layout.")
+        job.postprocess["crisp_text"] = str(Path(args.layout).expanduser().resolve())
+    from asset_studio.engine.postprocess import PostProcessSpec
+
+    PostProcessSpec.from_job(job)  # bad values fail now, before the model loads
+
+
 def run(args: argparse.Namespace) -> int:
     job = build_job(args)
+    add_postprocess(job, args)
     out_dir = Path(args.out or DEFAULT_OUT)
     add_controlnets(job, args, out_dir)
     if args.seed is None and not (args.style or args.template):

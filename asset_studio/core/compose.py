@@ -41,6 +41,17 @@ class AssetRequest:
     layout: str | None = None
 
 
+def _merge_terms(parts: list[str]) -> str:
+    """Comma-separated terms of several negatives, each once (style and template often share some)."""
+    seen: dict[str, str] = {}
+    for part in parts:
+        for term in part.split(","):
+            term = term.strip()
+            if term and term.lower() not in seen:
+                seen[term.lower()] = term
+    return ", ".join(seen.values())
+
+
 def compose(request: AssetRequest) -> GenerationJob:
     subject = _clean_text(request.subject, "The subject")
     if not subject:
@@ -60,7 +71,7 @@ def compose(request: AssetRequest) -> GenerationJob:
     prompt = ", ".join(dict.fromkeys([*triggers, prompt]))
     negatives = [placeholders.fill(x.negative, values) for x in (pack, tpl) if x is not None and x.negative]
 
-    job = GenerationJob(model="", prompt=prompt, negative_prompt=", ".join(negatives))
+    job = GenerationJob(model="", prompt=prompt, negative_prompt=_merge_terms(negatives))
     if pack is not None:
         d = pack.defaults
         for name, value in (("steps", d.steps), ("cfg_scale", d.cfg_scale), ("sampler", d.sampler),

@@ -27,6 +27,11 @@ class PostProcessSpec:
     trim: bool = False
     method: str = "auto"  # background method: auto | model | key
     model: str = "u2netp"
+    crisp_text: str = ""  # a layout file whose exact text is drawn over the image first
+
+    def __post_init__(self) -> None:
+        if self.pixel_grid < 0 or self.palette_size < 0 or self.palette_size > 256:
+            raise UserError("Post-processing needs a pixel grid of 0 or more and a palette of 0 to 256 colours.")
 
     @classmethod
     def from_job(cls, job: GenerationJob) -> "PostProcessSpec":
@@ -38,7 +43,9 @@ class PostProcessSpec:
 
     @property
     def active(self) -> bool:
-        return self.remove_background or self.pixel_grid > 0 or self.palette_size > 0 or self.trim
+        return bool(
+            self.remove_background or self.pixel_grid > 0 or self.palette_size > 0 or self.trim or self.crisp_text
+        )
 
 
 def apply_postprocess(image: Image.Image, spec: PostProcessSpec) -> Image.Image:
@@ -46,6 +53,12 @@ def apply_postprocess(image: Image.Image, spec: PostProcessSpec) -> Image.Image:
     from asset_studio.core.pixelart import hard_alpha, reduce_palette, snap_to_grid
 
     sprite = image.convert("RGBA")
+    if spec.crisp_text:
+        # Text goes on before the cut-out so its outline stays part of the sprite.
+        from asset_studio.core.crisp_text import apply_crisp_text
+        from asset_studio.core.layout import load_layout
+
+        sprite = apply_crisp_text(sprite, load_layout(spec.crisp_text)).convert("RGBA")
     pixel_art = spec.pixel_grid > 0
     if spec.remove_background:
         from asset_studio.engine.background import RemovalOptions, remove_background

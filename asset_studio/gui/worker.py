@@ -99,8 +99,12 @@ def default_engine_factory(device: str | None) -> object:
 def default_saver(image, out_dir: Path) -> Path:
     """Save one GeneratedImage into the library (PNG with its job inside, written atomically)."""
     from asset_studio.core.library import save_image
+    from asset_studio.engine.postprocess import save_sprite
 
-    return save_image(image.image, image.job, out_dir, seed=image.seed)
+    path = save_image(image.image, image.job, out_dir, seed=image.seed)
+    # The raw image is on disk first: a failing cut-out never loses it.
+    save_sprite(path, image.image, image.job, image.seed)
+    return path
 
 
 class GenerationWorker(QObject):
