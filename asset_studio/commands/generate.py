@@ -251,9 +251,9 @@ def add_postprocess(job, args: argparse.Namespace) -> None:
         if not args.layout:
             raise UserError("--crisp-text needs --layout: the text is drawn from the layout.")
         job.postprocess["crisp_text"] = str(Path(args.layout).expanduser().resolve())
-    from asset_studio.engine.postprocess import PostProcessSpec
+    from asset_studio.engine.postprocess import PostProcessSpec, check_ready
 
-    PostProcessSpec.from_job(job)  # bad values fail now, before the model loads
+    check_ready(PostProcessSpec.from_job(job))  # bad values or a missing model fail now, before generation
 
 
 def run(args: argparse.Namespace) -> int:

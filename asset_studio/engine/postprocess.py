@@ -48,6 +48,20 @@ class PostProcessSpec:
         )
 
 
+def check_ready(spec: PostProcessSpec) -> None:
+    """Fail before generation, not after it, when the cut-out needs a model file that is missing."""
+    if not spec.remove_background or spec.method == "key":
+        return
+    from asset_studio.engine.background import model_file
+
+    if model_file(spec.model) is None:
+        raise UserError(
+            f"Removing the background needs rembg's {spec.model}.onnx, which is not installed: "
+            "set U2NET_HOME to its folder (or download it with `asset-studio remove-bg --download-model`), "
+            "or generate with --no-postprocess."
+        )
+
+
 def apply_postprocess(image: Image.Image, spec: PostProcessSpec) -> Image.Image:
     """The finished sprite (RGBA) from a generated image."""
     from asset_studio.core.pixelart import hard_alpha, reduce_palette, snap_to_grid

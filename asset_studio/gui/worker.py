@@ -255,6 +255,10 @@ class GenerationWorker(QObject):
             self.image_saved.emit(job_id, str(path), pil_to_qimage(generated.image, SHOWN_MAX))
 
         try:
+            if self._saver is default_saver:
+                from asset_studio.engine.postprocess import PostProcessSpec, check_ready
+
+                check_ready(PostProcessSpec.from_job(job))  # a missing cut-out model fails before generating
             if self._engine is None:
                 self._engine = self._engine_factory(self.device)
             self._engine.run(job, on_step=on_step, should_cancel=self._cancel.is_set, on_image=on_image)
