@@ -7,7 +7,6 @@ style pack and template; flags given on the command line override what they set.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import random
 import sys
 from pathlib import Path
@@ -178,6 +177,7 @@ def add_controlnets(job, args: argparse.Namespace, out_dir: Path) -> None:
     from asset_studio.core.control_image import render_control
     from asset_studio.core.job import ControlUnit
     from asset_studio.core.layout import load_layout
+    from asset_studio.core.library import save_control_image
 
     layout = load_layout(args.layout)
     for i, model in enumerate(args.controlnet):
@@ -188,21 +188,6 @@ def add_controlnets(job, args: argparse.Namespace, out_dir: Path) -> None:
         job.controlnets.append(ControlUnit(model=model, image=str(path), control_type=control_type, scale=scale))
 
 
-def save_control_image(image, out_dir: Path, control_type: str) -> Path:
-    """control-<type>-<hash>.png: the same drawing is written once, a different one never overwrites."""
-    import io
-    import os
-
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    data = buffer.getvalue()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"control-{control_type}-{hashlib.sha256(data).hexdigest()[:10]}.png"
-    if not path.exists():
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    return path.resolve()
 
 
 def run_job(job, out_dir: Path, device: str | None, download: bool) -> list[Path]:

@@ -130,7 +130,7 @@ def _text_chunks(path: Path) -> dict:
             return dict(getattr(im, "text", {}) or {})
     except FileNotFoundError:
         raise UserError(f"The image {path} does not exist.") from None
-    except (UnidentifiedImageError, OSError, SyntaxError):
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError):
         raise UserError(f"{Path(path).name} is not a readable PNG image.") from None
 
 
@@ -149,7 +149,7 @@ def read_job(path) -> GenerationJob:
         raise UserError(f"{Path(path).name} carries no Asset Studio job; only images made here can be re-run.")
     try:
         data = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise UserError(f"The job inside {Path(path).name} is not valid JSON.") from None
     if not isinstance(data, dict):
         raise UserError(f"The job inside {Path(path).name} is not a JSON object.")
@@ -230,3 +230,21 @@ def _place(tmp: Path, target: Path) -> None:
     fd = os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY)  # reserve the name
     os.close(fd)
     os.replace(tmp, target)
+
+
+def save_control_image(image, folder, control_type: str) -> Path:
+    """control-<type>-<hash>.png: the same drawing is written once; a different one never overwrites."""
+    import hashlib
+    import io
+
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    data = buffer.getvalue()
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"control-{control_type}-{hashlib.sha256(data).hexdigest()[:10]}.png"
+    if not path.exists():
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    return path.resolve()

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 
 from asset_studio.core.compose import AssetRequest, compose
 from asset_studio.core.job import GenerationJob
+from asset_studio.core.library import save_control_image
 from asset_studio.core.models import DEFAULT_MODELS_DIR
 from asset_studio.core.stylepack import StylePack, app_home, list_styles
 from asset_studio.core.templates import Template, list_templates
@@ -214,22 +215,6 @@ class LayoutTab(QWidget):
                                            guidance_end=round(self.end_spin.value(), 3)))
 
 
-def save_control_image(image, folder: Path, control_type: str) -> Path:
-    """control-<type>-<hash>.png: the same drawing is written once; a different one never overwrites."""
-    import hashlib
-    import io
-    import os
-
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    data = buffer.getvalue()
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"control-{control_type}-{hashlib.sha256(data).hexdigest()[:10]}.png"
-    if not path.exists():
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    return path.resolve()
 
 
 class MainWindow(QMainWindow):
