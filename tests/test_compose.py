@@ -154,7 +154,7 @@ def test_hub_lora_must_be_cached_and_match_its_sha256(tmp_path):
 def test_model_comes_from_the_style_when_not_given(tmp_path):
     with pytest.raises(UserError, match=r"None of the models the style 'pixel-art' recommends is installed .*pass --model"):
         compose(AssetRequest("potion", style="pixel-art"))
-    with pytest.raises(UserError, match="pass --model"):
+    with pytest.raises(UserError, match="No model is chosen.*--model PATH_OR_ID"):
         compose(AssetRequest("potion"))
     (tmp_path / "hf" / "models--stable-diffusion-v1-5--stable-diffusion-v1-5" / "snapshots" / "x").mkdir(parents=True)
     assert compose(AssetRequest("potion", style="pixel-art")).model == "stable-diffusion-v1-5/stable-diffusion-v1-5"

@@ -349,3 +349,19 @@ def test_cli_without_a_command_opens_the_studio(monkeypatch, tmp_path):
     assert cli.main([]) == 0 and calls == [(None, None)]
     assert cli.main(["gui", "--output", str(tmp_path / "o"), "--models", str(tmp_path / "m")]) == 0
     assert calls[-1] == ((tmp_path / "o").resolve(), (tmp_path / "m").resolve())
+
+
+def test_a_model_on_disk_is_chosen_when_none_was_picked_before(qtbot, studio_env, tiny_sd15_dir, monkeypatch):
+    """Regression: with a model in models/ and no saved choice, the Model box must not stay empty."""
+    import shutil
+
+    monkeypatch.setattr("asset_studio.core.models.scan_hf_cache", lambda cache_dir=None: [])
+    shutil.copytree(tiny_sd15_dir, studio_env / "models" / "tiny-sd15")
+    w = _open_window(qtbot, studio_env)
+    try:
+        qtbot.waitUntil(lambda: w.model_manager.scanned, timeout=10_000)
+        w.first_run_check()
+        assert Path(w.current_model()).name == "tiny-sd15"
+        assert w.tabs.currentWidget() is not w.model_manager
+    finally:
+        w.close()

@@ -239,7 +239,7 @@ def model_dirs() -> list[Path]:
 def resolve_model(pack: StylePack | None) -> str:
     """The first of the style's recommended models that is on this machine."""
     if pack is None:
-        raise UserError("No model given; pass --model PATH_OR_ID.")
+        raise UserError("No model is chosen: pick one in the Model box (on the command line, --model PATH_OR_ID).")
     for entry in pack.recommended_models:
         path = Path(entry).expanduser()
         if path.is_absolute():

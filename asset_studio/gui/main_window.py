@@ -752,6 +752,8 @@ class MainWindow(QMainWindow):
             if m.kind == "checkpoint":
                 self.model_combo.addItem(f"{m.name}  ({m.family_label})", m.ref)
         self.model_combo.blockSignals(False)
+        if not text and self.model_combo.count():
+            text = self.model_combo.itemData(0)  # a model on disk beats an empty box and an error
         self._use_model(text)
         if self.layout_tab is not None:
             self.layout_tab.set_controlnets(models)
