@@ -59,6 +59,13 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"asset-studio: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        # A file the user named cannot be read or written (missing folder, no permission, disk full):
+        # their environment, not a bug, so one line like any other bad input.
+        if exc.filename is None:
+            raise
+        print(f"asset-studio: error: cannot use {exc.filename}: {exc.strerror or exc}.", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("asset-studio: interrupted", file=sys.stderr)
         return 130

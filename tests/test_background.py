@@ -109,9 +109,12 @@ def test_defringe_removes_the_background_from_edge_colours():
 
 
 def test_hard_alpha_and_same_size():
-    image = composite(synthetic_sprite(96, 1), background("white", 96))
+    sprite = synthetic_sprite(96, 1)
+    image = composite(sprite, background("white", 96))
     out = remove_background(image, RemovalOptions(method="key", hard_alpha=True))
     assert set(np.unique(np.asarray(out)[..., 3])) <= {0, 255} and out.size == (96, 96)
+    # hard, but still the sprite: neither everything kept nor everything cut
+    assert iou(alpha_of(out), sprite[..., 3]) >= 0.95
 
 
 def test_auto_uses_the_model_on_a_busy_background(monkeypatch):

@@ -174,3 +174,20 @@ def test_negative_terms_shared_by_style_and_template_appear_once():
     terms = [t.strip().lower() for t in job.negative_prompt.split(",")]
     assert "watermark" in terms and "blurry" in terms
     assert len(terms) == len(set(terms))
+
+
+def test_a_pack_cannot_point_its_recommended_model_outside_its_folders(tmp_path, monkeypatch):
+    from asset_studio.core.compose import resolve_model
+    from asset_studio.core.stylepack import StylePack
+
+    pack_dir = tmp_path / "packs" / "p"
+    pack_dir.mkdir(parents=True)
+    outside = tmp_path / "secret-model.safetensors"
+    outside.write_bytes(b"x")
+    pack = StylePack(id="p", name="P", prompt="{subject}", recommended_models=["../../secret-model.safetensors"],
+                     folder=pack_dir)
+    with pytest.raises(UserError, match="None of the models"):
+        resolve_model(pack)
+    (pack_dir / "inside.safetensors").write_bytes(b"x")
+    pack.recommended_models.append("inside.safetensors")
+    assert resolve_model(pack) == str((pack_dir / "inside.safetensors").resolve())

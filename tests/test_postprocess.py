@@ -106,3 +106,11 @@ def test_crisp_text_draws_the_layout_text_into_the_sprite(tiny_sd15_dir, tmp_pat
     changed = np.abs(sprite - before).sum(axis=2) > 30
     assert changed[14:50, 4:60].sum() > 100  # the text landed inside its box
     assert changed[:8].sum() + changed[56:].sum() < 20  # and not elsewhere (bar a thin shadow)
+
+
+@pytest.mark.parametrize("bad", [{"pixel_grid": "x"}, {"remove_background": "yes"}, {"palette_size": True}, None])
+def test_postprocess_from_an_untrusted_png_is_type_checked(bad):
+    job = GenerationJob(model="m", prompt="p")
+    job.postprocess = bad if bad is not None else ["not", "a", "table"]
+    with pytest.raises(UserError):
+        PostProcessSpec.from_job(job)

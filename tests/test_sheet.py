@@ -194,6 +194,16 @@ def test_packed_sheet_has_no_dark_halo(sprite_dir):
     clear = tile[..., 3] == 0
     # every transparent pixel of the frame has a colour taken from the sprite, not black
     assert clear.any() and (tile[clear][:, :3].sum(axis=1) > 0).all()
+    # and the ring touching the sprite carries the mean colour of its opaque neighbours, which is
+    # what a bilinear sample across the edge blends with (a wrong colour here is the halo itself)
+    solid = ~clear
+    padded_rgb = np.pad(tile[..., :3] * solid[..., None], ((1, 1), (1, 1), (0, 0)))
+    padded_solid = np.pad(solid, 1).astype(int)
+    sums = sum(padded_rgb[dy : dy + h, dx : dx + w] for dy in range(3) for dx in range(3) if (dy, dx) != (1, 1))
+    count = sum(padded_solid[dy : dy + h, dx : dx + w] for dy in range(3) for dx in range(3) if (dy, dx) != (1, 1))
+    ring = clear & (count > 0)
+    expected = sums[ring] // count[ring][:, None]
+    assert ring.sum() >= 8 and np.abs(tile[ring][:, :3] - expected).max() <= 1
 
 
 def test_grid_mode_uses_uniform_cells(sprite_dir):

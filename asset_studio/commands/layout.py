@@ -202,8 +202,10 @@ def cmd_crisp(args: argparse.Namespace) -> int:
 
     try:
         with Image.open(args.image) as im:
+            if im.width * im.height > 8192 * 8192:
+                raise UserError(f"The image {args.image} is too large ({im.width}x{im.height}).")
             image = im.convert("RGBA") if im.mode in ("RGBA", "LA", "P") else im.convert("RGB")
-    except (FileNotFoundError, OSError):
+    except (FileNotFoundError, OSError, Image.DecompressionBombError):
         raise UserError(f"{args.image} is not a readable image.") from None
     out = apply_crisp_text(image, layout, CrispTextOptions(outline_width=args.outline, shadow_opacity=args.shadow))
     save_png(out, args.out)

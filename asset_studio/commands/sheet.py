@@ -50,6 +50,7 @@ def run(args) -> int:
     if args.rotate and not rotation_supported(args.format):
         raise UserError(f"The {args.format} format cannot describe rotated frames: leave out --rotate.")
     grid = parse_grid(args.grid) if args.grid else None
+    export_options = ExportOptions(fps=args.fps)  # checked before any page is written
     opts = SheetOptions(
         trim=args.trim and grid is None,
         padding=args.padding,
@@ -65,7 +66,7 @@ def run(args) -> int:
     if args.format == "aseprite" and len(sheet.pages) > 1:  # refuse before writing any page
         raise UserError("The Aseprite format holds a single image: raise --max-size so every frame fits one sheet.")
     pngs = save_pages(sheet, args.out)
-    data = export(sheet, pngs, args.format, args.out, ExportOptions(fps=args.fps))
+    data = export(sheet, pngs, args.format, args.out, export_options)
     sizes = ", ".join(f"{p.size[0]}x{p.size[1]}" for p in sheet.pages)
     print(f"packed {len(sheet.frames)} frames on {len(pngs)} page(s) ({sizes}): {', '.join(str(p) for p in pngs + data)}")
     return 0

@@ -20,7 +20,7 @@ from pathlib import Path
 from asset_studio.core import placeholders
 from asset_studio.core.job import GenerationJob, LoraRef
 from asset_studio.core.stylepack import (
-    FIELD_PATTERN, REPO_PATTERN, FieldSpec, StylePack, app_home, find_style,
+    FIELD_PATTERN, REPO_PATTERN, FieldSpec, StylePack, app_home, check_pack_path, find_style,
 )
 from asset_studio.core.templates import Template, find_template
 from asset_studio.errors import UserError
@@ -243,7 +243,9 @@ def resolve_model(pack: StylePack | None) -> str:
     for entry in pack.recommended_models:
         path = Path(entry).expanduser()
         if path.is_absolute():
-            candidates = [path]
+            candidates = [path]  # the user's own machine: the loader still takes safetensors only
+        elif check_pack_path(entry) is not None:
+            continue  # a relative name must stay inside the pack or the model folders (no '..')
         else:
             candidates = [d / path for d in model_dirs()]
             if pack.folder is not None:

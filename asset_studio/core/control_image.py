@@ -98,7 +98,7 @@ def _alpha(placed: Placed, width: int, height: int) -> np.ndarray:
     return np.asarray(element_layer(placed, width, height).getchannel("A"))
 
 
-def _coverage(placed: list[Placed], width: int, height: int) -> np.ndarray:
+def _coverage(placed, width: int, height: int) -> np.ndarray:
     out = np.zeros((height, width), np.uint8)
     for p in placed:
         out = np.maximum(out, _alpha(p, width, height))

@@ -79,7 +79,7 @@ def _fc_list(family: str) -> list[tuple[Path, int]] | None:
     try:
         out = subprocess.run([exe, f":family={family}", "file", "weight"], capture_output=True,
                              text=True, timeout=10, check=False).stdout
-    except (OSError, subprocess.SubprocessError):
+    except (OSError, ValueError, subprocess.SubprocessError):  # ValueError: a NUL in the name
         return None
     faces = []
     for line in out.splitlines():

@@ -7,7 +7,7 @@ PNG, so an image can be re-run exactly. Keep it plain data: strings, numbers, li
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 
 JOB_SCHEMA_VERSION = 1
 
@@ -76,17 +76,70 @@ class GenerationJob:
 
     @classmethod
     def from_dict(cls, data: dict) -> "GenerationJob":
+        """A job from plain data, every field's type checked: jobs also arrive inside PNGs from strangers."""
+        from asset_studio.errors import UserError
+
+        if not isinstance(data, dict):
+            raise UserError("The job is not a JSON object.")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            from asset_studio.errors import UserError
-
-            raise UserError(f"The job has unknown field(s): {', '.join(unknown)}.")
+            raise UserError(f"The job has unknown field(s): {', '.join(map(str, unknown))}.")
         data = dict(data)
-        data["loras"] = [LoraRef(**x) for x in data.get("loras", [])]
-        data["controlnets"] = [ControlUnit(**x) for x in data.get("controlnets", [])]
-        return cls(**data)
+        for key in ("loras", "controlnets"):
+            if not isinstance(data.get(key, []), list) or not all(isinstance(x, dict) for x in data.get(key, [])):
+                raise UserError(f"The job's {key} must be a list of objects.")
+        data["loras"] = [_checked(LoraRef, x, f"loras[{i}].") for i, x in enumerate(data.get("loras", []))]
+        data["controlnets"] = [_checked(ControlUnit, x, f"controlnets[{i}].")
+                               for i, x in enumerate(data.get("controlnets", []))]
+        return _checked(cls, data, "")
 
     @classmethod
     def from_json(cls, text: str) -> "GenerationJob":
         return cls.from_dict(json.loads(text))
+
+
+def _type_ok(value, kind: str) -> bool:
+    """Whether VALUE fits the (string) annotation KIND of a job field."""
+    import math
+
+    if kind.endswith(" | None"):
+        return value is None or _type_ok(value, kind[: -len(" | None")])
+    if kind == "str":
+        return isinstance(value, str)
+    if kind == "int":
+        return type(value) is int
+    if kind == "float":
+        return type(value) in (int, float) and math.isfinite(value)
+    if kind == "list[int]":
+        return isinstance(value, list) and all(type(v) is int for v in value)
+    if kind == "dict[str, str]":
+        return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+    if kind == "dict":
+        return isinstance(value, dict)
+    return True  # nested dataclass lists, checked by from_dict itself
+
+
+_KIND_WORDS = {"str": "text", "int": "a whole number", "float": "a finite number", "list[int]": "a list of whole numbers",
+               "dict[str, str]": "a table of texts", "dict": "a table"}
+
+
+def _checked(cls, data: dict, where: str):
+    """CLS(**DATA) after checking names and types, so a malformed job is one clear sentence."""
+    from asset_studio.errors import UserError
+
+    spec = {f.name: f for f in fields(cls) if f.init}
+    unknown = sorted(set(data) - set(spec))
+    if unknown:
+        raise UserError(f"The job's {where.rstrip('.') or 'data'} has unknown field(s): {', '.join(map(str, unknown))}.")
+    for name, f in spec.items():
+        if name not in data:
+            if f.default is MISSING and f.default_factory is MISSING:
+                raise UserError(f"The job's {where}{name} is missing.")
+            continue
+        kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "")
+        if not _type_ok(data[name], kind):
+            base = kind.removesuffix(" | None")
+            words = _KIND_WORDS.get(base, base) + (" or null" if kind.endswith(" | None") else "")
+            raise UserError(f"The job's {where}{name} must be {words}, not {data[name]!r:.60}.")
+    return cls(**data)

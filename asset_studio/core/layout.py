@@ -208,7 +208,7 @@ def _text_from_dict(item: dict, where: str) -> TextElement:
     if len(text) > MAX_TEXT_CHARS:
         raise UserError(f"{where} has {len(text)} characters; at most {MAX_TEXT_CHARS} are allowed.")
     font = item.get("font", "Noto Sans CJK KR")
-    if not isinstance(font, str) or not font.strip() or len(font) > 200:
+    if not isinstance(font, str) or not font.strip() or len(font) > 200 or any(ord(c) < 32 for c in font):
         raise UserError(f"{where} needs a font family name.")
     weight = item.get("weight", "normal")
     weight_value(weight)  # raises on a bad weight
@@ -354,7 +354,9 @@ def load_layout(path: str | os.PathLike) -> Layout:
         raise UserError(f"The layout file {path} is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB.")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except RecursionError:  # json recurses per nesting level; a stranger's file may nest 100000 deep
+        raise UserError(f"The layout file {path} nests too deeply to be a layout.") from None
+    except ValueError as exc:  # bad JSON, bad UTF-8, or an integer of thousands of digits
         raise UserError(f"The layout file {path} is not valid JSON ({exc}).") from None
     return layout_from_dict(data, base_dir=path.resolve().parent, source=f"The layout {path.name}")
 

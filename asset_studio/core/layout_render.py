@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Iterator
 
 from PIL import Image, ImageColor, ImageDraw
 
@@ -17,6 +18,8 @@ from asset_studio.core.fonts import get_font, get_font_file, text_runs, weight_v
 from asset_studio.core.layout import (ImageElement, Layout, ShapeElement, TextElement, element_bounds,
                                       image_file)
 from asset_studio.errors import UserError
+
+MIN_TILE_LIMIT = 4096 * 4096
 
 
 @dataclass
@@ -67,27 +70,50 @@ def element_layer(placed: Placed, width: int, height: int) -> Image.Image:
     return layer
 
 
-def place_elements(layout: Layout, size: tuple[int, int] | None = None, only=None) -> list[Placed]:
-    """Every element (or those of type ONLY) drawn on its own tile, in z-order."""
+def place_elements(layout: Layout, size: tuple[int, int] | None = None, only=None) -> Iterator[Placed]:
+    """Every element (or those of type ONLY) drawn on its own tile, in z-order.
+
+    A generator: one tile at a time is alive, so a layout of many large elements never holds
+    all their tiles in memory at once.
+    """
     width, height = canvas_size(layout, size)
     sx, sy = width / layout.width, height / layout.height
-    out = []
     for element in layout.elements:
         if only is not None and not isinstance(element, only):
             continue
-        out.append(place_element(element, layout, sx, sy))
-    return out
+        yield place_element(element, layout, sx, sy)
+
+
+def tile_pixel_limit(width: float, height: float) -> int:
+    """The most pixels one element's tile may have on a WIDTH x HEIGHT canvas.
+
+    Layouts come from strangers: text of 2000 characters at size 2048, or a box far larger
+    than the canvas, would otherwise ask for tiles of many gigabytes. Twice the canvas on each
+    side plus a margin (at least 4096x4096) leaves room for anything that can still be seen.
+    """
+    return max((2 * math.ceil(width) + 1024) * (2 * math.ceil(height) + 1024), MIN_TILE_LIMIT)
+
+
+def _check_tile(w: int, h: int, element, limit: int) -> None:
+    if w * h > limit:
+        kind = getattr(element, "type", "an")
+        hint = " (shorten the text or lower its size)" if isinstance(element, TextElement) else ""
+        raise UserError(
+            f"A {kind} element of the layout is too large to render: {w}x{h} pixels, more than "
+            f"{limit:,} pixels{hint}."
+        )
 
 
 def place_element(element, layout: Layout, sx: float = 1.0, sy: float = 1.0) -> Placed:
     box = element_bounds(element)
     cx, cy = (box.x + box.w / 2) * sx, (box.y + box.h / 2) * sy
+    limit = tile_pixel_limit(layout.width * sx, layout.height * sy)
     if isinstance(element, TextElement):
-        tile = _text_tile(element, sx, sy)
+        tile = _text_tile(element, sx, sy, limit)
     elif isinstance(element, ShapeElement):
-        tile = _shape_tile(element, sx, sy)
+        tile = _shape_tile(element, sx, sy, limit)
     elif isinstance(element, ImageElement):
-        tile = _image_tile(element, layout, sx, sy)
+        tile = _image_tile(element, layout, sx, sy, limit)
     else:  # pragma: no cover - the loader admits no other type
         raise UserError(f"Cannot render an element of type {type(element).__name__}.")
     if element.rotation % 360:
@@ -96,9 +122,10 @@ def place_element(element, layout: Layout, sx: float = 1.0, sy: float = 1.0) -> 
     return Placed(element, tile, round(cx - tile.width / 2), round(cy - tile.height / 2))
 
 
-def _centred_tile(half_w: float, half_h: float) -> tuple[Image.Image, float, float]:
+def _centred_tile(half_w: float, half_h: float, element, limit: int) -> tuple[Image.Image, float, float]:
     """A transparent tile whose centre is the element's centre; returns it and that centre."""
     w, h = max(1, math.ceil(2 * half_w)), max(1, math.ceil(2 * half_h))
+    _check_tile(w, h, element, limit)
     return Image.new("RGBA", (w, h), (0, 0, 0, 0)), w / 2, h / 2
 
 
@@ -126,7 +153,7 @@ def line_width(runs, spacing: float) -> float:
     return sum(font.getlength(ch) for run, font in runs for ch in run) + spacing * (chars - 1)
 
 
-def _text_tile(element: TextElement, sx: float, sy: float) -> Image.Image:
+def _text_tile(element: TextElement, sx: float, sy: float, limit: int) -> Image.Image:
     k = math.sqrt(sx * sy)  # text keeps its proportions when the canvas is stretched
     size = element.size * k
     spacing = element.letter_spacing * k
@@ -136,7 +163,7 @@ def _text_tile(element: TextElement, sx: float, sy: float) -> Image.Image:
     bw, bh = element.box.w * sx, element.box.h * sy
     block_w = max((w for _, w in lines), default=0)
     pad = outline + 2 + size * 0.25  # room for glyphs that overhang their advance
-    tile, ox, oy = _centred_tile(max(bw, block_w) / 2 + pad, max(bh, block_h) / 2 + pad)
+    tile, ox, oy = _centred_tile(max(bw, block_w) / 2 + pad, max(bh, block_h) / 2 + pad, element, limit)
     # Box top-left in tile coordinates; the box is centred on the tile.
     left, top = ox - bw / 2, oy - bh / 2
     if element.valign == "top":
@@ -176,12 +203,12 @@ def _draw_line(draw, x, baseline, runs, spacing, fill, outline, stroke) -> None:
 
 # ---- shapes ---------------------------------------------------------------------------------
 
-def _shape_tile(shape: ShapeElement, sx: float, sy: float) -> Image.Image:
+def _shape_tile(shape: ShapeElement, sx: float, sy: float, limit: int) -> Image.Image:
     box = shape.bounds()
     stroke_w = int(round(shape.stroke_width * math.sqrt(sx * sy))) if shape.stroke else 0
     pad = stroke_w + 2
     bw, bh = box.w * sx, box.h * sy
-    tile, ox, oy = _centred_tile(bw / 2 + pad, bh / 2 + pad)
+    tile, ox, oy = _centred_tile(bw / 2 + pad, bh / 2 + pad, shape, limit)
     left, top = ox - bw / 2, oy - bh / 2
     draw = ImageDraw.Draw(tile)
     fill = rgba(shape.fill) if shape.fill else None
@@ -205,7 +232,9 @@ def _shape_tile(shape: ShapeElement, sx: float, sy: float) -> Image.Image:
 
 # ---- images ---------------------------------------------------------------------------------
 
-def _image_tile(element: ImageElement, layout: Layout, sx: float, sy: float) -> Image.Image:
+def _image_tile(element: ImageElement, layout: Layout, sx: float, sy: float, limit: int) -> Image.Image:
+    w, h = max(1, round(element.box.w * sx)), max(1, round(element.box.h * sy))
+    _check_tile(w, h, element, limit)  # before decoding anything
     path = image_file(element, layout)
     try:
         with Image.open(path) as im:
@@ -214,7 +243,6 @@ def _image_tile(element: ImageElement, layout: Layout, sx: float, sy: float) -> 
             picture = im.convert("RGBA")
     except (OSError, Image.DecompressionBombError) as exc:
         raise UserError(f"The placed image {element.path} could not be read ({exc}).") from None
-    w, h = max(1, round(element.box.w * sx)), max(1, round(element.box.h * sy))
     picture = picture.resize((w, h), Image.Resampling.LANCZOS)
     if element.opacity < 1:
         alpha = picture.getchannel("A").point(lambda a: round(a * element.opacity))

@@ -97,7 +97,7 @@ def classify_safetensors(keys: list[str] | set[str]) -> tuple[str, str]:
 def _read_json(path: Path) -> dict:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return {}
     return data if isinstance(data, dict) else {}
 

@@ -21,6 +21,7 @@ import os
 import re
 import shutil
 import stat
+import unicodedata
 import uuid
 import zipfile
 import zlib
@@ -53,6 +54,7 @@ class Limits:
     max_total_bytes: int = 4 * 1024**3
     max_text_bytes: int = 1024**2  # style.toml, manifest.json, notes
     max_image_bytes: int = 32 * 1024**2  # previews
+    max_image_side: int = 4096  # preview pixels per side: a small PNG can decode to gigabytes
     max_files: int = 256
     max_ratio: float = 100.0  # uncompressed / compressed, for entries above ratio_floor
     ratio_floor: int = 1024**2  # small files may compress well legitimately
@@ -201,6 +203,23 @@ def _read_limited(zf: zipfile.ZipFile, info: zipfile.ZipInfo, sink=None) -> tupl
     return digest.hexdigest(), size, head
 
 
+def _check_image(zf: zipfile.ZipFile, info: zipfile.ZipInfo, rel: str, limits: Limits) -> None:
+    """Refuse a preview whose pixel size is absurd (a decompression bomb) before anyone shows it."""
+    import io
+
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(zf.read(info))) as im:  # reads the header only
+            w, h = im.size
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, zipfile.BadZipFile, zlib.error):
+        raise UserError(f"The pack's file {rel} is not a readable image.") from None
+    if max(w, h) > limits.max_image_side:
+        raise UserError(
+            f"The pack's image {rel} is {w}x{h} pixels, over the limit of {limits.max_image_side} pixels per side."
+        )
+
+
 def _read_manifest(zf: zipfile.ZipFile, limits: Limits) -> dict:
     try:
         info = zf.getinfo(MANIFEST)
@@ -210,7 +229,8 @@ def _read_manifest(zf: zipfile.ZipFile, limits: Limits) -> dict:
         raise UserError(f"The pack's {MANIFEST} is larger than {limits.max_text_bytes:,} bytes.")
     try:
         manifest = json.loads(zf.read(info).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, zipfile.BadZipFile):
+    except (ValueError, RecursionError, zipfile.BadZipFile, zlib.error):
+        # ValueError: bad UTF-8 or JSON, or an integer of thousands of digits; RecursionError: deep nesting
         raise UserError(f"The pack's {MANIFEST} is not valid JSON.") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise UserError(f"The pack's {MANIFEST} is not an Asset Studio style pack manifest.")
@@ -254,7 +274,8 @@ def inspect_stylepack(path: str | Path, limits: Limits = Limits()) -> tuple[Styl
         total = 0
         for info in infos:
             _check_entry(info, limits)
-            key = info.filename.rstrip("/").casefold()
+            # macOS and Windows file systems fold case and Unicode normalisation: é and e+◌́ clash too.
+            key = unicodedata.normalize("NFC", info.filename.rstrip("/")).casefold()
             if key in seen:
                 raise UserError(f"The pack contains {info.filename} twice.")
             seen.add(key)
@@ -271,9 +292,9 @@ def inspect_stylepack(path: str | Path, limits: Limits = Limits()) -> tuple[Styl
         for rel in entries:
             if rel not in files:
                 raise UserError(f"The pack contains {rel}, which its manifest does not list.")
-        folded = {rel.casefold() for rel in entries}
+        folded = {unicodedata.normalize("NFC", rel).casefold() for rel in entries}
         for rel in entries:
-            parts = rel.casefold().split("/")
+            parts = unicodedata.normalize("NFC", rel).casefold().split("/")
             if any("/".join(parts[:i]) in folded for i in range(1, len(parts))):
                 raise UserError(f"The pack contains {rel}, inside a name that is also a file.")
         if STYLE_FILE not in entries:
@@ -288,6 +309,8 @@ def inspect_stylepack(path: str | Path, limits: Limits = Limits()) -> tuple[Styl
                 raise UserError(f"The pack's file {rel} is not a {suffix[1:].upper()} image.")
             if suffix == ".webp" and not (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
                 raise UserError(f"The pack's file {rel} is not a WEBP image.")
+            if suffix in (".png", ".jpg", ".jpeg", ".webp"):
+                _check_image(zf, info, rel, limits)
             if suffix == ".safetensors":
                 with zf.open(info) as stream:
                     read_header(stream, size, rel)

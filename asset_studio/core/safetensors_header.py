@@ -55,7 +55,7 @@ def read_header(stream: BinaryIO, data_size: int, label: str) -> SafetensorsHead
         raise UserError(f"{bad}: its header is truncated.")
     try:
         header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (ValueError, RecursionError):  # also huge integers and deeply nested arrays
         raise UserError(f"{bad}: its header is not JSON.") from None
     if not isinstance(header, dict):
         raise UserError(f"{bad}: its header is not a JSON object.")
@@ -71,9 +71,9 @@ def read_header(stream: BinaryIO, data_size: int, label: str) -> SafetensorsHead
             ok = (
                 dtype in _DTYPE_BYTES
                 and isinstance(shape, list)
-                and all(isinstance(d, int) and d >= 0 for d in shape)
-                and isinstance(start, int)
-                and isinstance(end, int)
+                and all(type(d) is int and d >= 0 for d in shape)
+                and type(start) is int
+                and type(end) is int
                 and 0 <= start <= end <= body
             )
         except (TypeError, KeyError, ValueError):
@@ -98,9 +98,14 @@ def read_header_file(path: Path, max_bytes: int | None = None) -> SafetensorsHea
         size = path.stat().st_size
     except OSError:
         raise UserError(f"The file {path} does not exist.") from None
+    if not path.is_file():  # a folder (or device) named like a weights file
+        raise UserError(f"{path} is not a file.")
     if max_bytes is not None and size > max_bytes:
         raise UserError(
             f"{path.name} is {size / 2**20:.0f} MiB, over the limit of {max_bytes / 2**20:.0f} MiB."
         )
-    with open(path, "rb") as stream:
-        return read_header(stream, size, path.name)
+    try:
+        with open(path, "rb") as stream:
+            return read_header(stream, size, path.name)
+    except OSError as exc:
+        raise UserError(f"{path.name} cannot be read ({exc.strerror or exc}).") from None

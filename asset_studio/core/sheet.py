@@ -20,6 +20,7 @@ from asset_studio.errors import UserError
 
 IMAGE_SUFFIXES = (".png", ".webp", ".bmp", ".tga", ".gif", ".jpg", ".jpeg")
 MAX_PIXELS = 64_000_000  # a single sprite larger than this is a mistake, not a sprite
+MAX_SHEET_SIDE = 16384
 
 
 # --------------------------------------------------------------------------- data
@@ -111,6 +112,12 @@ class SheetOptions:
             raise UserError("Padding and extrude must be zero or positive.")
         if self.max_size < 1:
             raise UserError("The maximum sheet size must be at least 1 pixel.")
+        if self.max_size > MAX_SHEET_SIDE:
+            # GPUs and engines load textures up to 16384 pixels a side; more is a memory bomb, not a sheet.
+            raise UserError(f"The maximum sheet size {self.max_size} is over {MAX_SHEET_SIDE} pixels, "
+                            "the largest texture GPUs load.")
+        if self.padding > MAX_SHEET_SIDE or self.extrude > MAX_SHEET_SIDE:
+            raise UserError(f"Padding and extrude must be at most {MAX_SHEET_SIDE} pixels.")
         if self.grid is not None and (self.grid[0] < 1 or self.grid[1] < 1):
             raise UserError("Grid cells must be at least 1x1 pixels.")
 

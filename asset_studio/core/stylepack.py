@@ -30,6 +30,7 @@ FIELD_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}")
 SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
 REPO_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*")
 MAX_SIZE = 4096
+_WINDOWS_RESERVED = re.compile(r"(?i)(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³])\s*")
 
 
 @dataclass
@@ -150,6 +151,13 @@ def check_pack_path(value: str) -> str | None:
         return "must be a path inside the pack, not an absolute path"
     if any(part in ("..", ".", "") for part in value.split("/")):
         return "must be a path inside the pack (no '..')"
+    for part in value.split("/"):
+        if len(part.encode("utf-8")) > 255:  # file systems count bytes: 100 Hangul syllables are 300
+            return "must have folder and file names of at most 255 bytes each"
+        # Packs are shared across systems: on Windows these names open a device or lose characters.
+        if part.endswith((".", " ")) or _WINDOWS_RESERVED.fullmatch(part.split(".")[0]) \
+                or any(c in '<>"|?*' or ord(c) < 32 for c in part):
+            return "must be a file name every system can hold (no CON, NUL, COM1…, trailing dot or space, or <>\"|?*)"
     return None
 
 

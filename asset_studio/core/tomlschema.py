@@ -27,6 +27,10 @@ def parse_toml(text: str, label: str) -> dict:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{label} is not valid TOML: {exc}.") from None
+    except ValueError:  # an integer of thousands of digits
+        raise UserError(f"{label} is not valid TOML: it holds a number too long to read.") from None
+    except RecursionError:  # tomllib recurses per nesting level
+        raise UserError(f"{label} is not valid TOML: its arrays or tables nest too deeply.") from None
 
 
 def read_toml_file(path: Path, label: str, max_bytes: int = 1024 * 1024) -> dict:

@@ -312,7 +312,7 @@ def load_control_image(path: str, width: int, height: int):
     try:
         with Image.open(path) as im:
             image = im.convert("RGB")
-    except (FileNotFoundError, UnidentifiedImageError, OSError):
+    except (FileNotFoundError, UnidentifiedImageError, OSError, Image.DecompressionBombError):
         raise UserError(f"The control image {path} is not a readable image.") from None
     if image.size != (width, height):
         image = image.resize((width, height), Image.Resampling.LANCZOS)

@@ -252,7 +252,7 @@ def load_init_image(job: GenerationJob):
     try:
         with Image.open(job.init_image) as im:
             image = im.convert("RGB")
-    except (FileNotFoundError, UnidentifiedImageError, OSError):
+    except (FileNotFoundError, UnidentifiedImageError, OSError, Image.DecompressionBombError):
         raise UserError(f"The init image {job.init_image} is not a readable image.") from None
     if image.size != (job.width, job.height):
         image = image.resize((job.width, job.height), Image.LANCZOS)

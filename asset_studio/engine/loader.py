@@ -176,7 +176,7 @@ def read_json(path: Path) -> dict:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         return {}
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         raise UserError(f"{path} is not readable JSON.") from None
     return data if isinstance(data, dict) else {}
 

@@ -30,12 +30,20 @@ class PostProcessSpec:
     crisp_text: str = ""  # a layout file whose exact text is drawn over the image first
 
     def __post_init__(self) -> None:
+        # The spec comes from PNGs and style packs too: check types before comparing anything.
+        for name, kind in (("remove_background", bool), ("trim", bool), ("pixel_grid", int),
+                           ("palette_size", int), ("method", str), ("model", str), ("crisp_text", str)):
+            value = getattr(self, name)
+            if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+                raise UserError(f"The post-processing option {name} must be a {kind.__name__}, not {value!r}.")
         if self.pixel_grid < 0 or self.palette_size < 0 or self.palette_size > 256:
             raise UserError("Post-processing needs a pixel grid of 0 or more and a palette of 0 to 256 colours.")
 
     @classmethod
     def from_job(cls, job: GenerationJob) -> "PostProcessSpec":
         data = job.postprocess or {}
+        if not isinstance(data, dict):
+            raise UserError("The job's post-processing settings are not a table of options.")
         unknown = sorted(set(data) - set(cls.__dataclass_fields__))
         if unknown:
             raise UserError(f"Unknown post-processing option(s): {', '.join(unknown)}.")

@@ -499,7 +499,7 @@ class LayoutEditor(QWidget):
         try:
             with Image.open(path) as im:
                 iw, ih = im.size
-        except OSError:
+        except (OSError, Image.DecompressionBombError):
             raise UserError(f"{path.name} is not a readable image.") from None
         k = min(self._layout.width * 0.5 / iw, self._layout.height * 0.5 / ih)
         box = self._centre_box(iw * k, ih * k)
