@@ -18,6 +18,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from asset_studio.core import placeholders
 from asset_studio.core.tomlschema import Table, parse_toml, read_toml_file
 from asset_studio.errors import UserError
 
@@ -161,6 +162,28 @@ def check_pack_path(value: str) -> str | None:
     return None
 
 
+def read_fields(t: Table, prompt: str, negative: str) -> dict[str, FieldSpec]:
+    """The [fields] table of a style pack or template; every {name} the prompts use must be declared."""
+    fields: dict[str, FieldSpec] = {}
+    table = t.table("fields")
+    if table is not None:
+        for name in list(table.data):
+            if not FIELD_PATTERN.fullmatch(name) or name == "subject":
+                table.fail(name, "is not a valid field name (letters, digits, '_'; not 'subject')")
+            spec = table.table(name)
+            fields[name] = FieldSpec(
+                description=spec.string("description", "", max_len=500),
+                default=spec.string("default", None, max_len=500),
+            )
+            spec.finish()
+        table.finish()
+    for key, text in (("prompt", prompt), ("negative", negative)):
+        for name in placeholders.names(text):
+            if name != "subject" and name not in fields:
+                t.fail(key, f"uses {{{name}}}, which is not declared under [fields]")
+    return fields
+
+
 def _pack_path(table: Table, key: str, suffixes: tuple[str, ...], value: str | None = None) -> str:
     value = table.string(key) if value is None else value
     problem = check_pack_path(value)
@@ -189,8 +212,6 @@ def parse_stylepack(raw: dict, label: str = STYLE_FILE) -> StylePack:
     )
     if not pack.name.strip():
         t.fail("name", "must not be empty")
-    from asset_studio.core import placeholders
-
     if "subject" not in placeholders.names(pack.prompt):
         t.fail("prompt", "must contain {subject}")
 
@@ -199,22 +220,7 @@ def parse_stylepack(raw: dict, label: str = STYLE_FILE) -> StylePack:
         _pack_path(t, f"previews[{i}]", (".png", ".jpg", ".jpeg", ".webp"), preview)
     pack.previews = previews
 
-    fields_table = t.table("fields")
-    if fields_table is not None:
-        for name in list(fields_table.data):
-            if not FIELD_PATTERN.fullmatch(name) or name == "subject":
-                fields_table.fail(name, "is not a valid field name (letters, digits, '_'; not 'subject')")
-            spec = fields_table.table(name)
-            pack.fields[name] = FieldSpec(
-                description=spec.string("description", "", max_len=500),
-                default=spec.string("default", None, max_len=500),
-            )
-            spec.finish()
-        fields_table.finish()
-    for key in ("prompt", "negative"):
-        for name in placeholders.names(getattr(pack, key)):
-            if name != "subject" and name not in pack.fields:
-                t.fail(key, f"uses {{{name}}}, which is not declared under [fields]")
+    pack.fields = read_fields(t, pack.prompt, pack.negative)
 
     for lt in t.tables("loras"):
         lora = LoraEntry(

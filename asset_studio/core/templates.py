@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from asset_studio.core import placeholders
-from asset_studio.core.stylepack import FIELD_PATTERN, ID_PATTERN, MAX_SIZE, FieldSpec, PostProcess, app_home
+from asset_studio.core.stylepack import ID_PATTERN, MAX_SIZE, FieldSpec, PostProcess, app_home, read_fields
 from asset_studio.core.tomlschema import Table, read_toml_file
 from asset_studio.errors import UserError
 
@@ -63,22 +63,7 @@ def parse_template(raw: dict, label: str) -> Template:
             t.fail(key, "must be a multiple of 8")
     if "subject" not in placeholders.names(tpl.prompt):
         t.fail("prompt", "must contain {subject}")
-    ft = t.table("fields")
-    if ft is not None:
-        for name in list(ft.data):
-            if not FIELD_PATTERN.fullmatch(name) or name == "subject":
-                ft.fail(name, "is not a valid field name (letters, digits, '_'; not 'subject')")
-            spec = ft.table(name)
-            tpl.fields[name] = FieldSpec(
-                description=spec.string("description", "", max_len=500),
-                default=spec.string("default", None, max_len=500),
-            )
-            spec.finish()
-        ft.finish()
-    for key in ("prompt", "negative"):
-        for name in placeholders.names(getattr(tpl, key)):
-            if name != "subject" and name not in tpl.fields:
-                t.fail(key, f"uses {{{name}}}, which is not declared under [fields]")
+    tpl.fields = read_fields(t, tpl.prompt, tpl.negative)
     pt = t.table("postprocess")
     if pt is not None:
         p = tpl.postprocess
