@@ -184,6 +184,19 @@ def read_fields(t: Table, prompt: str, negative: str) -> dict[str, FieldSpec]:
     return fields
 
 
+def read_postprocess(t: Table) -> PostProcess:
+    """The [postprocess] table of a style pack or template; unset keys stay None."""
+    p = PostProcess()
+    pt = t.table("postprocess")
+    if pt is not None:
+        p.remove_background = pt.boolean("remove_background", None)
+        p.pixel_grid = pt.integer("pixel_grid", 0, 1024, None)
+        p.palette_size = pt.integer("palette_size", 0, 256, None)
+        p.trim = pt.boolean("trim", None)
+        pt.finish()
+    return p
+
+
 def _pack_path(table: Table, key: str, suffixes: tuple[str, ...], value: str | None = None) -> str:
     value = table.string(key) if value is None else value
     problem = check_pack_path(value)
@@ -259,14 +272,7 @@ def parse_stylepack(raw: dict, label: str = STYLE_FILE) -> StylePack:
         d.seed = dt.integer("seed", 0, 2**32 - 1, 0)
         dt.finish()
 
-    pt = t.table("postprocess")
-    if pt is not None:
-        p = pack.postprocess
-        p.remove_background = pt.boolean("remove_background", None)
-        p.pixel_grid = pt.integer("pixel_grid", 0, 1024, None)
-        p.palette_size = pt.integer("palette_size", 0, 256, None)
-        p.trim = pt.boolean("trim", None)
-        pt.finish()
+    pack.postprocess = read_postprocess(t)
 
     t.finish()
     return pack

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from asset_studio.core import placeholders
-from asset_studio.core.stylepack import ID_PATTERN, MAX_SIZE, FieldSpec, PostProcess, app_home, read_fields
+from asset_studio.core.stylepack import ID_PATTERN, MAX_SIZE, FieldSpec, PostProcess, app_home, read_fields, read_postprocess
 from asset_studio.core.tomlschema import Table, read_toml_file
 from asset_studio.errors import UserError
 
@@ -64,14 +64,7 @@ def parse_template(raw: dict, label: str) -> Template:
     if "subject" not in placeholders.names(tpl.prompt):
         t.fail("prompt", "must contain {subject}")
     tpl.fields = read_fields(t, tpl.prompt, tpl.negative)
-    pt = t.table("postprocess")
-    if pt is not None:
-        p = tpl.postprocess
-        p.remove_background = pt.boolean("remove_background", None)
-        p.pixel_grid = pt.integer("pixel_grid", 0, 1024, None)
-        p.palette_size = pt.integer("palette_size", 0, 256, None)
-        p.trim = pt.boolean("trim", None)
-        pt.finish()
+    tpl.postprocess = read_postprocess(t)
     t.finish()
     return tpl
 
