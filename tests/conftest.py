@@ -46,3 +46,21 @@ def tiny_sdxl_dir(tmp_path_factory) -> Path:
     from tiny_models import build_tiny_sdxl, save_diffusers
 
     return save_diffusers(build_tiny_sdxl(), tmp_path_factory.mktemp("models") / "tiny-sdxl")
+
+
+@pytest.fixture(scope="module")
+def one_thread_and_a_private_cache(tmp_path_factory):
+    """One intra-op torch thread: tiny models gain nothing from more, and on a shared CI box two
+    spinning OpenMP threads per process make runs tens of times slower. The engine's cache
+    folder (configs written at first use) goes to a temporary folder, not the user's."""
+    import torch
+
+    before, cache = torch.get_num_threads(), os.environ.get("ASSET_STUDIO_CACHE")
+    torch.set_num_threads(1)
+    os.environ["ASSET_STUDIO_CACHE"] = str(tmp_path_factory.mktemp("asset-studio-cache"))
+    yield
+    torch.set_num_threads(before)
+    if cache is None:
+        os.environ.pop("ASSET_STUDIO_CACHE", None)
+    else:
+        os.environ["ASSET_STUDIO_CACHE"] = cache

@@ -18,20 +18,7 @@ from asset_studio.core.library import read_job, read_parameters
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread_and_a_private_cache(tmp_path_factory):
-    """See test_engine_generate: one torch thread on a shared box, cache files in a temp folder."""
-    import torch
-
-    before, cache = torch.get_num_threads(), os.environ.get("ASSET_STUDIO_CACHE")
-    torch.set_num_threads(1)
-    os.environ["ASSET_STUDIO_CACHE"] = str(tmp_path_factory.mktemp("asset-studio-cache"))
-    yield
-    torch.set_num_threads(before)
-    if cache is None:
-        os.environ.pop("ASSET_STUDIO_CACHE", None)
-    else:
-        os.environ["ASSET_STUDIO_CACHE"] = cache
+pytestmark = pytest.mark.usefixtures("one_thread_and_a_private_cache")  # see conftest
 
 
 def tiny_args(model, out, *extra):

@@ -21,24 +21,7 @@ pytestmark = [
 ]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread_and_a_private_cache(tmp_path_factory):
-    """One intra-op thread: tiny models gain nothing from more, and on a shared CI box two
-    spinning OpenMP threads per process make runs tens of times slower. The engine's cache
-    folder (configs written at first use) goes to a temporary folder, not the user's."""
-    import os
-
-    import torch
-
-    before, cache = torch.get_num_threads(), os.environ.get("ASSET_STUDIO_CACHE")
-    torch.set_num_threads(1)
-    os.environ["ASSET_STUDIO_CACHE"] = str(tmp_path_factory.mktemp("asset-studio-cache"))
-    yield
-    torch.set_num_threads(before)
-    if cache is None:
-        os.environ.pop("ASSET_STUDIO_CACHE", None)
-    else:
-        os.environ["ASSET_STUDIO_CACHE"] = cache
+pytestmark = pytest.mark.usefixtures("one_thread_and_a_private_cache")  # see conftest
 
 
 @pytest.fixture(scope="session")
