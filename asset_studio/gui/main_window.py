@@ -298,8 +298,8 @@ class MainWindow(QMainWindow):
         self.style_desc = QLabel()
         self.style_desc.setWordWrap(True)
         self.style_desc.setStyleSheet("color: palette(placeholder-text);")
-        # A fixed three lines: a word-wrapped label's height-for-width confuses the scrolled form.
-        self.style_desc.setFixedHeight(self.style_desc.fontMetrics().lineSpacing() * 3 + 4)
+        # A fixed four lines: a word-wrapped label's height-for-width confuses the scrolled form.
+        self.style_desc.setFixedHeight(self.style_desc.fontMetrics().lineSpacing() * 4 + 6)
         self.style_desc.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         self.lora_weight = QDoubleSpinBox()
         self.lora_weight.setRange(-2.0, 3.0)
@@ -641,7 +641,8 @@ class MainWindow(QMainWindow):
             self.style_desc.setText("The prompt is used as written; pick a style pack to keep assets consistent.")
         else:
             loras = ", ".join(Path(l.file or l.filename).name for l in pack.loras) or "no LoRA (prompt-only style)"
-            self.style_desc.setText(f"{pack.description.splitlines()[0] if pack.description else ''}\n{loras}")
+            # What drives the look comes first, so a long description never hides it.
+            self.style_desc.setText(f"{loras}\n{pack.description.splitlines()[0] if pack.description else ''}")
             self.style_desc.setToolTip(pack.description)
         self._show_style_previews(pack)
         has_lora = bool(pack and pack.loras)
