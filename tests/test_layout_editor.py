@@ -147,3 +147,20 @@ def test_import_image_resize_rotate_and_save_copies_it(editor, qtbot, tmp_path):
     assert (tmp_path / "saved" / "sketch.png").is_file()
     reopened = load_layout(out)
     assert isinstance(reopened.elements[0], ImageElement) and reopened.elements[0].path == "sketch.png"
+
+
+def test_shrunk_control_preview_keeps_thin_strokes_visible(editor, qtbot):
+    """A 1-px lineart stroke shown at half size must stay bright, not be averaged into the black."""
+    from PySide6.QtGui import QImage
+
+    layout = Layout(1024, 512, "#000000", [
+        ShapeElement(kind="rect", box=Box(100, 100, 800, 300), fill="#ffffff", stroke=None, stroke_width=0),
+    ])
+    editor.set_layout(layout)
+    editor.control_combo.setCurrentText("lineart")
+    editor.control_label.resize(300, 150)  # a 3.4x shrink
+    editor.update_control_preview()
+    shown = editor.control_label.pixmap().toImage().convertToFormat(QImage.Format.Format_Grayscale8)
+    w, h, bpl = shown.width(), shown.height(), shown.bytesPerLine()
+    pixels = np.frombuffer(shown.constBits(), np.uint8, count=bpl * h).reshape(h, bpl)[:, :w]
+    assert w <= 300 and pixels.max() >= 200

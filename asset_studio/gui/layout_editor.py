@@ -9,6 +9,7 @@ core.control_image from the same model, so the preview is what the ControlNet re
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
@@ -53,6 +54,41 @@ class LayoutCommand(QUndoCommand):
             return False
         self.after = other.after
         return True
+
+
+class ControlPreview(QLabel):
+    """Shows a control image scaled to fit, keeping 1-pixel strokes visible when it shrinks."""
+
+    def __init__(self):
+        super().__init__()
+        self._image = None
+        self._invert = False
+
+    def show_image(self, image, invert: bool) -> None:
+        self._image, self._invert = image, invert
+        self._redraw()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._redraw()
+
+    def _redraw(self) -> None:
+        if self._image is None:
+            return
+        from PIL import ImageFilter
+
+        image = self._image
+        factor = max(image.width / max(1, self.width()), image.height / max(1, self.height()))
+        if factor > 1.5:
+            # Plain smoothing averages thin lines into the background; widen them by the shrink
+            # factor first (display only: ControlNet gets the exact image).
+            k = min(9, math.ceil(factor) | 1)  # odd, at least the shrink factor
+            image = image.filter(ImageFilter.MinFilter(k) if self._invert else ImageFilter.MaxFilter(k))
+        pixmap = pil_to_pixmap(image)
+        if self.width() > 10 and self.height() > 10:
+            pixmap = pixmap.scaled(self.size(), Qt.AspectRatioMode.KeepAspectRatio,
+                                   Qt.TransformationMode.SmoothTransformation)
+        self.setPixmap(pixmap)
 
 
 class LayoutView(QGraphicsView):
@@ -331,7 +367,7 @@ class LayoutEditor(QWidget):
         self.canny_row = QWidget()
         self.canny_row.setLayout(row2)
         v.addWidget(self.canny_row)
-        self.control_label = QLabel()
+        self.control_label = ControlPreview()
         self.control_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.control_label.setMinimumSize(200, 120)
         self.control_label.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
@@ -687,11 +723,7 @@ class LayoutEditor(QWidget):
             self.status.setText(str(exc))
             return
         self._last_control = image
-        pixmap = pil_to_pixmap(image)
-        size = self.control_label.size()
-        if size.width() > 10 and size.height() > 10:
-            pixmap = pixmap.scaled(size, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
-        self.control_label.setPixmap(pixmap)
+        self.control_label.show_image(image, self.invert_check.isChecked())
 
     # ---- dialogs ---------------------------------------------------------------------------------
 
