@@ -129,3 +129,19 @@ def test_bad_options_are_clear_errors(sprites, tmp_path, capsys):
     one_line_error(code, err, ".png")
     code, _, err = run_cli(capsys, "sheet", folder, "--out", tmp_path / "s.png", "--format", "aseprite", "--max-size", "40", "--trim")
     one_line_error(code, err, "Aseprite", "--max-size")
+
+
+def test_animations_split_across_pages_are_named_in_a_warning(tmp_path, capsys):
+    from PIL import Image
+
+    from asset_studio.cli import main
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(4):  # four 70x70 frames of one animation cannot share a 128x128 page
+        Image.new("RGBA", (70, 70), (200, 40 * i, 40, 255)).save(src / f"walk{i}.png")
+    code = main(["sheet", str(src), "--out", str(tmp_path / "s.png"), "--format", "texturepacker-hash",
+                 "--max-size", "128"])
+    err = capsys.readouterr().err
+    assert code == 0
+    assert "walk" in err and "span several pages" in err

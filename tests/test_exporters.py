@@ -105,13 +105,29 @@ def test_aseprite_schema_and_frame_tags(sheet_files):
     sheet, _, out = sheet_files
     doc = json.loads(out["aseprite"][0].read_text())
     check_schema(doc, {"frames": [ASE_FRAME], "meta": TP_META | {"frameTags": [ASE_TAG], "layers": list}})
-    names = [f["filename"] for f in doc["frames"]]
+    # Phaser's createFromAseprite asks the atlas for frame str(i) for each i in a tag's range
+    assert [f["filename"] for f in doc["frames"]] == [str(i) for i in range(len(sheet.frames))]
+    by_rect = {(f.x, f.y, f.w, f.h): f.name for f in sheet.frames}
+    names = [by_rect[tuple(e["frame"][k] for k in "xywh")] for e in doc["frames"]]
     assert sorted(names) == sorted(f.name for f in sheet.frames)
     assert all(f["duration"] == 100 for f in doc["frames"])  # 10 fps
     tags = {t["name"]: t for t in doc["meta"]["frameTags"]}
     for anim, order in (("hero/walk", WALK), ("jump", JUMP)):
         t = tags[anim]
         assert names[t["from"] : t["to"] + 1] == order and t["direction"] == "forward"
+
+
+def test_aseprite_tags_resolve_the_way_phaser_reads_them(sheet_files):
+    """Phaser's createFromAseprite takes frame str(i) of the atlas for each i in a tag's range."""
+    sheet, _, out = sheet_files
+    doc = json.loads(out["aseprite"][0].read_text())
+    atlas = {e["filename"]: e for e in doc["frames"]}  # what Phaser's atlas loader keys frames by
+    tags = {t["name"]: t for t in doc["meta"]["frameTags"]}
+    for anim, order in (("hero/walk", WALK), ("jump", JUMP)):
+        shown = [atlas[str(i)] for i in range(tags[anim]["from"], tags[anim]["to"] + 1)]
+        want = [sheet.frame(n) for n in order]
+        assert [e["frame"] for e in shown] == [{"x": f.x, "y": f.y, "w": f.w, "h": f.h} for f in want]
+        assert [e["spriteSourceSize"]["x"] for e in shown] == [f.offset_x for f in want]
 
 
 def test_unity_schema_rects_and_script(sheet_files):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 FORMATS = ("texturepacker-hash", "texturepacker-array", "aseprite", "godot4", "unity")
@@ -26,7 +27,7 @@ def register(subparsers) -> None:
     p.add_argument("--square", action="store_true", help="square pages")
     p.add_argument("--max-size", type=int, default=4096, metavar="N", help="largest page side (more pages beyond it)")
     p.add_argument("--grid", metavar="WxH", help="uniform WxH-pixel cells instead of tight packing (frames are not trimmed)")
-    p.add_argument("--rotate", action="store_true", help="allow frames turned 90° (TexturePacker formats only)")
+    p.add_argument("--rotate", action="store_true", help="allow frames turned 90° (TexturePacker formats; PixiJS draws them, Phaser 3 cannot)")
     p.add_argument("--fps", type=float, default=10.0, help="animation speed written to the data file")
     p.set_defaults(func=run)
 
@@ -38,6 +39,12 @@ def parse_grid(text: str) -> tuple[int, int]:
     if not m:
         raise UserError(f"--grid takes the cell size as WxH, such as 64x64, not '{text}'.")
     return int(m.group(1)), int(m.group(2))
+
+
+def split_animations(sheet) -> list[str]:
+    """Names of the animations whose frames landed on more than one page."""
+    page_of = {f.name: f.page for f in sheet.frames}
+    return [a.name for a in sheet.animations if len({page_of.get(n) for n in a.frames}) > 1]
 
 
 def run(args) -> int:
@@ -67,6 +74,11 @@ def run(args) -> int:
         raise UserError("The Aseprite format holds a single image: raise --max-size so every frame fits one sheet.")
     pngs = save_pages(sheet, args.out)
     data = export(sheet, pngs, args.format, args.out, export_options)
+    if args.format.startswith("texturepacker"):
+        split = split_animations(sheet)
+        if split:  # a PixiJS page only animates its own frames, so these were left out of the JSON
+            print(f"asset-studio: warning: the animation(s) {', '.join(split)} span several pages and are "
+                  "left out of the JSON's animations: raise --max-size to keep each on one page.", file=sys.stderr)
     sizes = ", ".join(f"{p.size[0]}x{p.size[1]}" for p in sheet.pages)
     print(f"packed {len(sheet.frames)} frames on {len(pngs)} page(s) ({sizes}): {', '.join(str(p) for p in pngs + data)}")
     return 0

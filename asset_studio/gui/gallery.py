@@ -486,7 +486,7 @@ class SheetExportDialog(QDialog):
 
     FORMAT_LABELS = {
         "texturepacker-hash": "TexturePacker JSON (hash) — Phaser, PixiJS",
-        "texturepacker-array": "TexturePacker JSON (array) — Phaser, PixiJS",
+        "texturepacker-array": "TexturePacker JSON (array) — Phaser",
         "aseprite": "Aseprite JSON",
         "godot4": "Godot 4 (SpriteFrames .tres)",
         "unity": "Unity (sprite sheet + importer)",

@@ -46,5 +46,5 @@ def export(sheet, png_paths: list[Path], fmt: str, out_png: Path, options: Expor
 
 
 def rotation_supported(fmt: str) -> bool:
-    """Only TexturePacker's JSON (Phaser, PixiJS) describes frames stored turned on the page."""
+    """Only TexturePacker's JSON describes frames stored turned on the page (PixiJS draws them; Phaser 3 does not)."""
     return fmt.startswith("texturepacker")

@@ -2,7 +2,9 @@
 
 Aseprite's data describes one image, so a multi-page sheet is refused with a clear message.
 Frame tags index the ``frames`` array, so frames are written animation by animation: every
-tag's frames are contiguous and in play order.
+tag's frames are contiguous and in play order. Each frame's ``filename`` is its index, as
+Aseprite writes with Item Filename ``{frame}``: Phaser's ``createFromAseprite`` looks tag frames
+up by that index, so source-file names there would leave every animation showing one frame.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ def document(sheet, image_name: str, fps: float) -> dict:
     return {
         "frames": [
             {
-                "filename": f.name,
+                "filename": str(i),
                 "frame": {"x": f.x, "y": f.y, "w": f.w, "h": f.h},
                 "rotated": False,
                 "trimmed": f.trimmed,
@@ -45,7 +47,7 @@ def document(sheet, image_name: str, fps: float) -> dict:
                 "sourceSize": {"w": f.source_w, "h": f.source_h},
                 "duration": duration,
             }
-            for f in frames
+            for i, f in enumerate(frames)
         ],
         "meta": {
             "app": "https://www.aseprite.org/",

@@ -1,5 +1,8 @@
 """TexturePacker's JSON (Hash) and JSON (Array) data, as Phaser 3 and PixiJS load them.
 
+Phaser 3 reads both; PixiJS's Spritesheet reads the Hash only (it names Array frames 0, 1, 2 …).
+PixiJS draws rotated frames; Phaser 3 keeps the flag but draws them turned (phaserjs/phaser#5012).
+
 One JSON per page. Animations go in the top-level ``animations`` object, which is where PixiJS's
 Spritesheet reads them; several pages name each other in ``meta.related_multi_packs`` so PixiJS
 loads them together.
