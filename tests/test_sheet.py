@@ -245,25 +245,15 @@ def random_rects(seed: int, n: int) -> list[tuple[int, int]]:
 
 
 def rectpack_square(sizes) -> int:
-    """Side of the smallest square rectpack's MaxRectsBssf fills with every rectangle."""
-    rectpack = pytest.importorskip("rectpack")
+    """Side of the smallest square rectpack's MaxRectsBssf fills: the benchmark's own baseline."""
+    pytest.importorskip("rectpack")
+    import importlib.util
 
-    def fits(side: int) -> bool:
-        packer = rectpack.newPacker(mode=rectpack.PackingMode.Offline, pack_algo=rectpack.MaxRectsBssf, rotation=False)
-        for i, (w, h) in enumerate(sizes):
-            packer.add_rect(w, h, rid=i)
-        packer.add_bin(side, side)
-        packer.pack()
-        return len(packer.rect_list()) == len(sizes)
-
-    lo = int(max(max(max(w, h) for w, h in sizes), np.sqrt(sum(w * h for w, h in sizes))))
-    hi = lo * 2
-    while lo < hi:
-        mid = (lo + hi) // 2
-        lo, hi = (lo, mid) if fits(mid) else (mid + 1, hi)
-    while fits(lo - 1):  # fitting is not monotonic in the side: step down while it still fits
-        lo -= 1
-    return lo
+    path = Path(__file__).resolve().parents[1] / "bench" / "sheet_occupancy.py"
+    spec = importlib.util.spec_from_file_location("sheet_occupancy_bench", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    return bench.rectpack_square(sizes)
 
 
 def test_occupancy_goal_against_rectpack():
