@@ -106,14 +106,10 @@ def load_detector(control_type: str, annotator_dir=None):
         if key in _detectors:
             return _detectors[key]
     spec = ANNOTATORS[control_type]
-    try:
-        detector = getattr(controlnet_aux, spec.detector).from_pretrained(str(folder))
-    except (MemoryError, KeyboardInterrupt):
-        raise
-    except Exception as exc:  # a corrupt or mismatched weight file
-        from asset_studio.engine.loader import first_line
+    from asset_studio.engine.loader import load_errors
 
-        raise UserError(f"Could not load the {control_type} annotator from {folder}: {first_line(exc)}") from exc
+    with load_errors(f"{control_type} annotator from {folder}"):  # a corrupt or mismatched weight file
+        detector = getattr(controlnet_aux, spec.detector).from_pretrained(str(folder))
     with _lock:
         _detectors[key] = detector
     return detector

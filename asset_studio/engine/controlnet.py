@@ -110,24 +110,17 @@ def _cached_repo(repo_id: str) -> Path:
 def _load(ref: str, source: Path, kind: str, dtype):
     from diffusers import ControlNetModel
 
-    from asset_studio.engine.loader import first_line, quiet_loading
+    from asset_studio.engine.loader import load_errors, quiet_loading
 
-    try:
-        with quiet_loading():
-            if kind == "folder":
-                if not any(source.glob("diffusion_pytorch_model*.safetensors")):
-                    raise UserError(f"The ControlNet {ref} has no .safetensors weights (pickle .bin files are refused).")
-                return ControlNetModel.from_pretrained(str(source), torch_dtype=dtype, local_files_only=True,
-                                                       use_safetensors=True)
-            config = single_file_config(source)
-            return ControlNetModel.from_single_file(str(source), config=str(config), torch_dtype=dtype,
-                                                    local_files_only=True)
-    except UserError:
-        raise
-    except (MemoryError, KeyboardInterrupt):
-        raise
-    except Exception as exc:  # diffusers raises ValueError / OSError / RuntimeError / SafetensorError alike
-        raise UserError(f"Could not load the ControlNet {Path(ref).name}: {first_line(exc)}") from exc
+    with load_errors(f"ControlNet {Path(ref).name}"), quiet_loading():
+        if kind == "folder":
+            if not any(source.glob("diffusion_pytorch_model*.safetensors")):
+                raise UserError(f"The ControlNet {ref} has no .safetensors weights (pickle .bin files are refused).")
+            return ControlNetModel.from_pretrained(str(source), torch_dtype=dtype, local_files_only=True,
+                                                   use_safetensors=True)
+        config = single_file_config(source)
+        return ControlNetModel.from_single_file(str(source), config=str(config), torch_dtype=dtype,
+                                                local_files_only=True)
 
 
 def single_file_config(path: Path) -> Path:

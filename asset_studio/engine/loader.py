@@ -250,6 +250,17 @@ def _extra_kwargs(family: str) -> dict:
 
 
 @contextmanager
+def load_errors(what: str):
+    """Any failure inside becomes one UserError: "Could not load the WHAT: <first line of the cause>"."""
+    try:
+        yield
+    except (UserError, MemoryError, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # diffusers raises ValueError/OSError/RuntimeError/SafetensorError alike
+        raise UserError(f"Could not load the {what}: {first_line(exc)}") from exc
+
+
+@contextmanager
 def quiet_loading():
     """No per-component progress bars on the console, and no warning about diffusers' dtype rename
     (we pass `torch_dtype`, which every supported diffusers version accepts)."""
@@ -273,16 +284,9 @@ def quiet_loading():
 def load_pipeline(source: ModelSource, family: str, device, dtype, model_config: str | None = None):
     """Load the base text-to-image pipeline onto the device. Any failure becomes one UserError."""
     cls = pipeline_class(family)
-    try:
-        with quiet_loading():
-            pipe = _load(cls, source, family, dtype, model_config)
-            pipe.to(device)
-    except UserError:
-        raise
-    except (MemoryError, KeyboardInterrupt):
-        raise
-    except Exception as exc:  # diffusers raises ValueError/OSError/RuntimeError/SafetensorError alike
-        raise UserError(f"Could not load the model {source.name}: {first_line(exc)}") from exc
+    with load_errors(f"model {source.name}"), quiet_loading():
+        pipe = _load(cls, source, family, dtype, model_config)
+        pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
     _restore_text_model_path(pipe)
     return pipe
@@ -336,7 +340,7 @@ def load_vae(ref: str, base_vae, device, dtype, download: bool = False):
     name = model_display_name(ref)
     if path.suffix.lower() in PICKLE_SUFFIXES:
         raise UserError(f"The VAE {path.name} is a pickle file, which can run code; use a .safetensors version.")
-    try:
+    with load_errors(f"VAE {name}"):
         if path.is_file():
             if path.suffix.lower() != ".safetensors":
                 raise UserError(f"The VAE {path.name} is not a .safetensors file.")
@@ -365,12 +369,6 @@ def load_vae(ref: str, base_vae, device, dtype, download: bool = False):
                     str(folder), subfolder=sub, torch_dtype=dtype, local_files_only=True, use_safetensors=True
                 )
         vae.to(device)
-    except UserError:
-        raise
-    except (MemoryError, KeyboardInterrupt):
-        raise
-    except Exception as exc:
-        raise UserError(f"Could not load the VAE {name}: {first_line(exc)}") from exc
     return vae
 
 
