@@ -89,10 +89,10 @@ class GenerationJob:
         for key in ("loras", "controlnets"):
             if not isinstance(data.get(key, []), list) or not all(isinstance(x, dict) for x in data.get(key, [])):
                 raise UserError(f"The job's {key} must be a list of objects.")
-        data["loras"] = [_checked(LoraRef, x, f"loras[{i}].") for i, x in enumerate(data.get("loras", []))]
-        data["controlnets"] = [_checked(ControlUnit, x, f"controlnets[{i}].")
+        data["loras"] = [checked(LoraRef, x, f"loras[{i}].") for i, x in enumerate(data.get("loras", []))]
+        data["controlnets"] = [checked(ControlUnit, x, f"controlnets[{i}].")
                                for i, x in enumerate(data.get("controlnets", []))]
-        return _checked(cls, data, "")
+        return checked(cls, data, "")
 
     @classmethod
     def from_json(cls, text: str) -> "GenerationJob":
@@ -109,6 +109,8 @@ def _type_ok(value, kind: str) -> bool:
         return isinstance(value, str)
     if kind == "int":
         return type(value) is int
+    if kind == "bool":
+        return type(value) is bool
     if kind == "float":
         return type(value) in (int, float) and math.isfinite(value)
     if kind == "list[int]":
@@ -121,11 +123,13 @@ def _type_ok(value, kind: str) -> bool:
 
 
 _KIND_WORDS = {"str": "text", "int": "a whole number", "float": "a finite number", "list[int]": "a list of whole numbers",
-               "dict[str, str]": "a table of texts", "dict": "a table"}
+               "dict[str, str]": "a table of texts", "dict": "a table", "bool": "true or false"}
 
 
-def _checked(cls, data: dict, where: str):
-    """CLS(**DATA) after checking names and types, so a malformed job is one clear sentence."""
+def checked(cls, data: dict, where: str):
+    """CLS(**DATA) after checking names and types, so a malformed job (or a part of one) is one
+    clear sentence. CLS is a dataclass whose annotations are strings (``from __future__ import
+    annotations``)."""
     from asset_studio.errors import UserError
 
     spec = {f.name: f for f in fields(cls) if f.init}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from asset_studio.core.job import GenerationJob
+from asset_studio.core.job import GenerationJob, checked
 from asset_studio.errors import UserError
 
 SPRITES_DIR = "sprites"
@@ -30,12 +30,6 @@ class PostProcessSpec:
     crisp_text: str = ""  # a layout file whose exact text is drawn over the image first
 
     def __post_init__(self) -> None:
-        # The spec comes from PNGs and style packs too: check types before comparing anything.
-        for name, kind in (("remove_background", bool), ("trim", bool), ("pixel_grid", int),
-                           ("palette_size", int), ("method", str), ("model", str), ("crisp_text", str)):
-            value = getattr(self, name)
-            if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-                raise UserError(f"The post-processing option {name} must be a {kind.__name__}, not {value!r}.")
         if self.pixel_grid < 0 or self.palette_size < 0 or self.palette_size > 256:
             raise UserError("Post-processing needs a pixel grid of 0 or more and a palette of 0 to 256 colours.")
 
@@ -44,10 +38,8 @@ class PostProcessSpec:
         data = job.postprocess or {}
         if not isinstance(data, dict):
             raise UserError("The job's post-processing settings are not a table of options.")
-        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise UserError(f"Unknown post-processing option(s): {', '.join(unknown)}.")
-        return cls(**data)
+        # It comes from PNGs and style packs too: names and types are checked before any range.
+        return checked(cls, data, "postprocess.")
 
     @property
     def active(self) -> bool:
