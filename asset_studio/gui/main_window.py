@@ -26,7 +26,7 @@ from asset_studio.core.library import save_control_image
 from asset_studio.core.models import DEFAULT_MODELS_DIR
 from asset_studio.core.stylepack import StylePack, app_home, list_styles
 from asset_studio.core.templates import Template, list_templates
-from asset_studio.engine.samplers import sampler_names  # plain data: no torch
+from asset_studio.core.samplers import sampler_names  # plain data: no torch
 from asset_studio.errors import UserError
 from asset_studio.gui.gallery import GalleryWidget, checkerboard
 from asset_studio.gui.model_manager import ModelManager
