@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from asset_studio.engine.tiling import parse_axes, seamless
+from asset_studio.engine.tiling import check_tile_size, parse_axes, seamless, tile_multiple
 from asset_studio.errors import UserError
 
 pytestmark = pytest.mark.slow
@@ -161,3 +161,23 @@ def test_lora_convolutions_wrap_too(tiny_sd15_dir, tmp_path, one_thread_and_a_pr
         assert roll_error(pipe, "x", base) < ROLL_TOLERANCE
         assert roll_error(pipe, "y", base) < ROLL_TOLERANCE
     assert not any("_conv_forward" in c.__dict__ for c in lora_convs)
+
+
+def test_sizes_off_the_downsampling_grid_are_refused_on_tiled_axes_only(pipe):
+    assert tile_multiple(pipe) == 16  # VAE factor 8 x one UNet downsampler
+    check_tile_size(pipe, 64, 72, "x")  # 72 is not tiled
+    check_tile_size(pipe, 48, 64, "both")
+    with pytest.raises(UserError, match="along y needs a height that is a multiple of 16 pixels for this model \\(64 or 80, not 72\\)"):
+        check_tile_size(pipe, 64, 72, "both")
+    with pytest.raises(UserError, match="along x needs a width"):
+        check_tile_size(pipe, 8, 64, "x")
+
+
+def test_extra_decoders_wrap_and_are_restored(pipe):
+    """A preview decoder (TAESD in the app) passed as extra gets the same padding."""
+    import torch
+
+    preview = torch.nn.Sequential(torch.nn.Conv2d(4, 3, 3, padding=1))
+    with seamless(pipe, "x", extra=[preview]):
+        assert "_conv_forward" in preview[0].__dict__
+    assert "_conv_forward" not in preview[0].__dict__

@@ -44,6 +44,26 @@ def parse_axes(axes) -> tuple[str, ...]:
     return tuple(sorted(out))
 
 
+def tile_multiple(pipe) -> int:
+    """The image side (pixels) at whose multiples the wrap is exact: the VAE factor times 2 to the
+    number of UNet downsamplers (64 for SD 1.5, 32 for SDXL). Off it, a stride-2 convolution meets
+    an odd size and the grid it samples on jumps by one pixel where the image wraps: a faint seam."""
+    downs = sum(1 for block in pipe.unet.down_blocks if getattr(block, "downsamplers", None))
+    return int(pipe.vae_scale_factor) * 2**downs
+
+
+def check_tile_size(pipe, width: int, height: int, axes) -> None:
+    """Refuse, in one sentence, a size at which the tiled axes would not wrap exactly."""
+    from asset_studio.errors import UserError
+
+    m = tile_multiple(pipe)
+    for axis, side, label in (("x", width, "width"), ("y", height, "height")):
+        if axis in parse_axes(axes) and side % m:
+            lower = max(m, side - side % m)
+            raise UserError(f"Seamless tiling along {axis} needs a {label} that is a multiple of {m} pixels "
+                            f"for this model ({lower} or {lower + m}, not {side}).")
+
+
 def _padded_conv_forward(conv, x_mode: str, y_mode: str):
     import torch.nn.functional as F
 
@@ -62,20 +82,22 @@ def _padded_conv_forward(conv, x_mode: str, y_mode: str):
     return forward
 
 
-def _networks(pipe):
+def _networks(pipe, extra=()):
     """The image networks of a pipeline: UNet, VAE and any ControlNet (their residuals add to the
-    UNet's, so they must wrap the same way). Text encoders have no convolutions."""
+    UNet's, so they must wrap the same way), plus ``extra`` ones such as a TAESD preview decoder.
+    Text encoders have no convolutions."""
     for name in ("unet", "vae", "controlnet"):
         model = getattr(pipe, name, None)
         if model is not None:
             yield model
+    yield from (m for m in extra if m is not None)
 
 
-def _convs(pipe):
+def _convs(pipe, extra=()):
     import torch
 
     seen = set()
-    for model in _networks(pipe):
+    for model in _networks(pipe, extra):
         for module in model.modules():
             if isinstance(module, torch.nn.Conv2d) and id(module) not in seen:
                 seen.add(id(module))
@@ -83,11 +105,12 @@ def _convs(pipe):
 
 
 @contextmanager
-def seamless(pipe, axes):
+def seamless(pipe, axes, extra=()):
     """Generate tiling images inside this block: ``axes`` is 'x', 'y' or 'both' ('' or None: no-op).
 
     Enter it after LoRAs are loaded (their convolutions are patched on entry) and leave it before
-    loading others; the pipeline is restored on exit, also when generation fails."""
+    loading others; the pipeline is restored on exit, also when generation fails. ``extra``: more
+    networks that decode these latents (a TAESD preview decoder), patched and restored the same way."""
     tiled = parse_axes(axes)
     if not tiled:
         yield pipe
@@ -100,7 +123,7 @@ def seamless(pipe, axes):
     try:
         if vae_tiling:
             vae.disable_tiling()
-        for conv in _convs(pipe):
+        for conv in _convs(pipe, extra):
             if conv.padding_mode != "zeros":
                 continue  # a conv that already pads its own way (none in SD/SDXL) keeps it
             if _PATCH in getattr(conv.__dict__.get("_conv_forward"), "__dict__", {}):
