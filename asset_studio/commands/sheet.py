@@ -32,12 +32,12 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def parse_grid(text: str) -> tuple[int, int]:
+def parse_grid(text: str, option: str = "--grid") -> tuple[int, int]:
     from asset_studio.errors import UserError
 
     m = re.fullmatch(r"\s*(\d+)\s*[xX×]\s*(\d+)\s*", text)
     if not m:
-        raise UserError(f"--grid takes the cell size as WxH, such as 64x64, not '{text}'.")
+        raise UserError(f"{option} takes the size as WxH, such as 64x64, not '{text}'.")
     return int(m.group(1)), int(m.group(2))
 
 
