@@ -196,9 +196,13 @@ class SeamlessTiling(Stage):
     name = "seamless tiling"
 
     def prepare(self, ctx):
-        from asset_studio.engine.tiling import apply_seamless
+        from asset_studio.engine.tiling import check_tile_size, seamless
 
-        ctx.undo.append(apply_seamless(ctx.pipe, ctx.job.tiling))
+        s = ctx.job.sampling
+        check_tile_size(ctx.pipe, s.width, s.height, ctx.job.tiling)
+        patch = seamless(ctx.pipe, ctx.job.tiling)
+        patch.__enter__()
+        ctx.undo.append(lambda: patch.__exit__(None, None, None))
 
 
 # --- the plan ----------------------------------------------------------------------------------------
