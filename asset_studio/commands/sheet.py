@@ -29,6 +29,8 @@ def register(subparsers) -> None:
     p.add_argument("--grid", metavar="WxH", help="uniform WxH-pixel cells instead of tight packing (frames are not trimmed)")
     p.add_argument("--rotate", action="store_true", help="allow frames turned 90° (TexturePacker formats; PixiJS draws them, Phaser 3 cannot)")
     p.add_argument("--fps", type=float, default=10.0, help="animation speed written to the data file")
+    p.add_argument("--force", action="store_true",
+                   help="replace an existing file this command did not write (or one of the inputs)")
     p.set_defaults(func=run)
 
 
@@ -48,8 +50,8 @@ def split_animations(sheet) -> list[str]:
 
 
 def run(args) -> int:
-    from asset_studio.core.exporters import ExportOptions, export, rotation_supported
-    from asset_studio.core.sheet import SheetOptions, load_sprites, pack_sheet, save_pages
+    from asset_studio.core.exporters import ExportOptions, is_sheet_page, rotation_supported, write_sheet
+    from asset_studio.core.sheet import SheetOptions, collect_images, load_sprites, pack_sheet
     from asset_studio.errors import UserError
 
     if args.out.suffix.lower() != ".png":
@@ -68,12 +70,16 @@ def run(args) -> int:
         grid=grid,
         rotate=args.rotate,
     )
-    sprites = load_sprites(args.inputs, trim=opts.trim)
+    # A sheet written inside its input folder is not packed into the next run's sheet.
+    def own_page(path: Path) -> bool:
+        return is_sheet_page(path, args.out)
+
+    inputs = [path for _, path in collect_images(args.inputs, exclude=own_page)]
+    sprites = load_sprites(args.inputs, trim=opts.trim, exclude=own_page)
     sheet = pack_sheet(sprites, opts)
     if args.format == "aseprite" and len(sheet.pages) > 1:  # refuse before writing any page
         raise UserError("The Aseprite format holds a single image: raise --max-size so every frame fits one sheet.")
-    pngs = save_pages(sheet, args.out)
-    data = export(sheet, pngs, args.format, args.out, export_options)
+    pngs, data = write_sheet(sheet, args.out, args.format, export_options, inputs=inputs, force=args.force)
     if args.format.startswith("texturepacker"):
         split = split_animations(sheet)
         if split:  # a PixiJS page only animates its own frames, so these were left out of the JSON

@@ -94,7 +94,12 @@ def document(sheet, png_paths: list[Path], tres: Path, fps: float) -> str:
     return "\n".join(out) + "\n"
 
 
-def write(sheet, png_paths: list[Path], out_png: Path, fps: float = 10.0) -> list[Path]:
+def files(sheet, png_paths: list[Path], out_png: Path, fps: float = 10.0) -> list[tuple[Path, bytes]]:
     tres = Path(out_png).with_suffix(".tres")
-    tres.write_text(document(sheet, png_paths, tres, fps), encoding="utf-8")
-    return [tres]
+    return [(tres, document(sheet, png_paths, tres, fps).encode("utf-8"))]
+
+
+def write(sheet, png_paths: list[Path], out_png: Path, fps: float = 10.0) -> list[Path]:
+    from asset_studio.core.outputs import write_data
+
+    return write_data(files(sheet, png_paths, out_png, fps))
