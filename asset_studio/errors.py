@@ -22,7 +22,7 @@ _TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.\d+-[0-9a-f]+\.tmp$")
 
 _KNOWN = {
     errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENAMETOOLONG,
-    errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EFBIG,
+    errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EFBIG, errno.EEXIST,
 }
 
 
@@ -62,6 +62,10 @@ def describe_os_error(exc: OSError, target: str | os.PathLike | None = None) -> 
         name = path.name if path is not None else "a file name"
         name = name if len(name) <= 80 else name[:80] + "…"
         return f"The name {name} is too long for the file system of{where}: choose a shorter name."
+    if code in (errno.EEXIST, errno.ENOTDIR) and path is not None:
+        blocker = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+        if blocker is not None and blocker != path or code == errno.EEXIST and path.exists() and not path.is_dir():
+            return f"{blocker or path} is a file where a folder is needed: choose another output folder."
     if code in (errno.ENOENT, errno.ENOTDIR):
         return f"{path if path is not None else 'A file'} does not exist (or a part of its folder path is not a folder)."
     if code == errno.EISDIR:

@@ -56,15 +56,21 @@ def to_mode(image: Image.Image, mode: str = "RGBA", name: str = "The image") -> 
         raise UserError(f"{name} uses the pixel mode {image.mode}, which cannot be read as colours ({exc}).") from None
 
 
-def read_image(path: str | os.PathLike, mode: str = "RGBA", max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """The picture in PATH as RGBA or RGB (first frame of an animation), or a UserError sentence."""
+def has_alpha(image: Image.Image) -> bool:
+    """Whether IMAGE can hold transparent pixels (an alpha band or a tRNS transparency)."""
+    return "A" in image.getbands() or "a" in image.getbands() or "transparency" in image.info
+
+
+def read_image(path: str | os.PathLike, mode: str | None = "RGBA", max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """The picture in PATH as RGBA or RGB (first frame of an animation), or a UserError sentence.
+    Mode None: RGBA when the file can hold transparency, RGB otherwise."""
     path = Path(path)
     try:
         with Image.open(path) as im:
             if im.width * im.height > max_pixels:
                 raise UserError(f"{path} is too large ({im.width}x{im.height}) to read as one picture.")
             im.load()
-            return to_mode(im, mode, name=str(path))
+            return to_mode(im, mode or ("RGBA" if has_alpha(im) else "RGB"), name=str(path))
     except FileNotFoundError:
         raise UserError(f"The image {path} does not exist.") from None
     except IsADirectoryError:
