@@ -61,21 +61,24 @@ def has_alpha(image: Image.Image) -> bool:
     return "A" in image.getbands() or "a" in image.getbands() or "transparency" in image.info
 
 
-def read_image(path: str | os.PathLike, mode: str | None = "RGBA", max_pixels: int = MAX_PIXELS) -> Image.Image:
+def read_image(path: str | os.PathLike, mode: str | None = "RGBA", max_pixels: int = MAX_PIXELS,
+               what: str = "") -> Image.Image:
     """The picture in PATH as RGBA or RGB (first frame of an animation), or a UserError sentence.
-    Mode None: RGBA when the file can hold transparency, RGB otherwise."""
+    Mode None: RGBA when the file can hold transparency, RGB otherwise. WHAT ("The init image")
+    opens the sentences."""
     path = Path(path)
+    shown = f"{what} {path}" if what else str(path)
     try:
         with Image.open(path) as im:
             if im.width * im.height > max_pixels:
-                raise UserError(f"{path} is too large ({im.width}x{im.height}) to read as one picture.")
+                raise UserError(f"{shown} is too large ({im.width}x{im.height}) to read as one picture.")
             im.load()
-            return to_mode(im, mode or ("RGBA" if has_alpha(im) else "RGB"), name=str(path))
+            return to_mode(im, mode or ("RGBA" if has_alpha(im) else "RGB"), name=shown)
     except FileNotFoundError:
-        raise UserError(f"The image {path} does not exist.") from None
+        raise UserError(f"{what or 'The image'} {path} does not exist.") from None
     except IsADirectoryError:
-        raise UserError(f"{path} is a folder, not an image.") from None
+        raise UserError(f"{shown} is a folder, not an image.") from None
     except PermissionError:
-        raise UserError(f"Permission denied for {path}: it cannot be read.") from None
+        raise UserError(f"Permission denied for {shown}: it cannot be read.") from None
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as exc:
-        raise UserError(f"{path} is not a readable image ({exc.__class__.__name__}).") from None
+        raise UserError(f"{shown} is not a readable image ({exc.__class__.__name__}).") from None

@@ -300,13 +300,11 @@ def _quiet_from_pipe(cls, base_pipe, kwargs):
 
 def load_control_image(path: str, width: int, height: int):
     """A control image as RGB at the job's size."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
-    try:
-        with Image.open(path) as im:
-            image = im.convert("RGB")
-    except (FileNotFoundError, UnidentifiedImageError, OSError, Image.DecompressionBombError):
-        raise UserError(f"The control image {path} is not a readable image.") from None
+    from asset_studio.core.images import read_image
+
+    image = read_image(path, "RGB", what="The control image")  # every mode, 16-bit included
     if image.size != (width, height):
         image = image.resize((width, height), Image.Resampling.LANCZOS)
     return image

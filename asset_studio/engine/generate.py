@@ -247,13 +247,11 @@ def _derived(loaded, kind: str):
 
 
 def load_init_image(job: GenerationJob):
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
-    try:
-        with Image.open(job.init_image) as im:
-            image = im.convert("RGB")
-    except (FileNotFoundError, UnidentifiedImageError, OSError, Image.DecompressionBombError):
-        raise UserError(f"The init image {job.init_image} is not a readable image.") from None
+    from asset_studio.core.images import read_image
+
+    image = read_image(job.init_image, "RGB", what="The init image")  # every mode, 16-bit included
     if image.size != (job.width, job.height):
         image = image.resize((job.width, job.height), Image.LANCZOS)
     return image
