@@ -146,7 +146,7 @@ class Staged:
         if self.fd is None:
             self.temp = temp_name(self.target)
             self.fd = os.open(self.temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with os.fdopen(self.fd, "wb", closefd=False) as f:
+        with _open_stream(self.fd) as f:
             writer(f)
             f.flush()
         os.fsync(self.fd)
@@ -200,6 +200,11 @@ class Staged:
             except FileNotFoundError:
                 pass
             self.temp = None
+
+
+def _open_stream(fd: int) -> BinaryIO:
+    """The buffered file a writer writes into (tests replace it to fail at the N-th write)."""
+    return os.fdopen(fd, "wb", closefd=False)
 
 
 def _sync_folder(folder: Path) -> None:

@@ -399,7 +399,6 @@ def _sweep_work_dirs(dest: Path) -> None:
 def _install(path, pack, manifest, original: str, new_id: str, replace: bool, dest: Path) -> tuple[Path, bool]:
     """Extract into a hidden folder beside the destination (each file fsynced), then rename into place."""
     dest.mkdir(parents=True, exist_ok=True)
-    _sweep_work_dirs(dest)
     token = f"{os.getpid()}-{uuid.uuid4().hex[:10]}"
     tmp = dest / f".import-{token}"
     old = None
@@ -456,6 +455,7 @@ def import_stylepack(path: str | Path, replace: bool = False, limits: Limits = L
     suffixed id (pixel-art-2), unless ``replace`` is true.
     """
     pack, manifest = inspect_stylepack(path, limits)  # nothing is written before this returns
+    _sweep_work_dirs(user_styles_dir())  # a killed import's leftovers, before ids are counted
 
     original = pack.id
     new_id = original
