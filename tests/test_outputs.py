@@ -199,6 +199,15 @@ def test_messages_name_the_users_file_never_the_temp(tmp_path):
     assert "too long" in long and str(tmp_path) in long and len(long) < 300
 
 
+def test_a_name_too_long_is_one_sentence_and_a_long_valid_name_works(tmp_path, capsys):
+    code, _, err = cli(capsys, "layout", "new", tmp_path / ("n" * 300 + ".json"))
+    assert code == 2 and err.count("\n") == 1 and "too long" in err and str(tmp_path) in err
+    longest = tmp_path / ("n" * 245 + ".json")  # 250 bytes: valid, though its temp name would not be
+    code, _, err = cli(capsys, "layout", "new", longest)
+    assert code == 0, err
+    assert longest.is_file() and temp_files(tmp_path) == []
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root may write into read-only folders")
 def test_a_folder_without_write_permission_is_one_sentence(tmp_path, capsys):
     folder = tmp_path / "locked"
@@ -228,6 +237,18 @@ def small_disk(tmp_path):
         yield mnt
     finally:
         subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_a_read_only_disk_is_one_sentence(small_disk, tmp_path, capsys):
+    lay = layout_file(tmp_path / "p.json")
+    assert cli(capsys, "layout", "render", lay, "--out", small_disk / "c.png")[0] == 0
+    before = snapshot(small_disk)
+    result = subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], capture_output=True)
+    if result.returncode != 0:
+        pytest.skip(f"remounting read-only is not allowed here: {result.stderr.decode().strip()}")
+    code, _, err = cli(capsys, "layout", "render", lay, "--out", small_disk / "c.png")
+    assert code == 2 and err.count("\n") == 1 and "read-only" in err and str(small_disk) in err
+    assert snapshot(small_disk) == before
 
 
 def fill(disk: Path) -> None:

@@ -70,8 +70,12 @@ def written_by(path: Path, command: str) -> bool:
 
 
 def temp_name(target: Path) -> Path:
-    """A hidden, unique name beside TARGET; its pid lets a later run sweep it after a kill."""
-    return target.with_name(f".{target.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+    """A hidden, unique name beside TARGET; its pid lets a later run sweep it after a kill.
+    Long names are shortened so that a name the file system accepts keeps an acceptable temp name."""
+    name = target.name
+    while len(os.fsencode(name)) > 200:
+        name = name[:-1]
+    return target.with_name(f".{name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
 
 
 def _alive(pid: int) -> bool:
