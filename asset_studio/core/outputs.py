@@ -10,7 +10,6 @@ input or an existing file the command did not write itself unless the user passe
 
 from __future__ import annotations
 
-import errno
 import os
 import re
 import sys
@@ -88,8 +87,16 @@ def _alive(pid: int) -> bool:
     return True
 
 
+_SWEPT: set[str] = set()
+
+
 def sweep(folder: Path) -> None:
-    """Remove temporary files that a killed run of ours left in FOLDER (their process is gone)."""
+    """Remove temporary files that a killed run of ours left in FOLDER (their process is gone).
+    Once per folder and process: a later leftover can only be another live process's."""
+    key = os.path.abspath(folder)
+    if key in _SWEPT:
+        return
+    _SWEPT.add(key)
     try:
         names = os.listdir(folder)
     except OSError:
@@ -111,13 +118,28 @@ def _device(folder: Path) -> int:
 
 
 def nameless_files_supported(folder: Path) -> bool:
-    """Whether outputs in FOLDER are written as nameless files (nothing survives a kill -9)."""
-    if not _O_TMPFILE:
+    """Whether outputs in FOLDER are written as nameless files (Linux O_TMPFILE) that get their
+    name only when complete, so nothing survives a kill -9. Asked once per device: some file
+    systems refuse O_TMPFILE, and some kernels or sandboxes cannot name such a file (EXDEV)."""
+    if not _O_TMPFILE or not os.path.isdir("/proc/self/fd"):
         return False
-    if _device(folder) not in _TMPFILE_LINKS:
-        with staged(Path(folder) / ".probe", bytes_writer(b"")):
-            pass
-    return _TMPFILE_LINKS.get(_device(folder), False)
+    device = _device(folder)
+    if device not in _TMPFILE_LINKS:
+        try:
+            fd = os.open(folder, _O_TMPFILE | os.O_WRONLY, 0o600)
+        except OSError:
+            _TMPFILE_LINKS[device] = False
+            return False
+        probe = temp_name(Path(folder) / "probe")
+        try:
+            os.link(f"/proc/self/fd/{fd}", probe, follow_symlinks=True)
+            os.unlink(probe)
+            _TMPFILE_LINKS[device] = True
+        except OSError:
+            _TMPFILE_LINKS[device] = False
+        finally:
+            os.close(fd)
+    return _TMPFILE_LINKS[device]
 
 
 class Staged:
@@ -132,21 +154,8 @@ class Staged:
     def write(self, writer: Writer) -> "Staged":
         self.folder.mkdir(parents=True, exist_ok=True)
         sweep(self.folder)
-        if _O_TMPFILE and _TMPFILE_LINKS.get(_device(self.folder), True):
-            try:  # a nameless file: a kill -9 leaves nothing behind
-                self.fd = os.open(self.folder, _O_TMPFILE | os.O_WRONLY, 0o666)
-            except OSError as exc:
-                if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
-                    raise
-            if self.fd is not None and _device(self.folder) not in _TMPFILE_LINKS:
-                # Some kernels and sandboxes cannot give such a file a name (EXDEV, ENOENT): ask once.
-                try:
-                    self._name_it()
-                    _TMPFILE_LINKS[_device(self.folder)] = True
-                except OSError:
-                    _TMPFILE_LINKS[_device(self.folder)] = False
-                    os.close(self.fd)
-                    self.fd = None
+        if nameless_files_supported(self.folder):  # a kill -9 leaves nothing behind
+            self.fd = os.open(self.folder, _O_TMPFILE | os.O_WRONLY, 0o666)
         if self.fd is None:
             self.temp = temp_name(self.target)
             self.fd = os.open(self.temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
@@ -160,8 +169,6 @@ class Staged:
         """Give a nameless file its hidden temporary name (the step before a replacing rename)."""
         if self.temp is None:
             temp = temp_name(self.target)
-            if not os.path.isdir("/proc/self/fd"):
-                raise FileNotFoundError(errno.ENOENT, "no /proc to name a nameless file", "/proc/self/fd")
             os.link(f"/proc/self/fd/{self.fd}", temp, follow_symlinks=True)
             self.temp = temp
         return self.temp
