@@ -1,5 +1,6 @@
-"""Sheet data writers, one module per format. Each exposes ``write(sheet, png_paths, options)``
-and returns the data files it wrote beside the page images."""
+"""Sheet data writers, one module per format. Each exposes ``files(sheet, png_paths, out_png, ...)``,
+the data files as (path, bytes), and ``write``, which writes them. ``write_sheet`` writes a
+sheet's pages and data files as one set through core/outputs.py."""
 
 from __future__ import annotations
 
