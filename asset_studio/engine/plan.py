@@ -308,18 +308,17 @@ def share_modules(base, pipe) -> None:
 
 
 def load_image(path: str, what: str, width: int, height: int):
-    """An RGB picture at the job's size, or one sentence naming WHAT is wrong with it."""
+    """An RGB picture at the job's size (every file mode, 16-bit included), or one sentence naming
+    WHAT is wrong with it."""
     from pathlib import Path
 
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
+
+    from asset_studio.core.images import read_image
 
     if not Path(path).is_file():
         raise UserError(f"The {what} {path} is not a file.")
-    try:
-        with Image.open(path) as im:
-            image = im.convert("RGB")
-    except (FileNotFoundError, UnidentifiedImageError, OSError, Image.DecompressionBombError):
-        raise UserError(f"The {what} {path} is not a readable image.") from None
+    image = read_image(path, "RGB", what=f"The {what}")
     if image.size != (width, height):
         image = image.resize((width, height), Image.Resampling.LANCZOS)
     return image

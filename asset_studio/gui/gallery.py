@@ -443,8 +443,8 @@ class GalleryWidget(QWidget):
 def export_sheet(paths: list[Path], out_png: Path, fmt: str, trim: bool = True, padding: int = 2,
                  extrude: int = 0, pot: bool = False, max_size: int = 4096, fps: float = 10.0) -> list[Path]:
     """Pack the images into out_png (+ pages) and write the format's data file; returns every file written."""
-    from asset_studio.core.exporters import ExportOptions, export
-    from asset_studio.core.sheet import SheetOptions, load_sprites, pack_sheet, save_pages
+    from asset_studio.core.exporters import ExportOptions, write_sheet
+    from asset_studio.core.sheet import SheetOptions, load_sprites, pack_sheet
 
     if not paths:
         raise UserError("Select at least one image to put on the sheet.")
@@ -454,8 +454,9 @@ def export_sheet(paths: list[Path], out_png: Path, fmt: str, trim: bool = True, 
     sheet = pack_sheet(load_sprites([Path(p) for p in paths], trim=opts.trim), opts)
     if fmt == "aseprite" and len(sheet.pages) > 1:
         raise UserError("The Aseprite format holds a single image: raise the maximum size so every frame fits.")
-    pngs = save_pages(sheet, out_png)
-    return pngs + export(sheet, pngs, fmt, out_png, ExportOptions(fps=fps))
+    # one set, replacing only an earlier export of this sheet, never a selected image (core/outputs.py)
+    pngs, data = write_sheet(sheet, out_png, fmt, ExportOptions(fps=fps), inputs=[Path(p) for p in paths])
+    return pngs + data
 
 
 class _ExportSignals(QObject):
@@ -475,7 +476,9 @@ class _ExportTask(QRunnable):
         except UserError as exc:
             self.signals.failed.emit(str(exc))
         except OSError as exc:
-            self.signals.failed.emit(f"Could not write the sheet: {exc.strerror or exc}.")
+            from asset_studio.errors import describe_os_error
+
+            self.signals.failed.emit(describe_os_error(exc, self.kwargs.get("out_png")))
 
 
 class SheetExportDialog(QDialog):
