@@ -43,13 +43,32 @@ class RunResult:
         return [s.raw for s in self.saved]
 
 
-def check_job(job: GenerationJob, backend: Backend) -> None:
-    """Everything that can be refused before a model loads: the backend's check and the finishing."""
+def check_job(job: GenerationJob, backend: Backend, out_dir: str | Path | None = None) -> None:
+    """Everything that can be refused before a model loads: the output folder, the backend's
+    check and the finishing."""
+    if out_dir is not None:
+        check_output_folder(Path(out_dir))
     backend.check(job)
     if job.finishing.active:
         from asset_studio.engine.postprocess import check_ready
 
         check_ready(job.finishing)
+
+
+def check_output_folder(folder: Path) -> None:
+    """The output folder exists (or can be made) and takes files: said now, not after a model load."""
+    import os
+
+    from asset_studio.errors import describe_os_error
+
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{folder} is a file; the output folder (--out) must be a folder.")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(describe_os_error(exc, folder)) from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UserError(f"The output folder {folder} is read-only: choose another one.")
 
 
 def run_job(job: GenerationJob, backend: Backend, out_dir: str | Path, *,
@@ -58,7 +77,7 @@ def run_job(job: GenerationJob, backend: Backend, out_dir: str | Path, *,
     """Run JOB on BACKEND and save every image as it comes. Events other than ImageReady are passed
     to ON_EVENT as they are; each ImageReady becomes a Saved once the files are written. Errors
     are raised (readable_error() turns them into the sentence to show)."""
-    check_job(job, backend)
+    check_job(job, backend, out_dir)
     result = RunResult()
     for event in backend.run(job, should_cancel):
         if isinstance(event, ImageReady):

@@ -81,4 +81,4 @@ def read_image(path: str | os.PathLike, mode: str | None = "RGBA", max_pixels: i
     except PermissionError:
         raise UserError(f"Permission denied for {shown}: it cannot be read.") from None
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as exc:
-        raise UserError(f"{shown} is not a readable image ({exc.__class__.__name__}).") from None
+        raise UserError(f"{shown} is not a readable image.") from None
