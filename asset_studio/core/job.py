@@ -141,6 +141,9 @@ class GenerationJob:
     output: OutputKind = "image"
     finishing: Finishing = field(default_factory=Finishing)
     source: Source = field(default_factory=Source)
+    # Which backend and server made this image ("comfyui http://gpu-3:8188"); empty = this machine.
+    # Not needed to re-run: the gallery and the queue show it. A new optional field of schema 2.
+    made_by: str = ""
     schema: int = JOB_SCHEMA_VERSION
 
     def image_seeds(self) -> list[int]:

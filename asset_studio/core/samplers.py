@@ -56,6 +56,33 @@ SAMPLERS: dict[str, Sampler] = {
     ]
 }
 
+# The same samplers on a ComfyUI server: (KSampler sampler_name, scheduler). ComfyUI names the
+# k-diffusion functions directly; A1111's "Karras" suffix is its scheduler. Samplers ComfyUI has no
+# stock equivalent of (DPM++ 2S is A1111's non-ancestral single-step, PLMS, TCD) are absent.
+COMFYUI_SAMPLERS: dict[str, tuple[str, str]] = {
+    "Euler a": ("euler_ancestral", "normal"),
+    "Euler": ("euler", "normal"),
+    "Euler Karras": ("euler", "karras"),
+    "LMS": ("lms", "normal"),
+    "LMS Karras": ("lms", "karras"),
+    "Heun": ("heun", "normal"),
+    "Heun Karras": ("heun", "karras"),
+    "DPM2": ("dpm_2", "normal"),
+    "DPM2 Karras": ("dpm_2", "karras"),
+    "DPM2 a": ("dpm_2_ancestral", "normal"),
+    "DPM2 a Karras": ("dpm_2_ancestral", "karras"),
+    "DPM++ 2M": ("dpmpp_2m", "normal"),
+    "DPM++ 2M Karras": ("dpmpp_2m", "karras"),
+    "DPM++ 2M SDE": ("dpmpp_2m_sde", "normal"),
+    "DPM++ 2M SDE Karras": ("dpmpp_2m_sde", "karras"),
+    "DPM++ SDE": ("dpmpp_sde", "normal"),
+    "DPM++ SDE Karras": ("dpmpp_sde", "karras"),
+    "DDIM": ("ddim", "ddim_uniform"),
+    "UniPC": ("uni_pc", "normal"),
+    "DEIS": ("deis", "normal"),
+    "LCM": ("lcm", "sgm_uniform"),
+}
+
 # Other spellings people paste: ComfyUI's sampler ids and common variants.
 ALIASES = {
     "euler_ancestral": "Euler a",
@@ -98,3 +125,12 @@ def lookup(name: str) -> Sampler:
 
 def canonical_name(name: str) -> str:
     return lookup(name).name
+
+
+def comfyui_sampler(name: str) -> tuple[str, str]:
+    """(sampler_name, scheduler) of a ComfyUI KSampler for an artist's sampler name."""
+    sampler = lookup(name)
+    if sampler.name not in COMFYUI_SAMPLERS:
+        usable = ", ".join(COMFYUI_SAMPLERS)
+        raise UserError(f"ComfyUI has no stock sampler for '{sampler.name}'; choose one of: {usable}.")
+    return COMFYUI_SAMPLERS[sampler.name]
