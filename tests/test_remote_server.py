@@ -1,0 +1,163 @@
+"""The ComfyUI backend against two real ComfyUI 0.3.64 servers (../shared/engines/comfyui) on loopback.
+
+One pair of servers for the module, one random-weight SD 1.5 checkpoint (~465 MB, built here) and a
+kohya LoRA; 64x64 images of 1-2 steps. The test that kills a server runs last.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.request
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from asset_studio.core.backend import Cancelled, ImageReady, Progress
+from asset_studio.core.job import LoraRef
+from asset_studio.core.library import read_job
+from asset_studio.errors import UserError
+from asset_studio.remote.backend import ComfyBackend
+from asset_studio.remote.client import ComfyClient, JobError
+from asset_studio.service import Saved, run_job
+from comfy_servers import ComfyServers, unavailable
+from jobs import make_job
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(unavailable() is not None, reason=str(unavailable()))]
+
+CHECKPOINT = "tiny-sd15.safetensors"
+LORA = "tiny-kohya-lora.safetensors"
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory):
+    from comfy_models import build_comfy_sd15, save_comfy_lora, save_comfy_sd15
+
+    with ComfyServers(tmp_path_factory.mktemp("comfyui"), count=2) as pair:
+        modules = build_comfy_sd15()  # while the servers start
+        save_comfy_sd15(pair.models / "checkpoints" / CHECKPOINT, modules)
+        save_comfy_lora(pair.models / "loras" / LORA, modules)
+        del modules
+        pair.wait_ready()
+        yield pair
+
+
+def small_job(**flat):
+    settings = dict(width=64, height=64, steps=1, seed=11, sampler="Euler")
+    settings.update(flat)
+    return make_job(f"/somewhere/else/{CHECKPOINT}", "a red apple", **settings)
+
+
+def pixels(path_or_image) -> np.ndarray:
+    image = path_or_image if isinstance(path_or_image, Image.Image) else Image.open(path_or_image)
+    return np.asarray(image.convert("RGB"), dtype=np.int16)
+
+
+@pytest.fixture(scope="module")
+def baseline(servers, tmp_path_factory):
+    """txt2img on one server through the service: saved with its job, which names the server."""
+    out = tmp_path_factory.mktemp("txt2img")
+    events = []
+    result = run_job(small_job(), ComfyBackend([servers.urls[0]]), out, on_event=events.append)
+    return out, result, events
+
+
+def test_txt2img_is_saved_with_its_job_and_the_server_that_made_it(servers, baseline):
+    _, result, events = baseline
+    assert len(result.saved) == 1 and not result.cancelled
+    saved = result.saved[0]
+    assert Image.open(saved.raw).size == (64, 64)
+    job = read_job(saved.raw)
+    assert job.made_by == f"comfyui {servers.urls[0]}"
+    assert job.sampling.seed == 11 and job.model.checkpoint.endswith(CHECKPOINT)
+    assert any(isinstance(e, Progress) and e.total == 1 for e in events)
+    assert [type(e).__name__ for e in events][-1] == "Finished"
+
+
+def test_the_same_seed_gives_the_same_image_on_either_server(servers, baseline, tmp_path):
+    _, result, _ = baseline
+    again = run_job(small_job(), ComfyBackend([servers.urls[1]]), tmp_path).saved[0]
+    assert np.array_equal(pixels(again.raw), pixels(result.saved[0].raw))
+
+
+def test_img2img_uploads_the_start_picture_and_follows_it(servers, tmp_path):
+    backend = ComfyBackend([servers.urls[0]])
+    outputs = []
+    for colour in ((250, 20, 20), (20, 20, 250)):
+        start = tmp_path / f"start-{colour[0]}.png"
+        Image.new("RGB", (96, 96), colour).save(start)  # resized to the job's size before upload
+        result = run_job(small_job(init_image=str(start), denoise=0.5, steps=2), backend, tmp_path / "out")
+        outputs.append(pixels(result.saved[0].raw))
+        assert read_job(result.saved[0].raw).init.image == str(start)
+    assert np.abs(outputs[0] - outputs[1]).mean() > 1  # the start picture changed the result
+
+
+def test_a_lora_changes_the_image(servers, baseline, tmp_path):
+    job = small_job()
+    job.model.loras = [LoraRef(path=f"/my/loras/{LORA}", weight=1.0)]
+    result = run_job(job, ComfyBackend([servers.urls[1]]), tmp_path)
+    assert np.abs(pixels(result.saved[0].raw) - pixels(baseline[1].saved[0].raw)).mean() > 1
+    assert read_job(result.saved[0].raw).model.loras[0].weight == 1.0
+
+
+def test_a_model_the_server_lacks_is_one_sentence_naming_model_and_server(servers):
+    backend = ComfyBackend([servers.urls[0]])
+    job = small_job()
+    job.model.checkpoint = "/models/not-there.safetensors"
+    with pytest.raises(UserError) as caught:
+        backend.check(job)
+    assert str(caught.value) == f"The checkpoint not-there.safetensors is not on the server {servers.urls[0]}."
+
+
+def test_a_node_the_server_lacks_is_refused_by_name(servers):
+    client = ComfyClient(servers.urls[0])
+    assert "KSampler" in client.info().nodes
+    graph = {"1": {"class_type": "IPAdapterAdvanced", "inputs": {}}}
+    with pytest.raises(JobError, match="IPAdapterAdvanced"):
+        client.queue(graph)  # the server's own refusal, as one sentence
+
+
+def test_cancel_stops_the_server_and_saves_nothing(servers, tmp_path):
+    client = ComfyClient(servers.urls[0])
+    cancel = threading.Event()
+
+    def on_event(event):
+        if isinstance(event, Progress):
+            cancel.set()
+
+    started = time.monotonic()
+    result = run_job(small_job(steps=200), ComfyBackend([servers.urls[0]]), tmp_path,
+                     should_cancel=cancel.is_set, on_event=on_event)
+    assert result.cancelled and result.saved == []
+    while time.monotonic() - started < 60:  # interrupted: the server's queue empties
+        queue = json.loads(urllib.request.urlopen(client.url + "/queue", timeout=10).read())
+        if not queue["queue_running"] and not queue["queue_pending"]:
+            break
+        time.sleep(0.5)
+    else:
+        pytest.fail("the server still runs the cancelled prompt")
+
+
+def test_a_pool_shares_a_batch_and_survives_a_server_killed_mid_job(servers, tmp_path):
+    """Runs last: it kills server 0."""
+    backend = ComfyBackend(servers.urls)
+    killed = threading.Event()
+    events = []
+
+    def kill_at_first_step():
+        while not killed.is_set():
+            if any(isinstance(e, Progress) for e in events):
+                servers.kill(0)
+                killed.set()
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_at_first_step, daemon=True)
+    killer.start()
+    result = run_job(small_job(steps=2, batch_count=3), backend, tmp_path, on_event=events.append)
+    killed.set()
+    assert sorted(s.seed for s in result.saved) == [11, 12, 13]
+    makers = {read_job(s.raw).made_by for s in result.saved}
+    assert makers == {f"comfyui {servers.urls[1]}"}  # server 0 died before finishing any image
+    assert all(isinstance(e, (Saved, Progress)) or type(e).__name__ in ("Loading", "Finished") for e in events)
