@@ -43,6 +43,33 @@ class RunResult:
         return [s.raw for s in self.saved]
 
 
+ENGINES = ("local", "comfyui")
+TOKEN_VARIABLE = "ASSET_STUDIO_COMFYUI_TOKEN"  # a proxy's bearer token in front of ComfyUI servers
+
+
+def make_backend(engine: str = "local", servers: list[str] | tuple = (), *, device: str | None = None,
+                 download: bool = False, token: str | None = None) -> Backend:
+    """The backend for ENGINE: this machine's diffusers engine, or ComfyUI SERVERS (one or a pool).
+    The CLI and the GUI both build backends here."""
+    if engine == "local":
+        if servers:
+            raise UserError("--server goes with --engine comfyui.")
+        from asset_studio.engine.backend import LocalBackend
+
+        return LocalBackend(device=device, download=download)
+    if engine == "comfyui":
+        if device:
+            raise UserError("--device chooses this machine's GPU; ComfyUI servers use their own.")
+        if not servers:
+            raise UserError("The comfyui engine needs at least one server: --server http://HOST:PORT.")
+        import os
+
+        from asset_studio.remote.backend import ComfyBackend
+
+        return ComfyBackend(list(servers), token=token or os.environ.get(TOKEN_VARIABLE) or None)
+    raise UserError(f"Unknown engine '{engine}'; choose one of: {', '.join(ENGINES)}.")
+
+
 def check_job(job: GenerationJob, backend: Backend, out_dir: str | Path | None = None) -> None:
     """Everything that can be refused before a model loads: the output folder, the backend's
     check and the finishing."""

@@ -14,7 +14,7 @@ from asset_studio.core.job import ControlUnit, LoraRef, Reference
 from asset_studio.core.samplers import COMFYUI_SAMPLERS, SAMPLERS, comfyui_sampler
 from asset_studio.errors import UserError
 from asset_studio.remote.client import ServerInfo, _execution_error, _preview, _prompt_error, JobError, ServerError
-from asset_studio.remote.graph import ServerFiles, job_graph, models_of, nodes_of, unsupported
+from asset_studio.remote.graph import STUDIO_NODES, ServerFiles, job_graph, models_of, nodes_of, unsupported
 from jobs import make_job
 
 DATA = Path(__file__).parent / "data"
@@ -99,6 +99,7 @@ def test_models_and_nodes_a_job_needs():
     assert [kind for kind, _ in models_of(job)] == ["checkpoint", "LoRA", "LoRA", "VAE", "ControlNet"]
     assert {"ControlNetApplyAdvanced", "VAEEncode", "LoadImage", "CLIPSetLastLayer"} <= nodes_of(job)
     assert "EmptyLatentImage" in nodes_of(txt2img_job())
+    assert nodes_of(full_job()) | nodes_of(txt2img_job()) == STUDIO_NODES
 
 
 def test_server_info_matches_models_by_file_name_and_names_what_is_missing():

@@ -140,6 +140,34 @@ def test_cancel_stops_the_server_and_saves_nothing(servers, tmp_path):
         pytest.fail("the server still runs the cancelled prompt")
 
 
+def test_servers_check_prints_version_devices_nodes_and_the_jobs_models(servers, baseline, capsys):
+    from asset_studio.cli import main
+
+    png = baseline[1].saved[0].raw
+    assert main(["servers", "check", *servers.urls, "--job", str(png), "--model", "other.safetensors"]) == 1
+    out = capsys.readouterr().out
+    assert out.count("version: ComfyUI 0.3.64") == 2 and "devices: cpu" in out
+    assert "missing nodes: none" in out
+    assert f"checkpoint {CHECKPOINT}: yes ({CHECKPOINT})" in out and "checkpoint other.safetensors: MISSING" in out
+
+
+def test_generate_and_rerun_on_the_comfyui_engine(servers, baseline, tmp_path, capsys):
+    from asset_studio.cli import main
+
+    args = ["generate", "a red apple", "--model", CHECKPOINT, "--engine", "comfyui", "--size", "64x64",
+            "--steps", "1", "--sampler", "Euler", "--seed", "11", "--count", "2", "--out", str(tmp_path / "gen")]
+    for url in servers.urls:
+        args += ["--server", url]
+    assert main(args) == 0
+    printed = [line for line in capsys.readouterr().out.splitlines() if line.endswith(".png")]
+    assert len(printed) == 2 and {read_job(p).sampling.seed for p in printed} == {11, 12}
+    assert main(["rerun", printed[0], "--engine", "comfyui", "--server", servers.urls[1],
+                 "--out", str(tmp_path / "again")]) == 0
+    again = next((tmp_path / "again").glob("*.png"))
+    assert read_job(again).made_by == f"comfyui {servers.urls[1]}"
+    assert np.array_equal(pixels(again), pixels(printed[0]))
+
+
 def test_a_pool_shares_a_batch_and_survives_a_server_killed_mid_job(servers, tmp_path):
     """Runs last: it kills server 0."""
     backend = ComfyBackend(servers.urls)

@@ -35,6 +35,7 @@ def register(subparsers) -> None:
     p.add_argument("--denoise", type=float, metavar="F", help="img2img denoising strength, 0-1 (default 0.75)")
     p.add_argument("--out", metavar="DIR", help=f"output folder (default ./{DEFAULT_OUT})")
     p.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: the best available)")
+    add_engine_flags(p)
     p.add_argument("--model-config", metavar="DIR", help="diffusers config folder for a single-file model")
     p.add_argument("--vae", metavar="PATH", help="VAE to use instead of the model's own")
     p.add_argument("--clip-skip", type=int, metavar="N", help="CLIP layers to skip, as in A1111 (default 1)")
@@ -63,6 +64,17 @@ def register(subparsers) -> None:
         "--no-postprocess", action="store_true", help="keep only the raw image, whatever the style pack asks for"
     )
     p.set_defaults(func=run)
+
+
+def add_engine_flags(p) -> None:
+    """--engine and --server, shared with `rerun`."""
+    from asset_studio.service import ENGINES
+
+    p.add_argument("--engine", choices=ENGINES, default="local",
+                   help="where images are made: this machine (local, default) or ComfyUI servers (comfyui)")
+    p.add_argument("--server", action="append", default=[], metavar="URL",
+                   help="a ComfyUI server, http(s)://HOST:PORT (repeatable: the batch is shared among them); "
+                        "a proxy's bearer token comes from ASSET_STUDIO_COMFYUI_TOKEN")
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -133,13 +145,13 @@ def build_request(args: argparse.Namespace):
                         layout=args.layout, controls=controls)
 
 
-def run_job(job, out_dir: Path, device: str | None, download: bool, announce_seed: bool = False) -> list[Path]:
-    """Run a job on the local backend, printing each image's path as soon as it is on disk."""
+def run_job(job, out_dir: Path, device: str | None, download: bool, announce_seed: bool = False,
+            engine: str = "local", servers: list[str] | None = None) -> list[Path]:
+    """Run a job on the chosen backend, printing each image's path as soon as it is on disk."""
     from asset_studio.core.backend import Notice, Progress
-    from asset_studio.engine.backend import LocalBackend
-    from asset_studio.service import Saved, check_job, run_job as run_service
+    from asset_studio.service import Saved, check_job, make_backend, run_job as run_service
 
-    backend = LocalBackend(device=device, download=download)
+    backend = make_backend(engine, servers or [], device=device, download=download)
     check_job(job, backend, out_dir)  # before the first model load: bad input fails in a blink
     if announce_seed:
         print(f"seed: {job.sampling.seed}", file=sys.stderr)
@@ -168,5 +180,6 @@ def run(args: argparse.Namespace) -> int:
     request = build_request(args)
     job = prepare(request, out_dir, download=args.download)
     # A random seed is announced once every check has passed, so it can be locked next time.
-    run_job(job, out_dir, args.device, args.download, announce_seed=args.seed is None and not args.style)
+    run_job(job, out_dir, args.device, args.download, announce_seed=args.seed is None and not args.style,
+            engine=args.engine, servers=args.server)
     return 0

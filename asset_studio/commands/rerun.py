@@ -18,6 +18,9 @@ def register(subparsers) -> None:
     p.add_argument("--model-config", metavar="DIR", help="diffusers config folder for a single-file model")
     p.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: the best available)")
     p.add_argument("--download", action="store_true", help="allow downloading a repo id from the Hugging Face Hub")
+    from asset_studio.commands.generate import add_engine_flags
+
+    add_engine_flags(p)
     p.set_defaults(func=run)
 
 
@@ -31,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
         job.model.checkpoint = args.model
     if args.model_config:
         job.model.config = str(Path(args.model_config).expanduser().resolve())
+    job.made_by = ""  # the backend of this run says who makes the new image
     out_dir = Path(args.out) if args.out else image.resolve().parent
-    run_job(job, out_dir, args.device, args.download)
+    run_job(job, out_dir, args.device, args.download, engine=args.engine, servers=args.server)
     return 0

@@ -17,6 +17,12 @@ from asset_studio.core.samplers import comfyui_sampler
 from asset_studio.errors import UserError
 
 OUTPUT_PREFIX = "asset-studio"
+# Every node job_graph() may use: a server lacking one cannot run some jobs (`servers check` says which).
+STUDIO_NODES = frozenset({
+    "CheckpointLoaderSimple", "LoraLoader", "CLIPSetLastLayer", "VAELoader", "CLIPTextEncode", "LoadImage",
+    "VAEEncode", "EmptyLatentImage", "ControlNetLoader", "ControlNetApplyAdvanced", "KSampler", "VAEDecode",
+    "SaveImage",
+})
 
 # The model folders of a ComfyUI server, as /object_info lists them: (node, input) naming the files.
 MODEL_LISTS = {
