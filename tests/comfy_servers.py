@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -43,10 +44,11 @@ def free_port() -> int:
 
 
 class ComfyServers:
-    def __init__(self, folder: Path, count: int = 2, ready_timeout: float = 300.0):
+    def __init__(self, folder: Path, count: int = 2, ready_timeout: float = 300.0, env: dict | None = None):
         self.folder = Path(folder)
         self.count = count
         self.ready_timeout = ready_timeout
+        self.env = env  # extra environment of the servers (bench/pool.py gives each its share of the cores)
         self.code = self.folder / "comfyui"
         self.models = self.folder / "models"
         self.processes: list[subprocess.Popen | None] = []
@@ -79,7 +81,9 @@ class ComfyServers:
                        "--base-directory", str(base), "--extra-model-paths-config", str(paths),
                        "--database-url", "sqlite:///:memory:", "--disable-auto-launch"]
             with open(log, "wb") as out:
-                self.processes.append(subprocess.Popen(command, cwd=self.code, stdout=out, stderr=subprocess.STDOUT))
+                env = {**os.environ, **self.env} if self.env else None
+                self.processes.append(subprocess.Popen(command, cwd=self.code, stdout=out, stderr=subprocess.STDOUT,
+                                                       env=env))
             self.urls.append(f"http://127.0.0.1:{port}")
             self.logs.append(log)
 

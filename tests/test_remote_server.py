@@ -73,6 +73,7 @@ def test_txt2img_is_saved_with_its_job_and_the_server_that_made_it(servers, base
     assert job.made_by == f"comfyui {servers.urls[0]}"
     assert job.sampling.seed == 11 and job.model.checkpoint.endswith(CHECKPOINT)
     assert any(isinstance(e, Progress) and e.total == 1 for e in events)
+    assert any(isinstance(e, Progress) and isinstance(e.preview, Image.Image) for e in events)  # binary frames
     assert [type(e).__name__ for e in events][-1] == "Finished"
 
 

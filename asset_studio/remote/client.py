@@ -218,7 +218,7 @@ class ComfyClient:
         try:
             prompt_id = self.queue(graph)
             deadline = time.monotonic() + self.image_timeout
-            preview, result = None, None
+            last, result = None, None
             while True:
                 if cancelled():
                     self.cancel(prompt_id)
@@ -231,14 +231,20 @@ class ComfyClient:
                 if message is None:  # a quiet moment: look at should_cancel again
                     continue
                 if isinstance(message, bytes):
-                    preview = _preview(message) or preview
+                    # The preview of a step follows its progress message: report the step again with it.
+                    preview = _preview(message)
+                    if preview is not None and last is not None:
+                        last = Progress(step=last.step, total=last.total, image_index=index, image_count=count,
+                                        preview=preview)
+                        yield last
                     continue
                 kind, data = message.get("type"), message.get("data") or {}
                 if data.get("prompt_id") not in (None, prompt_id):
                     continue  # another client's prompt on a shared server
                 if kind == "progress" and data.get("prompt_id") == prompt_id:
-                    yield Progress(step=int(data.get("value", 0)), total=int(data.get("max", 0)),
-                                   image_index=index, image_count=count, preview=preview)
+                    last = Progress(step=int(data.get("value", 0)), total=int(data.get("max", 0)),
+                                    image_index=index, image_count=count, preview=None)
+                    yield last
                 elif kind == "executed" and str(data.get("node")) == out_node:
                     images = (data.get("output") or {}).get("images") or []
                     result = images[0] if images else None
@@ -257,7 +263,7 @@ class ComfyClient:
             try:
                 image = Image.open(io.BytesIO(self.fetch(result)))
                 image.load()
-            except (OSError, ValueError):
+            except (OSError, ValueError, Image.DecompressionBombError):
                 raise ServerError(f"The server {self.url} sent an image that cannot be read.") from None
             done = job.for_seed(job.sampling.seed)  # a copy: the pool's job is shared by its threads
             done.made_by = made_by or f"comfyui {self.url}"
@@ -340,7 +346,7 @@ def _preview(frame: bytes):
         image = Image.open(io.BytesIO(payload))
         image.load()
         return image.convert("RGB")
-    except (OSError, ValueError):
+    except (OSError, ValueError, Image.DecompressionBombError):
         return None
 
 
