@@ -54,6 +54,8 @@ class ComfyBackend:
         for client in self.clients:
             try:
                 missing = client.info().missing(job)
+                if missing:  # a model copied there since we asked: ask again once
+                    missing = client.info(refresh=True).missing(job)
             except ServerError as exc:
                 problems.append(str(exc))
                 continue
