@@ -110,21 +110,24 @@ def main() -> int:
         url = servers.urls[0]
         backend = ComfyBackend([url])
         arms = {"backend": [], "service": [], "plain": []}
-        for i in range(args.images):
-            started = time.perf_counter()
-            images = [e for e in backend.run(job_for(seed, 1, args)) if type(e).__name__ == "ImageReady"]
-            arms["backend"].append(time.perf_counter() - started)
+        def backend_arm(i):
+            images = [e for e in backend.run(job_for(1_000_000 + i, 1, args)) if type(e).__name__ == "ImageReady"]
             assert len(images) == 1
-            seed += 1
-            started = time.perf_counter()
-            run_job(job_for(seed, 1, args), backend, out)
-            arms["service"].append(time.perf_counter() - started)
-            seed += 1
-            graph = job_graph(job_for(seed, 1, args))
-            started = time.perf_counter()
-            by_hand(url, graph, Path(tmp) / f"plain-{i}.png")
-            arms["plain"].append(time.perf_counter() - started)
-            seed += 1
+
+        def service_arm(i):
+            run_job(job_for(2_000_000 + i, 1, args), backend, out)
+
+        def plain_arm(i):
+            by_hand(url, job_graph(job_for(3_000_000 + i, 1, args)), Path(tmp) / f"plain-{i}.png")
+
+        order = [("backend", backend_arm), ("service", service_arm), ("plain", plain_arm)]
+        for i in range(args.images):
+            # Rotated, so ComfyUI's periodic garbage collection between prompts and the machine's
+            # other work fall on every arm alike.
+            for name, arm in order[i % 3:] + order[:i % 3]:
+                started = time.perf_counter()
+                arm(i)
+                arms[name].append(time.perf_counter() - started)
         medians = {k: statistics.median(v) for k, v in arms.items()}
         for k, v in arms.items():
             print(f"one image, {k}: median {medians[k]:.2f} s ({', '.join(f'{t:.2f}' for t in v)})")
