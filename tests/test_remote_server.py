@@ -184,9 +184,9 @@ def test_a_pool_shares_a_batch_and_survives_a_server_killed_mid_job(servers, tmp
 
     killer = threading.Thread(target=kill_at_first_step, daemon=True)
     killer.start()
-    result = run_job(small_job(steps=2, batch_count=3), backend, tmp_path, on_event=events.append)
+    result = run_job(small_job(steps=2, batch_count=2), backend, tmp_path, on_event=events.append)
     killed.set()
-    assert sorted(s.seed for s in result.saved) == [11, 12, 13]
+    assert sorted(s.seed for s in result.saved) == [11, 12]
     makers = {read_job(s.raw).made_by for s in result.saved}
     assert makers == {f"comfyui {servers.urls[1]}"}  # server 0 died before finishing any image
     assert all(isinstance(e, (Saved, Progress)) or type(e).__name__ in ("Loading", "Finished") for e in events)
