@@ -34,7 +34,7 @@ def run_pool(job: GenerationJob, clients: list[ComfyClient],
     fail on any server, or a UserError when every server has failed."""
     seeds = job.image_seeds()
     todo = deque(enumerate(seeds))
-    lock = threading.Lock()
+    changed = threading.Condition()  # todo and in_flight, shared by the servers' threads
     events: queue.Queue = queue.Queue()
     stop = threading.Event()
     failures: list[str] = []
@@ -47,9 +47,27 @@ def run_pool(job: GenerationJob, clients: list[ComfyClient],
             stop.set()
         return stop.is_set()
 
+    in_flight = 0
+
     def take():
-        with lock:
-            return todo.popleft() if todo and not stop.is_set() else None
+        """The next image; while others are in flight on other servers, wait: one may come back."""
+        nonlocal in_flight
+        with changed:
+            while not todo and in_flight and not cancelled():
+                changed.wait(0.25)
+            if not todo or cancelled():
+                return None
+            in_flight += 1
+            return todo.popleft()
+
+    def settle(item, error: ServerError | None) -> None:
+        nonlocal in_flight
+        with changed:
+            in_flight -= 1
+            if error is not None:
+                todo.appendleft(item)  # another server makes it
+                failures.append(str(error))
+            changed.notify_all()
 
     def work(client: ComfyClient) -> None:
         try:
@@ -59,10 +77,12 @@ def run_pool(job: GenerationJob, clients: list[ComfyClient],
                     for event in client.run_image(job.for_seed(seed), index, len(seeds), cancelled):
                         events.put(event)
                 except ServerError as exc:
-                    with lock:
-                        todo.appendleft(item)  # another server makes it
-                        failures.append(str(exc))
+                    settle(item, exc)
                     return
+                except BaseException:
+                    settle(item, None)
+                    raise
+                settle(item, None)
         except BaseException as exc:  # noqa: BLE001 - raised in the caller's thread
             stop.set()
             events.put(_Failure(exc))
