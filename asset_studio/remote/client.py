@@ -170,8 +170,11 @@ class ComfyClient:
             f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"{name}\"\r\n"
             "Content-Type: image/png\r\n\r\n".encode(), png, f"\r\n--{boundary}--\r\n".encode(),
         ])
-        answer = json.loads(self._request("/upload/image", body, f"multipart/form-data; boundary={boundary}"))
-        uploaded = answer.get("name", name) if not answer.get("subfolder") else f"{answer['subfolder']}/{answer['name']}"
+        try:
+            answer = json.loads(self._request("/upload/image", body, f"multipart/form-data; boundary={boundary}"))
+            uploaded = str(answer["name"]) if not answer.get("subfolder") else f"{answer['subfolder']}/{answer['name']}"
+        except (ValueError, KeyError, TypeError):
+            raise ServerError(f"The server {self.url} did not take the picture {path}.") from None
         self._uploaded[path] = uploaded
         return uploaded
 
