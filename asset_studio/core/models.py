@@ -41,7 +41,7 @@ class LocalModel:
 
     name: str
     ref: str  # what a GenerationJob's `model` (or a ControlNet/LoRA path) takes: a path or a repo id
-    kind: str  # checkpoint, controlnet, lora, vae, unknown
+    kind: str  # checkpoint, controlnet, lora, vae, incomplete (a pipeline folder without its UNet), unknown
     family: str  # sd15, sd2, sdxl or "" when unknown
     size_bytes: int
     source: str  # "models folder" or "Hugging Face cache"
@@ -92,6 +92,9 @@ def classify_folder(folder: Path) -> tuple[str, str] | None:
     """(kind, family) of a diffusers folder, or None when the folder holds no model."""
     index = folder / "model_index.json"
     if index.is_file():
+        # A pipeline folder whose UNet weights are missing (an interrupted copy) is not usable.
+        if not (folder / "unet").is_dir():
+            return "incomplete", families.family_of_pipeline_folder(folder) or ""
         return "checkpoint", families.family_of_pipeline_folder(folder) or ""
     config = folder / "config.json"
     if config.is_file():
