@@ -235,7 +235,7 @@ def test_the_plan_lists_the_stages_a_job_needs_and_refuses_what_none_implements(
     assert names(job) == ["model", "LoRAs", "image to image", "ControlNet", "seamless tiling"]
     for change, words in ((lambda j: setattr(j, "output", "animation"), "animations"),
                           (lambda j: j.references.append(Reference("r.png")), "reference images"),
-                          (lambda j: j.passes.append({"kind": "hires"}), "after-passes yet: hires")):
+                          ):
         bad = job_for(tiny_sd15_dir)
         change(bad)
         with pytest.raises(UserError, match=words):

@@ -54,6 +54,15 @@ def register(subparsers) -> None:
     )
     p.add_argument("--tile", choices=("x", "y", "both", "off"),
                    help="seamless tiling: the image repeats without seams along x, y or both")
+    passes = p.add_argument_group("after-passes")
+    passes.add_argument("--hires-scale", type=float, metavar="F", help="hires fix: enlarge by F (e.g. 2), then img2img")
+    passes.add_argument("--hires-denoise", type=float, metavar="F", help="hires fix denoise, 0-1 (default 0.5)")
+    passes.add_argument("--hires-upscaler", metavar="NAME_OR_PATH",
+                        help="latent (default), latent-nearest, lanczos, nearest, or an upscale model .safetensors")
+    passes.add_argument("--hires-steps", type=int, metavar="N", help="steps of the hires pass (default: as the base)")
+    passes.add_argument("--refiner", metavar="PATH_OR_ID", help="second model for the end of the schedule (SDXL refiner)")
+    passes.add_argument("--refiner-switch", type=float, metavar="F",
+                        help="fraction of the steps the base model runs before the refiner (default 0.8)")
     post = p.add_argument_group("post-processing (saved in OUT/sprites/ beside the raw image)")
     post.add_argument("--remove-bg", action="store_true", help="cut the subject out of its background")
     post.add_argument("--pixel-grid", type=int, metavar="N", help="snap to a pixel grid N logical pixels across")
@@ -110,10 +119,26 @@ def build_request(args: argparse.Namespace):
         finishing["palette_size"] = args.palette
     if args.crisp_text:
         finishing["crisp_text"] = True
+    hires = refiner = None
+    if args.hires_scale is not None:
+        from asset_studio.core.job import HiresFix
+
+        hires = HiresFix(scale=args.hires_scale, upscaler=args.hires_upscaler or "latent",
+                         denoise=0.5 if args.hires_denoise is None else args.hires_denoise,
+                         steps=args.hires_steps or 0)
+    elif any(v is not None for v in (args.hires_denoise, args.hires_upscaler, args.hires_steps)):
+        raise UserError("--hires-denoise, --hires-upscaler and --hires-steps go with --hires-scale.")
+    if args.refiner is not None:
+        from asset_studio.core.job import Refiner
+
+        refiner = Refiner(model=args.refiner, switch_at=0.8 if args.refiner_switch is None else args.refiner_switch)
+    elif args.refiner_switch is not None:
+        raise UserError("--refiner-switch goes with --refiner.")
     overrides = Overrides(
         negative=args.negative, width=width, height=height, steps=args.steps, cfg_scale=args.cfg,
         sampler=args.sampler, seed=args.seed, count=args.count, init_image=args.init, denoise=args.denoise,
         vae=args.vae, clip_skip=args.clip_skip, model_config=args.model_config, tiling=args.tile,
+        hires=hires, refiner=refiner,
         finishing=finishing, no_finishing=args.no_postprocess,
     )
     n = len(args.controlnet)

@@ -100,6 +100,37 @@ class Reference:
     mode: ReferenceMode = "full"
 
 
+HIRES_LATENT_UPSCALERS = ("latent", "latent-nearest")  # resize the latents, as A1111's "Latent" modes
+HIRES_IMAGE_UPSCALERS = ("lanczos", "nearest")  # resize the decoded picture; else a path to an upscale model
+
+
+@dataclass
+class HiresFix:
+    """Generate at the base size, enlarge, then img2img over the same loaded model (A1111's hires fix)."""
+
+    scale: float = 2.0
+    upscaler: str = "latent"  # latent, latent-nearest, lanczos, nearest, or an upscale model (.safetensors)
+    denoise: float = 0.5
+    steps: int = 0  # steps of the second pass actually run; 0 = as many as the base pass
+
+
+@dataclass
+class Refiner:
+    """Hand the image to a second model for the end of the schedule (SDXL's refiner, A1111's
+    "Refiner switch at"); with SD 1.x/2.x models the second model refines the decoded image."""
+
+    model: str
+    switch_at: float = 0.8  # fraction of the steps the base model runs
+
+
+@dataclass
+class Passes:
+    """After-passes, in the order they run: refiner hand-off, then hires fix."""
+
+    refiner: Refiner | None = None
+    hires: HiresFix | None = None
+
+
 @dataclass
 class Finishing:
     """What turns the raw image into the finished sprite (saved in sprites/ beside the raw one)."""
@@ -136,7 +167,7 @@ class GenerationJob:
     init: InitImage | None = None
     controls: list[ControlUnit] = field(default_factory=list)
     references: list[Reference] = field(default_factory=list)
-    passes: list[dict] = field(default_factory=list)  # after-passes (hires fix, refiner, detailer): none yet
+    passes: Passes = field(default_factory=Passes)
     tiling: Tiling = "off"
     output: OutputKind = "image"
     finishing: Finishing = field(default_factory=Finishing)
@@ -313,6 +344,24 @@ def check_limits(job: GenerationJob) -> None:
     for ref in job.references:
         if not 0 <= ref.scale <= 5:
             raise UserError(f"A reference's strength must be between 0 and 5, not {ref.scale:g}.")
+    hires = job.passes.hires
+    if hires is not None:
+        if not 1 < hires.scale <= 4:
+            raise UserError(f"The hires fix scale must be above 1 and at most 4, not {hires.scale:g}.")
+        if not 0 < hires.denoise <= 1:
+            raise UserError(f"The hires fix denoise must be above 0 and at most 1, not {hires.denoise:g}.")
+        if not 0 <= hires.steps <= MAX_STEPS:
+            raise UserError(f"Hires steps must be between 0 (as many as the base pass) and {MAX_STEPS}, not {hires.steps}.")
+        w, h = hires_size(job)
+        if max(w, h) > MAX_SIDE:
+            raise UserError(f"The hires fix would make {w}x{h}; the largest side is {MAX_SIDE}: lower the scale.")
+        if not (hires.upscaler in HIRES_LATENT_UPSCALERS + HIRES_IMAGE_UPSCALERS or hires.upscaler.endswith(".safetensors")):
+            raise UserError(f"Unknown hires upscaler {hires.upscaler!r}: use latent, latent-nearest, lanczos, nearest "
+                            "or an upscale model's .safetensors file.")
+    refiner = job.passes.refiner
+    if refiner is not None and not 0 < refiner.switch_at < 1:
+        raise UserError(f"The refiner switch must be between 0 and 1 (the fraction of steps the base model runs), "
+                        f"not {refiner.switch_at:g}.")
     f = job.finishing
     if not 0 <= f.pixel_grid <= MAX_SIDE or not 0 <= f.palette_size <= 256:
         raise UserError("Finishing needs a pixel grid of 0 to 4096 and a palette of 0 to 256 colours.")
@@ -320,6 +369,12 @@ def check_limits(job: GenerationJob) -> None:
         raise UserError(f"The prompt is longer than {MAX_PROMPT_CHARS} characters.")
     if not job.prompt.text.strip() and not job.prompt.negative.strip() and not job.controls and job.init is None:
         raise UserError("The prompt is empty.")
+
+
+def hires_size(job: GenerationJob) -> tuple[int, int]:
+    """The size after the hires fix: the base size times its scale, in multiples of 8."""
+    scale = job.passes.hires.scale if job.passes.hires is not None else 1.0
+    return (max(8, round(job.sampling.width * scale / 8) * 8), max(8, round(job.sampling.height * scale / 8) * 8))
 
 
 # --- schema 1 (a flat record, Asset Studio 0.1) ----------------------------------------------------

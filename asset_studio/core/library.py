@@ -68,8 +68,20 @@ def a1111_parameters(job: GenerationJob, seed: int | None = None) -> str:
     ]
     if job.model.vae:
         fields.append(("VAE", _model_name(job.model.vae)))
+    hires = job.passes.hires
     if job.init is not None:
         fields.append(("Denoising strength", _num(job.init.denoise)))
+    elif hires is not None:  # A1111 writes the hires pass's denoise under this name
+        fields.append(("Denoising strength", _num(hires.denoise)))
+    if hires is not None:
+        fields.append(("Hires upscale", _num(hires.scale)))
+        if hires.steps:
+            fields.append(("Hires steps", str(hires.steps)))
+        names = {"latent": "Latent", "latent-nearest": "Latent (nearest-exact)", "lanczos": "Lanczos", "nearest": "Nearest"}
+        fields.append(("Hires upscaler", names.get(hires.upscaler) or _model_name(hires.upscaler)))
+    if job.passes.refiner is not None:
+        fields.append(("Refiner", _model_name(job.passes.refiner.model)))
+        fields.append(("Refiner switch at", _num(job.passes.refiner.switch_at)))
     if job.model.clip_skip > 1:
         fields.append(("Clip skip", str(job.model.clip_skip)))
     if job.tiling != "off":

@@ -23,8 +23,8 @@ from asset_studio.core.compose import (
     clean_text, compose_negative, compose_prompt, field_values, lora_refs, resolve_model, size_for, style_seed,
 )
 from asset_studio.core.job import (
-    MAX_PROMPT_CHARS, MAX_SEED, ControlUnit, Finishing, GenerationJob, InitImage, LoraRef, ModelRef, Prompt,
-    Sampling, Source, check_limits, checked,
+    MAX_PROMPT_CHARS, MAX_SEED, ControlUnit, Finishing, GenerationJob, HiresFix, InitImage, LoraRef, ModelRef,
+    Passes, Prompt, Refiner, Sampling, Source, check_limits, checked,
 )
 from asset_studio.core.samplers import canonical_name
 from asset_studio.core.stylepack import StylePack, find_style
@@ -64,6 +64,8 @@ class Overrides:
     clip_skip: int | None = None
     model_config: str | None = None
     tiling: str | None = None
+    hires: HiresFix | None = None  # the hires fix after-pass
+    refiner: Refiner | None = None  # the refiner hand-off
     finishing: dict = field(default_factory=dict)  # Finishing fields; crisp_text=True draws the layout's text
     no_finishing: bool = False  # keep only the raw image, whatever the style asks for
 
@@ -161,6 +163,10 @@ def prepare(request: AssetRequest, out_dir: str | Path | None = None, *, preview
     elif o.denoise is not None and not preview:
         raise UserError("A denoise strength needs a start image (img2img): add one, or leave denoise out.")
     job.tiling = o.tiling if o.tiling is not None else (tpl.tiling if tpl is not None else "off")
+    job.passes = Passes(hires=o.hires, refiner=None if o.refiner is None else
+                        Refiner(model=_path_ref(o.refiner.model), switch_at=o.refiner.switch_at))
+    if o.hires is not None and not o.hires.upscaler.startswith(("latent", "lanczos", "nearest")):
+        job.passes.hires.upscaler = _path_ref(o.hires.upscaler)
     job.finishing = _finishing(pack, tpl, o, layout, out_dir, preview)
     job.source = Source(style=pack.id if pack else "", template=tpl.id if tpl else "",
                         subject=subject if (pack or tpl) else "",
