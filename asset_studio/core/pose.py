@@ -92,7 +92,11 @@ class Pose:
         }
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=1)
+        """The OpenPose JSON, one line per person so a file stays readable in a text editor."""
+        d = self.to_dict()
+        people = ",\n".join(f"  {json.dumps(p)}" for p in d["people"])
+        return (f'{{"canvas_width": {d["canvas_width"]}, "canvas_height": {d["canvas_height"]},\n'
+                f' "people": [\n{people}\n ]}}' if people else json.dumps(d))
 
     def copy(self) -> "Pose":
         return Pose(self.width, self.height, [Person(list(p.keypoints)) for p in self.people])
