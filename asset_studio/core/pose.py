@@ -370,9 +370,9 @@ def _curve(table: tuple[tuple[float, float], ...], t: float) -> float:
 # averages in gait-analysis texts: hip flexion (thigh forward +) and knee flexion, in degrees.
 _WALK_HIP = ((0, 25), (10, 22), (30, 5), (50, -12), (60, -5), (75, 20), (87, 27), (100, 25))
 _WALK_KNEE = ((0, 5), (15, 18), (40, 5), (60, 40), (72, 62), (85, 30), (95, 5), (100, 5))
-# Running: stance from 0 to about 38 %, a flight, the other foot's stance from 50 %, a flight.
-_RUN_HIP = ((0, 25), (20, 5), (38, -15), (55, 15), (75, 45), (88, 40), (100, 25))
-_RUN_KNEE = ((0, 20), (15, 40), (38, 20), (55, 75), (68, 100), (85, 50), (100, 20))
+# Running: stance from 0 to about 33 %, a flight, the other foot's stance from 50 %, a flight.
+_RUN_HIP = ((0, 25), (20, 5), (33, -15), (55, 15), (75, 45), (88, 40), (100, 25))
+_RUN_KNEE = ((0, 20), (15, 40), (33, 20), (55, 75), (68, 100), (85, 50), (100, 20))
 
 
 def _walk(i: int, n: int) -> Limbs:
@@ -391,7 +391,7 @@ def _run(i: int, n: int) -> Limbs:
     hips = (_curve(_RUN_HIP, t), _curve(_RUN_HIP, t + 50))
     knees = (_curve(_RUN_KNEE, t), _curve(_RUN_KNEE, t + 50))
     arms = tuple(-1.1 * (h - 15.0) for h in hips)
-    flight = 12.0 * max(0.0, math.sin(math.pi * ((t % 50.0) - 38.0) / 12.0)) if t % 50.0 > 38.0 else 0.0
+    flight = 14.0 * math.sin(math.pi * ((t % 50.0) - 33.0) / 17.0) if t % 50.0 > 33.0 else 0.0
     return Limbs(thigh=hips, knee=knees, arm=arms, elbow=(85.0, 85.0), abduction=6.0, lean=10.0, lift=flight)
 
 
