@@ -358,3 +358,46 @@ def test_keypoint_names():
     assert len(KEYPOINTS) == 18 and keypoint_index("left_wrist") == 7 and keypoint_index("Right-Ear") == 16
     with pytest.raises(UserError, match="no keypoint 'tail'"):
         keypoint_index("tail")
+
+
+# ---- catalog -------------------------------------------------------------------------------------
+
+
+def test_catalog_has_pose_softedge_and_reference_models_with_licences():
+    from asset_studio.core.models import load_catalog
+
+    entries = {e.id: e for e in load_catalog()}
+    for wanted in ("controlnet-openpose-sd15", "controlnet-softedge-sd15", "controlnet-openpose-sdxl",
+                   "ip-adapter-sd15", "ip-adapter-plus-sd15", "ip-adapter-plus-sdxl-vit-h",
+                   "ip-adapter-image-encoder-vit-h", "annotator-openpose-body"):
+        assert entries[wanted].license, wanted
+    for entry in entries.values():
+        for name, digest in entry.sha256.items():
+            assert len(digest) == 64 and int(digest, 16) >= 0, entry.id
+            # A pinned file is one the entry downloads.
+            from huggingface_hub.utils import filter_repo_objects
+
+            assert list(filter_repo_objects([name], allow_patterns=entry.allow_patterns)) == [name], entry.id
+
+
+def test_download_refuses_a_file_whose_sha256_differs(tmp_path, monkeypatch):
+    import hashlib
+    from types import SimpleNamespace
+
+    import huggingface_hub
+
+    from asset_studio.core import models
+
+    blob = tmp_path / "snap" / "body_pose_model.pth"
+    blob.parent.mkdir()
+    blob.write_bytes(b"weights")
+    info = SimpleNamespace(sha="abc", siblings=[SimpleNamespace(rfilename="body_pose_model.pth", size=7)])
+    monkeypatch.setattr(huggingface_hub.HfApi, "model_info", lambda self, repo, files_metadata: info)
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda *a, **k: str(blob))
+    entry = models.CatalogEntry("x", "Test annotator", "lllyasviel/Annotators", "annotator", "",
+                                allow_patterns=["body_pose_model.pth"],
+                                sha256={"body_pose_model.pth": hashlib.sha256(b"other").hexdigest()})
+    with pytest.raises(UserError, match="does not have the sha256 the catalog expects"):
+        models.download_entry(entry)
+    entry.sha256 = {"body_pose_model.pth": hashlib.sha256(b"weights").hexdigest()}
+    assert models.download_entry(entry) == str(blob.parent)
