@@ -299,6 +299,11 @@ def test_cli_new_render_mirror_set_and_list(tmp_path, capsys):
     code, _, err = cli(capsys, "pose", "set", "walk-8", "--out", tmp_path / "walk", "--subject", "knight", "--size", "96x96")
     assert code == 0, err
     assert sorted(p.name for p in (tmp_path / "walk").glob("*.png")) == [f"knight-walk-{i}.png" for i in range(8)]
+    code, _, err = cli(capsys, "pose", "set", "walk-8", "--out", tmp_path / "walk", "--subject", "knight")
+    assert code == 2 and "--force" in err
+    assert cli(capsys, "pose", "set", "walk-8", "--out", tmp_path / "left", "--mirror", "--size", "96x96")[0] == 0
+    left = load_pose(tmp_path / "left" / "walk-3.json").people[0]
+    assert left.point("nose")[0] < left.point("neck")[0]  # mirrored: faces the image's left
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"canvas_width": 64, "canvas_height": 64, "people": [{"pose_keypoints_2d": [1] * 53}]}))
     code, _, err = cli(capsys, "pose", "render", bad, "--out", tmp_path / "bad.png")

@@ -4,7 +4,7 @@
   pose new --preset NAME --out POSE.json [--size WxH] [--mirror] [--force]
   pose render POSE.json --out POSE.png [--size WxH] [--force]
   pose mirror POSE.json --out POSE.json [--force]
-  pose set NAME_OR_DIR --out DIR [--subject SLUG] [--size WxH] [--force]   every pose as JSON + PNG
+  pose set NAME_OR_DIR --out DIR [--subject SLUG] [--size WxH] [--mirror] [--force]   every pose as JSON + PNG
   pose from-image IMAGE --out POSE.json [--detector openpose|dwpose] [--annotators DIR] [--force]
 
 Soft edges (HED, PiDiNet) from a picture are `asset-studio layout reference --control softedge`.
@@ -52,6 +52,7 @@ def register(subparsers) -> None:
     pset.add_argument("--out", required=True, metavar="DIR")
     pset.add_argument("--subject", default="", help="the subject's file-name stem, e.g. knight")
     pset.add_argument("--size", metavar="WxH", help="canvas size of a built-in set (default 512x512)")
+    pset.add_argument("--mirror", action="store_true", help="flip every pose (walk and run cycles then face left)")
     pset.add_argument("--force", action="store_true", help="overwrite files in DIR")
     pset.set_defaults(func=cmd_set)
 
@@ -120,11 +121,14 @@ def cmd_mirror(args: argparse.Namespace) -> int:
 
 def cmd_set(args: argparse.Namespace) -> int:
     from asset_studio.commands.layout import parse_size, save_png
-    from asset_studio.core.pose import DEFAULT_SIZE, save_pose
+    from asset_studio.core.pose import DEFAULT_SIZE, mirrored, save_pose
     from asset_studio.core.pose_render import render_pose
     from asset_studio.core.pose_sets import load_pose_set, output_name
 
     poses = load_pose_set(args.set, parse_size(args.size) or DEFAULT_SIZE)
+    if args.mirror:
+        for p in poses:
+            p.pose = mirrored(p.pose)
     folder = Path(args.out)
     targets = [(p, folder / output_name(args.subject, p.name, "json"), folder / output_name(args.subject, p.name))
                for p in poses]
