@@ -292,6 +292,15 @@ def test_cli_new_render_mirror_set_and_list(tmp_path, capsys):
         assert im.size == (320, 480) and np.array_equal(np.asarray(im.convert("RGB")), np.asarray(render_pose(pose)))
     assert cli(capsys, "pose", "mirror", out, "--out", tmp_path / "m.json")[0] == 0
     assert same(load_pose(tmp_path / "m.json"), mirrored(pose))
+    group = tmp_path / "group.json"
+    code, _, err = cli(capsys, "pose", "new", "--preset", "front", "--preset", "back", "--preset", "walk-2",
+                       "--out", group, "--size", "768x384")
+    assert code == 0, err
+    people = load_pose(group).people
+    assert len(people) == 3
+    necks = [p.point("neck")[0] for p in people]
+    assert necks[0] < 256 < necks[1] < 512 < necks[2]  # one per column
+    assert guess_view(people[1]) == "back view"
     code, _, err = cli(capsys, "pose", "new", "--preset", "moonwalk", "--out", tmp_path / "x.json")
     assert code == 2 and "no pose preset 'moonwalk'" in err
     code, out_text, _ = cli(capsys, "pose", "list")

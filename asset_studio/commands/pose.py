@@ -1,7 +1,7 @@
 """`asset-studio pose ...`: OpenPose skeletons for ControlNet, as JSON files other pose editors read.
 
   pose list                                               presets and pose sets
-  pose new --preset NAME --out POSE.json [--size WxH] [--mirror] [--force]
+  pose new --preset NAME [--preset NAME ...] --out POSE.json [--size WxH] [--mirror] [--force]
   pose render POSE.json --out POSE.png [--size WxH] [--force]
   pose mirror POSE.json --out POSE.json [--force]
   pose set NAME_OR_DIR --out DIR [--subject SLUG] [--size WxH] [--mirror] [--force]   every pose as JSON + PNG
@@ -27,7 +27,9 @@ def register(subparsers) -> None:
     ls.set_defaults(func=cmd_list)
 
     new = sub.add_parser("new", help="write a pose from a preset")
-    new.add_argument("--preset", required=True, help="a view (front, three-quarter-left, back, ...) or a cycle frame (walk-3)")
+    new.add_argument("--preset", required=True, action="append",
+                     help="a view (front, three-quarter-left, back, ...) or a cycle frame (walk-3); "
+                          "repeat it for several people side by side")
     new.add_argument("--out", required=True, metavar="POSE.json")
     new.add_argument("--size", metavar="WxH", help="canvas size (default 512x512); the figure keeps its proportions")
     new.add_argument("--mirror", action="store_true", help="flip it left to right")
@@ -89,10 +91,13 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_new(args: argparse.Namespace) -> int:
     from asset_studio.commands.layout import parse_size
-    from asset_studio.core.pose import DEFAULT_SIZE, mirrored, preset, save_pose
+    from asset_studio.core.pose import DEFAULT_SIZE, mirrored, preset, save_pose, side_by_side
 
     out = _free(args.out, args.force)
-    pose = preset(args.preset, *(parse_size(args.size) or DEFAULT_SIZE))
+    w, h = parse_size(args.size) or DEFAULT_SIZE
+    column = max(1, w // len(args.preset))  # each figure is made at its column's size, so none is shrunk twice
+    pose = preset(args.preset[0], w, h) if len(args.preset) == 1 else side_by_side(
+        [preset(name, column, h) for name in args.preset], w, h)
     if args.mirror:
         pose = mirrored(pose)
     save_pose(pose, out)

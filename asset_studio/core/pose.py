@@ -253,6 +253,23 @@ def scaled(pose: Pose, width: int, height: int, mode: str = "fit") -> Pose:
     return Pose(width, height, people)
 
 
+def side_by_side(poses: list[Pose], width: int, height: int) -> Pose:
+    """One canvas with every person of POSES, each pose fitted into its own equal column (a group shot)."""
+    if not poses:
+        return Pose(width, height, [])
+    if len(poses) * MIN_SIDE > width:
+        raise UserError(f"{len(poses)} poses do not fit side by side on a canvas {width} px wide.")
+    column = width / len(poses)
+    people = []
+    for n, pose in enumerate(poses):
+        fitted = scaled(pose, max(1, int(column)), height)
+        people += [Person([(p[0] + n * column, p[1]) if p is not None else None for p in person.keypoints])
+                   for person in fitted.people]
+    if len(people) > MAX_PEOPLE:
+        raise UserError(f"That makes {len(people)} people; at most {MAX_PEOPLE} are allowed.")
+    return Pose(width, height, people)
+
+
 def guess_view(person: Person) -> str:
     """The view word a prompt needs for PERSON, read from which face joints show: front, three-quarter, side or back."""
     k = person.keypoints
