@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "rerun",
     "style",
     "layout",
+    "pose",
     "remove_bg",
     "sheet",
     "tileset",

@@ -63,6 +63,8 @@ class CatalogEntry:
     size_hint: str = ""
     description: str = ""
     allow_patterns: list[str] = field(default_factory=list)
+    license: str = ""
+    sha256: dict[str, str] = field(default_factory=dict)  # file in the repo -> its checked sha256
 
 
 # --- reading files ---------------------------------------------------------------------------
@@ -345,12 +347,27 @@ def download_entry(
             # A cached file reports no bytes; count it so the bar reaches 100 %.
             progress.done = before
             progress.add(sibling.size or 0)
+            if sibling.rfilename in entry.sha256:
+                check_sha256(Path(path), entry.sha256[sibling.rfilename], entry.name)
             folder = str(Path(path).parents[len(Path(sibling.rfilename).parts) - 1])
         return folder
     except (Cancelled, UserError):
         raise
     except Exception as exc:  # network, auth, disk: all become one sentence
         raise UserError(download_error_sentence(entry, exc)) from None
+
+
+def check_sha256(path: Path, expected: str, name: str) -> None:
+    """Refuse a downloaded file whose bytes are not the ones the catalog pinned."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    if digest.hexdigest() != expected.lower():
+        raise UserError(f"Cannot use {name}: {path.name} does not have the sha256 the catalog expects "
+                        f"(the repository changed or the download is damaged); delete it from the cache and retry.")
 
 
 def download_error_sentence(entry: CatalogEntry, exc: BaseException) -> str:
