@@ -259,3 +259,35 @@ def test_style_scales_follow_instantstyle_on_real_unet_layouts():
     assert style_scale(sd15, 0.7) == {"up": {"block_1": [0.0, 0.7, 0.0]}}
     with pytest.raises(UserError):
         style_scale(SimpleNamespace(up_blocks=[plain]), 1.0)
+
+
+@pytest.mark.usefixtures("one_thread_and_a_private_cache")
+def test_references_run_through_the_stage_plan_and_come_off_afterwards(files, tiny_sd15_dir):
+    """A job's references go through the plan's References stage: strength 0 equals no reference,
+    a reference changes the image, and the next job finds the model without the adapter."""
+    from asset_studio.core.job import Reference
+    from asset_studio.engine.backend import LocalBackend
+    from jobs import make_job
+
+    backend = LocalBackend(device="cpu")
+
+    def job(*refs):
+        j = make_job(tiny_sd15_dir, "a knight", width=64, height=64, steps=2, seed=7, cfg_scale=2.0)
+        j.references = list(refs)
+        j.model.ip_adapter, j.model.image_encoder = str(files.base), str(files.encoder)
+        return j
+
+    [plain] = backend.generate(job())
+    [zero] = backend.generate(job(Reference(str(files.ref), 0.0)))
+    [full] = backend.generate(job(Reference(str(files.ref), 1.0)))
+    as_array = lambda r: np.asarray(r.image, dtype=float)  # noqa: E731
+    assert np.abs(as_array(zero) - as_array(plain)).max() <= 1
+    assert np.abs(as_array(full) - as_array(plain)).mean() > 0.5
+    assert full.job.references == [Reference(str(files.ref), 1.0)]
+    assert getattr(backend.load(job()).pipe, "_asset_studio_ip_adapter", None) is None  # taken off again
+    [again] = backend.generate(job())
+    assert np.array_equal(as_array(again), as_array(plain))
+    bad = job(Reference(str(files.ref), 1.0))
+    bad.model.image_encoder = str(files.wide_encoder)
+    with pytest.raises(UserError, match="image encoder"):
+        backend.check(bad)

@@ -26,6 +26,7 @@ MAX_IMAGES = 10000
 MAX_SEED = 2**64 - 1
 MAX_LORA_WEIGHT = 10.0  # A1111 lets a slider reach ±2; far beyond ±10 only makes NaNs
 MAX_PROMPT_CHARS = 20000
+MAX_REFERENCES = 4
 
 Tiling = Literal["off", "x", "y", "both"]
 OutputKind = Literal["image", "animation", "video"]
@@ -51,6 +52,8 @@ class ModelRef:
     config: str | None = None  # local diffusers config folder for single-file checkpoints
     clip_skip: int = 1  # 1 = last CLIP layer, as in AUTOMATIC1111
     loras: list[LoraRef] = field(default_factory=list)
+    ip_adapter: str | None = None  # for the job's references: a .safetensors file or a catalog id
+    image_encoder: str | None = None  # its CLIP image encoder; None = the one the adapter was trained with
 
 
 @dataclass
@@ -96,8 +99,8 @@ class Reference:
     """An image prompt (IP-Adapter)."""
 
     image: str
-    scale: float = 1.0
-    mode: ReferenceMode = "full"
+    scale: float = 0.6
+    mode: ReferenceMode = "full"  # style: only the style-carrying attention listens (InstantStyle)
 
 
 HIRES_LATENT_UPSCALERS = ("latent", "latent-nearest")  # resize the latents, as A1111's "Latent" modes
@@ -157,6 +160,7 @@ class Source:
     template: str = ""
     subject: str = ""
     fields: dict[str, str] = field(default_factory=dict)
+    pose: str = ""  # the pose of a pose set this image was made for ("walk-3")
 
 
 @dataclass
@@ -341,9 +345,13 @@ def check_limits(job: GenerationJob) -> None:
         if not 0 <= unit.start < unit.end <= 1:
             raise UserError(f"ControlNet {i + 1} must start before it ends, both between 0 and 1 "
                             f"(start {unit.start:g}, end {unit.end:g}).")
+    if len(job.references) > MAX_REFERENCES:
+        raise UserError(f"A job takes at most {MAX_REFERENCES} reference images, not {len(job.references)}.")
     for ref in job.references:
-        if not 0 <= ref.scale <= 5:
-            raise UserError(f"A reference's strength must be between 0 and 5, not {ref.scale:g}.")
+        if not 0 <= ref.scale <= 2:
+            raise UserError(f"A reference's strength must be between 0 and 2, not {ref.scale:g}.")
+    if job.references and not job.model.ip_adapter:
+        raise UserError("Reference images need an IP-Adapter model (--ip-adapter): it is what lets a picture steer.")
     hires = job.passes.hires
     if hires is not None:
         if not 1 < hires.scale <= 4:

@@ -20,12 +20,12 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
-from asset_studio.core.models import PICKLE_SUFFIXES
+from asset_studio.core.job import MAX_REFERENCES, Reference
+from asset_studio.core.model_files import PICKLE_SUFFIXES
 from asset_studio.core.safetensors_header import read_header_file
 from asset_studio.errors import UserError
 
 MODES = ("full", "style")
-MAX_REFERENCES = 4
 MAX_REFERENCE_BYTES = 64 * 1024 * 1024
 MAX_REFERENCE_PIXELS = 8192 * 8192
 # Catalog ids (models/catalog.toml) and the file / folder each one stands for in the repo.
@@ -51,13 +51,6 @@ class AdapterInfo:
     plus: bool  # patch embeddings (Plus): the encoder's penultimate hidden states, not its image embedding
     image_width: int  # the width the adapter's image projection takes from the encoder
     cross_attention_dim: int  # the UNet's text-conditioning width the adapter was trained for
-
-
-@dataclass(frozen=True)
-class Reference:
-    path: Path
-    scale: float = 0.6
-    mode: str = "full"
 
 
 # ---- finding and checking files ------------------------------------------------------------------
@@ -198,13 +191,8 @@ def style_scale(unet, scale: float) -> dict:
 
 
 def set_reference_scales(pipe, references: list[Reference]) -> None:
-    scales = []
-    for ref in references:
-        if ref.mode not in MODES:
-            raise UserError(f"Unknown reference mode {ref.mode!r}; expected one of {', '.join(MODES)}.")
-        if not 0.0 <= ref.scale <= 2.0:
-            raise UserError(f"A reference strength must be from 0 to 2, not {ref.scale}.")
-        scales.append(style_scale(pipe.unet, ref.scale) if ref.mode == "style" else ref.scale)
+    # Modes and strengths are checked with the job (core/job.check_limits).
+    scales = [style_scale(pipe.unet, ref.scale) if ref.mode == "style" else ref.scale for ref in references]
     pipe.set_ip_adapter_scale(scales)
 
 
@@ -247,12 +235,12 @@ def reference_embeds(pipe, references: list[Reference], adapter: AdapterInfo, do
     encoder = pipe.image_encoder
     out = []
     for ref in references:
-        data = _read_reference(ref.path)
+        data = _read_reference(Path(ref.image))
         key = (hashlib.sha256(data).hexdigest(), getattr(pipe, "_asset_studio_ip_adapter", (None,) * 3)[2],
                adapter.plus, bool(do_cfg), str(encoder.device), str(encoder.dtype))
 
         def make(data=data, ref=ref):
-            image = _open_reference(data, ref.path)
+            image = _open_reference(data, Path(ref.image))
             with torch.inference_mode():
                 embeds, negative = pipe.encode_image(image, encoder.device, 1, adapter.plus)
             embeds = embeds[None]

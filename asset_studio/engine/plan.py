@@ -197,6 +197,31 @@ class ControlNet(Stage):
             ctx.inputs["image"] = pick(images)
 
 
+class References(Stage):
+    """IP-Adapter: reference pictures steer the image, each with its own strength; the adapter comes
+    off the model again in release(), so the next job finds it as loaded."""
+
+    name = "references"
+
+    def check(self, job):
+        from asset_studio.engine import ip_adapter
+
+        info = ip_adapter.inspect_adapter(ip_adapter.resolve_adapter(job.model.ip_adapter))
+        ip_adapter.check_pairing(info, ip_adapter.resolve_encoder(job.model.image_encoder, info))
+        for ref in job.references:
+            load_image(ref.image, "reference image", 64, 64)
+
+    def prepare(self, ctx):
+        from asset_studio.engine import ip_adapter
+
+        base, refs = ctx.loaded.pipe, ctx.job.references
+        info = ip_adapter.load_ip_adapter(base, ctx.job.model.ip_adapter, ctx.job.model.image_encoder, len(refs))
+        ip_adapter.set_reference_scales(base, refs)
+        ctx.inputs["ip_adapter_image_embeds"] = ip_adapter.reference_embeds(
+            base, refs, info, do_cfg=ctx.job.sampling.cfg_scale > 1)
+        ctx.undo.append(lambda: ip_adapter.unload_ip_adapter(base))
+
+
 class SeamlessTiling(Stage):
     """Circular padding on the chosen axes of the UNet's and VAE's convolutions, after the LoRAs
     are attached; release() restores the padding, so the loaded model is unchanged afterwards."""
@@ -329,12 +354,12 @@ def plan(job: GenerationJob, download: bool = False) -> list[Stage]:
     """The stages JOB needs, in order. Refuses, by name, a part of the job no stage implements."""
     if job.output != "image":
         raise UserError(f"The local engine cannot make {job.output}s yet; generate images.")
-    if job.references:
-        raise UserError("The local engine cannot use reference images (IP-Adapter) yet; remove them.")
     stages: list[Stage] = [LoadModel(download), Loras()]
     stages.append(Img2Img() if job.init is not None else Txt2Img())
     if job.controls:
         stages.append(ControlNet())
+    if job.references:
+        stages.append(References())
     if job.tiling != "off":
         stages.append(SeamlessTiling())
     hires = HiresFix(job.passes.hires.upscaler) if job.passes.hires is not None else None
