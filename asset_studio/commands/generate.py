@@ -54,6 +54,19 @@ def register(subparsers) -> None:
     )
     p.add_argument("--tile", choices=("x", "y", "both", "off"),
                    help="seamless tiling: the image repeats without seams along x, y or both")
+    chars = p.add_argument_group("characters: poses and references")
+    chars.add_argument("--pose", metavar="POSE.json", help="OpenPose skeleton an OpenPose --controlnet follows")
+    chars.add_argument("--pose-set", metavar="NAME_OR_DIR",
+                       help="one image per pose (turnaround-4, turnaround-8, walk-8, run-8 or a folder of pose JSON), "
+                            "named by pose in a folder of its own")
+    chars.add_argument("--reference", action="append", default=[], metavar="IMAGE",
+                       help="reference picture that steers the look (IP-Adapter; repeatable)")
+    chars.add_argument("--reference-scale", action="append", default=[], type=float, metavar="F",
+                       help="strength of each --reference, in order (default 0.6)")
+    chars.add_argument("--reference-mode", choices=("full", "style"), default="full",
+                       help="full: the reference's content and style; style: its style only")
+    chars.add_argument("--ip-adapter", metavar="PATH_OR_ID", help="IP-Adapter .safetensors or catalog id")
+    chars.add_argument("--image-encoder", metavar="DIR_OR_ID", help="its CLIP image encoder (default: the matching one)")
     passes = p.add_argument_group("after-passes")
     passes.add_argument("--hires-scale", type=float, metavar="F", help="hires fix: enlarge by F (e.g. 2), then img2img")
     passes.add_argument("--hires-denoise", type=float, metavar="F", help="hires fix denoise, 0-1 (default 0.5)")
@@ -151,14 +164,25 @@ def build_request(args: argparse.Namespace):
                 for i, model in enumerate(args.controlnet)]
     if args.field and not (args.style or args.template):
         raise UserError("--field needs --template (fields fill a template's prompt).")
+    if len(args.reference_scale) > len(args.reference):
+        raise UserError("There are more --reference-scale values than --reference images.")
+    from asset_studio.core.job import Reference
+
+    references = [Reference(image=image, mode=args.reference_mode,
+                            scale=args.reference_scale[i] if i < len(args.reference_scale) else 0.6)
+                  for i, image in enumerate(args.reference)]
+    if args.pose and args.pose_set:
+        raise UserError("Give --pose or --pose-set, not both.")
     if not args.model and not args.style:
         raise UserError("--model is required unless a style pack recommends one.")
     return AssetRequest(subject=args.prompt, style=args.style, template=args.template,
                         fields=parse_fields(args.field), model=args.model or None, overrides=overrides,
-                        layout=args.layout, controls=controls)
+                        layout=args.layout, controls=controls, pose=args.pose, references=references,
+                        ip_adapter=args.ip_adapter, image_encoder=args.image_encoder)
 
 
-def run_job(job, out_dir: Path, device: str | None, download: bool, announce_seed: bool = False) -> list[Path]:
+def run_job(job, out_dir: Path, device: str | None, download: bool, announce_seed: bool = False,
+            name: str | None = None) -> list[Path]:
     """Run a job on the local backend, printing each image's path as soon as it is on disk."""
     from asset_studio.core.backend import Notice, Progress
     from asset_studio.engine.backend import LocalBackend
@@ -183,7 +207,7 @@ def run_job(job, out_dir: Path, device: str | None, download: bool, announce_see
             if event.sprite is not None:
                 print(f"sprite: {event.sprite}", file=sys.stderr, flush=True)
 
-    return run_service(job, backend, out_dir, on_event=on_event).paths
+    return run_service(job, backend, out_dir, on_event=on_event, name=name).paths
 
 
 def run(args: argparse.Namespace) -> int:
@@ -191,7 +215,45 @@ def run(args: argparse.Namespace) -> int:
 
     out_dir = Path(args.out or DEFAULT_OUT)
     request = build_request(args)
+    if args.pose_set:
+        return run_pose_set(request, args, out_dir)
     job = prepare(request, out_dir, download=args.download)
     # A random seed is announced once every check has passed, so it can be locked next time.
     run_job(job, out_dir, args.device, args.download, announce_seed=args.seed is None and not args.style)
     return 0
+
+
+def run_pose_set(request, args: argparse.Namespace, out_dir: Path) -> int:
+    """One image per pose of the set, same style, references, seed and prompt, named by pose
+    (knight-front.png, knight-walk-3.png) in a folder of its own, so `sheet` makes the animations."""
+    from dataclasses import replace
+
+    from asset_studio.core.library import slugify
+    from asset_studio.core.pose_sets import load_pose_set, output_name
+    from asset_studio.core.request import prepare
+
+    poses = load_pose_set(args.pose_set)
+    slug = slugify(request.subject)
+    jobs = []
+    for pose in poses:
+        one = replace(request, pose=pose.pose, pose_name=pose.name, view=pose.view)
+        if jobs:  # every pose with the first one's seed: the same character, not a new one per pose
+            one.overrides = replace(request.overrides, seed=jobs[0][1].sampling.seed)
+        jobs.append((pose, prepare(one, out_dir, download=args.download)))
+    folder = _fresh_folder(out_dir / f"{slug}-{Path(str(args.pose_set)).name.lower()}")
+    for i, (pose, job) in enumerate(jobs):
+        if job.sampling.count != 1:
+            raise UserError("A pose set makes one image per pose: leave out --count.")
+        run_job(job, folder, args.device, args.download, name=output_name(slug, pose.name),
+                announce_seed=i == 0 and args.seed is None and not args.style)
+    print(folder, file=sys.stderr)
+    return 0
+
+
+def _fresh_folder(base: Path) -> Path:
+    """BASE, or BASE-2, BASE-3 … when taken: a new pose set never mixes with an earlier one."""
+    candidate, n = base, 1
+    while candidate.exists():
+        n += 1
+        candidate = base.with_name(f"{base.name}-{n}")
+    return candidate

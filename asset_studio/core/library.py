@@ -199,12 +199,18 @@ def next_number(folder: Path) -> int:
     return highest + 1
 
 
-def save_image(image, job: GenerationJob, folder, seed: int | None = None) -> Path:
-    """Write one image with its metadata as `00001-<seed>-<slug>.png`; never overwrites a file."""
+def save_image(image, job: GenerationJob, folder, seed: int | None = None, name: str | None = None) -> Path:
+    """Write one image with its metadata as `00001-<seed>-<slug>.png` (or NAME, e.g. a pose set's
+    `knight-walk-3.png`); never overwrites a file."""
     from asset_studio.core.outputs import png_writer, staged
 
     folder = Path(folder)
     seed = job.sampling.seed if seed is None else int(seed)
+    if name is not None:
+        with staged(folder / name, png_writer(image, pnginfo=png_info(job, seed))) as new:
+            if new.link_new(folder / name):
+                return folder / name
+        raise UserError(f"{folder / name} already exists; it was kept.")
     slug = slugify(job.source.subject or job.prompt.text)
     number = next_number(folder)
     with staged(folder / f"{number:05d}-{seed}-{slug}.png", png_writer(image, pnginfo=png_info(job, seed))) as new:
