@@ -112,6 +112,7 @@ class GenerationWorker(QObject):
 
     queued = Signal(int, object)  # job_id, GenerationJob
     started = Signal(int)  # job_id
+    loading = Signal(int, str)  # job_id, what is loading ("Loading the model…")
     step = Signal(int, int, int, QImage)  # job_id, step (1-based), total, preview (may be null)
     image_saved = Signal(int, str, QImage)  # job_id, path (on disk already), the image for display
     finished = Signal(int, list)  # job_id, [paths]
@@ -178,6 +179,20 @@ class GenerationWorker(QObject):
                         dropped.append(job_id)
         for jid in dropped:
             self.cancelled.emit(jid)
+
+    def move(self, job_id: int, position: int) -> bool:
+        """Move a queued job to POSITION among the queued ones (0 = next); False once it has started."""
+        with self._lock:
+            item = next((p for p in self._pending if p.job_id == job_id), None)
+            if item is None:
+                return False
+            self._pending.remove(item)
+            self._pending.insert(max(0, min(position, len(self._pending))), item)
+        return True
+
+    def pending_ids(self) -> list[int]:
+        with self._lock:
+            return [p.job_id for p in self._pending]
 
     def warm_up(self) -> None:
         """Import torch and build the engine in the worker thread now, not on the first Generate.
@@ -260,7 +275,9 @@ class GenerationWorker(QObject):
 
                 check_ready(PostProcessSpec.from_job(job))  # a missing cut-out model fails before generating
             if self._engine is None:
+                self.loading.emit(job_id, "Loading the engine…")
                 self._engine = self._engine_factory(self.device)
+            self.loading.emit(job_id, "Loading the model…")
             self._engine.run(job, on_step=on_step, should_cancel=self._cancel.is_set, on_image=on_image)
         except Exception as exc:  # noqa: BLE001 - the worker must keep serving after any failure
             if self._cancel.is_set() and type(exc).__name__ in ("Cancelled", "CancelledError"):
