@@ -17,11 +17,15 @@ except ImportError:  # the restructured core has not landed yet
     from asset_studio.gui.model.interim_core import export_sheet as _export_sheet
 
 __all__ = ["AssetRequest", "ControlRequest", "Overrides", "layout_size", "prepare",
-           "export_sheet_files", "prompt_text", "job_seed", "job_size", "job_step_total", "job_label"]
+           "export_sheet_files", "prompt_text", "negative_text", "job_seed", "job_size", "job_step_total", "job_label"]
 
 
 def prompt_text(job) -> str:
     return job.prompt.text if hasattr(job.prompt, "text") else job.prompt
+
+
+def negative_text(job) -> str:
+    return job.prompt.negative if hasattr(job.prompt, "negative") else job.negative_prompt
 
 
 def job_seed(job) -> int:

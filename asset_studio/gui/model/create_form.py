@@ -11,6 +11,7 @@ import random
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
+from asset_studio.core.control_image import CONTROL_TYPES
 from asset_studio.core.stylepack import FieldSpec, StylePack, list_styles
 from asset_studio.core.templates import Template, list_templates
 from asset_studio.errors import UserError
@@ -171,8 +172,8 @@ class CreateForm(QObject):
             return
         self._set("template_id", value)
         tpl = self.current_template()
-        if tpl is not None and tpl.controlnet != "none":
-            self.layout.set_control(tpl.controlnet)  # the template's ControlNet hint
+        if tpl is not None and tpl.controlnet in CONTROL_TYPES:
+            self.layout.set_control(tpl.controlnet)  # the template's hint, when a layout can draw it
         self.fields_changed.emit()
         self.fill_from_style()
 

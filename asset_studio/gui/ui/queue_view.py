@@ -19,15 +19,29 @@ class QueueView(QListWidget):
         self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.customContextMenuRequested.connect(self._menu)
         queue.changed.connect(self.refresh)
-        queue.entry_changed.connect(lambda _jid: self.refresh())
+        queue.entry_changed.connect(self._entry_changed)
+        self._states: dict[int, str] = {}
         self.refresh()
+
+    def _entry_changed(self, job_id: int) -> None:
+        entry = self.queue.entry(job_id)
+        if entry is None or self._states.get(job_id) != entry.state:
+            self.refresh()  # a job started or ended: rows come and go
+            return
+        for row in range(self.count()):  # a step: only the running row's text changes
+            if self.job_id_at(row) == job_id:
+                self.item(row).setText(self._text(entry))
+
+    @staticmethod
+    def _text(e) -> str:
+        return f"#{e.job_id}  {e.label}  —  {e.status if e.state == RUNNING else 'waiting'}"
 
     def refresh(self) -> None:
         entries = [e for e in self.queue.entries() if e.state in (QUEUED, RUNNING)]
         self.clear()
+        self._states = {e.job_id: e.state for e in self.queue.entries()}
         for e in entries:
-            state = e.status if e.state == RUNNING else "waiting"
-            item = QListWidgetItem(f"#{e.job_id}  {e.label}  —  {state}")
+            item = QListWidgetItem(self._text(e))
             item.setData(Qt.ItemDataRole.UserRole, e.job_id)
             self.addItem(item)
         # Only worth the room when something waits behind the running job.
