@@ -26,7 +26,7 @@ from asset_studio.gui.settings import Settings
 from asset_studio.gui.style_editor import StyleEditor
 from asset_studio.gui.ui.create_panel import CreatePanel
 from asset_studio.gui.ui.preview_panel import PreviewPanel
-from asset_studio.gui.worker import GenerationWorker, default_engine_factory
+from asset_studio.gui.worker import GenerationWorker, default_backend_factory
 
 WARM_UP_DELAY_MS = 700  # let the window paint first, then load torch in the worker thread
 
@@ -41,7 +41,7 @@ class MainWindow(QMainWindow):
     job_cancelled = Signal(int)
 
     def __init__(self, output_dir: Path | None = None, models_dir: Path | None = None,
-                 settings: Settings | None = None, engine_factory=None):
+                 settings: Settings | None = None, backend_factory=None):
         super().__init__()
         self.settings = s = settings or Settings()
         self.output_dir = Path(output_dir) if output_dir else s.output_dir(app_home() / "output")
@@ -86,7 +86,7 @@ class MainWindow(QMainWindow):
         self._build_menus()
         # The worker thread starts last, so a failure above never leaves a thread running.
         self.worker = GenerationWorker(self.output_dir, device=s.device(),
-                                       engine_factory=engine_factory or default_engine_factory)
+                                       backend_factory=backend_factory or default_backend_factory)
         self.queue.controller = self.worker
         self._connect()
         QApplication.instance().aboutToQuit.connect(self.shutdown)

@@ -8,15 +8,29 @@ for the same reason (the typed job v2 nests them).
 from __future__ import annotations
 
 try:
+    from asset_studio.core.backend import Cancelled, Finished, ImageReady, Loading, Progress
     from asset_studio.core.request import AssetRequest, ControlRequest, Overrides, layout_size, prepare
+    from asset_studio.service import Saved, run_job
     from asset_studio.service import export_sheet as _export_sheet
 except ImportError:  # the restructured core has not landed yet
     from asset_studio.gui.model.interim_core import (  # noqa: F401
-        AssetRequest, ControlRequest, Overrides, layout_size, prepare,
+        AssetRequest, Cancelled, ControlRequest, Finished, ImageReady, Loading, Overrides, Progress, Saved,
+        layout_size, prepare, run_job,
     )
     from asset_studio.gui.model.interim_core import export_sheet as _export_sheet
 
-__all__ = ["AssetRequest", "ControlRequest", "Overrides", "layout_size", "prepare",
+
+def local_backend(device: str | None):
+    """The local diffusers engine behind the backend protocol (imports torch: call it in the worker thread)."""
+    try:
+        from asset_studio.engine.backend import LocalBackend
+    except ImportError:
+        from asset_studio.gui.model.interim_core import LocalBackend
+    return LocalBackend(device)
+
+
+__all__ = ["AssetRequest", "ControlRequest", "Overrides", "layout_size", "prepare", "run_job", "local_backend",
+           "Loading", "Progress", "ImageReady", "Finished", "Cancelled", "Saved",
            "export_sheet_files", "prompt_text", "negative_text", "job_seed", "job_size", "job_step_total", "job_label"]
 
 

@@ -163,3 +163,148 @@ def export_sheet(inputs: list[Path], out_png: Path, fmt: str, trim: bool = True,
         raise UserError("The Aseprite format holds a single image: raise the maximum size so every frame fits.")
     pngs = save_pages(sheet, out_png)
     return pngs + export(sheet, pngs, fmt, out_png, ExportOptions(fps=fps))
+
+
+# --- core/backend.py and service.py of the contract ------------------------------------------
+
+
+@dataclass
+class Queued:
+    job_id: int
+
+
+@dataclass
+class Loading:
+    what: str
+
+
+@dataclass
+class Progress:
+    step: int
+    total: int
+    image_index: int
+    image_count: int
+    preview: object = None
+
+
+@dataclass
+class ImageReady:
+    image: object
+    job: GenerationJob
+    index: int
+    seed: int
+
+
+@dataclass
+class Finished:
+    pass
+
+
+@dataclass
+class Failed:
+    message: str
+
+
+@dataclass
+class Cancelled:
+    pass
+
+
+@dataclass
+class Saved:
+    raw: Path
+    sprite: Path | None
+    image: object
+    index: int
+    seed: int
+
+
+@dataclass
+class RunResult:
+    saved: list
+    cancelled: bool
+
+
+class LocalBackend:
+    """Today's Engine behind the backend protocol: run() yields its events. The engine's callbacks
+    run in a helper thread and reach the generator through a queue."""
+
+    name = "local"
+
+    def __init__(self, device: str | None = None):
+        from asset_studio.engine.generate import Engine
+
+        self.engine = Engine(device=None if device in (None, "", "auto") else device)
+
+    def capabilities(self) -> set[str]:
+        return {"txt2img", "img2img", "controlnet", "lora"}
+
+    def check(self, job) -> None:
+        from asset_studio.engine.generate import validate_job
+
+        validate_job(job)
+
+    def run(self, job, should_cancel):
+        import queue
+        import threading
+
+        events: queue.Queue = queue.Queue()
+        count = len(job.image_seeds())
+        done = object()
+
+        def work():
+            try:
+                self.engine.run(job, should_cancel=should_cancel,
+                                on_step=lambda i: events.put(Progress(i.step, i.total, i.image_index, count, i.preview)),
+                                on_image=lambda g: events.put(ImageReady(g.image, g.job, g.index, g.seed)))
+                events.put(Cancelled() if self.engine.cancelled else Finished())
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+                events.put(exc)
+            events.put(done)
+
+        yield Loading("Loading the model…")
+        thread = threading.Thread(target=work, name="asset-studio-engine", daemon=True)
+        thread.start()
+        while (event := events.get()) is not done:
+            if isinstance(event, BaseException):
+                thread.join()
+                raise event
+            yield event
+        thread.join()
+
+
+def save_result(image, job: GenerationJob, out_dir: Path, seed: int, index: int = 0) -> Saved:
+    from asset_studio.core.library import save_image
+    from asset_studio.engine.postprocess import save_sprite
+
+    raw = save_image(image, job, out_dir, seed=seed)
+    sprite = save_sprite(raw, image, job, seed)  # the raw image is on disk first: a failing cut-out never loses it
+    shown = image
+    if sprite is not None:
+        from PIL import Image
+
+        with Image.open(sprite) as im:
+            shown = im.copy()
+    return Saved(raw=raw, sprite=sprite, image=shown, index=index, seed=seed)
+
+
+def run_job(job, backend, out_dir: Path, *, should_cancel=None, on_event=None) -> RunResult:
+    from asset_studio.engine.postprocess import PostProcessSpec, check_ready
+
+    should_cancel = should_cancel or (lambda: False)
+    on_event = on_event or (lambda event: None)
+    backend.check(job)
+    check_ready(PostProcessSpec.from_job(job))  # a missing cut-out model fails before generating
+    saved: list[Saved] = []
+    for event in backend.run(job, should_cancel):
+        if isinstance(event, ImageReady):
+            result = save_result(event.image, event.job, Path(out_dir), event.seed, event.index)
+            saved.append(result)
+            on_event(result)
+        elif isinstance(event, Cancelled):
+            return RunResult(saved, True)
+        elif isinstance(event, Finished):
+            break
+        else:
+            on_event(event)
+    return RunResult(saved, False)
