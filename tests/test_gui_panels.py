@@ -262,3 +262,45 @@ def test_app_theme_follows_the_system_scheme_and_has_an_icon(qtbot, home, monkey
     finally:
         monkeypatch.undo()
         app_module.apply_theme(app)
+
+
+# --- the Create panel -------------------------------------------------------------------------
+
+
+def test_create_panel_shows_the_form_and_writes_the_artists_edits_back(qtbot, home):
+    from asset_studio.gui.model.create_form import CreateForm
+    from asset_studio.gui.model.queue import JobQueue
+    from asset_studio.gui.ui.create_panel import CreatePanel
+
+    form = CreateForm()
+    panel = CreatePanel(form, JobQueue())
+    qtbot.addWidget(panel)
+    # the style's values reach the widgets without counting as the artist's size
+    form.style_id = "pixel-art"
+    form.template_id = "ui-button"
+    assert panel.style_combo.currentData() == "pixel-art" and panel.template_combo.currentData() == "ui-button"
+    assert (panel.width_spin.value(), panel.height_spin.value()) == (form.width, form.height)
+    assert panel.steps_spin.value() == form.steps and panel.size_auto_btn.isChecked() and form.size_auto
+    assert list(panel._field_edits) == ["text"]
+    # the artist's edits reach the form
+    panel.width_spin.setValue(320)
+    assert form.width == 320 and not form.size_auto and not panel.size_auto_btn.isChecked()
+    panel.subject_edit.setText("wooden")
+    panel._field_edits["text"].setText("PLAY")
+    panel.negative_edit.setPlainText("blurry")
+    panel.seed_lock.setChecked(True)
+    panel.seed_spin.setValue(4_000_000_000)  # beyond a signed 32-bit spin box
+    request = form.to_request()
+    assert (request.subject, request.fields, request.overrides.negative) == ("wooden", {"text": "PLAY"}, "blurry")
+    assert request.overrides.seed == 4_000_000_000 and request.overrides.width == 320
+    # Auto hands the size back to the style
+    panel.size_auto_btn.click()
+    assert form.size_auto and panel.width_spin.value() == form.width != 320
+    panel.seed_plus.click()
+    assert form.seed == 4_000_000_001 and panel.seed_spin.value() == 4_000_000_001
+    with qtbot.waitSignal(form.prompt_preview_changed, timeout=5000):
+        panel.prompt_edit.setPlainText("gold trim")
+    assert panel.final_prompt.text() == form.prompt_preview and "PLAY" in panel.final_prompt.text()
+    assert not panel.denoise_spin.isEnabled()
+    panel.init_edit.setText("start.png")
+    assert panel.denoise_spin.isEnabled() and form.init_image == "start.png"
