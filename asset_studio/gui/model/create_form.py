@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QCoreApplication, QObject, QTimer, Signal
 
 from asset_studio.core.control_image import CONTROL_TYPES
 from asset_studio.core.stylepack import FieldSpec, StylePack, list_styles
@@ -63,6 +63,7 @@ class CreateForm(QObject):
         self.templates: list[Template] = []
         self.layout = layout or LayoutState(self)
         self._preview = ""
+        self._preview_stale = False
         self._preview_timer = QTimer(self)
         self._preview_timer.setSingleShot(True)
         self._preview_timer.setInterval(PREVIEW_DELAY_MS)
@@ -93,7 +94,7 @@ class CreateForm(QObject):
         self._values[name] = value
         self.changed.emit(name)
         if name not in _NOT_IN_PROMPT:
-            self._preview_timer.start()  # restarted by every change of a burst: computed once, after it
+            self._schedule_preview()
 
     # --- size: automatic until the artist sets it ------------------------------------------------
 
@@ -203,7 +204,7 @@ class CreateForm(QObject):
         if self._field_values.get(name, "") != text:
             self._field_values[name] = text
             self.changed.emit("fields")
-            self._preview_timer.start()
+            self._schedule_preview()
 
     def field_values(self, placeholder: str | None = None) -> dict[str, str]:
         """The declared fields the artist filled; with PLACEHOLDER, every field (defaults, else it)."""
@@ -296,14 +297,20 @@ class CreateForm(QObject):
         return self._preview
 
     def preview_pending(self) -> bool:
-        return self._preview_timer.isActive()
+        return self._preview_stale
 
     def flush_preview(self) -> None:
-        if self._preview_timer.isActive():
+        if self._preview_stale:
             self._preview_timer.stop()
             self._compute_preview()
 
+    def _schedule_preview(self) -> None:
+        self._preview_stale = True
+        if QCoreApplication.instance() is not None:  # no event loop (a script, a CLI test): flush_preview() computes it
+            self._preview_timer.start()  # restarted by every change of a burst: computed once, after it
+
     def _compute_preview(self) -> None:
+        self._preview_stale = False
         if not self.subject.strip():
             text = ""
         else:
