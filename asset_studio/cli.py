@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "layout",
     "remove_bg",
     "sheet",
+    "tileset",
     "models",
 ]
 

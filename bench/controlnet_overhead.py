@@ -1,4 +1,4 @@
-"""ControlNet overhead: Asset Studio's controlnet_pipeline() + call vs a plain diffusers script.
+"""ControlNet overhead: the local backend running a ControlNet job vs a plain diffusers script.
 
 Both run the same tiny random SD1.5-shaped model and tiny ControlNet on the CPU, same control
 image, same steps. Runs are interleaved; the script prints the median of each and their ratio
@@ -29,11 +29,12 @@ def main() -> None:
     from PIL import Image
 
     from asset_studio.core.control_image import render_control
-    from asset_studio.core.job import ControlUnit, GenerationJob
+    from asset_studio.core.job import ControlUnit, GenerationJob, ModelRef, Prompt, Sampling
     from asset_studio.core.layout import load_layout
-    from asset_studio.engine.controlnet import controlnet_pipeline, load_controlnet
+    from asset_studio.engine.backend import LocalBackend
+    from asset_studio.engine.controlnet import load_controlnet
     from tiny_controlnet import save_tiny_controlnet
-    from tiny_models import build_tiny_sd15
+    from tiny_models import build_tiny_sd15, save_diffusers
 
     layout = load_layout(Path(__file__).resolve().parents[1] / "asset_studio/core/layouts/button.json")
     render_times = []
@@ -43,24 +44,25 @@ def main() -> None:
         render_times.append(time.perf_counter() - t)
 
     tmp = Path(tempfile.mkdtemp())
-    base = build_tiny_sd15()
-    base.set_progress_bar_config(disable=True)
-    cn_dir = save_tiny_controlnet(base.unet, tmp / "cn")
+    model = save_diffusers(build_tiny_sd15(), tmp / "tiny")
     control = tmp / "control.png"
     render_control(layout, "lineart", size=(128, 128)).save(control)
-    job = GenerationJob(model="tiny", prompt="a button", width=128, height=128, steps=4,
-                        controlnets=[ControlUnit(model=str(cn_dir), image=str(control))])
+    backend = LocalBackend(device="cpu", dtype=torch.float32)
+    base = backend.load(GenerationJob(model=ModelRef(str(model)), prompt=Prompt("x"))).pipe
+    cn_dir = save_tiny_controlnet(base.unet, tmp / "cn")
+    job = GenerationJob(model=ModelRef(str(model)), prompt=Prompt("a button"),
+                        sampling=Sampling(width=128, height=128, steps=4, sampler="Euler a", seed=0),
+                        controls=[ControlUnit(model=str(cn_dir), image=str(control))])
 
     plain = StableDiffusionControlNetPipeline(**base.components, controlnet=load_controlnet(str(cn_dir), "cpu", torch.float32))
     plain.set_progress_bar_config(disable=True)
     control_image = Image.open(control).convert("RGB")
 
     def ours():
-        pipe, extra = controlnet_pipeline(base, job, "sd15", "cpu", torch.float32)
-        pipe(prompt=job.prompt, num_inference_steps=job.steps, generator=torch.Generator().manual_seed(0), **extra)
+        backend.generate(job, preview=False)
 
     def theirs():
-        plain(prompt=job.prompt, image=control_image, width=128, height=128, num_inference_steps=job.steps,
+        plain(prompt=job.prompt.text, image=control_image, width=128, height=128, num_inference_steps=job.sampling.steps,
               generator=torch.Generator().manual_seed(0))
 
     ours(), theirs()  # warm-up: first calls pay for lazy imports and allocations

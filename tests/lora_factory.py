@@ -41,11 +41,11 @@ def _targets(model, suffixes):
 
 
 def make_peft_lora(path: Path, family: str = "sd15", rank: int = 4, seed: int = 1, strength: float = 0.5,
-                   text_encoder: bool = True, pipe=None) -> Path:
+                   text_encoder: bool = True, pipe=None, unet_targets=UNET_TARGETS) -> Path:
     """A LoRA in the diffusers/peft layout, written by save_lora_weights.
 
     ``pipe`` (a tiny pipeline of the family, without adapters) is left untouched: the adapters go
-    into copies of its networks.
+    into copies of its networks. ``unet_targets`` may name convolutions too (conv1, conv2 …).
     """
     import copy
     from types import SimpleNamespace
@@ -59,7 +59,7 @@ def make_peft_lora(path: Path, family: str = "sd15", rank: int = 4, seed: int = 
     pipe = SimpleNamespace(unet=copy.deepcopy(source.unet), text_encoder=copy.deepcopy(source.text_encoder),
                            text_encoder_2=copy.deepcopy(getattr(source, "text_encoder_2", None)))
     generator = torch.Generator().manual_seed(seed)
-    pipe.unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, target_modules=list(UNET_TARGETS)))
+    pipe.unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, target_modules=list(unet_targets)))
     encoders = _text_encoders(pipe) if text_encoder else []
     for _, encoder in encoders:
         # peft directly: transformers' own add_adapter wants a newer peft than PyPI has

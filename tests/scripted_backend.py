@@ -14,29 +14,10 @@ from PIL import Image
 
 from asset_studio.errors import UserError
 
-try:
-    from asset_studio.core.backend import Cancelled, Finished, ImageReady, Loading, Progress
-except ImportError:  # until the restructured core lands: the same contract, through the GUI's link to it
-    from asset_studio.gui.model.core_link import Cancelled, Finished, ImageReady, Loading, Progress
+from asset_studio.core.backend import Cancelled, Finished, ImageReady, Loading, Progress
 
 
-def _sampling(job):
-    return job.sampling if hasattr(job, "sampling") else job
-
-
-def _prompt(job) -> str:
-    return job.prompt.text if hasattr(job.prompt, "text") else job.prompt
-
-
-def _one_image_job(job, seed: int):
-    if hasattr(job, "for_seed"):
-        return job.for_seed(seed)
-    from asset_studio.core.library import image_job
-
-    return image_job(job, seed)
-
-
-class ScriptedBackend:
+class ScriptedBackend:  # implements core.backend.Backend
     name = "scripted"
 
     def __init__(self, step_delay: float = 0.0):
@@ -48,13 +29,13 @@ class ScriptedBackend:
         return {"txt2img"}
 
     def check(self, job) -> None:
-        self.checked.append(_prompt(job))
-        if _prompt(job) == "refuse":
+        self.checked.append(job.prompt.text)
+        if job.prompt.text == "refuse":
             raise UserError("The scripted backend cannot run this job.")
 
     def run(self, job, should_cancel):
         self.threads.add(threading.current_thread().name)
-        prompt, s = _prompt(job), _sampling(job)
+        prompt, s = job.prompt.text, job.sampling
         if prompt == "fail":
             raise UserError("The model file is corrupt.")
         if prompt == "oom":
@@ -68,5 +49,5 @@ class ScriptedBackend:
                     return
                 time.sleep(self.step_delay)
                 yield Progress(step, s.steps, index, len(seeds), Image.new("RGB", (8, 8), (step * 20 % 256, 0, 0)))
-            yield ImageReady(Image.new("RGB", (s.width, s.height), (0, 128, 0)), _one_image_job(job, seed), index, seed)
+            yield ImageReady(Image.new("RGB", (s.width, s.height), (0, 128, 0)), job.for_seed(seed), index, seed)
         yield Finished()

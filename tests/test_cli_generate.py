@@ -34,9 +34,9 @@ def test_generate_writes_count_pngs_and_prints_their_paths(tiny_sd15_dir, tmp_pa
     assert [Path(p) for p in printed] == files
     assert [f.name for f in files] == ["00001-7-a-gold-coin.png", "00002-8-a-gold-coin.png"]
     job = read_job(files[1])
-    assert (job.seed, job.batch_count, job.negative_prompt, job.sampler, job.cfg_scale) == (
-        8, 1, "blurry", "DPM++ 2M Karras", 6.5)
-    assert job.model == str(tiny_sd15_dir.resolve())
+    s = job.sampling
+    assert (s.seed, s.count, job.prompt.negative, s.sampler, s.cfg_scale) == (8, 1, "blurry", "DPM++ 2M Karras", 6.5)
+    assert job.model.checkpoint == str(tiny_sd15_dir.resolve())
     assert read_parameters(files[1]).splitlines() == [
         "a gold coin",
         "Negative prompt: blurry",
@@ -49,7 +49,7 @@ def test_random_seed_is_announced_and_recorded(tiny_sd15_dir, tmp_path, capsys):
     assert main(tiny_args(tiny_sd15_dir, tmp_path)) == 0
     err = capsys.readouterr().err
     seed = int(err.split("seed:")[1].split()[0])
-    assert read_job(next(tmp_path.glob("*.png"))).seed == seed
+    assert read_job(next(tmp_path.glob("*.png"))).sampling.seed == seed
 
 
 def test_rerun_reproduces_the_pixels(tiny_sdxl_dir, tmp_path, capsys):
@@ -74,44 +74,49 @@ def test_single_file_checkpoint_through_the_cli(tiny_sd15_dir, tmp_path, capsys)
     out = tmp_path / "out"
     assert main(tiny_args(checkpoint, out, "--model-config", str(tiny_sd15_dir), "--seed", "1")) == 0
     path = Path(capsys.readouterr().out.strip())
-    assert path.is_file() and read_job(path).model_config == str(tiny_sd15_dir.resolve())
+    assert path.is_file() and read_job(path).model.config == str(tiny_sd15_dir.resolve())
     assert "Model: model," in read_parameters(path)
 
 
-def test_sdxl_defaults_to_1024_and_explicit_flags_are_known(tiny_sdxl_dir):
-    from asset_studio.commands.generate import build_job, explicit_overrides
+def test_sdxl_defaults_to_1024_and_explicit_flags_are_known(tiny_sdxl_dir, tiny_sd15_dir):
+    from dataclasses import asdict
+
+    from asset_studio.commands.generate import build_request
+    from asset_studio.core.request import prepare
 
     parser = build_parser()
     args = parser.parse_args(["generate", "x", "--model", str(tiny_sdxl_dir), "--seed", "1"])
-    job = build_job(args)
-    assert (job.width, job.height, job.steps, job.cfg_scale, job.sampler) == (1024, 1024, 25, 7.0, "Euler a")
-    assert explicit_overrides(args) == {"seed": 1}
-    args = parser.parse_args(["generate", "x", "--steps", "9", "--size", "640x384", "--clip-skip", "2"])
-    assert explicit_overrides(args) == {"steps": 9, "width": 640, "height": 384, "clip_skip": 2}
+    s = prepare(build_request(args)).sampling
+    assert (s.width, s.height, s.steps, s.cfg_scale, s.sampler) == (1024, 1024, 25, 7.0, "Euler a")
+    assert prepare(build_request(parser.parse_args(["generate", "x", "--model", str(tiny_sd15_dir)]))).sampling.width == 512
+    set_by_hand = lambda args: {k: v for k, v in asdict(build_request(args).overrides).items()  # noqa: E731
+                                if v not in (None, {}, False)}
+    assert set_by_hand(args) == {"seed": 1}
+    args = parser.parse_args(["generate", "x", "--model", "m", "--steps", "9", "--size", "640x384", "--clip-skip", "2"])
+    assert set_by_hand(args) == {"steps": 9, "width": 640, "height": 384, "clip_skip": 2}
 
 
-def test_style_and_template_go_through_compose(monkeypatch, tmp_path):
+def test_style_and_template_go_through_prepare(monkeypatch, tmp_path):
     """With --style the positional is the subject and only typed flags become overrides."""
-    import asset_studio.core.compose as compose_module
-    from asset_studio.commands.generate import build_job
+    import asset_studio.core.request as request_module
+    from asset_studio.commands import generate
+    from asset_studio.core.request import Overrides
 
     seen = {}
 
-    def fake_compose(request):
+    def fake_prepare(request, out_dir=None, **kw):
         seen["request"] = request
-        from asset_studio.core.job import GenerationJob
+        raise SystemExit(0)
 
-        return GenerationJob(model="some/repo", prompt=f"pixel art, {request.subject}")
-
-    monkeypatch.setattr(compose_module, "compose", fake_compose)
+    monkeypatch.setattr(request_module, "prepare", fake_prepare)
     args = build_parser().parse_args(["generate", "health potion", "--style", "pixel-rpg", "--template", "icon",
                                       "--field", "color=red", "--steps", "12"])
-    job = build_job(args)
+    with pytest.raises(SystemExit):
+        generate.run(args)
     request = seen["request"]
     assert (request.subject, request.style, request.template, request.model) == (
         "health potion", "pixel-rpg", "icon", None)
-    assert request.fields == {"color": "red"} and request.overrides == {"steps": 12}
-    assert job.prompt == "pixel art, health potion"
+    assert request.fields == {"color": "red"} and request.overrides == Overrides(steps=12)
 
 
 def _bad(capsys, argv) -> str:
@@ -136,10 +141,16 @@ def test_every_bad_input_is_one_line_and_exit_2(tiny_sd15_dir, tmp_path, capsys)
     assert "multiples of 8" in _bad(capsys, tiny_args(tiny_sd15_dir, out, "--size", "100x64"))
     assert "is not WIDTHxHEIGHT" in _bad(capsys, tiny_args(tiny_sd15_dir, out, "--size", "big"))
     assert "Unknown sampler 'Euler z'" in _bad(capsys, tiny_args(tiny_sd15_dir, out, "--sampler", "Euler z"))
-    assert "does not exist" in _bad(capsys, tiny_args(tiny_sd15_dir, out, "--init", str(tmp_path / "no.png")))
+    assert "is not a file" in _bad(capsys, tiny_args(tiny_sd15_dir, out, "--init", str(tmp_path / "no.png")))
+    assert "is not a file" in _bad(capsys, tiny_args(tiny_sd15_dir, out, "--init", str(tmp_path)))
     assert "denoise" in _bad(capsys, tiny_args(tiny_sd15_dir, out, "--init", str(corrupt), "--denoise", "0"))
     assert "--model is required" in _bad(capsys, ["generate", "a coin"])
-    assert "--controlnet needs --layout" in _bad(capsys, tiny_args(tiny_sd15_dir, out, "--controlnet", "x"))
+    assert "needs a layout to follow" in _bad(capsys, tiny_args(tiny_sd15_dir, out, "--controlnet", "x"))
+    layout = tmp_path / "l.json"
+    layout.write_text('{"width": 64, "height": 64, "elements": []}')
+    assert "only followed through a ControlNet" in _bad(capsys, tiny_args(tiny_sd15_dir, out, "--layout", str(layout)))
+    big = ["--seed", "18446744073709551615", "--count", "2"]
+    assert "seed 18446744073709551615 leaves no room for 2 images" in _bad(capsys, tiny_args(tiny_sd15_dir, out, *big))
     assert "no Asset Studio job" in _bad(capsys, ["rerun", str(_plain_png(tmp_path))])
     assert not out.exists() or not list(out.glob("*.png"))
 

@@ -92,15 +92,15 @@ def test_generate_follows_a_layout_through_controlnet(tmp_path, capsys, tiny_sd1
     for scale in ("1.0", "0.0"):
         out_dir = tmp_path / f"out-{scale}"
         code, out, err = cli(capsys, "generate", "PLAY", "--layout", layout, "--controlnet", cn_dir, "--control", "lineart",
-                             "--control-scale", scale, "--model", tiny_sd15_dir, "--size", "64x64", "--steps", "2",
+                             "--control-scale", scale, "--model", tiny_sd15_dir, "--size", "128x64", "--steps", "2",
                              "--seed", "3", "--out", out_dir)
         assert code == 0, err
         pngs = [line for line in out.split() if line.endswith(".png") and "control-" not in line]
         assert pngs, out
         with Image.open(pngs[0]) as im:
             outputs[scale] = np.asarray(im.convert("RGB")).astype(int)
-        assert list(out_dir.glob("control-lineart-*.png"))
-    code, out, err = cli(capsys, "generate", "PLAY", "--model", tiny_sd15_dir, "--size", "64x64", "--steps", "2",
+        assert list((out_dir / ".controls").glob("control-lineart-*.png"))  # beside the outputs, out of the gallery
+    code, out, err = cli(capsys, "generate", "PLAY", "--model", tiny_sd15_dir, "--size", "128x64", "--steps", "2",
                          "--seed", "3", "--out", tmp_path / "plain")
     assert code == 0, err
     plain = [line for line in out.split() if line.endswith(".png")][0]

@@ -85,19 +85,19 @@ def ink_pack(tmp_path, tiny_sd15_dir) -> Path:
 def test_compose_then_engine_applies_the_style_lora(ink_pack, tiny_sd15_dir):
     import numpy as np
 
-    from asset_studio.core.compose import AssetRequest, compose
-    from asset_studio.engine.generate import Engine
+    from asset_studio.core.request import AssetRequest, Overrides, prepare
+    from asset_studio.engine.backend import LocalBackend
 
-    job = compose(AssetRequest("health potion", style=str(ink_pack), template="icon",
-                               overrides={"steps": 1, "width": 64, "height": 64}))
-    assert job.model == str(Path(tiny_sd15_dir).resolve())  # the style's recommended model
-    assert job.prompt.startswith("inky, ink drawing of health potion, game icon")
-    engine = Engine(device="cpu")
-    [styled] = engine.run(job)
-    pipe = engine.pipeline_for(job)
-    job.loras = []
-    [plain] = engine.run(job)
-    assert engine.pipeline_for(job) is pipe  # the same base pipeline, LoRA on and off
+    job = prepare(AssetRequest("health potion", style=str(ink_pack), template="icon",
+                               overrides=Overrides(steps=1, width=64, height=64)))
+    assert job.model.checkpoint == str(Path(tiny_sd15_dir).resolve())  # the style's recommended model
+    assert job.prompt.text.startswith("inky, ink drawing of health potion, game icon")
+    engine = LocalBackend(device="cpu")
+    [styled] = engine.generate(job)
+    pipe = engine.load(job).pipe
+    job.model.loras = []
+    [plain] = engine.generate(job)
+    assert engine.load(job).pipe is pipe  # the same base pipeline, LoRA on and off
     difference = np.abs(np.asarray(styled.image, dtype=float) - np.asarray(plain.image, dtype=float)).mean()
     assert difference > 0.5
 
@@ -132,6 +132,7 @@ def test_generate_with_a_bundled_style_end_to_end(capsys, tmp_path, tiny_sd15_di
         assert image.size == (64, 64)
         text = dict(image.text)
     job = json.loads(next(v for v in text.values() if v.lstrip().startswith("{")))
-    assert job["style_id"] == "pixel-art" and job["subject"] == "health potion"
-    assert job["prompt"].startswith("pixel art, health potion, 16-bit")
-    assert (job["steps"], job["width"], job["height"], job["sampler"]) == (2, 64, 64, "Euler a")
+    assert job["source"]["style"] == "pixel-art" and job["source"]["subject"] == "health potion"
+    assert job["prompt"]["text"].startswith("pixel art, health potion, 16-bit")
+    s = job["sampling"]
+    assert (s["steps"], s["width"], s["height"], s["sampler"]) == (2, 64, 64, "Euler a")

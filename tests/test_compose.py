@@ -1,4 +1,4 @@
-"""compose(): style + template + subject + fields → a fully resolved GenerationJob."""
+"""prepare(): style + template + subject + fields → a fully resolved GenerationJob (core/request.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from asset_studio.core.compose import AssetRequest, compose
+from asset_studio.core.request import AssetRequest, Overrides, prepare
 from asset_studio.core.job import GenerationJob
 from asset_studio.core.stylepack import LoraEntry, StylePack, find_style, save_stylepack
 from asset_studio.errors import UserError
@@ -25,6 +25,10 @@ def req(subject="health potion", **kw) -> AssetRequest:
     return AssetRequest(subject=subject, **kw)
 
 
+def compose(request: AssetRequest):
+    return prepare(request, preview=False)
+
+
 def lora_pack(tmp_path, **defaults) -> StylePack:
     folder = tmp_path / "lora-style"
     (folder / "loras").mkdir(parents=True)
@@ -40,68 +44,74 @@ def lora_pack(tmp_path, **defaults) -> StylePack:
 def test_style_and_template_resolve_prompt_parameters_and_postprocess():
     job = compose(req(style="pixel-art", template="icon"))
     assert isinstance(job, GenerationJob)
-    assert job.prompt.startswith("pixel art, health potion, game icon, single object")
-    assert job.prompt.endswith("flat shading")
-    assert "blurry" in job.negative_prompt and "multiple objects" in job.negative_prompt
-    assert (job.steps, job.cfg_scale, job.sampler) == (25, 7.5, "Euler a")
-    assert (job.width, job.height) == (512, 512)
-    assert job.postprocess == {"remove_background": True, "pixel_grid": 64, "palette_size": 16, "trim": True}
-    assert (job.style_id, job.template, job.subject, job.model) == ("pixel-art", "icon", "health potion", "some/model")
-    assert job.loras == []
+    assert job.prompt.text.startswith("pixel art, health potion, game icon, single object")
+    assert job.prompt.text.endswith("flat shading")
+    assert "blurry" in job.prompt.negative and "multiple objects" in job.prompt.negative
+    assert (job.sampling.steps, job.sampling.cfg_scale, job.sampling.sampler) == (25, 7.5, "Euler a")
+    assert (job.sampling.width, job.sampling.height) == (512, 512)
+    f = job.finishing
+    assert (f.remove_background, f.pixel_grid, f.palette_size, f.trim) == (True, 64, 16, True)
+    assert (job.source.style, job.source.template, job.source.subject, job.model.checkpoint) == \
+        ("pixel-art", "icon", "health potion", "some/model")
+    assert job.model.loras == []
     GenerationJob.from_json(job.to_json())  # plain data
 
 
 def test_style_sets_resolution_and_template_sets_aspect():
     banner = compose(req("wooden sign", style="hand-painted-fantasy", template="ui-banner", fields={"text": "SHOP"}))
-    assert banner.width % 8 == 0 and banner.height % 8 == 0
-    assert banner.width / banner.height == pytest.approx(4, rel=0.05)
-    assert banner.width * banner.height == pytest.approx(1024 * 1024, rel=0.05)
+    b = banner.sampling
+    assert b.width % 8 == 0 and b.height % 8 == 0
+    assert b.width / b.height == pytest.approx(4, rel=0.05)
+    assert b.width * b.height == pytest.approx(1024 * 1024, rel=0.05)
     tile = compose(req("grass", template="environment-tile"))
-    assert (tile.width, tile.height) == (512, 512) and tile.postprocess["seamless"] is True
-    assert tile.postprocess["remove_background"] is False
-    assert tile.prompt.startswith("grass, seamless tileable texture")
+    assert (tile.sampling.width, tile.sampling.height) == (512, 512) and tile.tiling == "both"
+    assert tile.finishing.remove_background is False
+    assert tile.prompt.text.startswith("grass, seamless tileable texture")
 
 
 def test_explicit_settings_win():
-    job = compose(req(style="pixel-art", overrides={
-        "steps": 2, "cfg_scale": 3.0, "sampler": "DDIM", "width": 64, "height": 64, "seed": 5,
-        "negative_prompt": "only this", "batch_count": 3, "postprocess": {"palette_size": 4}}))
-    assert (job.steps, job.cfg_scale, job.sampler, job.width, job.height, job.seed, job.batch_count) == \
-        (2, 3.0, "DDIM", 64, 64, 5, 3)
-    assert job.negative_prompt == "only this"
-    assert job.postprocess["palette_size"] == 4 and job.postprocess["pixel_grid"] == 64
-    with pytest.raises(UserError, match="'stepz' is not a generation setting"):
-        compose(req(style="pixel-art", overrides={"stepz": 2}))
+    job = compose(req(style="pixel-art", overrides=Overrides(
+        steps=2, cfg_scale=3.0, sampler="DDIM", width=64, height=64, seed=5,
+        negative="only this", count=3, finishing={"palette_size": 4})))
+    s = job.sampling
+    assert (s.steps, s.cfg_scale, s.sampler, s.width, s.height, s.seed, s.count) == (2, 3.0, "DDIM", 64, 64, 5, 3)
+    # The artist's negative terms are added to the style's (the CLI used to replace them, the GUI to add).
+    assert job.prompt.negative.endswith(", only this") and "blurry" in job.prompt.negative
+    assert job.finishing.palette_size == 4 and job.finishing.pixel_grid == 64
+    with pytest.raises(TypeError, match="stepz"):
+        compose(req(style="pixel-art", overrides=Overrides(stepz=2)))
+    with pytest.raises(UserError, match="Unknown post-processing setting.*sharpen"):
+        compose(req(style="pixel-art", overrides=Overrides(finishing={"sharpen": True})))
 
 
 def test_per_asset_seed_is_a_stable_hash_of_the_subject():
-    a = compose(req("Health  Potion", style="pixel-art")).seed
-    assert a == compose(req("health potion", style="pixel-art", template="icon")).seed
-    assert a != compose(req("mana potion", style="pixel-art")).seed
-    assert a != compose(req("health potion", style="cel-shaded")).seed  # the style's base seed is mixed in
+    a = compose(req("Health  Potion", style="pixel-art")).sampling.seed
+    assert a == compose(req("health potion", style="pixel-art", template="icon")).sampling.seed
+    assert a != compose(req("mana potion", style="pixel-art")).sampling.seed
+    assert a != compose(req("health potion", style="cel-shaded")).sampling.seed  # the style's base seed is mixed in
     assert 0 <= a < 2**32
 
 
 def test_fixed_and_random_seed_policies(tmp_path):
-    assert compose(req(style=lora_pack(tmp_path, seed_policy="fixed", seed=1234))).seed == 1234
+    assert compose(req(style=lora_pack(tmp_path, seed_policy="fixed", seed=1234))).sampling.seed == 1234
     pack = lora_pack(tmp_path / "r", seed_policy="random")
-    seeds = {compose(req(style=pack)).seed for _ in range(4)}
+    seeds = {compose(req(style=pack)).sampling.seed for _ in range(4)}
     assert len(seeds) > 1 and all(0 <= s < 2**32 for s in seeds)
 
 
 def test_fields_defaults_unknown_and_missing():
     job = compose(req("knight", template="character-sprite"))
-    assert "neutral standing pose" in job.prompt and job.fields == {"pose": "neutral standing pose, facing the viewer"}
+    assert "neutral standing pose" in job.prompt.text and job.source.fields == {"pose": "neutral standing pose, facing the viewer"}
     job = compose(req("knight", template="character-sprite", fields={"pose": "running"}))
-    assert "knight, full body game character sprite, running," in job.prompt
+    assert "knight, full body game character sprite, running," in job.prompt.text
     with pytest.raises(UserError, match=r"Unknown field 'colour'; the fields this style and template accept: pose\."):
         compose(req("knight", template="character-sprite", fields={"colour": "red"}))
     with pytest.raises(UserError, match=r"Unknown field 'text'.*accept: none\."):
         compose(req("knight", style="pixel-art", fields={"text": "x"}))
-    with pytest.raises(UserError, match=r"The field 'text' is required by the ui-button template; pass --field text=VALUE\."):
+    with pytest.raises(UserError, match=r"The field 'text' is required by the ui-button template; fill it in \(on the command line, --field text=VALUE\)\."):
         compose(req("stone button", style="pixel-art", template="ui-button"))
     job = compose(req("stone button", style="flat-vector-icon", template="ui-button", fields={"text": "PLAY"}))
-    assert 'the label "PLAY"' in job.prompt and "bright saturated colors" in job.prompt
+    assert 'the label "PLAY"' in job.prompt.text and "bright saturated colors" in job.prompt.text
     with pytest.raises(UserError, match="The subject is empty"):
         compose(req("   ", style="pixel-art"))
 
@@ -109,17 +119,17 @@ def test_fields_defaults_unknown_and_missing():
 @pytest.mark.parametrize("value", ["{0.__class__}", "{subject}", "{text:>99999999}", "{{x}}", "}{", "{__import__}"])
 def test_field_values_are_inserted_literally(value):
     job = compose(req(value, style="flat-vector-icon", template="ui-button", fields={"text": value, "palette": value}))
-    assert f'the label "{value}"' in job.prompt
-    assert f"flat vector illustration of {value}, game user interface button" in job.prompt
-    assert f"{value} colors" in job.prompt
-    assert len(job.prompt) < 1000
+    assert f'the label "{value}"' in job.prompt.text
+    assert f"flat vector illustration of {value}, game user interface button" in job.prompt.text
+    assert f"{value} colors" in job.prompt.text
+    assert len(job.prompt.text) < 1000
 
 
 def test_loras_resolve_inside_the_pack_with_trigger_words(tmp_path):
     pack = lora_pack(tmp_path)
     job = compose(req("castle", style=pack))
-    assert job.prompt == "inkstyle, ink drawing of castle"
-    [lora] = job.loras
+    assert job.prompt.text == "inkstyle, ink drawing of castle"
+    [lora] = job.model.loras
     assert Path(lora.path) == (pack.folder / "loras" / "ink.safetensors").resolve() and Path(lora.path).is_absolute()
     assert (lora.weight, lora.name) == (0.6, "ink")
     # a pack whose LoRA path escapes its folder (built in memory, past the schema) is refused
@@ -145,7 +155,7 @@ def test_hub_lora_must_be_cached_and_match_its_sha256(tmp_path):
     snap = tmp_path / "hf" / "models--someone--ink" / "snapshots" / "abc123"
     snap.mkdir(parents=True)
     (snap / "ink.safetensors").write_bytes(data)
-    assert compose(req(style=pack)).loras[0].path == str(snap / "ink.safetensors")
+    assert compose(req(style=pack)).model.loras[0].path == str(snap / "ink.safetensors")
     (snap / "ink.safetensors").write_bytes(b"tampered!!")
     with pytest.raises(UserError, match="does not match the sha256"):
         compose(req(style=pack))
@@ -157,21 +167,19 @@ def test_model_comes_from_the_style_when_not_given(tmp_path):
     with pytest.raises(UserError, match="No model is chosen.*--model PATH_OR_ID"):
         compose(AssetRequest("potion"))
     (tmp_path / "hf" / "models--stable-diffusion-v1-5--stable-diffusion-v1-5" / "snapshots" / "x").mkdir(parents=True)
-    assert compose(AssetRequest("potion", style="pixel-art")).model == "stable-diffusion-v1-5/stable-diffusion-v1-5"
+    assert compose(AssetRequest("potion", style="pixel-art")).model.checkpoint == "stable-diffusion-v1-5/stable-diffusion-v1-5"
     local = tmp_path / "home" / "models" / "v1-5-pruned-emaonly.safetensors"
     local.parent.mkdir(parents=True)
     local.write_bytes(b"x")
     pack = find_style("pixel-art")
     pack.recommended_models.reverse()  # the file first: a local file name is found in the models folder
-    assert compose(AssetRequest("potion", style=pack)).model == str(local.resolve())
-    assert compose(AssetRequest("potion", style=pack, model="mine/model")).model == "mine/model"
+    assert compose(AssetRequest("potion", style=pack)).model.checkpoint == str(local.resolve())
+    assert compose(AssetRequest("potion", style=pack, model="mine/model")).model.checkpoint == "mine/model"
 
 
 def test_negative_terms_shared_by_style_and_template_appear_once():
-    from asset_studio.core.compose import AssetRequest, compose
-
     job = compose(AssetRequest(subject="health potion", style="pixel-art", template="item-sprite", model="m"))
-    terms = [t.strip().lower() for t in job.negative_prompt.split(",")]
+    terms = [t.strip().lower() for t in job.prompt.negative.split(",")]
     assert "watermark" in terms and "blurry" in terms
     assert len(terms) == len(set(terms))
 

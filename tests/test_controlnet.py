@@ -7,9 +7,10 @@ import pytest
 from PIL import Image
 
 from asset_studio.core.control_image import render_control
-from asset_studio.core.job import ControlUnit, GenerationJob
+from asset_studio.core.job import ControlUnit, GenerationJob, check_limits
 from asset_studio.core.layout import Box, Layout, TextElement
 from asset_studio.errors import UserError
+from jobs import make_job
 
 pytestmark = pytest.mark.slow
 
@@ -40,7 +41,25 @@ def control_png(tmp_path_factory):
 
 
 def job_with(units, **kw) -> GenerationJob:
-    return GenerationJob(model="tiny", prompt="a shiny button", width=64, height=64, steps=2, controlnets=units, **kw)
+    return make_job("tiny", "a shiny button", width=64, height=64, steps=2, controls=units, **kw)
+
+
+def controlnet_pipeline(base, job, family, device, dtype):
+    """(pipeline, call inputs) from the plan's own stages: the base pass, then the ControlNet stage
+    over BASE's modules (a loaded model stands in for the cache)."""
+    from types import SimpleNamespace
+
+    from asset_studio.engine import plan as stages
+
+    check_limits(job)
+    ctx = stages.RunContext(job=job, device=device, dtype=dtype, cache=None)
+    ctx.loaded = SimpleNamespace(pipe=base, family=family, derived={})
+    ctx.pipe = base
+    base_pass, control = [s for s in stages.plan(job) if s.name in ("text to image", "image to image", "ControlNet")]
+    for stage in (base_pass, control):
+        stage.check(job)
+        stage.prepare(ctx)
+    return ctx.pipe, ctx.inputs
 
 
 def run(pipe, **kwargs) -> np.ndarray:
@@ -55,8 +74,6 @@ def run(pipe, **kwargs) -> np.ndarray:
 
 def test_controlnet_changes_the_output_and_its_scale_matters(sd15, cn_dirs, control_png):
     import torch
-
-    from asset_studio.engine.controlnet import controlnet_pipeline
 
     base = run(sd15)
     diffs = {}
@@ -75,12 +92,10 @@ def test_multi_controlnet_with_per_unit_settings(sd15, cn_dirs, control_png):
     import torch
     from diffusers import MultiControlNetModel
 
-    from asset_studio.engine.controlnet import controlnet_pipeline
-
     single_job = job_with([ControlUnit(model=str(cn_dirs[0]), image=str(control_png))])
     multi_job = job_with([
         ControlUnit(model=str(cn_dirs[0]), image=str(control_png)),
-        ControlUnit(model=str(cn_dirs[1]), image=str(control_png), scale=0.7, guidance_start=0.0, guidance_end=0.5),
+        ControlUnit(model=str(cn_dirs[1]), image=str(control_png), scale=0.7, start=0.0, end=0.5),
     ])
     pipe1, extra1 = controlnet_pipeline(sd15, single_job, "sd15", "cpu", torch.float32)
     pipe2, extra2 = controlnet_pipeline(sd15, multi_job, "sd15", "cpu", torch.float32)
@@ -92,8 +107,6 @@ def test_multi_controlnet_with_per_unit_settings(sd15, cn_dirs, control_png):
 
 def test_img2img_with_controlnet(sd15, cn_dirs, control_png, tmp_path):
     import torch
-
-    from asset_studio.engine.controlnet import controlnet_pipeline
 
     init = tmp_path / "init.png"
     Image.new("RGB", (96, 80), (200, 40, 40)).save(init)  # another size: resized to the job's
@@ -156,7 +169,6 @@ def test_sdxl_controlnet_and_family_mismatch(tiny_sdxl_dir, sd15, cn_dirs, contr
     import torch
     from diffusers import StableDiffusionXLPipeline
 
-    from asset_studio.engine.controlnet import controlnet_pipeline
     from tiny_controlnet import save_tiny_controlnet
 
     xl = StableDiffusionXLPipeline.from_pretrained(tiny_sdxl_dir)
@@ -184,12 +196,10 @@ def test_sdxl_controlnet_and_family_mismatch(tiny_sdxl_dir, sd15, cn_dirs, contr
 def test_bad_units_are_clear(sd15, cn_dirs, control_png, tmp_path):
     import torch
 
-    from asset_studio.engine.controlnet import controlnet_pipeline
-
     cases = [
-        (ControlUnit(model=str(cn_dirs[0]), image=str(control_png), guidance_start=0.8, guidance_end=0.2), "guidance start"),
-        (ControlUnit(model=str(cn_dirs[0]), image=str(control_png), scale=-1), "conditioning scale"),
-        (ControlUnit(model=str(cn_dirs[0]), image=str(tmp_path / "missing.png")), "not a readable image"),
+        (ControlUnit(model=str(cn_dirs[0]), image=str(control_png), start=0.8, end=0.2), "must start before it ends"),
+        (ControlUnit(model=str(cn_dirs[0]), image=str(control_png), scale=-1), "scale must be between 0 and 5"),
+        (ControlUnit(model=str(cn_dirs[0]), image=str(tmp_path / "missing.png")), "is not a file"),
     ]
     for unit, words in cases:
         with pytest.raises(UserError, match=words):

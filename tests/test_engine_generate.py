@@ -1,7 +1,7 @@
 """The engine end to end on tiny random models: both families, folder and single file, every
 sampler, seeds, img2img, clip skip, VAE override, progress, previews and cancel.
 
-One Engine for the whole module (its own cache, big enough that nothing reloads by eviction);
+One local backend for the whole module (its own cache, big enough that nothing reloads by eviction);
 64x64 images and 2-3 steps keep each run to a few hundredths of a second.
 """
 
@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 
 from asset_studio.core.job import GenerationJob
-from asset_studio.engine.samplers import SAMPLERS
+from jobs import make_job
+from asset_studio.core.samplers import SAMPLERS
 
 # diffusers' schedulers call numpy in ways numpy 2.x deprecates, thousands of times per run; not ours.
 pytestmark = [
@@ -26,10 +27,10 @@ pytestmark = pytest.mark.usefixtures("one_thread_and_a_private_cache")  # see co
 
 @pytest.fixture(scope="session")
 def engine():
-    from asset_studio.engine.generate import Engine
+    from asset_studio.engine.backend import LocalBackend
     from asset_studio.engine.loader import PipelineCache
 
-    return Engine(device="cpu", cache=PipelineCache(capacity=8))
+    return LocalBackend(device="cpu", cache=PipelineCache(capacity=8))
 
 
 @pytest.fixture(scope="session")
@@ -45,10 +46,9 @@ def single_files(tiny_sd15_dir, tiny_sdxl_dir, tmp_path_factory):
 
 
 def job_for(model, **kw) -> GenerationJob:
-    base = dict(model=str(model), prompt="a red health potion", negative_prompt="blurry", width=64, height=64,
-                steps=2, seed=11)
+    base = dict(prompt="a red health potion", negative_prompt="blurry", width=64, height=64, steps=2, seed=11)
     base.update(kw)
-    return GenerationJob(**base)
+    return make_job(model, **base)
 
 
 def pixels(result) -> np.ndarray:
@@ -64,28 +64,28 @@ def test_both_families_generate_reproducible_distinct_batches(engine, family_dir
     family, folder = family_dir
     job = job_for(folder, batch_count=3, seed=100)
     got = []
-    results = engine.run(job, on_image=got.append)
+    results = engine.generate(job, on_image=got.append)
     assert [r.seed for r in results] == [100, 101, 102]
     assert [r.index for r in results] == [0, 1, 2]
     assert got == results  # each image was handed over as it was decoded
     assert all(r.image.size == (64, 64) and r.image.mode == "RGB" for r in results)
-    assert all(r.job.seed == r.seed and r.job.batch_count == 1 for r in results)
+    assert all(r.job.sampling.seed == r.seed and r.job.sampling.count == 1 for r in results)
     # Distinct within the batch, identical on a re-run, and image i alone equals image i of the batch.
     assert not np.array_equal(pixels(results[0]), pixels(results[1]))
-    again = engine.run(job)
+    again = engine.generate(job)
     assert all(np.array_equal(pixels(a), pixels(b)) for a, b in zip(results, again))
-    alone = engine.run(results[2].job)
+    alone = engine.generate(results[2].job)
     assert np.array_equal(pixels(alone[0]), pixels(results[2]))
-    assert engine.family_for(job) == family
+    assert engine.load(job).family == family
 
 
 def test_second_job_on_the_same_model_does_not_reload(engine, tiny_sd15_dir):
-    engine.run(job_for(tiny_sd15_dir))
+    engine.generate(job_for(tiny_sd15_dir))
     loads = engine.cache.loads
-    pipe = engine.pipeline_for(job_for(tiny_sd15_dir))
-    engine.run(job_for(tiny_sd15_dir, prompt="another prompt", sampler="DDIM"))
+    pipe = engine.load(job_for(tiny_sd15_dir)).pipe
+    engine.generate(job_for(tiny_sd15_dir, prompt="another prompt", sampler="DDIM"))
     assert engine.cache.loads == loads
-    assert engine.pipeline_for(job_for(tiny_sd15_dir)) is pipe
+    assert engine.load(job_for(tiny_sd15_dir)).pipe is pipe
 
 
 @pytest.mark.parametrize("family", ["sd15", "sdxl"])
@@ -95,9 +95,9 @@ def test_single_file_checkpoint_matches_its_diffusers_folder(engine, single_file
     from asset_studio.engine.loader import detect_family
 
     assert detect_family(single_files[family]) == family
-    from_folder = engine.run(job_for(folder))[0]
-    from_file = engine.run(job_for(single_files[family], model_config=str(folder)))[0]
-    pipe = engine.pipeline_for(job_for(single_files[family], model_config=str(folder)))
+    from_folder = engine.generate(job_for(folder))[0]
+    from_file = engine.generate(job_for(single_files[family], model_config=str(folder)))[0]
+    pipe = engine.load(job_for(single_files[family], model_config=str(folder))).pipe
     assert type(pipe).__name__ == ("StableDiffusionXLPipeline" if family == "sdxl" else "StableDiffusionPipeline")
     # Same weights through another path: equal up to float rounding of the fused attention weights.
     assert np.abs(pixels(from_folder) - pixels(from_file)).max() <= 2
@@ -106,8 +106,8 @@ def test_single_file_checkpoint_matches_its_diffusers_folder(engine, single_file
 @pytest.mark.parametrize("name", list(SAMPLERS))
 def test_every_sampler_runs_and_is_reproducible(engine, tiny_sd15_dir, name):
     job = job_for(tiny_sd15_dir, sampler=name, steps=3)
-    first, second = engine.run(job)[0], engine.run(job)[0]
-    pipe = engine.pipeline_for(job)
+    first, second = engine.generate(job)[0], engine.generate(job)[0]
+    pipe = engine.load(job).pipe
     assert type(pipe.scheduler).__name__ == SAMPLERS[name].scheduler
     if SAMPLERS[name].options.get("use_karras_sigmas"):
         assert pipe.scheduler.config.use_karras_sigmas
@@ -116,8 +116,8 @@ def test_every_sampler_runs_and_is_reproducible(engine, tiny_sd15_dir, name):
 
 
 def test_samplers_differ_from_each_other(engine, tiny_sd15_dir):
-    a = engine.run(job_for(tiny_sd15_dir, sampler="Euler a", steps=3))[0]
-    b = engine.run(job_for(tiny_sd15_dir, sampler="DPM++ 2M Karras", steps=3))[0]
+    a = engine.generate(job_for(tiny_sd15_dir, sampler="Euler a", steps=3))[0]
+    b = engine.generate(job_for(tiny_sd15_dir, sampler="DPM++ 2M Karras", steps=3))[0]
     assert not np.array_equal(pixels(a), pixels(b))
 
 
@@ -126,29 +126,29 @@ def test_img2img_follows_the_init_image_and_reuses_the_loaded_modules(engine, fa
     red, blue = tmp_path / "red.png", tmp_path / "blue.png"
     Image.new("RGB", (96, 80), (230, 40, 40)).save(red)  # another size: resized to the job's
     Image.new("RGB", (64, 64), (30, 40, 220)).save(blue)
-    txt2img = engine.run(job_for(folder, steps=4))[0]
+    txt2img = engine.generate(job_for(folder, steps=4))[0]
     loads = engine.cache.loads
-    from_red = engine.run(job_for(folder, steps=4, init_image=str(red), denoise=0.5))[0]
-    from_blue = engine.run(job_for(folder, steps=4, init_image=str(blue), denoise=0.5))[0]
-    stronger = engine.run(job_for(folder, steps=4, init_image=str(red), denoise=0.9))[0]
+    from_red = engine.generate(job_for(folder, steps=4, init_image=str(red), denoise=0.5))[0]
+    from_blue = engine.generate(job_for(folder, steps=4, init_image=str(blue), denoise=0.5))[0]
+    stronger = engine.generate(job_for(folder, steps=4, init_image=str(red), denoise=0.9))[0]
     assert engine.cache.loads == loads  # the img2img pipeline is built over the loaded modules
     assert from_red.image.size == (64, 64)
     assert not np.array_equal(pixels(from_red), pixels(txt2img))
     assert not np.array_equal(pixels(from_red), pixels(from_blue))
     assert not np.array_equal(pixels(from_red), pixels(stronger))
-    again = engine.run(job_for(folder, steps=4, init_image=str(red), denoise=0.5))[0]
+    again = engine.generate(job_for(folder, steps=4, init_image=str(red), denoise=0.5))[0]
     assert np.array_equal(pixels(from_red), pixels(again))
     # A denoise so low that steps x denoise rounds to zero still runs one step, as in A1111.
-    assert engine.run(job_for(folder, steps=2, init_image=str(red), denoise=0.1))[0].image.size == (64, 64)
-    base = engine.pipeline_for(job_for(folder))
+    assert engine.generate(job_for(folder, steps=2, init_image=str(red), denoise=0.1))[0].image.size == (64, 64)
+    base = engine.load(job_for(folder)).pipe
     derived = engine.load(job_for(folder)).derived["img2img"]
     assert derived.unet is base.unet and derived.text_encoder is base.text_encoder
 
 
 def test_clip_skip_changes_the_conditioning(engine, family_dir):
     _, folder = family_dir
-    one = engine.run(job_for(folder, clip_skip=1))[0]
-    two = engine.run(job_for(folder, clip_skip=2))[0]
+    one = engine.generate(job_for(folder, clip_skip=1))[0]
+    two = engine.generate(job_for(folder, clip_skip=2))[0]
     assert not np.array_equal(pixels(one), pixels(two))
 
 
@@ -167,23 +167,23 @@ def other_vae(tmp_path_factory, tiny_sd15_dir):
 
 def test_vae_override_folder_and_file_then_back_to_the_models_own(engine, tiny_sd15_dir, other_vae):
     folder, file = other_vae
-    own = engine.run(job_for(tiny_sd15_dir))[0]
-    with_folder = engine.run(job_for(tiny_sd15_dir, vae=str(folder)))[0]
-    with_file = engine.run(job_for(tiny_sd15_dir, vae=str(file), model_config=None))[0]
+    own = engine.generate(job_for(tiny_sd15_dir))[0]
+    with_folder = engine.generate(job_for(tiny_sd15_dir, vae=str(folder)))[0]
+    with_file = engine.generate(job_for(tiny_sd15_dir, vae=str(file), model_config=None))[0]
     assert not np.array_equal(pixels(own), pixels(with_folder))
     assert np.abs(pixels(with_folder) - pixels(with_file)).max() <= 1
-    back = engine.run(job_for(tiny_sd15_dir))[0]
+    back = engine.generate(job_for(tiny_sd15_dir))[0]
     assert np.array_equal(pixels(own), pixels(back))
 
 
 def test_progress_and_previews(engine, family_dir):
     _, folder = family_dir
     steps = []
-    engine.run(job_for(folder, steps=3, batch_count=2), on_step=steps.append)
+    engine.generate(job_for(folder, steps=3, batch_count=2), on_step=steps.append)
     assert [(s.image_index, s.step, s.total) for s in steps] == [(i, k, 3) for i in range(2) for k in (1, 2, 3)]
     assert all(isinstance(s.preview, Image.Image) and s.preview.size == (8, 8) for s in steps)
     steps.clear()
-    engine.run(job_for(folder, steps=2), on_step=steps.append, preview=False)
+    engine.generate(job_for(folder, steps=2), on_step=steps.append, preview=False)
     assert len(steps) == 2 and steps[0].preview is None
 
 
@@ -203,26 +203,48 @@ def test_cancel_stops_within_one_step_and_the_engine_stays_usable(engine, family
     _, folder = family_dir
     job = job_for(folder, steps=3, batch_count=2)
     seen = []
-    results = engine.run(job, on_step=seen.append, should_cancel=lambda: len(seen) >= 2, preview=False)
+    results = engine.generate(job, on_step=seen.append, should_cancel=lambda: len(seen) >= 2, preview=False)
     assert results == [] and engine.cancelled
     assert len(seen) == 2  # the check after step 2 stopped it before step 3
     # Cancel between images: the first image is kept.
     kept = []
-    results = engine.run(job, on_image=kept.append, should_cancel=lambda: len(kept) >= 1)
+    results = engine.generate(job, on_image=kept.append, should_cancel=lambda: len(kept) >= 1)
     assert len(results) == 1 and kept == results and engine.cancelled
     # The next job runs normally and gives the same pixels as an undisturbed run.
-    fine = engine.run(job)
+    fine = engine.generate(job)
     assert not engine.cancelled and len(fine) == 2
     assert np.array_equal(pixels(fine[0]), pixels(results[0]))
 
 
 def test_cancel_before_start_loads_nothing(engine, tmp_path):
-    results = engine.run(job_for(tmp_path / "never-loaded"), should_cancel=lambda: True)
+    results = engine.generate(job_for(tmp_path / "never-loaded"), should_cancel=lambda: True)
     assert results == [] and engine.cancelled
 
 
-def test_loras_and_controlnets_route_to_their_modules(engine, tiny_sd15_dir, monkeypatch):
-    """run() hands LoRAs to engine.lora.apply_loras and ControlNets to engine.controlnet.controlnet_pipeline."""
+def test_the_plan_lists_the_stages_a_job_needs_and_refuses_what_none_implements(tiny_sd15_dir):
+    from asset_studio.core.job import ControlUnit, InitImage, Reference
+    from asset_studio.engine import plan as stages
+    from asset_studio.errors import UserError
+
+    names = lambda job: [s.name for s in stages.plan(job)]  # noqa: E731
+    job = job_for(tiny_sd15_dir)
+    assert names(job) == ["model", "LoRAs", "text to image"]
+    job.init = InitImage("start.png", 0.5)
+    job.controls = [ControlUnit("cn", "c.png")]
+    job.tiling = "x"
+    assert names(job) == ["model", "LoRAs", "image to image", "ControlNet", "seamless tiling"]
+    for change, words in ((lambda j: setattr(j, "output", "animation"), "animations"),
+                          (lambda j: j.references.append(Reference("r.png")), "reference images"),
+                          (lambda j: j.passes.append({"kind": "hires"}), "after-passes yet: hires")):
+        bad = job_for(tiny_sd15_dir)
+        change(bad)
+        with pytest.raises(UserError, match=words):
+            stages.plan(bad)
+
+
+def test_loras_and_controlnets_route_to_their_modules(engine, tiny_sd15_dir, tmp_path, monkeypatch):
+    """The LoRA stage hands LoRAs to engine.lora.apply_loras; the ControlNet stage loads each unit
+    with engine.controlnet and wraps the base pipeline with wrap_pipeline."""
     import sys
     import types
 
@@ -232,18 +254,34 @@ def test_loras_and_controlnets_route_to_their_modules(engine, tiny_sd15_dir, mon
     fake_lora = types.ModuleType("asset_studio.engine.lora")
     fake_lora.apply_loras = lambda pipe, loras, family: calls.append(("lora", [l.name for l in loras], family))
     fake_cn = types.ModuleType("asset_studio.engine.controlnet")
+    fake_cn.check_controlnet_ref = lambda ref: calls.append(("check", ref))
+    fake_cn.load_controlnet = lambda ref, device, dtype: calls.append(("load", ref)) or ref
+    fake_cn.check_family = lambda model, unet, ref: None
 
-    def controlnet_pipeline(base, job, family, device, dtype):
-        calls.append(("controlnet", len(job.controlnets), family))
-        return base, {"width": job.width, "height": job.height}
+    class Wrapped:  # stands for the ControlNet pipeline: takes the control inputs, runs the base
+        def __init__(self, base):
+            self.base, self.scheduler = base, None
 
-    fake_cn.controlnet_pipeline = controlnet_pipeline
+        def __call__(self, image, controlnet_conditioning_scale, control_guidance_start, control_guidance_end, **kw):
+            calls.append(("call", image.size, controlnet_conditioning_scale, control_guidance_end))
+            self.base.scheduler = self.scheduler
+            return self.base(**kw)
+
+    def wrap_pipeline(base, models, xl, img2img, dtype):
+        calls.append(("wrap", models, xl, img2img))
+        return Wrapped(base)
+
+    fake_cn.wrap_pipeline = wrap_pipeline
     monkeypatch.setitem(sys.modules, "asset_studio.engine.lora", fake_lora)
     monkeypatch.setitem(sys.modules, "asset_studio.engine.controlnet", fake_cn)
-    job = job_for(tiny_sd15_dir, loras=[LoraRef(path="x.safetensors", name="pix")],
-                  controlnets=[ControlUnit(model="cn", image="c.png")])
-    assert len(engine.run(job)) == 1
-    assert calls == [("lora", ["pix"], "sd15"), ("controlnet", 1, "sd15")]
+    lora, control = tmp_path / "x.safetensors", tmp_path / "c.png"
+    lora.write_bytes(b"x")
+    Image.new("RGB", (64, 64)).save(control)
+    job = job_for(tiny_sd15_dir, loras=[LoraRef(path=str(lora), name="pix")],
+                  controls=[ControlUnit(model="cn", image=str(control), scale=0.5)])
+    assert len(engine.generate(job)) == 1
+    assert calls == [("check", "cn"), ("lora", ["pix"], "sd15"), ("load", "cn"), ("wrap", ["cn"], False, False),
+                     ("call", (64, 64), 0.5, 1.0)]
 
 
 def test_taesd_previews_when_a_tiny_autoencoder_is_on_disk(engine, tiny_sd15_dir, tmp_path, monkeypatch):
@@ -259,5 +297,5 @@ def test_taesd_previews_when_a_tiny_autoencoder_is_on_disk(engine, tiny_sd15_dir
     monkeypatch.setattr(preview, "_TAESD_CACHE", {})
     assert preview.Previewer("sd15", engine.device, engine.dtype).kind == "taesd"
     steps = []
-    engine.run(job_for(tiny_sd15_dir), on_step=steps.append)
+    engine.generate(job_for(tiny_sd15_dir), on_step=steps.append)
     assert all(s.preview.size == (64, 64) for s in steps)  # a real decode: full size, not 1/8

@@ -16,7 +16,8 @@ from asset_studio.engine.loader import (
     resolve_model,
     single_file_config_dir,
 )
-from asset_studio.engine.samplers import SAMPLERS, build_scheduler, lookup
+from asset_studio.core.samplers import SAMPLERS, lookup
+from asset_studio.engine.samplers import build_scheduler
 from asset_studio.errors import UserError
 
 

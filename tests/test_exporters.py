@@ -199,7 +199,7 @@ class TresParser:
                 out.append((tag, attrs, {}))
                 pos = end + 1
                 continue
-            m = re.compile(r"(\w+)\s*=\s*").match(text, pos)
+            m = re.compile(r"([\w/:]+)\s*=\s*").match(text, pos)  # Godot property paths: sources/0, 0:0/0
             assert m, f"unexpected text at {pos}: {text[pos:pos + 40]!r}"
             value, pos = self.parse(text, m.end())
             out[-1][2][m.group(1)] = value

@@ -38,7 +38,7 @@ def _play_layout() -> Layout:
 
 
 def test_form_to_request_carries_every_setting_and_prepares_the_job(form):
-    from asset_studio.gui.model.core_link import negative_text, prepare, prompt_text
+    from asset_studio.core.request import prepare
 
     form.style_id = "pixel-art"
     form.template_id = "ui-button"
@@ -72,9 +72,9 @@ def test_form_to_request_carries_every_setting_and_prepares_the_job(form):
 
     form.init_image = ""
     job = prepare(form.to_request(), preview=True)
-    text = prompt_text(job)
+    text = job.prompt.text
     assert "PLAY" in text and "pixel art" in text and text.endswith("gold trim")
-    negative = negative_text(job)
+    negative = job.prompt.negative
     assert "blurry hands" in negative and "anti-aliasing" in negative, "the artist's negative is added to the style's"
 
 
@@ -179,7 +179,7 @@ def test_lora_weight_becomes_a_scale_of_the_style_weights(form, home):
 
 
 def test_layout_state_contributes_layout_and_controlnet_to_the_request(form, home):
-    from asset_studio.gui.model.core_link import job_size, prepare
+    from asset_studio.core.request import prepare
 
     state = form.layout
     form.subject = "button"
@@ -210,12 +210,14 @@ def test_layout_state_contributes_layout_and_controlnet_to_the_request(form, hom
     # prepare() renders the control image into OUT/.controls at the job's size.
     form.template_id = ""
     form.set_size(128, 64)
+    state.set_control("canny", {"low_threshold": 50, "high_threshold": 150})
     job = prepare(form.to_request(), home / "out")
-    controls = job.controls if hasattr(job, "controls") else job.controlnets
-    image = Path(controls[0].image)
+    (unit,) = job.controls
+    assert (unit.model, unit.type, unit.scale, unit.start, unit.end) == ("my/controlnet", "canny", 0.8, 0.1, 0.9)
+    image = Path(unit.image)
     assert image.parent == home / "out" / ".controls"
     with Image.open(image) as im:
-        assert im.size == job_size(job) == (128, 64)
+        assert im.size == (job.sampling.width, job.sampling.height) == (128, 64)
 
 
 # --- the queue -----------------------------------------------------------------------------
@@ -236,9 +238,9 @@ class Recorder:
 
 
 def _job(name="potion"):
-    from asset_studio.core.job import GenerationJob
+    from jobs import make_job
 
-    return GenerationJob(model="m", prompt=name, subject=name, steps=4, batch_count=2)
+    return make_job(model="m", prompt=name, subject=name, steps=4, batch_count=2)
 
 
 def test_queue_tracks_states_and_reorders_removes_and_cancels(qapp):
@@ -293,12 +295,12 @@ def test_queue_tracks_states_and_reorders_removes_and_cancels(qapp):
 
 
 def test_library_lists_results_newest_first_and_trashes(home, qapp):
-    from asset_studio.core.job import GenerationJob
     from asset_studio.core.library import save_image
     from asset_studio.gui.model.library import TRASH_DIR, Library
+    from jobs import make_job
 
     out = home / "out"
-    job = GenerationJob(model="m", prompt="gem", width=16, height=16)
+    job = make_job(model="m", prompt="gem", width=16, height=16)
     paths = [save_image(Image.new("RGB", (16, 16), "red"), job, out, seed=s) for s in (1, 2, 3)]
     for i, path in enumerate(paths):
         os.utime(path, (1_000_000 + i, 1_000_000 + i))

@@ -13,7 +13,7 @@ pytest.importorskip("pytestqt")
 from PIL import Image  # noqa: E402
 from safetensors.numpy import save_file  # noqa: E402
 
-from asset_studio.core.job import GenerationJob  # noqa: E402
+from jobs import make_job  # noqa: E402
 
 LORA_KEYS = ["lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight",
              "lora_unet_down_blocks_0_attentions_0_proj_in.lora_up.weight"]
@@ -147,10 +147,12 @@ def test_model_manager_lists_imports_and_survives_offline_download(qtbot, home, 
     with qtbot.waitSignal(page.models_changed, timeout=10_000):
         page.refresh()
     assert page.local_tree.topLevelItemCount() == 1
-    assert page.local_tree.topLevelItem(0).text(2) == "SD 1.x" and not page.local_empty.isVisible()
+    assert page.local_tree.topLevelItem(0).text(2) == "SD 1.5" and not page.local_empty.isVisible()
 
     ckpt = home / "dreamy.safetensors"
-    save_file({"model.diffusion_model.x": np.zeros(2, dtype=np.float16)}, str(ckpt))
+    # the smallest header that reads as an SD 1.x checkpoint: a 768-wide cross-attention key projection
+    save_file({"model.diffusion_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight":
+               np.zeros((320, 768), dtype=np.float16)}, str(ckpt))
     with qtbot.waitSignal(page.models_changed, timeout=10_000):
         assert page.import_file(ckpt)
     assert {page.local_tree.topLevelItem(i).text(0) for i in range(2)} == {"tiny", "dreamy"}
@@ -176,7 +178,7 @@ def test_model_manager_lists_imports_and_survives_offline_download(qtbot, home, 
 def _library(folder: Path, n: int) -> list[Path]:
     from asset_studio.core.library import save_image
 
-    job = GenerationJob(model="m", prompt="a potion", seed=5, steps=4, width=32, height=32, subject="potion")
+    job = make_job(model="m", prompt="a potion", seed=5, steps=4, width=32, height=32, subject="potion")
     paths = []
     for i in range(n):
         img = Image.new("RGBA", (32, 32), (40 * i, 100, 200, 255))
@@ -209,7 +211,7 @@ def test_gallery_thumbnails_details_drag_trash_and_export(qtbot, home):
     gallery.rerun_requested.connect(jobs.append)
     gallery.rerun_btn.click()
     seed = int(text.split("Seed: ")[1].split()[0])
-    assert jobs[-1].seed == seed and jobs[-1].batch_count == 1
+    assert jobs[-1].sampling.seed == seed and jobs[-1].sampling.count == 1
 
     # drag out: the file manager gets file URLs
     mime = model.mimeData([model.index(0), model.index(1)])

@@ -71,7 +71,8 @@ def test_generate_shows_image_in_gallery_and_on_disk_and_reruns(qtbot, window):
     path = Path(paths[0])
     assert path.is_file() and path.parent == w.output_dir
     job = read_job(path)
-    assert "red potion" in job.prompt and job.seed == 1234 and (job.width, job.height) == (64, 64)
+    s = job.sampling
+    assert "red potion" in job.prompt.text and s.seed == 1234 and (s.width, s.height) == (64, 64)
     # the gallery shows it, its job is in the details panel, and the progress bar finished
     assert w.gallery.model.rowCount() == 1 and w.gallery.model.path(0) == path
     assert [s for s, *_ in steps] == [1, 2, 3] and not steps[-1][2], "every step reports, with a preview"
@@ -84,7 +85,7 @@ def test_generate_shows_image_in_gallery_and_on_disk_and_reruns(qtbot, window):
     with qtbot.waitSignal(w.job_finished, timeout=JOB_TIMEOUT_MS) as blocker:
         w.gallery.rerun_btn.click()
     again = Path(blocker.args[1][0])
-    assert again != path and read_job(again).seed == 1234
+    assert again != path and read_job(again).sampling.seed == 1234
     from PIL import Image, ImageChops
 
     with Image.open(path) as a, Image.open(again) as b:
@@ -96,7 +97,7 @@ def test_generate_shows_image_in_gallery_and_on_disk_and_reruns(qtbot, window):
     w.gallery.select_row(0)
     with qtbot.waitSignal(w.job_finished, timeout=JOB_TIMEOUT_MS) as blocker:
         w.gallery.vary_btn.click()
-    seeds = {read_job(p).seed for p in blocker.args[1]}
+    seeds = {read_job(p).sampling.seed for p in blocker.args[1]}
     assert len(blocker.args[1]) == 2 and len(seeds) == 2
     assert w.gallery.model.rowCount() == 4
 
@@ -178,7 +179,7 @@ def test_bad_form_input_is_one_sentence_not_a_job(qtbot, window):
     submitted = []
     w.job_submitted.connect(lambda *a: submitted.append(a))
     assert w.generate() is None
-    assert not submitted and "subject is empty" in w.last_error
+    assert not submitted and "prompt is empty" in w.last_error  # no style: the subject is the whole prompt
 
 
 def test_settings_survive_a_restart(qtbot, studio_env):
@@ -225,8 +226,8 @@ def test_style_and_template_fill_the_parameters(qtbot, studio_env):
         w.create_panel.steps_spin.setValue(9)  # the user's override wins
         w.set_model("some/model")
         job = w.build_job()
-        assert "PLAY" in job.prompt and "pixel art" in job.prompt and job.steps == 9
-        assert job.style_id == "pixel-art" and job.template == "ui-button"
+        assert "PLAY" in job.prompt.text and "pixel art" in job.prompt.text and job.sampling.steps == 9
+        assert job.source.style == "pixel-art" and job.source.template == "ui-button"
     finally:
         w.close()
 
@@ -263,20 +264,21 @@ def test_generate_follows_the_layout_tab_through_controlnet(qtbot, window, tiny_
     w.create_panel.width_spin.setValue(64)
     w.create_panel.height_spin.setValue(64)
     w.create_panel.subject_edit.setText("button")
-    assert w.generate() is None and "Image size from layout" in w.last_error  # 512x256 layout, 64x64 image
+    # 512x256 layout, 64x64 image: prepare()'s sentence names the size that fixes it (what the button sets)
+    assert w.generate() is None and "use the size 128x64 (the layout's shape)" in w.last_error
     tab.match_size()
     assert w.create_panel.width_spin.value() == 2 * w.create_panel.height_spin.value()
     job_id, paths = _generate(qtbot, w, "wooden button")
     job = read_job(paths[0])
-    assert len(job.controlnets) == 1
-    unit = job.controlnets[0]
-    assert unit.model == str(cn_dir) and unit.scale == 0.8 and unit.control_type == tab.editor.control_type()
+    assert len(job.controls) == 1
+    unit = job.controls[0]
+    assert unit.model == str(cn_dir) and unit.scale == 0.8 and unit.type == tab.editor.control_type()
     control = Path(unit.image)
     assert control.is_file() and control.parent == w.output_dir / ".controls"
     from PIL import Image
 
     with Image.open(control) as im:
-        assert im.size == (job.width, job.height) and im.convert("L").getextrema()[1] > 0  # strokes drawn
+        assert im.size == (job.sampling.width, job.sampling.height) and im.convert("L").getextrema()[1] > 0  # strokes
     w.gallery.refresh()
     assert control not in w.gallery.model.paths()  # inputs are not results
 
@@ -313,10 +315,11 @@ def test_window_opens_on_the_existing_library_and_keyboard_drives_it(qtbot, stud
     from PIL import Image
     from PySide6.QtCore import Qt
 
-    from asset_studio.core.job import GenerationJob
     from asset_studio.core.library import save_image
 
-    job = GenerationJob(model="m", prompt="old work", width=32, height=32)
+    from jobs import make_job
+
+    job = make_job(model="m", prompt="old work", width=32, height=32)
     for seed in (1, 2):
         save_image(Image.new("RGB", (32, 32), "red"), job, studio_env / "out", seed=seed)
     w = _open_window(qtbot, studio_env)

@@ -10,7 +10,8 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-from asset_studio.core.job import GenerationJob  # noqa: E402
+from asset_studio.core.backend import Backend  # noqa: E402
+from jobs import make_job  # noqa: E402
 from scripted_backend import ScriptedBackend  # noqa: E402
 
 
@@ -62,6 +63,7 @@ def worker(qtbot, tmp_path):
     from asset_studio.gui.worker import GenerationWorker
 
     backend = ScriptedBackend(step_delay=0.01)
+    assert isinstance(backend, Backend)
     w = GenerationWorker(tmp_path / "out", backend_factory=lambda device: backend)
     w.backend_for_test = backend
     w.relay = _relay_class()(w)
@@ -70,7 +72,7 @@ def worker(qtbot, tmp_path):
 
 
 def _job(prompt="a potion", steps=3, batch=1, seed=5):
-    return GenerationJob(model="fake", prompt=prompt, steps=steps, width=16, height=16, seed=seed, batch_count=batch)
+    return make_job(model="fake", prompt=prompt, steps=steps, width=16, height=16, seed=seed, batch_count=batch)
 
 
 def test_finished_after_images_are_on_disk(qtbot, worker):
@@ -86,7 +88,7 @@ def test_finished_after_images_are_on_disk(qtbot, worker):
     assert got_id == job_id
     assert len(paths) == 2 and all(Path(p).is_file() for p in paths)
     assert saved == [True, True]
-    assert sorted(read_job(p).seed for p in paths) == [5, 6], "saved by the service, the job inside each PNG"
+    assert sorted(read_job(p).sampling.seed for p in paths) == [5, 6], "saved by the service, the job inside each PNG"
     assert "Loading the scripted model…" in loading
     # one bar across the batch: 6 steps in all, with previews converted to QImage
     assert [s for s, *_ in steps] == [1, 2, 3, 4, 5, 6] and {t for _, t, *_ in steps} == {6}

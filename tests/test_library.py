@@ -18,16 +18,17 @@ from asset_studio.core.library import (
     slugify,
 )
 from asset_studio.errors import UserError
+from jobs import make_job as flat_job
 
 
 def make_job(**kw) -> GenerationJob:
     base = dict(
-        model="/models/dreamshaper_8.safetensors", prompt="a red health potion, pixel art",
+        prompt="a red health potion, pixel art",
         negative_prompt="blurry, text", steps=20, cfg_scale=7.0, sampler="Euler a", width=512, height=512,
         seed=1, batch_count=4,
     )
     base.update(kw)
-    return GenerationJob(**base)
+    return flat_job("/models/dreamshaper_8.safetensors", **base)
 
 
 def test_parameters_follow_a1111_exactly():
@@ -44,7 +45,7 @@ def test_parameters_extras_and_quoting():
     job = make_job(
         negative_prompt="", cfg_scale=7.5, clip_skip=2, init_image="/tmp/x.png", denoise=0.6, vae="/v/sdxl_vae.safetensors",
         loras=[LoraRef(path="/l/pixel.safetensors", weight=0.8, name="pixel")],
-        controlnets=[ControlUnit(model="/c/lineart.safetensors", image="/tmp/c.png", scale=0.9)],
+        controls=[ControlUnit(model="/c/lineart.safetensors", image="/tmp/c.png", scale=0.9)],
     )
     text = a1111_parameters(job, seed=42)
     lines = text.split("\n")
@@ -71,12 +72,12 @@ def test_save_writes_both_chunks_and_the_images_own_seed(tmp_path):
     path = save_image(Image.new("RGB", (16, 8), "red"), job, tmp_path, seed=3)
     assert path.name == "00001-3-heros-epee-magique.png"
     back = read_job(path)
-    assert back.seed == 3 and back.batch_count == 1 and back.seeds == []
+    assert back.sampling.seed == 3 and back.sampling.count == 1 and back.sampling.seeds == []
     assert back.prompt == job.prompt and back.model == job.model
     assert "Seed: 3," in read_parameters(path)
     with Image.open(path) as im:
         assert im.size == (16, 8)
-        assert json.loads(im.text["asset_studio_job"])["seed"] == 3
+        assert json.loads(im.text["asset_studio_job"])["sampling"]["seed"] == 3
 
 
 def test_names_count_up_and_never_overwrite(tmp_path):

@@ -9,9 +9,9 @@ import pytest
 from PIL import Image, ImageDraw
 
 from asset_studio.cli import main
-from asset_studio.core.job import GenerationJob
+from asset_studio.core.job import Finishing, GenerationJob, ModelRef, Prompt, check_limits
 from asset_studio.core.library import read_job
-from asset_studio.engine.postprocess import PostProcessSpec, apply_postprocess
+from asset_studio.engine.postprocess import apply_postprocess
 from asset_studio.errors import UserError
 
 
@@ -27,7 +27,7 @@ def potion_on_white(size: int = 128) -> tuple[Image.Image, np.ndarray]:
 
 def test_cut_out_on_a_plain_background_matches_the_shape():
     image, truth = potion_on_white()
-    sprite = apply_postprocess(image, PostProcessSpec(remove_background=True, method="key"))
+    sprite = apply_postprocess(image, Finishing(remove_background=True, method="key"))
     alpha = np.asarray(sprite.getchannel("A")) > 127
     iou = (alpha & truth).sum() / (alpha | truth).sum()
     assert sprite.size == image.size and sprite.mode == "RGBA"
@@ -36,7 +36,7 @@ def test_cut_out_on_a_plain_background_matches_the_shape():
 
 def test_pixel_grid_palette_and_trim_make_a_crisp_small_sprite():
     image, _ = potion_on_white()
-    spec = PostProcessSpec(remove_background=True, method="key", pixel_grid=16, palette_size=4, trim=True)
+    spec = Finishing(remove_background=True, method="key", pixel_grid=16, palette_size=4, trim=True)
     sprite = apply_postprocess(image, spec)
     px = np.asarray(sprite)
     assert set(np.unique(px[..., 3])) <= {0, 255}  # pixel art: hard alpha
@@ -45,17 +45,18 @@ def test_pixel_grid_palette_and_trim_make_a_crisp_small_sprite():
     # trimmed to the disc (64 px across, snapped to 8 px blocks) instead of the 128 px canvas
     assert 56 <= sprite.width <= 72 and 56 <= sprite.height <= 72
     # every 8x8 block of the (untrimmed) grid is one colour
-    full = apply_postprocess(image, PostProcessSpec(remove_background=True, method="key", pixel_grid=16))
+    full = apply_postprocess(image, Finishing(remove_background=True, method="key", pixel_grid=16))
     blocks = np.asarray(full).reshape(16, 8, 16, 8, 4)
     assert (blocks == blocks[:, :1, :, :1]).all()
 
 
 def test_bad_postprocess_values_are_one_sentence():
     with pytest.raises(UserError, match="palette"):
-        PostProcessSpec(palette_size=999)
-    job = GenerationJob(model="m", prompt="p", postprocess={"sharpen": True})
+        check_limits(GenerationJob(model=ModelRef("m"), prompt=Prompt("p"), finishing=Finishing(palette_size=999)))
+    data = GenerationJob(model=ModelRef("m"), prompt=Prompt("p")).to_dict()
+    data["finishing"] = {"sharpen": True}
     with pytest.raises(UserError, match="sharpen"):
-        PostProcessSpec.from_job(job)
+        GenerationJob.from_dict(data)
 
 
 def tiny_args(model, out, *extra):
@@ -74,7 +75,8 @@ def test_generate_saves_the_raw_image_and_its_sprite(tiny_sd15_dir, tmp_path, ca
     assert sprite.mode == "RGBA" and sprite.size == (64, 64)
     assert len(np.unique(np.asarray(sprite)[..., :3].reshape(-1, 3), axis=0)) <= 6
     job = read_job(sprite_path)  # the sprite carries its job, so it re-runs too
-    assert job.postprocess == {"pixel_grid": 16, "palette_size": 6} and job.seed == 3
+    assert (job.finishing.pixel_grid, job.finishing.palette_size, job.finishing.remove_background) == (16, 6, False)
+    assert job.sampling.seed == 3
     assert not np.array_equal(np.asarray(Image.open(raw[0]).convert("RGBA")), np.asarray(sprite))
 
 
@@ -86,7 +88,7 @@ def test_no_postprocess_overrides_the_style_and_crisp_text_needs_a_layout(tiny_s
     capsys.readouterr()
     assert main(tiny_args(tiny_sd15_dir, tmp_path, "--crisp-text")) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "--crisp-text needs --layout" in err[0]
+    assert len(err) == 1 and "Crisp text needs a layout" in err[0] and "--layout" in err[0]
 
 
 def test_crisp_text_draws_the_layout_text_into_the_sprite(tiny_sd15_dir, tmp_path, capsys):
@@ -110,7 +112,7 @@ def test_crisp_text_draws_the_layout_text_into_the_sprite(tiny_sd15_dir, tmp_pat
 
 @pytest.mark.parametrize("bad", [{"pixel_grid": "x"}, {"remove_background": "yes"}, {"palette_size": True}, None])
 def test_postprocess_from_an_untrusted_png_is_type_checked(bad):
-    job = GenerationJob(model="m", prompt="p")
-    job.postprocess = bad if bad is not None else ["not", "a", "table"]
+    data = GenerationJob(model=ModelRef("m"), prompt=Prompt("p")).to_dict()
+    data["finishing"] = bad if bad is not None else ["not", "a", "table"]
     with pytest.raises(UserError):
-        PostProcessSpec.from_job(job)
+        GenerationJob.from_dict(data)

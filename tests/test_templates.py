@@ -25,7 +25,7 @@ def test_bundled_templates_cover_the_asset_types():
         # the default size has the template's aspect
         assert tpl.width / tpl.height == pytest.approx(tpl.aspect_ratio, rel=0.05)
     tile = templates["environment-tile"]
-    assert tile.seamless and tile.postprocess.remove_background is False
+    assert tile.tiling == "both" and tile.postprocess.remove_background is False
     assert templates["icon"].postprocess.remove_background is True
     for text_asset in ("ui-button", "ui-banner"):
         assert templates[text_asset].fields["text"].default is None  # the label is required

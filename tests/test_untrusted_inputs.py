@@ -125,16 +125,16 @@ def _png_with_job(path: Path, job_text: str) -> Path:
 @pytest.mark.parametrize("job, message", [
     (DEEP_JSON, "is not valid JSON"),
     ('{"model": "m", "prompt": ' + HUGE_INT + "}", "is not valid JSON"),
-    ('{"model": "m", "prompt": 5}', "The job's prompt must be text"),
-    ('{"model": "m", "prompt": "p", "cfg_scale": "high"}', "The job's cfg_scale must be a finite number"),
+    ('{"model": "m", "prompt": 5}', "The job's prompt.text must be text"),
+    ('{"model": "m", "prompt": "p", "cfg_scale": "high"}', "The job's sampling.cfg_scale must be a finite number"),
     ('{"model": "m", "prompt": "p", "denoise": NaN}', "The job's denoise must be a finite number"),
-    ('{"model": "m", "prompt": "p", "width": 512.5}', "The job's width must be a whole number"),
-    ('{"model": "m", "prompt": "p", "steps": true}', "The job's steps must be a whole number"),
-    ('{"model": "m", "prompt": "p", "seeds": ["1"]}', "The job's seeds must be a list of whole numbers"),
-    ('{"model": "m", "prompt": "p", "loras": [{"path": 7}]}', "The job's loras[0].path must be text"),
-    ('{"model": "m", "prompt": "p", "loras": {"path": "a"}}', "The job's loras must be a list of objects"),
-    ('{"model": "m", "prompt": "p", "controlnets": [{"model": "c"}]}', "The job's controlnets[0].image is missing"),
-    ('{"model": "m", "prompt": "p", "fields": {"a": 1}}', "The job's fields must be a table of texts"),
+    ('{"model": "m", "prompt": "p", "width": 512.5}', "The job's sampling.width must be a whole number"),
+    ('{"model": "m", "prompt": "p", "steps": true}', "The job's sampling.steps must be a whole number"),
+    ('{"model": "m", "prompt": "p", "seeds": ["1"]}', "The job's sampling.seeds[0] must be a whole number"),
+    ('{"model": "m", "prompt": "p", "loras": [{"path": 7}]}', "The job's model.loras[0].path must be text"),
+    ('{"model": "m", "prompt": "p", "loras": {"path": "a"}}', "The job's model.loras must be a list"),
+    ('{"model": "m", "prompt": "p", "controlnets": [{"model": "c"}]}', "The job's controls[0].image is missing"),
+    ('{"model": "m", "prompt": "p", "fields": {"a": 1}}', "The job's source.fields.a must be text"),
     ('{"prompt": "p"}', "The job's model is missing"),
 ], ids=lambda v: v[:24] if isinstance(v, str) else None)
 def test_rerun_of_a_png_with_a_malformed_job_is_one_sentence(tmp_path, capsys, job, message):
@@ -147,9 +147,11 @@ def test_rerun_of_a_png_with_a_malformed_job_is_one_sentence(tmp_path, capsys, j
 def test_job_round_trip_still_holds_after_type_checks():
     from asset_studio.core.job import ControlUnit, LoraRef
 
-    job = GenerationJob(model="m", prompt="p", cfg_scale=7, seeds=[1, 2], vae=None, fields={"a": "b"},
-                        loras=[LoraRef("x.safetensors", 0.5)], controlnets=[ControlUnit("c", "i.png", scale=1)],
-                        postprocess={"pixel_grid": 32})
+    from asset_studio.core.job import Finishing, ModelRef, Prompt, Sampling, Source
+
+    job = GenerationJob(model=ModelRef("m", vae=None, loras=[LoraRef("x.safetensors", 0.5)]), prompt=Prompt("p"),
+                        sampling=Sampling(cfg_scale=7, seeds=[1, 2]), source=Source(fields={"a": "b"}),
+                        controls=[ControlUnit("c", "i.png", scale=1)], finishing=Finishing(pixel_grid=32))
     assert GenerationJob.from_json(job.to_json()) == job
 
 
@@ -157,14 +159,13 @@ def test_job_round_trip_still_holds_after_type_checks():
 
 
 def test_decompression_bomb_as_init_or_control_image_is_a_clear_error(tmp_path):
-    from asset_studio.engine.controlnet import load_control_image
-    from asset_studio.engine.generate import load_init_image
+    from asset_studio.engine.plan import load_image
 
     bomb = str(bomb_png(tmp_path / "bomb.png"))
-    with pytest.raises(UserError, match="init image .* is not a readable image"):
-        load_init_image(GenerationJob(model="m", prompt="p", init_image=bomb))
+    with pytest.raises(UserError, match="start image .* is not a readable image"):
+        load_image(bomb, "start image", 64, 64)
     with pytest.raises(UserError, match="control image .* is not a readable image"):
-        load_control_image(bomb, 64, 64)
+        load_image(bomb, "control image", 64, 64)
 
 
 def test_decompression_bomb_given_to_rerun_and_crisp_exits_2(tmp_path, capsys):

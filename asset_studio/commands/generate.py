@@ -1,32 +1,18 @@
 """`asset-studio generate PROMPT --model M`: write N PNGs (job embedded) and print their paths.
 
-With --style or --template the positional is the SUBJECT and compose() builds the job from the
-style pack and template; flags given on the command line override what they set.
+With --style or --template the positional is the SUBJECT; the flags become an AssetRequest and
+core/request.prepare() builds the job, exactly as the Create tab does.
 """
 
 from __future__ import annotations
 
 import argparse
-import random
 import sys
 from pathlib import Path
 
 from asset_studio.errors import UserError
 
 DEFAULT_OUT = "output"
-# CLI flag (argparse dest) → GenerationJob field, for the flags that map one to one.
-JOB_FLAGS = {
-    "negative": "negative_prompt",
-    "count": "batch_count",
-    "seed": "seed",
-    "steps": "steps",
-    "cfg": "cfg_scale",
-    "sampler": "sampler",
-    "denoise": "denoise",
-    "vae": "vae",
-    "clip_skip": "clip_skip",
-    "model_config": "model_config",
-}
 
 
 def register(subparsers) -> None:
@@ -38,7 +24,7 @@ def register(subparsers) -> None:
     # Defaults are None so a flag the user typed is told apart from one left alone (compose overrides).
     p.add_argument("prompt", metavar="PROMPT", help="the prompt; the SUBJECT when --style or --template is given")
     p.add_argument("--model", help="diffusers folder, single-file .safetensors, or Hugging Face repo id")
-    p.add_argument("--negative", metavar="TEXT", help="negative prompt")
+    p.add_argument("--negative", metavar="TEXT", help="negative prompt terms (added to the style's)")
     p.add_argument("--count", type=int, metavar="N", help="number of images (default 1)")
     p.add_argument("--seed", type=int, metavar="S", help="seed of the first image; image i uses S+i (default random)")
     p.add_argument("--steps", type=int, metavar="N", help="sampling steps (default 25)")
@@ -66,6 +52,8 @@ def register(subparsers) -> None:
         "--control-scale", action="append", default=[], type=float, metavar="F",
         help="strength of each --controlnet, in order (default 1)",
     )
+    p.add_argument("--tile", choices=("x", "y", "both", "off"),
+                   help="seamless tiling: the image repeats without seams along x, y or both")
     post = p.add_argument_group("post-processing (saved in OUT/sprites/ beside the raw image)")
     post.add_argument("--remove-bg", action="store_true", help="cut the subject out of its background")
     post.add_argument("--pixel-grid", type=int, metavar="N", help="snap to a pixel grid N logical pixels across")
@@ -94,18 +82,6 @@ def parse_size(text: str) -> tuple[int, int]:
     return width, height
 
 
-def explicit_overrides(args: argparse.Namespace) -> dict:
-    """The GenerationJob fields the user set on the command line."""
-    out = {field: getattr(args, flag) for flag, field in JOB_FLAGS.items() if getattr(args, flag) is not None}
-    if args.size is not None:
-        out["width"], out["height"] = parse_size(args.size)
-    if args.init is not None:
-        out["init_image"] = str(Path(args.init).expanduser().resolve())
-    if args.model_config is not None:
-        out["model_config"] = str(Path(args.model_config).expanduser().resolve())
-    return out
-
-
 def parse_fields(items: list[str]) -> dict[str, str]:
     fields = {}
     for item in items:
@@ -116,137 +92,77 @@ def parse_fields(items: list[str]) -> dict[str, str]:
     return fields
 
 
-def build_job(args: argparse.Namespace):
-    """The GenerationJob the flags describe (composed from a style/template when one is given)."""
-    from asset_studio.core.job import GenerationJob
-    from asset_studio.engine.samplers import canonical_name
+def build_request(args: argparse.Namespace):
+    """The AssetRequest the flags describe: what the Create tab builds from its form."""
+    from asset_studio.core.request import AssetRequest, ControlRequest, Overrides
 
-    overrides = explicit_overrides(args)
-    if args.style or args.template:
-        from asset_studio.core.compose import AssetRequest, compose
-
-        request = AssetRequest(
-            subject=args.prompt, style=args.style, template=args.template, fields=parse_fields(args.field),
-            model=args.model or None, overrides=overrides, layout=args.layout,
-        )
-        job = compose(request)
-        job.model = _model_ref(job.model)
-        job.sampler = canonical_name(job.sampler)
-        return job
-    if args.field:
-        raise UserError("--field needs --template (fields fill a template's prompt).")
-    if not args.model:
-        raise UserError("--model is required unless a style pack recommends one.")
-    job = GenerationJob(model=_model_ref(args.model), prompt=args.prompt, **overrides)
-    # Checking the model's files is cheap (a header or model_index.json) and catches a wrong path,
-    # a corrupt file or a pickle before anything heavy loads.
-    if _family(job.model, args.download) == "sdxl" and "width" not in overrides:
-        job.width = job.height = 1024
-    from asset_studio.engine.generate import validate_job
-
-    validate_job(job)
-    job.sampler = canonical_name(job.sampler)  # "euler_a" is recorded as "Euler a", as readers expect
-    if args.seed is None:
-        job.seed = random.randrange(2**32)  # announced by run() once every check has passed
-    return job
-
-
-def _model_ref(model: str) -> str:
-    """Local paths become absolute, so the embedded job re-runs from any folder; repo ids stay."""
-    path = Path(model).expanduser()
-    return str(path.resolve()) if model and path.exists() else model
-
-
-def _family(model: str, download: bool) -> str:
-    from asset_studio.engine.loader import detect_family, resolve_model
-
-    return detect_family(resolve_model(model, download=download))
-
-
-def add_controlnets(job, args: argparse.Namespace, out_dir: Path) -> None:
-    """Render the layout once per ControlNet, save the control images beside the outputs, add the units."""
-    if not args.controlnet:
-        if args.control or args.control_scale:
-            raise UserError("--control and --control-scale go with --controlnet.")
-        return
-    if not args.layout:
-        raise UserError("--controlnet needs --layout: the control image is drawn from the layout.")
+    width = height = None
+    if args.size is not None:
+        width, height = parse_size(args.size)
+    finishing: dict = {}
+    if args.remove_bg:
+        finishing["remove_background"] = True
+    if args.pixel_grid is not None:
+        finishing["pixel_grid"] = args.pixel_grid
+    if args.palette is not None:
+        finishing["palette_size"] = args.palette
+    if args.crisp_text:
+        finishing["crisp_text"] = True
+    overrides = Overrides(
+        negative=args.negative, width=width, height=height, steps=args.steps, cfg_scale=args.cfg,
+        sampler=args.sampler, seed=args.seed, count=args.count, init_image=args.init, denoise=args.denoise,
+        vae=args.vae, clip_skip=args.clip_skip, model_config=args.model_config, tiling=args.tile,
+        finishing=finishing, no_finishing=args.no_postprocess,
+    )
     n = len(args.controlnet)
+    if (args.control or args.control_scale) and not n:
+        raise UserError("--control and --control-scale go with --controlnet.")
     if len(args.control) > n or len(args.control_scale) > n:
         raise UserError("There are more --control / --control-scale values than --controlnet models.")
-    from asset_studio.core.control_image import render_control
-    from asset_studio.core.job import ControlUnit
-    from asset_studio.core.layout import load_layout
-    from asset_studio.core.library import save_control_image
-
-    layout = load_layout(args.layout)
-    for i, model in enumerate(args.controlnet):
-        control_type = args.control[i] if i < len(args.control) else "lineart"
-        scale = args.control_scale[i] if i < len(args.control_scale) else 1.0
-        image = render_control(layout, control_type, size=(job.width, job.height))
-        path = save_control_image(image, out_dir, control_type)
-        job.controlnets.append(ControlUnit(model=model, image=str(path), control_type=control_type, scale=scale))
+    controls = [ControlRequest(model=model, type=args.control[i] if i < len(args.control) else None,
+                               scale=args.control_scale[i] if i < len(args.control_scale) else 1.0)
+                for i, model in enumerate(args.controlnet)]
+    if args.field and not (args.style or args.template):
+        raise UserError("--field needs --template (fields fill a template's prompt).")
+    if not args.model and not args.style:
+        raise UserError("--model is required unless a style pack recommends one.")
+    return AssetRequest(subject=args.prompt, style=args.style, template=args.template,
+                        fields=parse_fields(args.field), model=args.model or None, overrides=overrides,
+                        layout=args.layout, controls=controls)
 
 
+def run_job(job, out_dir: Path, device: str | None, download: bool, announce_seed: bool = False) -> list[Path]:
+    """Run a job on the local backend, printing each image's path as soon as it is on disk."""
+    from asset_studio.core.backend import Progress
+    from asset_studio.engine.backend import LocalBackend
+    from asset_studio.service import Saved, check_job, run_job as run_service
 
-
-def run_job(job, out_dir: Path, device: str | None, download: bool) -> list[Path]:
-    """Run a job, saving and printing each image as soon as it exists."""
-    from asset_studio.core.library import save_image
-    from asset_studio.engine.generate import Engine, validate_job
-    from asset_studio.engine.postprocess import save_sprite
-
-    validate_job(job)  # before torch loads: bad input fails in a blink
-    engine = Engine(device=device)
-    paths: list[Path] = []
-    total = len(job.image_seeds())
+    backend = LocalBackend(device=device, download=download)
+    check_job(job, backend)  # before the first model load: bad input fails in a blink
+    if announce_seed:
+        print(f"seed: {job.sampling.seed}", file=sys.stderr)
     show_progress = sys.stderr.isatty()
 
-    def on_image(result) -> None:
-        path = save_image(result.image, result.job, out_dir, seed=result.seed)
-        paths.append(path)
-        if show_progress:
-            print("\r\033[K", end="", file=sys.stderr)
-        print(path, flush=True)
-        sprite = save_sprite(path, result.image, result.job, result.seed)
-        if sprite is not None:
-            print(f"sprite: {sprite}", file=sys.stderr, flush=True)
+    def on_event(event) -> None:
+        if isinstance(event, Progress) and show_progress:
+            print(f"\rimage {event.image_index + 1}/{event.image_count}  step {event.step}/{event.total}",
+                  end="", file=sys.stderr)
+        elif isinstance(event, Saved):
+            if show_progress:
+                print("\r\033[K", end="", file=sys.stderr)
+            print(event.raw, flush=True)
+            if event.sprite is not None:
+                print(f"sprite: {event.sprite}", file=sys.stderr, flush=True)
 
-    def on_step(info) -> None:
-        print(f"\rimage {info.image_index + 1}/{total}  step {info.step}/{info.total}", end="", file=sys.stderr)
-
-    engine.run(job, on_step=on_step if show_progress else None, on_image=on_image, preview=False, download=download)
-    return paths
-
-
-def add_postprocess(job, args: argparse.Namespace) -> None:
-    """Explicit post-processing flags win over what the style pack and template ask for."""
-    if args.no_postprocess:
-        if args.remove_bg or args.pixel_grid or args.palette or args.crisp_text:
-            raise UserError("--no-postprocess cannot be combined with other post-processing flags.")
-        job.postprocess = {}
-        return
-    if args.remove_bg:
-        job.postprocess["remove_background"] = True
-    if args.pixel_grid is not None:
-        job.postprocess["pixel_grid"] = args.pixel_grid
-    if args.palette is not None:
-        job.postprocess["palette_size"] = args.palette
-    if args.crisp_text:
-        if not args.layout:
-            raise UserError("--crisp-text needs --layout: the text is drawn from the layout.")
-        job.postprocess["crisp_text"] = str(Path(args.layout).expanduser().resolve())
-    from asset_studio.engine.postprocess import PostProcessSpec, check_ready
-
-    check_ready(PostProcessSpec.from_job(job))  # bad values or a missing model fail now, before generation
+    return run_service(job, backend, out_dir, on_event=on_event).paths
 
 
 def run(args: argparse.Namespace) -> int:
-    job = build_job(args)
-    add_postprocess(job, args)
+    from asset_studio.core.request import prepare
+
     out_dir = Path(args.out or DEFAULT_OUT)
-    add_controlnets(job, args, out_dir)
-    if args.seed is None and not (args.style or args.template):
-        print(f"seed: {job.seed}", file=sys.stderr)
-    run_job(job, out_dir, args.device, args.download)
+    request = build_request(args)
+    job = prepare(request, out_dir, download=args.download)
+    # A random seed is announced once every check has passed, so it can be locked next time.
+    run_job(job, out_dir, args.device, args.download, announce_seed=args.seed is None and not args.style)
     return 0

@@ -28,9 +28,9 @@ def run(args: argparse.Namespace) -> int:
     image = Path(args.image)
     job = read_job(image)
     if args.model:
-        job.model = args.model
+        job.model.checkpoint = args.model
     if args.model_config:
-        job.model_config = str(Path(args.model_config).expanduser().resolve())
+        job.model.config = str(Path(args.model_config).expanduser().resolve())
     out_dir = Path(args.out) if args.out else image.resolve().parent
     run_job(job, out_dir, args.device, args.download)
     return 0

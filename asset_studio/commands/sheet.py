@@ -32,53 +32,24 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def parse_grid(text: str) -> tuple[int, int]:
+def parse_grid(text: str, option: str = "--grid") -> tuple[int, int]:
     from asset_studio.errors import UserError
 
     m = re.fullmatch(r"\s*(\d+)\s*[xX×]\s*(\d+)\s*", text)
     if not m:
-        raise UserError(f"--grid takes the cell size as WxH, such as 64x64, not '{text}'.")
+        raise UserError(f"{option} takes the size as WxH, such as 64x64, not '{text}'.")
     return int(m.group(1)), int(m.group(2))
 
 
-def split_animations(sheet) -> list[str]:
-    """Names of the animations whose frames landed on more than one page."""
-    page_of = {f.name: f.page for f in sheet.frames}
-    return [a.name for a in sheet.animations if len({page_of.get(n) for n in a.frames}) > 1]
-
-
 def run(args) -> int:
-    from asset_studio.core.exporters import ExportOptions, export, rotation_supported
-    from asset_studio.core.sheet import SheetOptions, load_sprites, pack_sheet, save_pages
-    from asset_studio.errors import UserError
+    from asset_studio.service import SheetExport, export_sheet
 
-    if args.out.suffix.lower() != ".png":
-        raise UserError(f"--out must name a .png file, not {args.out.name}.")
-    if args.rotate and not rotation_supported(args.format):
-        raise UserError(f"The {args.format} format cannot describe rotated frames: leave out --rotate.")
-    grid = parse_grid(args.grid) if args.grid else None
-    export_options = ExportOptions(fps=args.fps)  # checked before any page is written
-    opts = SheetOptions(
-        trim=args.trim and grid is None,
-        padding=args.padding,
-        extrude=args.extrude,
-        pot=args.pot,
-        square=args.square,
-        max_size=args.max_size,
-        grid=grid,
-        rotate=args.rotate,
-    )
-    sprites = load_sprites(args.inputs, trim=opts.trim)
-    sheet = pack_sheet(sprites, opts)
-    if args.format == "aseprite" and len(sheet.pages) > 1:  # refuse before writing any page
-        raise UserError("The Aseprite format holds a single image: raise --max-size so every frame fits one sheet.")
-    pngs = save_pages(sheet, args.out)
-    data = export(sheet, pngs, args.format, args.out, export_options)
-    if args.format.startswith("texturepacker"):
-        split = split_animations(sheet)
-        if split:  # a PixiJS page only animates its own frames, so these were left out of the JSON
-            print(f"asset-studio: warning: the animation(s) {', '.join(split)} span several pages and are "
-                  "left out of the JSON's animations: raise --max-size to keep each on one page.", file=sys.stderr)
-    sizes = ", ".join(f"{p.size[0]}x{p.size[1]}" for p in sheet.pages)
-    print(f"packed {len(sheet.frames)} frames on {len(pngs)} page(s) ({sizes}): {', '.join(str(p) for p in pngs + data)}")
+    result = export_sheet(SheetExport(
+        inputs=list(args.inputs), out=args.out, format=args.format, trim=args.trim, padding=args.padding,
+        extrude=args.extrude, pot=args.pot, square=args.square, max_size=args.max_size,
+        grid=parse_grid(args.grid) if args.grid else None, rotate=args.rotate, fps=args.fps,
+    ))
+    for warning in result.warnings:
+        print(f"asset-studio: warning: {warning}", file=sys.stderr)
+    print(result.summary())
     return 0

@@ -1,7 +1,5 @@
-"""compose(): an asset request (subject + style pack + template + fields) → a GenerationJob.
-
-The order of precedence, lowest first: engine defaults, the style pack's defaults, the template's
-shape, then the user's explicit settings (``overrides``, keyed by GenerationJob field names).
+"""The pieces prepare() (core/request.py) composes a job from: prompt, negative, fields, size,
+seed, and the style's files (LoRAs, recommended model).
 
 Prompt: the template wraps the subject ("{subject}, game icon, centered"), the style wraps that
 ("pixel art, {subject}, 16-bit"), and the LoRAs' trigger words lead. Field values are inserted
@@ -14,99 +12,48 @@ import hashlib
 import math
 import os
 import secrets
-from dataclasses import dataclass, field, fields as dc_fields
 from pathlib import Path
 
-from asset_studio.core import placeholders
-from asset_studio.core.job import GenerationJob, LoraRef
+from asset_studio.core import families, placeholders
+from asset_studio.core.model_files import hub_cached_file, hub_snapshots
+from asset_studio.core.job import LoraRef
 from asset_studio.core.stylepack import (
     FIELD_PATTERN, REPO_PATTERN, FieldSpec, StylePack, app_home, check_pack_path, find_style,
 )
 from asset_studio.core.templates import Template, find_template
 from asset_studio.errors import UserError
 
-FAMILY_BASE_SIZE = {"sd15": 512, "sd2": 768, "sdxl": 1024}
 MAX_FIELD_CHARS = 500
-JOB_FIELDS = {f.name for f in dc_fields(GenerationJob)}
 
 
-@dataclass
-class AssetRequest:
-    subject: str
-    style: str | StylePack | None = None  # pack id, folder, or a loaded pack
-    template: str | Template | None = None  # template id, .toml path, or a loaded template
-    fields: dict[str, str] = field(default_factory=dict)
-    model: str | None = None  # None = the style's recommended model
-    overrides: dict = field(default_factory=dict)  # explicit user settings: GenerationJob fields
-    layout: str | None = None
-
-
-def _merge_terms(parts: list[str]) -> str:
-    """Comma-separated terms of several negatives, each once (style and template often share some)."""
-    seen: dict[str, str] = {}
-    for part in parts:
-        for term in part.split(","):
-            term = term.strip()
-            if term and term.lower() not in seen:
-                seen[term.lower()] = term
-    return ", ".join(seen.values())
-
-
-def compose(request: AssetRequest) -> GenerationJob:
-    subject = _clean_text(request.subject, "The subject")
-    if not subject:
-        raise UserError("The subject is empty; describe the asset, e.g. \"health potion\".")
-    pack = request.style if isinstance(request.style, StylePack) or request.style is None \
-        else find_style(request.style)
-    tpl = request.template if isinstance(request.template, Template) or request.template is None \
-        else find_template(request.template)
-    if request.layout is not None and not Path(request.layout).is_file():
-        raise UserError(f"The layout file {request.layout} does not exist.")
-
-    values = _field_values(request.fields, pack, tpl)
-    values["subject"] = subject
+def compose_prompt(pack: StylePack | None, tpl: Template | None, subject: str, values: dict[str, str]) -> str:
+    """The template wraps the subject, the style wraps that, the LoRAs' trigger words lead."""
+    values = {**values, "subject": subject}
     text = placeholders.fill(tpl.prompt, values) if tpl else subject
     prompt = placeholders.fill(pack.prompt, {**values, "subject": text}) if pack else text
     triggers = [w for w in (pack.trigger_words if pack else []) if w.lower() not in prompt.lower()]
-    prompt = ", ".join(dict.fromkeys([*triggers, prompt]))
-    negatives = [placeholders.fill(x.negative, values) for x in (pack, tpl) if x is not None and x.negative]
+    return ", ".join(dict.fromkeys([*triggers, prompt]))
 
-    job = GenerationJob(model="", prompt=prompt, negative_prompt=_merge_terms(negatives))
-    if pack is not None:
-        d = pack.defaults
-        for name, value in (("steps", d.steps), ("cfg_scale", d.cfg_scale), ("sampler", d.sampler),
-                            ("clip_skip", d.clip_skip)):
-            if value is not None:
-                setattr(job, name, value)
-        job.loras = [LoraRef(path=resolve_lora(pack, i), weight=lora.weight, name=_lora_name(pack, i))
-                     for i, lora in enumerate(pack.loras)]
-        job.style_id = pack.id
-    job.width, job.height = _size(pack, tpl)
-    job.seed = _seed(pack, subject)
-    job.template = tpl.id if tpl else ""
-    job.subject = subject
-    job.fields = {k: v for k, v in values.items() if k != "subject"}
-    job.postprocess = {
-        **(pack.postprocess.to_dict() if pack else {}),
-        **(tpl.postprocess.to_dict() if tpl else {}),  # the asset's shape decides bg removal and trim
-        **({"seamless": True} if tpl is not None and tpl.seamless else {}),
-    }
 
-    for key, value in request.overrides.items():
-        if key not in JOB_FIELDS:
-            raise UserError(f"'{key}' is not a generation setting.")
-        if key == "postprocess":
-            job.postprocess = {**job.postprocess, **dict(value)}
-        else:
-            setattr(job, key, value)
-    job.model = request.overrides.get("model") or request.model or resolve_model(pack)
-    return job
+def compose_negative(pack: StylePack | None, tpl: Template | None, values: dict[str, str]) -> str:
+    return ", ".join(placeholders.fill(x.negative, values) for x in (pack, tpl) if x is not None and x.negative)
+
+
+def lora_refs(pack: StylePack, scale: float | None = None, preview: bool = False) -> list[LoraRef]:
+    """The pack's LoRAs as job entries; SCALE multiplies their weights (the artist's style strength).
+    A preview does not look for the files."""
+    refs = []
+    for i, lora in enumerate(pack.loras):
+        weight = lora.weight if scale is None else round(lora.weight * scale, 3)
+        path = (lora.file or lora.filename) if preview else resolve_lora(pack, i)
+        refs.append(LoraRef(path=path, weight=weight, name=_lora_name(pack, i)))
+    return refs
 
 
 # --- fields --------------------------------------------------------------------------------
 
 
-def _clean_text(value, what: str) -> str:
+def clean_text(value, what: str) -> str:
     if not isinstance(value, str):
         raise UserError(f"{what} must be text.")
     if len(value) > MAX_FIELD_CHARS:
@@ -116,7 +63,7 @@ def _clean_text(value, what: str) -> str:
     return value.strip()
 
 
-def _field_values(given: dict, pack: StylePack | None, tpl: Template | None) -> dict[str, str]:
+def field_values(given: dict, pack: StylePack | None, tpl: Template | None) -> dict[str, str]:
     declared: dict[str, tuple[FieldSpec, str]] = {}
     for owner, label in ((tpl, "the {} template"), (pack, "the {} style")):
         if owner is not None:
@@ -130,18 +77,18 @@ def _field_values(given: dict, pack: StylePack | None, tpl: Template | None) -> 
     for name, (spec, owner) in declared.items():
         value = given.get(name, spec.default)
         if value is None:
-            raise UserError(f"The field '{name}' is required by {owner}; pass --field {name}=VALUE.")
-        values[name] = _clean_text(value, f"The field '{name}'")
+            raise UserError(f"The field '{name}' is required by {owner}; fill it in (on the command line, --field {name}=VALUE).")
+        values[name] = clean_text(value, f"The field '{name}'")
     return values
 
 
 # --- parameters ----------------------------------------------------------------------------
 
 
-def _size(pack: StylePack | None, tpl: Template | None) -> tuple[int, int]:
+def size_for(pack: StylePack | None, tpl: Template | None) -> tuple[int, int]:
     """The style sets the resolution (pixel area), the template the aspect."""
     if pack is not None:
-        base = FAMILY_BASE_SIZE[pack.family]
+        base = families.base_size(pack.family)
         width, height = pack.defaults.width or base, pack.defaults.height or base
     else:
         width, height = (tpl.width, tpl.height) if tpl else (512, 512)
@@ -152,7 +99,7 @@ def _size(pack: StylePack | None, tpl: Template | None) -> tuple[int, int]:
     return max(64, round(w / 8) * 8), max(64, round(w / ratio / 8) * 8)
 
 
-def _seed(pack: StylePack | None, subject: str) -> int:
+def style_seed(pack: StylePack | None, subject: str) -> int:
     policy = pack.defaults.seed_policy if pack else "per-asset"
     base = pack.defaults.seed if pack else 0
     if policy == "fixed":
@@ -211,26 +158,6 @@ def _sha256(path: Path) -> str:
     return _HASHES[key]
 
 
-def hub_cache_dir() -> Path:
-    """Hugging Face's hub cache, found the way huggingface_hub finds it (read-only, offline)."""
-    if os.environ.get("HF_HUB_CACHE"):
-        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
-    home = os.environ.get("HF_HOME") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "huggingface"
-    return Path(home).expanduser() / "hub"
-
-
-def _hub_snapshots(repo: str) -> list[Path]:
-    folder = hub_cache_dir() / ("models--" + repo.replace("/", "--")) / "snapshots"
-    return sorted(folder.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True) if folder.is_dir() else []
-
-
-def hub_cached_file(repo: str, filename: str) -> Path | None:
-    for snapshot in _hub_snapshots(repo):
-        if (snapshot / filename).is_file():
-            return snapshot / filename
-    return None
-
-
 def model_dirs() -> list[Path]:
     """Folders where a model named by file or folder name is looked up."""
     return [app_home() / "models", Path(__file__).resolve().parents[2] / "models"]
@@ -253,7 +180,7 @@ def resolve_model(pack: StylePack | None) -> str:
         for candidate in candidates:
             if candidate.exists():
                 return str(candidate.resolve())
-        if REPO_PATTERN.fullmatch(entry) and _hub_snapshots(entry):
+        if REPO_PATTERN.fullmatch(entry) and hub_snapshots(entry):
             return entry
     wanted = ", ".join(pack.recommended_models) or "none listed"
     raise UserError(

@@ -22,8 +22,8 @@ from asset_studio.core.layout import Layout, ShapeElement, TextElement, ImageEle
 from asset_studio.core.layout_render import Placed, element_layer, place_element, place_elements, render_layout
 from asset_studio.errors import UserError
 
-CONTROL_TYPES = ("lineart", "scribble", "canny", "mask", "brightness")
-REFERENCE_TYPES_NO_MODEL = ("canny", "lineart")
+# Drawn from a layout / made from a picture without a model: the vocabulary lives in core/controls.
+from asset_studio.core.controls import LAYOUT_TYPES as CONTROL_TYPES, REFERENCE_TYPES_NO_MODEL  # noqa: E402
 
 
 def default_stroke_width(control_type: str, width: int, height: int) -> int:

@@ -1,15 +1,36 @@
-"""The fully resolved, JSON-serialisable description of one generation.
+"""The fully resolved, JSON-serialisable description of one generation: a small typed tree.
 
-A GenerationJob is what compose() produces and Engine.run() consumes. It is embedded in every
-PNG, so an image can be re-run exactly. Keep it plain data: strings, numbers, lists, dicts.
+A GenerationJob is what core/request.prepare() produces and a backend runs. It is embedded in
+every PNG, so an image re-runs exactly, and it arrives from strangers inside PNGs: `from_dict`
+checks every name, type and closed vocabulary against the dataclasses below (one checker, driven
+by their annotations), and `check_limits` bounds every number, before anything runs. Jobs written
+by older versions (schema 1, a flat record) are migrated on read.
 """
 
 from __future__ import annotations
 
+import copy
 import json
-from dataclasses import MISSING, asdict, dataclass, field, fields
+import math
+import typing
+from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
+from typing import Literal
 
-JOB_SCHEMA_VERSION = 1
+from asset_studio.core.controls import ControlType
+from asset_studio.errors import UserError
+
+JOB_SCHEMA_VERSION = 2
+MAX_SIDE = 4096
+MAX_STEPS = 1000
+MAX_IMAGES = 10000
+MAX_SEED = 2**64 - 1
+MAX_LORA_WEIGHT = 10.0  # A1111 lets a slider reach ±2; far beyond ±10 only makes NaNs
+MAX_PROMPT_CHARS = 20000
+
+Tiling = Literal["off", "x", "y", "both"]
+OutputKind = Literal["image", "animation", "video"]
+BackgroundMethod = Literal["auto", "model", "key"]
+ReferenceMode = Literal["full", "style"]
 
 
 @dataclass
@@ -22,51 +43,116 @@ class LoraRef:
 
 
 @dataclass
+class ModelRef:
+    """The base model and what changes its weights or decoding."""
+
+    checkpoint: str  # diffusers folder, single-file .safetensors or repo id
+    vae: str | None = None
+    config: str | None = None  # local diffusers config folder for single-file checkpoints
+    clip_skip: int = 1  # 1 = last CLIP layer, as in AUTOMATIC1111
+    loras: list[LoraRef] = field(default_factory=list)
+
+
+@dataclass
+class Prompt:
+    text: str
+    negative: str = ""
+
+
+@dataclass
+class Sampling:
+    sampler: str = "Euler a"
+    steps: int = 25
+    cfg_scale: float = 7.0
+    width: int = 512
+    height: int = 512
+    seed: int = 0
+    count: int = 1
+    seeds: list[int] = field(default_factory=list)  # each image's seed; empty = seed, seed+1, …
+
+
+@dataclass
+class InitImage:
+    """img2img: start from this picture instead of noise."""
+
+    image: str
+    denoise: float = 0.75
+
+
+@dataclass
 class ControlUnit:
     """One ControlNet: its model, the control image it follows, and how strongly."""
 
     model: str
     image: str  # path to the control image (already preprocessed)
-    control_type: str = "lineart"
+    type: ControlType = "lineart"
     scale: float = 1.0
-    guidance_start: float = 0.0
-    guidance_end: float = 1.0
+    start: float = 0.0  # fraction of the steps after which it starts to steer
+    end: float = 1.0
+
+
+@dataclass
+class Reference:
+    """An image prompt (IP-Adapter)."""
+
+    image: str
+    scale: float = 1.0
+    mode: ReferenceMode = "full"
+
+
+@dataclass
+class Finishing:
+    """What turns the raw image into the finished sprite (saved in sprites/ beside the raw one)."""
+
+    remove_background: bool = False
+    method: BackgroundMethod = "auto"
+    bg_model: str = "u2netp"
+    pixel_grid: int = 0  # logical pixels on the longer side; 0 = off
+    palette_size: int = 0  # 0 = off
+    trim: bool = False
+    crisp_text: str = ""  # a layout file whose exact text is drawn over the image first
+
+    @property
+    def active(self) -> bool:
+        return bool(self.remove_background or self.pixel_grid > 0 or self.palette_size > 0 or self.trim
+                    or self.crisp_text)
+
+
+@dataclass
+class Source:
+    """Where the prompt came from. Not needed to re-run; the gallery shows it."""
+
+    style: str = ""
+    template: str = ""
+    subject: str = ""
+    fields: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
 class GenerationJob:
-    model: str
-    prompt: str
-    negative_prompt: str = ""
-    steps: int = 25
-    cfg_scale: float = 7.0
-    sampler: str = "Euler a"
-    width: int = 512
-    height: int = 512
-    seed: int = 0
-    batch_count: int = 1
-    # Seeds of each image of the batch; when empty, image i uses seed + i.
-    seeds: list[int] = field(default_factory=list)
-    vae: str | None = None
-    clip_skip: int = 1  # 1 = last CLIP layer, as in AUTOMATIC1111
-    init_image: str | None = None
-    denoise: float = 0.75
-    model_config: str | None = None  # local diffusers config folder for single-file checkpoints
-    loras: list[LoraRef] = field(default_factory=list)
-    controlnets: list[ControlUnit] = field(default_factory=list)
-    # Provenance: where the prompt came from. Not needed to re-run, kept for the gallery.
-    style_id: str = ""
-    template: str = ""
-    subject: str = ""
-    fields: dict[str, str] = field(default_factory=dict)
-    postprocess: dict = field(default_factory=dict)
+    model: ModelRef
+    prompt: Prompt
+    sampling: Sampling = field(default_factory=Sampling)
+    init: InitImage | None = None
+    controls: list[ControlUnit] = field(default_factory=list)
+    references: list[Reference] = field(default_factory=list)
+    passes: list[dict] = field(default_factory=list)  # after-passes (hires fix, refiner, detailer): none yet
+    tiling: Tiling = "off"
+    output: OutputKind = "image"
+    finishing: Finishing = field(default_factory=Finishing)
+    source: Source = field(default_factory=Source)
     schema: int = JOB_SCHEMA_VERSION
 
     def image_seeds(self) -> list[int]:
         """The seed of every image in the batch."""
-        if self.seeds:
-            return list(self.seeds)
-        return [self.seed + i for i in range(self.batch_count)]
+        s = self.sampling
+        return list(s.seeds) if s.seeds else [s.seed + i for i in range(s.count)]
+
+    def for_seed(self, seed: int) -> "GenerationJob":
+        """This job for one image alone: what its PNG carries, so that image re-runs by itself."""
+        one = copy.deepcopy(self)
+        one.sampling.seed, one.sampling.count, one.sampling.seeds = int(seed), 1, []
+        return one
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -76,74 +162,210 @@ class GenerationJob:
 
     @classmethod
     def from_dict(cls, data: dict) -> "GenerationJob":
-        """A job from plain data, every field's type checked: jobs also arrive inside PNGs from strangers."""
-        from asset_studio.errors import UserError
-
+        """A job from plain data, every field checked: jobs also arrive inside PNGs from strangers."""
         if not isinstance(data, dict):
             raise UserError("The job is not a JSON object.")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise UserError(f"The job has unknown field(s): {', '.join(map(str, unknown))}.")
-        data = dict(data)
-        for key in ("loras", "controlnets"):
-            if not isinstance(data.get(key, []), list) or not all(isinstance(x, dict) for x in data.get(key, [])):
-                raise UserError(f"The job's {key} must be a list of objects.")
-        data["loras"] = [checked(LoraRef, x, f"loras[{i}].") for i, x in enumerate(data.get("loras", []))]
-        data["controlnets"] = [checked(ControlUnit, x, f"controlnets[{i}].")
-                               for i, x in enumerate(data.get("controlnets", []))]
-        return checked(cls, data, "")
+        schema = data.get("schema", 1)
+        if type(schema) is not int or not 1 <= schema <= JOB_SCHEMA_VERSION:
+            raise UserError(f"The job has schema {schema!r:.20}; this version of Asset Studio reads schemas "
+                            f"1 to {JOB_SCHEMA_VERSION} (a newer version wrote it?).")
+        if schema == 1:
+            data = migrate_v1(data)
+        job = checked(cls, data, "")
+        check_limits(job)
+        return job
 
     @classmethod
     def from_json(cls, text: str) -> "GenerationJob":
-        return cls.from_dict(json.loads(text))
+        try:
+            data = json.loads(text)
+        except (ValueError, RecursionError):
+            raise UserError("The job is not valid JSON.") from None
+        return cls.from_dict(data)
 
 
-def _type_ok(value, kind: str) -> bool:
-    """Whether VALUE fits the (string) annotation KIND of a job field."""
-    import math
-
-    if kind.endswith(" | None"):
-        return value is None or _type_ok(value, kind[: -len(" | None")])
-    if kind == "str":
-        return isinstance(value, str)
-    if kind == "int":
-        return type(value) is int
-    if kind == "bool":
-        return type(value) is bool
-    if kind == "float":
-        return type(value) in (int, float) and math.isfinite(value)
-    if kind == "list[int]":
-        return isinstance(value, list) and all(type(v) is int for v in value)
-    if kind == "dict[str, str]":
-        return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
-    if kind == "dict":
-        return isinstance(value, dict)
-    return True  # nested dataclass lists, checked by from_dict itself
+# --- checking -----------------------------------------------------------------------------------
 
 
-_KIND_WORDS = {"str": "text", "int": "a whole number", "float": "a finite number", "list[int]": "a list of whole numbers",
-               "dict[str, str]": "a table of texts", "dict": "a table", "bool": "true or false"}
+def _hints(cls) -> dict:
+    return typing.get_type_hints(cls, globalns=globals())
+
+
+def _describe(kind) -> str:
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if kind is str:
+        return "text"
+    if kind is int:
+        return "a whole number"
+    if kind is float:
+        return "a finite number"
+    if kind is bool:
+        return "true or false"
+    if origin is Literal:
+        return "one of " + ", ".join(map(str, args))
+    if origin is list:
+        return "a list"
+    if origin is dict or kind is dict:
+        return "a table"
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        return " or ".join("null" if a is type(None) else _describe(a) for a in args)
+    if is_dataclass(kind):
+        return "a table"
+    return str(kind)
+
+
+def _convert(value, kind, where: str):
+    """VALUE as KIND (a type annotation), or a UserError naming WHERE."""
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin is Literal:
+        if isinstance(value, str) and value in args:
+            return value
+    elif origin is not None and type(None) in args:  # X | None
+        inner = next(a for a in args if a is not type(None))
+        if value is None:
+            return None
+        if not is_dataclass(inner) or isinstance(value, dict):  # else: "must be a table or null"
+            try:
+                return _convert(value, inner, where)
+            except UserError:
+                if is_dataclass(inner):
+                    raise  # a field inside the table is wrong: that sentence names it
+    elif kind is str:
+        if isinstance(value, str):
+            return value
+    elif kind is bool:
+        if type(value) is bool:
+            return value
+    elif kind is int:
+        if type(value) is int:
+            return value
+    elif kind is float:
+        if type(value) in (int, float) and math.isfinite(value):
+            return float(value) if type(value) is int else value
+    elif origin is list:
+        if isinstance(value, list):
+            return [_convert(v, args[0], f"{where}[{i}]") for i, v in enumerate(value)]
+    elif origin is dict:
+        if isinstance(value, dict):
+            return {_convert(k, args[0], where): _convert(v, args[1], f"{where}.{k}") for k, v in value.items()}
+    elif kind is dict:
+        if isinstance(value, dict):
+            return value
+    elif is_dataclass(kind):
+        if isinstance(value, dict):
+            return checked(kind, value, where + ".")
+    else:  # pragma: no cover - a new annotation this checker does not know yet
+        raise TypeError(f"no check for {kind!r}")
+    raise UserError(f"The job's {where} must be {_describe(kind)}, not {value!r:.60}.")
 
 
 def checked(cls, data: dict, where: str):
-    """CLS(**DATA) after checking names and types, so a malformed job (or a part of one) is one
-    clear sentence. CLS is a dataclass whose annotations are strings (``from __future__ import
-    annotations``)."""
-    from asset_studio.errors import UserError
-
+    """CLS(**DATA) after checking names, types and closed vocabularies against CLS's annotations
+    (recursively), so a malformed job, or a part of one, is one clear sentence."""
     spec = {f.name: f for f in fields(cls) if f.init}
+    hints = _hints(cls)
     unknown = sorted(set(data) - set(spec))
     if unknown:
         raise UserError(f"The job's {where.rstrip('.') or 'data'} has unknown field(s): {', '.join(map(str, unknown))}.")
+    values = {}
     for name, f in spec.items():
         if name not in data:
             if f.default is MISSING and f.default_factory is MISSING:
                 raise UserError(f"The job's {where}{name} is missing.")
             continue
-        kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "")
-        if not _type_ok(data[name], kind):
-            base = kind.removesuffix(" | None")
-            words = _KIND_WORDS.get(base, base) + (" or null" if kind.endswith(" | None") else "")
-            raise UserError(f"The job's {where}{name} must be {words}, not {data[name]!r:.60}.")
-    return cls(**data)
+        values[name] = _convert(data[name], hints[name], f"{where}{name}")
+    return cls(**values)
+
+
+def check_limits(job: GenerationJob) -> None:
+    """Every number in range, before anything runs: one sentence for the first that is not."""
+    s = job.sampling
+    for label, value in (("width", s.width), ("height", s.height)):
+        if value <= 0 or value % 8 or value > MAX_SIDE:
+            raise UserError(f"The {label} {value} is not allowed; sizes must be multiples of 8 between 8 and {MAX_SIDE}.")
+    if not 1 <= s.steps <= MAX_STEPS:
+        raise UserError(f"Steps must be between 1 and {MAX_STEPS}, not {s.steps}.")
+    if not 0 <= s.cfg_scale <= 100:
+        raise UserError(f"The CFG scale must be between 0 and 100, not {s.cfg_scale}.")
+    if not 1 <= s.count <= MAX_IMAGES:
+        raise UserError(f"The image count must be between 1 and {MAX_IMAGES}, not {s.count}.")
+    if len(s.seeds) > MAX_IMAGES:
+        raise UserError(f"The job lists {len(s.seeds)} seeds; at most {MAX_IMAGES} images run in one job.")
+    for seed in [s.seed, *s.seeds]:
+        if not 0 <= seed <= MAX_SEED:
+            raise UserError(f"The seed {seed} is out of range (0 to 2^64-1).")
+    if not s.seeds and s.seed + s.count - 1 > MAX_SEED:
+        raise UserError(f"The seed {s.seed} leaves no room for {s.count} images (the last seed would pass 2^64-1).")
+    if not 1 <= job.model.clip_skip <= 12:
+        raise UserError(f"Clip skip must be between 1 and 12, not {job.model.clip_skip}.")
+    for lora in job.model.loras:
+        if abs(lora.weight) > MAX_LORA_WEIGHT:
+            raise UserError(f"The LoRA weight {lora.weight:g} of {lora.name or lora.path} is outside "
+                            f"-{MAX_LORA_WEIGHT:g} to {MAX_LORA_WEIGHT:g}.")
+    if job.init is not None and not 0 < job.init.denoise <= 1:
+        raise UserError(f"The denoise strength must be above 0 and at most 1, not {job.init.denoise:g}.")
+    for i, unit in enumerate(job.controls):
+        if not 0 <= unit.scale <= 5:
+            raise UserError(f"ControlNet {i + 1}'s scale must be between 0 and 5, not {unit.scale:g}.")
+        if not 0 <= unit.start < unit.end <= 1:
+            raise UserError(f"ControlNet {i + 1} must start before it ends, both between 0 and 1 "
+                            f"(start {unit.start:g}, end {unit.end:g}).")
+    for ref in job.references:
+        if not 0 <= ref.scale <= 5:
+            raise UserError(f"A reference's strength must be between 0 and 5, not {ref.scale:g}.")
+    f = job.finishing
+    if not 0 <= f.pixel_grid <= MAX_SIDE or not 0 <= f.palette_size <= 256:
+        raise UserError("Finishing needs a pixel grid of 0 to 4096 and a palette of 0 to 256 colours.")
+    if len(job.prompt.text) > MAX_PROMPT_CHARS or len(job.prompt.negative) > MAX_PROMPT_CHARS:
+        raise UserError(f"The prompt is longer than {MAX_PROMPT_CHARS} characters.")
+    if not job.prompt.text.strip() and not job.prompt.negative.strip() and not job.controls and job.init is None:
+        raise UserError("The prompt is empty.")
+
+
+# --- schema 1 (a flat record, Asset Studio 0.1) ----------------------------------------------------
+
+_V1_SAMPLING = {"sampler": "sampler", "steps": "steps", "cfg_scale": "cfg_scale", "width": "width",
+                "height": "height", "seed": "seed", "batch_count": "count", "seeds": "seeds"}
+_V1_MODEL = {"model": "checkpoint", "vae": "vae", "model_config": "config", "clip_skip": "clip_skip", "loras": "loras"}
+_V1_SOURCE = {"style_id": "style", "template": "template", "subject": "subject", "fields": "fields"}
+_V1_CONTROL = {"model": "model", "image": "image", "control_type": "type", "scale": "scale",
+               "guidance_start": "start", "guidance_end": "end"}
+_V1_FINISHING = {"remove_background": "remove_background", "method": "method", "model": "bg_model",
+                 "pixel_grid": "pixel_grid", "palette_size": "palette_size", "trim": "trim", "crisp_text": "crisp_text"}
+_V1_OTHER = {"prompt", "negative_prompt", "init_image", "denoise", "controlnets", "postprocess", "schema"}
+
+
+def _renamed(data, names: dict, where: str) -> dict:
+    if not isinstance(data, dict):
+        raise UserError(f"The job's {where} must be a table.")
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise UserError(f"The job's {where} has unknown field(s): {', '.join(map(str, unknown))}.")
+    return {names[k]: v for k, v in data.items()}
+
+
+def migrate_v1(data: dict) -> dict:
+    """A schema-1 job (the flat record of Asset Studio 0.1) as schema-2 data; unknown names are refused."""
+    known = set(_V1_SAMPLING) | set(_V1_MODEL) | set(_V1_SOURCE) | _V1_OTHER
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise UserError(f"The job has unknown field(s): {', '.join(map(str, unknown))}.")
+    controls = data.get("controlnets", [])
+    if not isinstance(controls, list):
+        raise UserError("The job's controlnets must be a list of objects.")
+    out = {
+        "model": {new: data[old] for old, new in _V1_MODEL.items() if old in data},
+        "prompt": {"text": data.get("prompt"), "negative": data.get("negative_prompt", "")},
+        "sampling": {new: data[old] for old, new in _V1_SAMPLING.items() if old in data},
+        "controls": [_renamed(c, _V1_CONTROL, f"controlnets[{i}]") for i, c in enumerate(controls)],
+        "finishing": _renamed(data.get("postprocess", {}), _V1_FINISHING, "postprocess"),
+        "source": {new: data[old] for old, new in _V1_SOURCE.items() if old in data},
+        "schema": JOB_SCHEMA_VERSION,
+    }
+    if "model" not in data:
+        raise UserError("The job's model is missing.")
+    if data.get("init_image") is not None:
+        out["init"] = {"image": data["init_image"], **({"denoise": data["denoise"]} if "denoise" in data else {})}
+    elif "denoise" in data:
+        _convert(data["denoise"], float, "denoise")  # unused without a start image, but still data from a stranger
+    return out

@@ -15,7 +15,6 @@ import json
 import os
 import re
 import unicodedata
-from dataclasses import replace
 from pathlib import Path
 
 from asset_studio import __version__
@@ -25,14 +24,10 @@ from asset_studio.errors import UserError
 JOB_CHUNK = "asset_studio_job"
 PARAMETERS_CHUNK = "parameters"
 NAME_PATTERN = re.compile(r"^(\d{5,})-")
+SPRITES_DIR = "sprites"  # finished sprites, beside the raw images under the same names
 
 
 # --- metadata ---------------------------------------------------------------------------------
-
-
-def image_job(job: GenerationJob, seed: int) -> GenerationJob:
-    """The job of one image of a batch: itself alone, with its own seed, so a re-run gives it back."""
-    return replace(job, seed=int(seed), batch_count=1, seeds=[])
 
 
 def _num(value: float) -> str:
@@ -52,38 +47,41 @@ def _model_name(ref: str) -> str:
 
 def a1111_parameters(job: GenerationJob, seed: int | None = None) -> str:
     """The `parameters` text exactly as AUTOMATIC1111 writes it."""
-    seed = job.seed if seed is None else seed
-    prompt = job.prompt
+    s = job.sampling
+    seed = s.seed if seed is None else seed
+    prompt = job.prompt.text
     # A1111 keeps LoRAs in the prompt as <lora:name:weight>; outside readers find them there.
-    for lora in job.loras:
+    for lora in job.model.loras:
         tag = f"<lora:{lora.name or _model_name(lora.path)}:{_num(lora.weight)}>"
         if tag not in prompt:
             prompt = f"{prompt} {tag}".strip()
     lines = [prompt]
-    if job.negative_prompt:
-        lines.append(f"Negative prompt: {job.negative_prompt}")
+    if job.prompt.negative:
+        lines.append(f"Negative prompt: {job.prompt.negative}")
     fields: list[tuple[str, str]] = [
-        ("Steps", str(job.steps)),
-        ("Sampler", job.sampler),
-        ("CFG scale", _num(job.cfg_scale)),
+        ("Steps", str(s.steps)),
+        ("Sampler", s.sampler),
+        ("CFG scale", _num(s.cfg_scale)),
         ("Seed", str(seed)),
-        ("Size", f"{job.width}x{job.height}"),
-        ("Model", _model_name(job.model)),
+        ("Size", f"{s.width}x{s.height}"),
+        ("Model", _model_name(job.model.checkpoint)),
     ]
-    if job.vae:
-        fields.append(("VAE", _model_name(job.vae)))
-    if job.init_image:
-        fields.append(("Denoising strength", _num(job.denoise)))
-    if job.clip_skip and job.clip_skip > 1:
-        fields.append(("Clip skip", str(job.clip_skip)))
-    for i, unit in enumerate(job.controlnets):
+    if job.model.vae:
+        fields.append(("VAE", _model_name(job.model.vae)))
+    if job.init is not None:
+        fields.append(("Denoising strength", _num(job.init.denoise)))
+    if job.model.clip_skip > 1:
+        fields.append(("Clip skip", str(job.model.clip_skip)))
+    if job.tiling != "off":
+        fields.append(("Tiling", "True" if job.tiling == "both" else job.tiling.upper()))
+    for i, unit in enumerate(job.controls):
         inner = (
-            f"Module: {unit.control_type}, Model: {_model_name(unit.model)}, Weight: {_num(unit.scale)}, "
-            f"Guidance Start: {_num(unit.guidance_start)}, Guidance End: {_num(unit.guidance_end)}"
+            f"Module: {unit.type}, Model: {_model_name(unit.model)}, Weight: {_num(unit.scale)}, "
+            f"Guidance Start: {_num(unit.start)}, Guidance End: {_num(unit.end)}"
         )
         fields.append((f"ControlNet {i}", inner))
-    if job.style_id:
-        fields.append(("Style", job.style_id))
+    if job.source.style:
+        fields.append(("Style", job.source.style))
     fields.append(("Version", f"asset-studio {__version__}"))
     lines.append(", ".join(f"{k}: {_quote(v)}" for k, v in fields))
     return "\n".join(lines)
@@ -117,7 +115,7 @@ def png_info(job: GenerationJob, seed: int):
 
     info = PngInfo()
     info.add_text(PARAMETERS_CHUNK, a1111_parameters(job, seed))
-    info.add_text(JOB_CHUNK, image_job(job, seed).to_json())
+    info.add_text(JOB_CHUNK, job.for_seed(seed).to_json())
     return info
 
 
@@ -155,8 +153,8 @@ def read_job(path) -> GenerationJob:
         raise UserError(f"The job inside {Path(path).name} is not a JSON object.")
     try:
         return GenerationJob.from_dict(data)
-    except TypeError as exc:
-        raise UserError(f"The job inside {Path(path).name} is malformed: {exc}.") from None
+    except UserError as exc:
+        raise UserError(f"{Path(path).name}: {exc}") from None
 
 
 # --- files ------------------------------------------------------------------------------------
@@ -196,8 +194,8 @@ def save_image(image, job: GenerationJob, folder, seed: int | None = None) -> Pa
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"Cannot create the output folder {folder}: {exc.strerror}.") from None
-    seed = job.seed if seed is None else int(seed)
-    slug = slugify(job.subject or job.prompt)
+    seed = job.sampling.seed if seed is None else int(seed)
+    slug = slugify(job.source.subject or job.prompt.text)
     tmp = folder / f".tmp-{os.getpid()}-{id(image):x}.png"
     try:
         image.save(tmp, format="PNG", pnginfo=png_info(job, seed))

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from asset_studio.core import families
+from asset_studio.core.model_files import PICKLE_SUFFIXES, pickle_refusal
 from asset_studio.core.safetensors_header import read_header_file
 from asset_studio.errors import UserError
 
@@ -26,9 +28,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_MODELS_DIR = REPO_ROOT / "models"
 CATALOG_NAME = "catalog.toml"
 MAX_CHECKPOINT_BYTES = 32 * 1024**3
-PICKLE_SUFFIXES = {".ckpt", ".pt", ".pth", ".bin", ".pkl"}
 
-FAMILY_LABELS = {"sd15": "SD 1.x", "sd2": "SD 2.x", "sdxl": "SDXL", "": "unknown"}
 
 
 class Cancelled(Exception):
@@ -48,7 +48,7 @@ class LocalModel:
 
     @property
     def family_label(self) -> str:
-        return FAMILY_LABELS.get(self.family, self.family)
+        return families.label(self.family)
 
 
 @dataclass
@@ -69,29 +69,15 @@ class CatalogEntry:
 
 
 def read_safetensors_header(path: Path) -> dict:
-    """Tensor names of a checked .safetensors file (core/safetensors_header); no tensor is read."""
-    return read_header_file(Path(path)).tensors
+    """Tensor names and shapes of a checked .safetensors file (core/safetensors_header); no tensor is read."""
+    return {k: list(v.shape) for k, v in read_header_file(Path(path)).tensors.items()}
 
 
-def classify_safetensors(keys: list[str] | set[str]) -> tuple[str, str]:
-    """(kind, family) of a single-file model from its tensor names, as A1111/ComfyUI checkpoints name them."""
-    keys = set(keys)
-    has = lambda prefix: any(k.startswith(prefix) for k in keys)  # noqa: E731
-    if any("lora_" in k or ".lora" in k or "lora_A" in k for k in keys):
-        family = "sdxl" if (has("lora_te2_") or any("add_embedding" in k or "label_emb" in k for k in keys)) else "sd15"
-        return "lora", family
-    if has("control_model.") or has("controlnet_cond_embedding"):
-        sdxl = any("label_emb" in k or "add_embedding" in k for k in keys)
-        return "controlnet", "sdxl" if sdxl else "sd15"
-    if has("conditioner.embedders.1."):
-        return "checkpoint", "sdxl"
-    if has("cond_stage_model.model."):
-        return "checkpoint", "sd2"
-    if has("model.diffusion_model."):
-        return "checkpoint", "sd15"
-    if has("encoder.down.") or has("first_stage_model.") or has("decoder.up_blocks."):
-        return "vae", ""
-    return "unknown", ""
+def classify_safetensors(shapes) -> tuple[str, str]:
+    """(kind, family) of a single-file model: tensor names (and shapes when known) → core/families."""
+    if not isinstance(shapes, dict):
+        shapes = {k: [] for k in shapes}
+    return families.classify_file(shapes)
 
 
 def _read_json(path: Path) -> dict:
@@ -106,24 +92,20 @@ def classify_folder(folder: Path) -> tuple[str, str] | None:
     """(kind, family) of a diffusers folder, or None when the folder holds no model."""
     index = folder / "model_index.json"
     if index.is_file():
-        cls = str(_read_json(index).get("_class_name", ""))
-        if "XL" in cls:
-            return "checkpoint", "sdxl"
-        text = _read_json(folder / "text_encoder" / "config.json")
-        return "checkpoint", "sd2" if text.get("hidden_size") == 1024 else "sd15"
+        return "checkpoint", families.family_of_pipeline_folder(folder) or ""
     config = folder / "config.json"
     if config.is_file():
         data = _read_json(config)
         cls = str(data.get("_class_name", ""))
         if cls == "ControlNetModel" or cls == "ControlNetUnionModel":
-            return "controlnet", "sdxl" if data.get("cross_attention_dim") == 2048 else "sd15"
+            return "controlnet", families.family_of_unet_config(data) or ""
         if cls == "AutoencoderTiny":
             return "vae", ""
         if cls == "AutoencoderKL":
             return "vae", "sdxl" if data.get("force_upcast") is False else ""
     lora = next(iter(folder.glob("*lora*.safetensors")), None)
     if lora is not None:
-        return classify_safetensors(read_safetensors_header(lora).keys())
+        return classify_safetensors(read_safetensors_header(lora))
     return None
 
 
@@ -167,7 +149,7 @@ def _scan_files(paths) -> list[LocalModel]:
     found = []
     for path in sorted(paths):
         try:
-            kind, family = classify_safetensors(read_safetensors_header(path).keys())
+            kind, family = classify_safetensors(read_safetensors_header(path))
         except UserError:
             continue  # a broken file is not a model; the import path explains why when asked
         found.append(LocalModel(path.stem, str(path), kind, family, path.stat().st_size, "models folder"))
@@ -194,7 +176,7 @@ def scan_hf_cache(cache_dir: Path | None = None) -> list[LocalModel]:
         kinds = classify_folder(snap)
         if kinds is None:
             single = next(iter(snap.glob("*.safetensors")), None)
-            kinds = classify_safetensors(read_safetensors_header(single).keys()) if single else ("unknown", "")
+            kinds = classify_safetensors(read_safetensors_header(single)) if single else ("unknown", "")
         kind, family = kinds
         found.append(LocalModel(repo.repo_id, repo.repo_id, kind, family, repo.size_on_disk, "Hugging Face cache"))
     return found
@@ -220,7 +202,7 @@ def import_checkpoint(source: Path, models_dir: Path = DEFAULT_MODELS_DIR) -> Lo
     """Copy a single-file .safetensors model into the models folder, after checking it is one."""
     source = Path(source)
     if source.suffix.lower() in PICKLE_SUFFIXES:
-        raise UserError(f"{source.name} is a pickle file, which can run code when loaded; use a .safetensors file.")
+        raise UserError(pickle_refusal(source))
     if source.suffix.lower() != ".safetensors":
         raise UserError(f"{source.name} is not a .safetensors file.")
     if not source.is_file():
@@ -228,7 +210,7 @@ def import_checkpoint(source: Path, models_dir: Path = DEFAULT_MODELS_DIR) -> Lo
     size = source.stat().st_size
     if size > MAX_CHECKPOINT_BYTES:
         raise UserError(f"{source.name} is larger than {human_size(MAX_CHECKPOINT_BYTES)}, which no SD model is.")
-    kind, family = classify_safetensors(read_safetensors_header(source).keys())
+    kind, family = classify_safetensors(read_safetensors_header(source))
     if kind == "unknown":
         raise UserError(f"{source.name} holds no Stable Diffusion weights that Asset Studio recognises.")
     models_dir = Path(models_dir)

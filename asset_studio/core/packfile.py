@@ -28,6 +28,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from asset_studio.core.model_files import is_pickle
 from asset_studio.core.safetensors_header import read_header
 from asset_studio.core.stylepack import (
     ID_PATTERN, STYLE_FILE, StylePack, check_pack_path, find_style, load_stylepack,
@@ -40,7 +41,6 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 SUFFIX = ".stylepack"
 ALLOWED_SUFFIXES = (".toml", ".safetensors", ".png", ".jpg", ".jpeg", ".webp", ".txt", ".md", ".json")
-PICKLE_SUFFIXES = (".ckpt", ".pt", ".bin", ".pth", ".pkl", ".pickle")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _MAGIC = {".png": (b"\x89PNG\r\n\x1a\n",), ".jpg": (b"\xff\xd8\xff",), ".jpeg": (b"\xff\xd8\xff",)}
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -130,7 +130,7 @@ def _write_entry(zf: zipfile.ZipFile, name: str, data: bytes):
 
 def _check_suffix(name: str):
     lower = name.lower()
-    if lower.endswith(PICKLE_SUFFIXES):
+    if is_pickle(lower):
         raise UserError(
             f"The pack contains {name}, a pickle file ({Path(lower).suffix}); pickle weights can run code "
             "when loaded, so style packs accept only .safetensors weights."

@@ -18,13 +18,12 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from asset_studio.core import placeholders
+from asset_studio.core import families, placeholders
 from asset_studio.core.tomlschema import Table, parse_toml, read_toml_file
 from asset_studio.errors import UserError
 
 STYLE_FILE = "style.toml"
-FAMILIES = ("sd15", "sd2", "sdxl")
-FAMILY_NAMES = {"sd15": "SD 1.5", "sd2": "SD 2.x", "sdxl": "SDXL"}
+FAMILIES = families.FAMILY_IDS
 SEED_POLICIES = ("fixed", "per-asset", "random")
 ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 FIELD_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}")
@@ -102,7 +101,7 @@ class StylePack:
 
     @property
     def family_name(self) -> str:
-        return FAMILY_NAMES[self.family]
+        return families.label(self.family)
 
     @property
     def trigger_words(self) -> list[str]:

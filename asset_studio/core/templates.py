@@ -13,12 +13,13 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from asset_studio.core import placeholders
+from asset_studio.core import controls, placeholders
 from asset_studio.core.stylepack import ID_PATTERN, MAX_SIZE, FieldSpec, PostProcess, app_home, read_fields, read_postprocess
 from asset_studio.core.tomlschema import Table, read_toml_file
 from asset_studio.errors import UserError
 
-CONTROL_TYPES = ("none", "lineart", "scribble", "canny", "mask", "depth", "softedge", "pose", "tile")
+CONTROL_TYPES = ("none", *controls.CONTROL_TYPES)  # what a template may recommend
+TILINGS = ("off", "x", "y", "both")
 ASPECT_PATTERN = re.compile(r"([1-9][0-9]?):([1-9][0-9]?)")
 
 
@@ -33,7 +34,7 @@ class Template:
     height: int = 512
     aspect: str = "1:1"
     controlnet: str = "none"  # the ControlNet type this asset follows best, when a layout is used
-    seamless: bool = False  # tiles must wrap around at the edges
+    tiling: str = "off"  # seamless along x, y or both: the asset repeats without seams
     fields: dict[str, FieldSpec] = field(default_factory=dict)
     postprocess: PostProcess = field(default_factory=PostProcess)
     path: Path | None = None
@@ -56,8 +57,10 @@ def parse_template(raw: dict, label: str) -> Template:
         height=t.integer("height", 64, MAX_SIZE, 512),
         aspect=t.string("aspect", "1:1", max_len=5, pattern=ASPECT_PATTERN, explain='must look like "3:1"'),
         controlnet=t.choice("controlnet", CONTROL_TYPES, "none"),
-        seamless=t.boolean("seamless", False),
     )
+    tpl.tiling = t.choice("tiling", TILINGS, "off")
+    if t.boolean("seamless", False):  # the 0.1 spelling of tiling = "both"
+        tpl.tiling = "both"
     for key in ("width", "height"):
         if getattr(tpl, key) % 8:
             t.fail(key, "must be a multiple of 8")

@@ -7,10 +7,9 @@ A ControlNet is one of:
   `engine/controlnet_configs/`, chosen from the tensor shapes, never from the network,
 - a Hugging Face repo id in the local cache.
 
-`controlnet_pipeline()` builds the ControlNet pipeline from the base pipeline's own modules
+`wrap_pipeline()` builds the ControlNet pipeline from the base pipeline's own modules
 (diffusers' `from_pipe`: nothing is copied or reloaded), with one MultiControlNet when the
-job has several units, and returns the call's extra inputs (control images, scales, guidance
-start / end, and size or init image).
+job has several units. The ControlNet stage of engine/plan.py adds the call's inputs.
 """
 
 from __future__ import annotations
@@ -20,11 +19,10 @@ import weakref
 from collections import OrderedDict
 from pathlib import Path
 
+from asset_studio.core import families
 from asset_studio.errors import UserError
 
 CONFIGS_DIR = Path(__file__).resolve().parent / "controlnet_configs"
-FAMILY_LABELS = {"sd15": "SD 1.x", "sd2": "SD 2.x", "sdxl": "SDXL"}
-CROSS_ATTENTION_FAMILY = {768: "sd15", 1024: "sd2", 2048: "sdxl"}
 MAX_CACHED = 4  # ControlNets kept loaded: SD 1.5 ones are 0.7 GB in fp16, SDXL ones 2.5 GB
 
 _models: OrderedDict[tuple, object] = OrderedDict()
@@ -64,6 +62,15 @@ def clear_cache() -> None:
         _models.clear()
 
 
+def check_controlnet_ref(ref: str) -> None:
+    """Refuse a missing, pickled or uncached ControlNet in one sentence, without loading it."""
+    if not str(ref or "").strip():
+        raise UserError("A ControlNet unit has no model; give a folder, a .safetensors file or a repo id.")
+    source, kind = _resolve(str(ref).strip())
+    if kind == "file":
+        family_of_controlnet_file(source)
+
+
 def _stamp(path: Path) -> int:
     try:
         return path.stat().st_mtime_ns
@@ -72,7 +79,7 @@ def _stamp(path: Path) -> int:
 
 
 def _resolve(ref: str) -> tuple[Path, str]:
-    from asset_studio.engine.loader import PICKLE_SUFFIXES, REPO_ID
+    from asset_studio.core.model_files import PICKLE_SUFFIXES, REPO_ID, pickle_refusal
 
     path = Path(ref).expanduser()
     if path.is_dir():
@@ -84,7 +91,7 @@ def _resolve(ref: str) -> tuple[Path, str]:
     if path.is_file():
         suffix = path.suffix.lower()
         if suffix in PICKLE_SUFFIXES:
-            raise UserError(f"{path.name} is a pickle file, which can run code when loaded; use a .safetensors ControlNet.")
+            raise UserError(pickle_refusal(path))
         if suffix != ".safetensors":
             raise UserError(f"{path.name} is not a ControlNet file; use a .safetensors file or a diffusers folder.")
         return path.resolve(), "file"
@@ -139,7 +146,7 @@ def single_file_config(path: Path) -> Path:
     folder = CONFIGS_DIR / family
     if not (folder / "config.json").is_file():
         raise UserError(
-            f"{path.name} is an {FAMILY_LABELS[family]} ControlNet; put its config.json beside it "
+            f"{path.name} is an {families.label(family)} ControlNet; put its config.json beside it "
             f"as {path.with_suffix('.json').name}."
         )
     return folder
@@ -157,20 +164,15 @@ def family_of_controlnet_file(path: Path) -> str:
         raise UserError(f"{path.name} is a ControlNet-Union model, which Asset Studio does not support yet.")
     if not any(k.startswith(("control_model.", "controlnet_", "down_blocks.", "input_blocks.")) for k in keys):
         raise UserError(f"{path.name} is not a ControlNet.")
-    for k, shape in shapes.items():
-        if k.endswith("attn2.to_k.weight") and len(shape) == 2 and shape[1] in CROSS_ATTENTION_FAMILY:
-            return CROSS_ATTENTION_FAMILY[shape[1]]
+    family = families.cross_attention_family(shapes)
+    if family is not None:
+        return family
     raise UserError(f"{path.name} is not an SD 1.x, SD 2.x or SDXL ControlNet.")
 
 
 # ---- families -------------------------------------------------------------------------------
 
-def family_of_config(config) -> str:
-    """A readable family name from a UNet's or ControlNet's config."""
-    if config.get("addition_embed_type") == "text_time":
-        return "SDXL"
-    fam = CROSS_ATTENTION_FAMILY.get(config.get("cross_attention_dim"))
-    return FAMILY_LABELS[fam] if fam else f"a {config.get('cross_attention_dim')}-wide SD 1.x/2.x-type model"
+family_of_config = families.describe_unet_config
 
 
 def check_family(controlnet, unet, ref: str) -> None:
@@ -202,61 +204,7 @@ def pipeline_class(is_xl: bool, img2img: bool):
     }[(is_xl, img2img)]
 
 
-def is_xl_pipeline(pipe, family: str | None = None) -> bool:
-    if family:
-        return family == "sdxl"
-    return "text_encoder_2" in pipe.components
-
-
-def controlnet_pipeline(base_pipe, job, family: str, device, dtype):
-    """(pipeline, extra call kwargs) that run JOB's ControlNet units over BASE_PIPE's modules."""
-    units = list(job.controlnets)
-    if not units:
-        raise UserError("The job has no ControlNet units.")
-    for i, unit in enumerate(units, start=1):
-        _check_unit(unit, i)
-    models = []
-    for unit in units:
-        model = load_controlnet(unit.model, device, dtype)
-        check_family(model, base_pipe.unet, unit.model)
-        models.append(model)
-    img2img = bool(job.init_image)
-    pipe = _wrap(base_pipe, models, is_xl_pipeline(base_pipe, family), img2img, dtype)
-
-    images = [load_control_image(unit.image, job.width, job.height) for unit in units]
-    single = len(units) == 1
-    extra = {
-        "controlnet_conditioning_scale": float(units[0].scale) if single else [float(u.scale) for u in units],
-        "control_guidance_start": float(units[0].guidance_start) if single else [float(u.guidance_start) for u in units],
-        "control_guidance_end": float(units[0].guidance_end) if single else [float(u.guidance_end) for u in units],
-    }
-    control = images[0] if single else images
-    if img2img:
-        from asset_studio.engine.generate import load_init_image
-
-        extra.update(image=load_init_image(job), control_image=control, strength=float(job.denoise))
-    else:
-        extra.update(image=control, width=job.width, height=job.height)
-    if img2img and is_xl_pipeline(base_pipe, family):
-        # XL img2img takes its output size from the init image; the micro-conditioning wants it too.
-        extra.update(target_size=(job.height, job.width), original_size=(job.height, job.width))
-    return pipe, extra
-
-
-def _check_unit(unit, index: int) -> None:
-    where = f"ControlNet unit {index}"
-    if not 0.0 <= float(unit.scale) <= 5.0:
-        raise UserError(f"{where} has conditioning scale {unit.scale}; use 0-5.")
-    if not 0.0 <= float(unit.guidance_start) < float(unit.guidance_end) <= 1.0:
-        raise UserError(
-            f"{where} has guidance start {unit.guidance_start} and end {unit.guidance_end}; "
-            "they must satisfy 0 <= start < end <= 1."
-        )
-    if not unit.image:
-        raise UserError(f"{where} has no control image.")
-
-
-def _wrap(base_pipe, models: list, is_xl: bool, img2img: bool, dtype):
+def wrap_pipeline(base_pipe, models: list, is_xl: bool, img2img: bool, dtype):
     """The ControlNet pipeline over the base's modules, reused while its inputs stay the same."""
     from diffusers import MultiControlNetModel
 
@@ -276,10 +224,9 @@ def _wrap(base_pipe, models: list, is_xl: bool, img2img: bool, dtype):
             if len(per_base) >= MAX_CACHED:
                 per_base.pop(next(iter(per_base)))
             per_base[key] = pipe
-    # The base may have had its VAE (or LoRA-wrapped modules) swapped since: share them again.
-    for name, module in base_pipe.components.items():
-        if name != "scheduler" and name in pipe.components and pipe.components[name] is not module:
-            setattr(pipe, name, module)
+    from asset_studio.engine.plan import share_modules
+
+    share_modules(base_pipe, pipe)
     return pipe
 
 
@@ -296,17 +243,3 @@ def _quiet_from_pipe(cls, base_pipe, kwargs):
             return cls.from_pipe(base_pipe, **kwargs)
     finally:
         dlog.set_verbosity(level)
-
-
-def load_control_image(path: str, width: int, height: int):
-    """A control image as RGB at the job's size."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            image = im.convert("RGB")
-    except (FileNotFoundError, UnidentifiedImageError, OSError, Image.DecompressionBombError):
-        raise UserError(f"The control image {path} is not a readable image.") from None
-    if image.size != (width, height):
-        image = image.resize((width, height), Image.Resampling.LANCZOS)
-    return image

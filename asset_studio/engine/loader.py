@@ -24,18 +24,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from asset_studio.core import families
+from asset_studio.core.model_files import PICKLE_SUFFIXES, REPO_ID, pickle_refusal
 from asset_studio.errors import UserError
 
 CONFIGS_DIR = Path(__file__).resolve().parent / "configs"
-CONFIG_FOR_FAMILY = {"sd15": "sd15", "sd2": "sd21", "sdxl": "sdxl"}
 # OpenCLIP's tokenizers pad with "!" (SD 2.x, SDXL's second encoder); OpenAI CLIP's with <|endoftext|>.
 TOKENIZER_PADS = {
     "sd15": {"tokenizer": "<|endoftext|>"},
     "sd21": {"tokenizer": "!"},
     "sdxl": {"tokenizer": "<|endoftext|>", "tokenizer_2": "!"},
 }
-PICKLE_SUFFIXES = {".ckpt", ".pt", ".pth", ".bin", ".pkl"}
-REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 # Only what a diffusers pipeline needs; skips the duplicate single files and fp16/EMA variants repos carry.
 DOWNLOAD_ALLOW = ["model_index.json", "*/*.json", "*/*.txt", "*/*.model", "*/*.safetensors"]
 DOWNLOAD_IGNORE = ["*.fp16.*", "*.ema.*", "*non_ema*", "*.bin", "*.ckpt", "*.msgpack", "*.onnx", "*.h5"]
@@ -77,9 +76,7 @@ def resolve_model(ref: str, download: bool = False) -> ModelSource:
             return ModelSource(ref, "folder", path.resolve())
         suffix = path.suffix.lower()
         if suffix in PICKLE_SUFFIXES:
-            raise UserError(
-                f"{path.name} is a pickle file, which can run code when loaded; use a .safetensors version."
-            )
+            raise UserError(pickle_refusal(path))
         if suffix != ".safetensors":
             raise UserError(f"{path.name} is not a model file; use a .safetensors checkpoint or a diffusers folder.")
         return ModelSource(ref, "file", path.resolve())
@@ -126,14 +123,11 @@ def detect_family(source) -> str:
 
 
 def family_of_folder(folder: Path) -> str:
-    index = read_json(folder / "model_index.json")
-    cls = str(index.get("_class_name", ""))
-    if cls.startswith("StableDiffusionXL"):
-        return "sdxl"
-    if not cls.startswith("StableDiffusion") or "Upscale" in cls or "Inpaint" in cls:
+    family = families.family_of_pipeline_folder(folder)
+    if family is None:
+        cls = str(read_json(folder / "model_index.json").get("_class_name", ""))
         raise UserError(f"{folder.name} is a {cls or 'diffusers'} model; Asset Studio runs SD 1.x, 2.x and SDXL.")
-    text = read_json(folder / "text_encoder" / "config.json")
-    return "sd2" if text.get("hidden_size") == 1024 else "sd15"
+    return family
 
 
 def family_of_checkpoint(path: Path) -> str:
@@ -151,24 +145,7 @@ def family_of_checkpoint(path: Path) -> str:
     return family
 
 
-def family_of_keys(shapes: dict[str, list[int]]) -> str | None:
-    """The family from LDM tensor names, as A1111 / ComfyUI checkpoints name them."""
-    keys = shapes.keys()
-    if any(k.startswith("conditioner.embedders.1.") for k in keys):
-        return "sdxl"
-    if any(k.startswith("cond_stage_model.model.") for k in keys):
-        return "sd2"  # OpenCLIP ViT-H
-    if any(k.startswith("cond_stage_model.transformer.") for k in keys):
-        return "sd15"
-    if not any(k.startswith("model.diffusion_model.") for k in keys):
-        return None
-    # A UNet without text encoder: the class-embedding MLP is SDXL's; else the cross-attention width.
-    if "model.diffusion_model.label_emb.0.0.weight" in shapes:
-        return "sdxl"
-    for k, shape in shapes.items():
-        if k.startswith("model.diffusion_model.") and k.endswith("attn2.to_k.weight") and len(shape) == 2:
-            return {768: "sd15", 1024: "sd2", 2048: "sdxl"}.get(shape[1])
-    return None
+family_of_keys = families.family_of_checkpoint_keys  # the one detector, in core/families
 
 
 def read_json(path: Path) -> dict:
@@ -200,7 +177,7 @@ def single_file_config_dir(family: str) -> Path:
     """
     from asset_studio.engine.clip_vocab import write_clip_tokenizer
 
-    name = CONFIG_FOR_FAMILY[family]
+    name = families.FAMILIES[family].config_name
     packaged = CONFIGS_DIR / name
     digest = hashlib.sha256()
     for f in sorted(packaged.rglob("*.json")):
@@ -326,6 +303,17 @@ def _load(cls, source: ModelSource, family: str, dtype, model_config: str | None
             variant=variant, **_extra_kwargs(family),
         )
     return pipe
+
+
+def check_vae_ref(ref: str) -> None:
+    """Refuse a pickled, non-safetensors or missing VAE in one sentence, without loading it."""
+    path = Path(ref).expanduser()
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        raise UserError(f"The VAE {path.name} is a pickle file, which can run code; use a .safetensors version.")
+    if path.is_file() and path.suffix.lower() != ".safetensors":
+        raise UserError(f"The VAE {path.name} is not a .safetensors file.")
+    if not path.exists() and not REPO_ID.match(str(ref)):
+        raise UserError(f"The VAE {ref} was not found.")
 
 
 def load_vae(ref: str, base_vae, device, dtype, download: bool = False):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from asset_studio.core.job import LoraRef
 from asset_studio.core.safetensors_header import SafetensorsHeader, read_header_file
-from asset_studio.core.stylepack import FAMILY_NAMES
+from asset_studio.core import families
 from asset_studio.errors import UserError
 
 MAX_LORA_BYTES = 2 * 1024**3
@@ -84,9 +84,9 @@ def check_family(header: SafetensorsHeader, pipe, family: str, label: str) -> No
     )
     if not mismatch:
         return
-    loaded = FAMILY_NAMES.get(family, family)
+    loaded = families.label(family)
     if lora_fam is not None and lora_fam != family:
-        made_for = FAMILY_NAMES[lora_fam]
+        made_for = families.label(lora_fam)
     elif family == "sdxl" and not has_te2:
         made_for = "SD 1.x or 2.x"
     elif family != "sdxl" and has_te2:

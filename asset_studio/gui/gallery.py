@@ -192,36 +192,30 @@ class LibraryModel(QAbstractListModel):
 
 def describe_job(job: GenerationJob) -> list[tuple[str, str]]:
     """The rows of the details panel: what an artist needs to know to make this image again."""
+    s = job.sampling
     rows = [
-        ("Prompt", job.prompt),
-        ("Negative", job.negative_prompt or "—"),
-        ("Model", job.model),
-        ("Size", f"{job.width} × {job.height}"),
-        ("Steps", str(job.steps)),
-        ("CFG", f"{job.cfg_scale:g}"),
-        ("Sampler", job.sampler),
-        ("Seed", ", ".join(str(s) for s in job.image_seeds()) if job.seeds else str(job.seed)),
+        ("Prompt", job.prompt.text),
+        ("Negative", job.prompt.negative or "—"),
+        ("Model", job.model.checkpoint),
+        ("Size", f"{s.width} × {s.height}"),
+        ("Steps", str(s.steps)),
+        ("CFG", f"{s.cfg_scale:g}"),
+        ("Sampler", s.sampler),
+        ("Seed", ", ".join(str(x) for x in job.image_seeds()) if s.seeds else str(s.seed)),
     ]
-    if job.style_id:
-        rows.append(("Style", job.style_id))
-    if job.template:
-        rows.append(("Template", job.template))
-    if job.subject:
-        rows.append(("Subject", job.subject))
-    for lora in job.loras:
+    for label, value in (("Style", job.source.style), ("Template", job.source.template),
+                         ("Subject", job.source.subject)):
+        if value:
+            rows.append((label, value))
+    for lora in job.model.loras:
         rows.append(("LoRA", f"{Path(lora.path).name} × {lora.weight:g}"))
-    for unit in job.controlnets:
-        rows.append(("ControlNet", f"{unit.control_type} {Path(unit.model).name} × {unit.scale:g}"))
-    if job.init_image:
-        rows.append(("Init image", f"{Path(job.init_image).name}, denoise {job.denoise:g}"))
+    for unit in job.controls:
+        rows.append(("ControlNet", f"{unit.type} {Path(unit.model).name} × {unit.scale:g}"))
+    if job.init is not None:
+        rows.append(("Init image", f"{Path(job.init.image).name}, denoise {job.init.denoise:g}"))
+    if job.tiling != "off":
+        rows.append(("Tiling", job.tiling))
     return rows
-
-
-def single_image_job(job: GenerationJob, seed: int) -> GenerationJob:
-    """The job that makes exactly one image with `seed` (re-run or a variation of one image)."""
-    data = job.to_dict()
-    data.update(seed=seed, seeds=[], batch_count=1)
-    return GenerationJob.from_dict(data)
 
 
 class HintListView(QListView):
@@ -373,17 +367,16 @@ class GalleryWidget(QWidget):
         job = self._current_job
         if job is not None:
             # A PNG holds one image of a batch; its own seed is the one it was made with.
-            seed = job.seeds[0] if job.seeds else job.seed
-            self.rerun_requested.emit(single_image_job(job, seed))
+            self.rerun_requested.emit(job.for_seed(job.image_seeds()[0]))
 
     def run_variations(self) -> None:
         job = self._current_job
         if job is None:
             return
-        data = job.to_dict()
         seeds = [random.randrange(2**32) for _ in range(max(1, self.variation_count))]
-        data.update(seed=seeds[0], seeds=seeds, batch_count=len(seeds))
-        self.rerun_requested.emit(GenerationJob.from_dict(data))
+        variations = job.for_seed(seeds[0])
+        variations.sampling.seeds, variations.sampling.count = seeds, len(seeds)
+        self.rerun_requested.emit(variations)
 
     def delete_selected(self) -> None:
         self.library.trash(self.selected_rows())
@@ -396,7 +389,7 @@ class GalleryWidget(QWidget):
 
 
 class _ExportSignals(QObject):
-    done = Signal(list)
+    done = Signal(list, list)  # files written, warnings
     failed = Signal(str)
 
 
@@ -408,9 +401,10 @@ class _ExportTask(QRunnable):
 
     def run(self) -> None:
         try:
-            from asset_studio.gui.model.core_link import export_sheet_files
+            from asset_studio.service import SheetExport, export_sheet
 
-            self.signals.done.emit(export_sheet_files(**self.kwargs))
+            result = export_sheet(SheetExport(**self.kwargs))  # the one export, as `asset-studio sheet`
+            self.signals.done.emit(result.pages + result.data_files, result.warnings)
         except UserError as exc:
             self.signals.failed.emit(str(exc))
         except OSError as exc:
@@ -494,15 +488,16 @@ class SheetExportDialog(QDialog):
     def start(self) -> None:
         self.export_btn.setEnabled(False)
         self.status.setText("Packing…")
-        kwargs = dict(inputs=self.paths, out_png=Path(self.out_edit.text()).expanduser(),
-                      fmt=self.format_combo.currentData(), trim=self.trim_box.isChecked(),
+        out = Path(self.out_edit.text()).expanduser()
+        kwargs = dict(inputs=self.paths, out=out if out.suffix.lower() == ".png" else out.with_suffix(".png"),
+                      format=self.format_combo.currentData(), trim=self.trim_box.isChecked(),
                       padding=self.padding_spin.value(), extrude=self.extrude_spin.value(),
                       pot=self.pot_box.isChecked(), max_size=self.max_spin.value())
         QThreadPool.globalInstance().start(_ExportTask(kwargs, self._signals))
 
-    def _done(self, files: list) -> None:
+    def _done(self, files: list, warnings: list) -> None:
         self.result_paths = [Path(f) for f in files]
-        text = "Exported " + ", ".join(Path(f).name for f in files)
+        text = "Exported " + ", ".join(Path(f).name for f in files) + "".join(f"; warning: {w}" for w in warnings)
         self.message.emit(text)
         self.exported.emit(self.result_paths)
         self.accept()

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget,
 )
 
+from asset_studio.core import families
 from asset_studio.core import models as core_models
 from asset_studio.errors import UserError
 
@@ -273,7 +274,7 @@ class ModelManager(QWidget):
             self.catalog = []
             self.status.setText(str(exc))
         for e in self.catalog:
-            item = QTreeWidgetItem([e.name, e.kind, core_models.FAMILY_LABELS.get(e.family, e.family),
+            item = QTreeWidgetItem([e.name, e.kind, families.label(e.family),
                                     e.size_hint, e.repo, ""])
             item.setData(0, Qt.ItemDataRole.UserRole, e.id)
             item.setToolTip(0, e.description)

@@ -21,8 +21,9 @@ from PySide6.QtWidgets import (
 
 from asset_studio.core import packfile
 from asset_studio.core.safetensors_header import read_header_file
+from asset_studio.core import families
 from asset_studio.core.stylepack import (
-    FAMILIES, FAMILY_NAMES, SEED_POLICIES, Defaults, LoraEntry, PostProcess, StylePack,
+    FAMILIES, SEED_POLICIES, Defaults, LoraEntry, PostProcess, StylePack,
     list_styles, load_stylepack, save_stylepack, user_styles_dir,
 )
 from asset_studio.errors import UserError
@@ -176,7 +177,7 @@ class StyleEditor(QWidget):
         self.license_edit.setPlaceholderText("e.g. CC0-1.0, CC-BY-4.0")
         self.family_combo = QComboBox()
         for fam in FAMILIES:
-            self.family_combo.addItem(FAMILY_NAMES[fam], fam)
+            self.family_combo.addItem(families.label(fam), fam)
         self.family_combo.setToolTip("The base model family the pack (and its LoRAs) is made for.")
         self.models_edit = QLineEdit()
         self.models_edit.setToolTip("Recommended models, comma separated: repo ids, file names in models/, or paths.")
@@ -198,7 +199,7 @@ class StyleEditor(QWidget):
         self.cfg_spin.setToolTip("CFG scale: how strictly images follow the prompt (7 is usual; Turbo models want 0-2).")
         self.sampler_edit = QComboBox()
         self.sampler_edit.setEditable(True)
-        from asset_studio.engine.samplers import sampler_names  # plain data, no torch
+        from asset_studio.core.samplers import sampler_names  # plain data, no torch
 
         self.sampler_edit.addItems(["", *sampler_names()])
         self.width_spin = QSpinBox()

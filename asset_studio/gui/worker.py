@@ -22,8 +22,9 @@ from typing import Callable
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 from PySide6.QtGui import QImage
 
+from asset_studio.core.backend import Loading, Progress
 from asset_studio.errors import UserError
-from asset_studio.gui.model.core_link import Loading, Progress, Saved, local_backend, run_job
+from asset_studio.service import Saved, readable_error, run_job
 
 log = logging.getLogger(__name__)
 
@@ -51,30 +52,15 @@ def pil_to_qimage(image, max_side: int | None = None) -> QImage:
     return qimg.copy()  # own the pixels: `data` dies with this frame
 
 
-def readable_error(exc: BaseException) -> str:
-    """One sentence for the user from whatever the engine raised."""
-    if isinstance(exc, UserError):
-        return str(exc)
-    name = type(exc).__name__
-    text = str(exc)
-    if name == "OutOfMemoryError" or "out of memory" in text.lower():
-        return ("The GPU ran out of memory; lower the image size or batch count, "
-                "or close other programs that use the GPU, then try again.")
-    if isinstance(exc, FileNotFoundError):
-        return f"A file the job needs is missing: {exc.filename or text}."
-    if isinstance(exc, MemoryError):
-        return "The computer ran out of memory; lower the image size or batch count and try again."
-    first = text.strip().splitlines()[0] if text.strip() else name
-    return f"Generation failed ({name}): {first.rstrip('.')}."
-
-
 def default_backend_factory(device: str | None) -> object:
     """The local engine's backend; runs in the worker thread, so torch loads there."""
     import torch
 
     # Leave a core for the GUI thread so the window keeps painting while the model runs.
     torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
-    backend = local_backend(device)
+    from asset_studio.engine.backend import LocalBackend
+
+    backend = LocalBackend(device)
     # Some imports hold the GIL for up to a second (native libraries loading: torch's model
     # modules, onnxruntime which diffusers' loader pulls in). Do them here, at warm-up, rather
     # than in the middle of the first job while the window is animating its progress.

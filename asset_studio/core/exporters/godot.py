@@ -98,3 +98,47 @@ def write(sheet, png_paths: list[Path], out_png: Path, fps: float = 10.0) -> lis
     tres = Path(out_png).with_suffix(".tres")
     tres.write_text(document(sheet, png_paths, tres, fps), encoding="utf-8")
     return [tres]
+
+
+# --- TileSet ----------------------------------------------------------------------------------
+# A Godot 4 TileSet with one TileSetAtlasSource over the tileset image. Godot finds tile (x, y) at
+# margins + (x, y) * (texture_region_size + separation): the same grid as Tiled's margin/spacing.
+# Tiles have no name field, so each carries it in a String custom data layer called "name"
+# (read with tile_data.get_custom_data("name")).
+
+GODOT_TYPE_STRING = 4  # Variant.Type.TYPE_STRING, how Godot stores a custom data layer's type
+
+
+def tileset_document(tileset, png: Path, tres: Path) -> str:
+    lay = tileset.layout
+    ext_id = f"1_{_uid(png.name)}"
+    src_id = f"TileSetAtlasSource_{_uid(png.name)}"
+    out = ['[gd_resource type="TileSet" load_steps=3 format=3]', ""]
+    out.append(f'[ext_resource type="Texture2D" path={quote(resource_path(png, tres))} id="{ext_id}"]')
+    out.append("")
+    out.append(f'[sub_resource type="TileSetAtlasSource" id="{src_id}"]')
+    out.append(f'texture = ExtResource("{ext_id}")')
+    m, s = lay.editor_margin, lay.editor_spacing
+    if m:
+        out.append(f"margins = Vector2i({m}, {m})")
+    if s:
+        out.append(f"separation = Vector2i({s}, {s})")
+    out.append(f"texture_region_size = Vector2i({lay.tile_w}, {lay.tile_h})")
+    for i, tile in enumerate(tileset.tiles):
+        col, row = lay.cell(i)
+        out.append(f"{col}:{row}/0 = 0")
+        out.append(f"{col}:{row}/0/custom_data_0 = {quote(tile.name)}")
+    out.append("")
+    out.append("[resource]")
+    out.append(f"tile_size = Vector2i({lay.tile_w}, {lay.tile_h})")
+    out.append('custom_data_layer_0/name = "name"')
+    out.append(f"custom_data_layer_0/type = {GODOT_TYPE_STRING}")
+    out.append(f'sources/0 = SubResource("{src_id}")')
+    return "\n".join(out) + "\n"
+
+
+def write_tileset(tileset, png: Path, out: Path | None = None) -> list[Path]:
+    """SET.tres (a TileSet) beside the tileset image ``png``."""
+    tres = Path(out or png).with_suffix(".tres")
+    tres.write_text(tileset_document(tileset, Path(png), tres), encoding="utf-8")
+    return [tres]

@@ -11,15 +11,14 @@ import random
 
 from PySide6.QtCore import QCoreApplication, QObject, QTimer, Signal
 
-from asset_studio.core.control_image import CONTROL_TYPES
+from asset_studio.core import controls
+from asset_studio.core.request import AssetRequest, Overrides, prepare
 from asset_studio.core.stylepack import FieldSpec, StylePack, list_styles
 from asset_studio.core.templates import Template, list_templates
 from asset_studio.errors import UserError
-from asset_studio.gui.model import core_link
-from asset_studio.gui.model.core_link import AssetRequest, Overrides, job_seed, job_size, prompt_text
 from asset_studio.gui.model.layout_state import LayoutState
 
-MAX_SEED = 2**32 - 1
+MAX_SEED = 2**32 - 1  # the seeds artists type and share (A1111's range); jobs accept up to 2^64-1
 PREVIEW_DELAY_MS = 150  # typing pauses longer than this refresh the prompt preview
 
 DEFAULTS = {
@@ -30,11 +29,6 @@ DEFAULTS = {
 # Changes that cannot alter the composed prompt do not recompute the preview.
 _NOT_IN_PROMPT = {"seed", "seed_locked", "width", "height", "size_auto", "steps", "cfg_scale", "sampler",
                   "count", "denoise", "lora_weight", "model", "negative", "init_image"}
-
-
-def prepare(request, out_dir=None, *, preview=False):
-    """The core's prepare(); one name here so tests can count the calls the form makes."""
-    return core_link.prepare(request, out_dir, preview=preview)
 
 
 def _value(name: str):
@@ -173,7 +167,7 @@ class CreateForm(QObject):
             return
         self._set("template_id", value)
         tpl = self.current_template()
-        if tpl is not None and tpl.controlnet in CONTROL_TYPES:
+        if tpl is not None and tpl.controlnet in controls.LAYOUT_TYPES:
             self.layout.set_control(tpl.controlnet)  # the template's hint, when a layout can draw it
         self.fields_changed.emit()
         self.fill_from_style()
@@ -226,16 +220,15 @@ class CreateForm(QObject):
         except UserError as exc:
             self.message.emit(str(exc))
             return
-        s = job.sampling if hasattr(job, "sampling") else job
+        s = job.sampling
         if self.size_auto:
-            w, h = job_size(job)
-            self._set("width", w)
-            self._set("height", h)
+            self._set("width", s.width)
+            self._set("height", s.height)
         self._set("steps", s.steps)
         self._set("cfg_scale", s.cfg_scale)
         self._set("sampler", s.sampler)
         if not self.seed_locked:
-            self._set("seed", job_seed(job))
+            self._set("seed", s.seed)
 
     def reset_to_style(self) -> None:
         self._set("size_auto", True)
@@ -254,7 +247,7 @@ class CreateForm(QObject):
     def show_seed_used(self, job) -> None:
         """After a generate: an unlocked seed shows the one the style chose, ready to lock."""
         if not self.seed_locked:
-            self.seed = job_seed(job)
+            self.seed = job.sampling.seed
 
     # --- the request ---------------------------------------------------------------------------
 
@@ -315,7 +308,7 @@ class CreateForm(QObject):
             text = ""
         else:
             try:
-                text = f"→ {prompt_text(prepare(self.to_request(with_layout=False), preview=True))}"
+                text = f"→ {prepare(self.to_request(with_layout=False), preview=True).prompt.text}"
             except UserError as exc:
                 text = str(exc)
         if text != self._preview:

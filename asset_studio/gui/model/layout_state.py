@@ -10,7 +10,7 @@ from PySide6.QtCore import QObject, Signal
 
 from asset_studio.core.layout import Layout
 from asset_studio.errors import UserError
-from asset_studio.gui.model.core_link import ControlRequest
+from asset_studio.core.request import ControlRequest
 
 
 class LayoutState(QObject):

@@ -11,8 +11,6 @@ from dataclasses import dataclass, field
 
 from PySide6.QtCore import QObject, Signal
 
-from asset_studio.gui.model.core_link import job_label, job_step_total
-
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 FINAL = (DONE, FAILED, CANCELLED)
 
@@ -29,7 +27,7 @@ class QueueEntry:
 
     @property
     def label(self) -> str:
-        return job_label(self.job)
+        return self.job.source.subject or self.job.prompt.text[:60]
 
 
 class JobQueue(QObject):
@@ -61,7 +59,8 @@ class JobQueue(QObject):
     # --- the worker's events -------------------------------------------------------------------
 
     def on_queued(self, job_id: int, job) -> None:
-        self._entries.append(QueueEntry(job_id, job, total=job_step_total(job)))
+        # Steps of every image together: the progress bar spans the batch.
+        self._entries.append(QueueEntry(job_id, job, total=job.sampling.steps * len(job.image_seeds())))
         self.changed.emit()
 
     def on_started(self, job_id: int) -> None:

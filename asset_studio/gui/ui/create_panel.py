@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
 )
 
 from asset_studio.core.stylepack import StylePack
-from asset_studio.engine.samplers import sampler_names  # plain data: no torch
+from asset_studio.core.samplers import sampler_names  # plain data: no torch
 from asset_studio.gui.model.create_form import MAX_SEED, CreateForm
 from asset_studio.gui.model.queue import CANCELLED, DONE, FAILED, JobQueue
 from asset_studio.gui.style_editor import style_icon

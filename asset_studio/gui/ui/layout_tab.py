@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from asset_studio.gui.model.core_link import layout_size
+from asset_studio.core.request import layout_size
 from asset_studio.gui.model.create_form import CreateForm
 from asset_studio.gui.model.layout_state import LayoutState
 from asset_studio.gui.ui.tips import TIPS
@@ -107,4 +107,5 @@ class LayoutTab(QWidget):
 
     def match_size(self) -> None:
         """The Create form's size to the layout's aspect, at about the same pixel count."""
-        self.form.set_size(*layout_size(self.state.layout, self.form.width, self.form.height))
+        layout = self.state.layout
+        self.form.set_size(*layout_size(layout.width, layout.height, self.form.width, self.form.height))

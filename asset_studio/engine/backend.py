@@ -1,0 +1,155 @@
+"""The local backend: runs GenerationJobs with diffusers on this machine (core/backend.Backend).
+
+    backend = LocalBackend()                # picks CUDA fp16 / MPS / CPU fp32
+    backend.check(job)                      # instant: what cannot run is one sentence, before any load
+    for event in backend.run(job, should_cancel):
+        ...                                 # Loading, Progress, ImageReady …, Finished | Cancelled
+
+Image i of a batch is its own pipeline call with seed_i, so each image is reported (and saved by
+the service) as soon as it is decoded, and a cancel loses at most the image in flight. The
+pipeline runs on a thread of its own while run() hands its events to the caller as they come,
+so the caller (the GUI worker, the CLI) sees live progress through a plain iterator.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from typing import Callable, Iterator
+
+from asset_studio.core.backend import Cancelled, Finished, ImageReady, Loading, Progress
+from asset_studio.core.job import GenerationJob, check_limits
+from asset_studio.engine import plan as stages
+
+CAPABILITIES = {"txt2img", "img2img", "controlnet", "lora", "vae", "clip_skip", "tiling"}
+_DONE = object()
+
+
+class LocalBackend:
+    """Runs jobs on one device; loaded pipelines stay cached between jobs."""
+
+    name = "local"
+
+    def __init__(self, device=None, dtype=None, cache=None, download: bool = False):
+        from asset_studio.engine.device import choose_device
+        from asset_studio.engine.loader import shared_cache
+
+        self.device, self.dtype = choose_device(device, dtype)
+        self.cache = cache if cache is not None else shared_cache()
+        self.download = download  # whether a model named by repo id may be fetched from the Hub
+
+    # --- the protocol ------------------------------------------------------------------------------
+
+    def capabilities(self) -> set[str]:
+        return set(CAPABILITIES)
+
+    def check(self, job: GenerationJob) -> None:
+        check_limits(job)
+        for stage in stages.plan(job, self.download):
+            stage.check(job)
+
+    def run(self, job: GenerationJob, should_cancel: Callable[[], bool] | None = None, *,
+            preview: bool = True) -> Iterator:
+        """Events of one job, as they happen. Exceptions from the run are raised here, in the caller."""
+        events: queue.Queue = queue.Queue()
+        worker = threading.Thread(target=self._execute, args=(job, events.put, should_cancel, preview),
+                                  name="asset-studio-sampling", daemon=True)
+        worker.start()
+        while True:
+            event = events.get()
+            if event is _DONE:
+                break
+            if isinstance(event, BaseException):
+                worker.join()
+                raise event
+            yield event
+        worker.join()
+
+    # --- conveniences for scripts, benchmarks and tests -----------------------------------------------
+
+    def generate(self, job: GenerationJob, on_step: Callable | None = None,
+                 should_cancel: Callable[[], bool] | None = None, on_image: Callable | None = None, *,
+                 preview: bool = True) -> list[ImageReady]:
+        """Run JOB to the end with callbacks; returns the images made (fewer when cancelled:
+        self.cancelled tells)."""
+        self.cancelled = False
+        images = []
+        for event in self.run(job, should_cancel, preview=preview and on_step is not None):
+            if isinstance(event, Progress) and on_step is not None:
+                on_step(event)
+            elif isinstance(event, ImageReady):
+                images.append(event)
+                if on_image is not None:
+                    on_image(event)
+            elif isinstance(event, Cancelled):
+                self.cancelled = True
+        return images
+
+    def load(self, job: GenerationJob):
+        """The cached LoadedModel for the job's model, with the job's VAE in place."""
+        ctx = self._context(job)
+        stages.LoadModel(self.download).prepare(ctx)
+        return ctx.loaded
+
+    # --- the run -----------------------------------------------------------------------------------------
+
+    def _context(self, job, should_cancel=None) -> stages.RunContext:
+        return stages.RunContext(job=job, device=self.device, dtype=self.dtype, cache=self.cache,
+                                 download=self.download, should_cancel=should_cancel)
+
+    def _execute(self, job: GenerationJob, emit, should_cancel, preview: bool) -> None:
+        try:
+            self._sample(job, emit, should_cancel, preview)
+        except stages.Cancelled:
+            emit(Cancelled())
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread, raised there
+            emit(exc)
+        emit(_DONE)
+
+    def _sample(self, job: GenerationJob, emit, should_cancel, preview: bool) -> None:
+        cancelled = (lambda: False) if should_cancel is None else should_cancel
+        if cancelled():
+            emit(Cancelled())
+            return
+        self.check(job)  # also when the caller did not: bad input fails before a model loads
+        plan = stages.plan(job, self.download)
+        ctx = self._context(job, should_cancel=should_cancel)
+        seeds = job.image_seeds()
+        emit(Loading(f"Loading {_short(job.model.checkpoint)}…"))
+        try:
+            for stage in plan:
+                stage.prepare(ctx)
+            ctx.on_progress = self._progress(ctx, emit, len(seeds), preview)
+            for index, seed in enumerate(seeds):
+                if cancelled():
+                    emit(Cancelled())
+                    return
+                item = stages.Item(index=index, seed=int(seed))
+                for stage in plan:
+                    item = stage.run(ctx, item)
+                emit(ImageReady(image=item.image, job=job.for_seed(seed), index=index, seed=int(seed)))
+        finally:
+            for undo in reversed(ctx.undo):
+                undo()
+            for stage in reversed(plan):
+                stage.release(ctx)
+        emit(Finished())
+
+    def _progress(self, ctx, emit, count: int, preview: bool):
+        previewer = None
+        if preview:
+            from asset_studio.engine.preview import Previewer
+
+            previewer = Previewer(ctx.loaded.family, self.device, self.dtype)
+
+        def on_progress(step, total, index, latents):
+            image = previewer(latents) if previewer is not None else None
+            emit(Progress(step=step, total=total, image_index=index, image_count=count, preview=image))
+
+        return on_progress
+
+
+def _short(ref: str) -> str:
+    from asset_studio.engine.loader import model_display_name
+
+    return model_display_name(ref)

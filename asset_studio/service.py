@@ -1,0 +1,186 @@
+"""The path of one asset, strung together once: prepare → check → run → save → finish.
+
+The CLI commands and the GUI worker both call these functions; neither re-implements a step.
+
+    job = prepare(request, out_dir)                  # core/request.py
+    result = run_job(job, backend, out_dir, on_event=show)
+    sheet = export_sheet(SheetExport(inputs=[out_dir / "sprites"], out=Path("sheet.png"), format="godot4"))
+
+Every image is on disk, raw first and then the finished sprite, before anyone is told about it
+(the Saved event): a crash or a kill loses at most the image in flight.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from asset_studio.core.backend import Backend, Cancelled, Failed, ImageReady
+from asset_studio.core.job import GenerationJob
+from asset_studio.errors import UserError
+
+
+@dataclass
+class Saved:
+    """One image on disk: the raw picture and, when the job asks for finishing, the sprite."""
+
+    raw: Path
+    sprite: Path | None
+    image: Any  # PIL.Image to show: the sprite when there is one, else the raw image
+    raw_image: Any
+    index: int
+    seed: int
+
+
+@dataclass
+class RunResult:
+    saved: list[Saved] = field(default_factory=list)
+    cancelled: bool = False
+
+    @property
+    def paths(self) -> list[Path]:
+        return [s.raw for s in self.saved]
+
+
+def check_job(job: GenerationJob, backend: Backend) -> None:
+    """Everything that can be refused before a model loads: the backend's check and the finishing."""
+    backend.check(job)
+    if job.finishing.active:
+        from asset_studio.engine.postprocess import check_ready
+
+        check_ready(job.finishing)
+
+
+def run_job(job: GenerationJob, backend: Backend, out_dir: str | Path, *,
+            should_cancel: Callable[[], bool] | None = None,
+            on_event: Callable[[object], None] | None = None) -> RunResult:
+    """Run JOB on BACKEND and save every image as it comes. Events other than ImageReady are passed
+    to ON_EVENT as they are; each ImageReady becomes a Saved once the files are written. Errors
+    are raised (readable_error() turns them into the sentence to show)."""
+    check_job(job, backend)
+    result = RunResult()
+    for event in backend.run(job, should_cancel):
+        if isinstance(event, ImageReady):
+            saved = save_result(event.image, event.job, out_dir, event.seed, event.index)
+            result.saved.append(saved)
+            event = saved
+        elif isinstance(event, Cancelled):
+            result.cancelled = True
+        if on_event is not None:
+            on_event(event)
+    return result
+
+
+def save_result(image, job: GenerationJob, out_dir: str | Path, seed: int, index: int = 0) -> Saved:
+    """Write the raw image (job inside) at once, then the finished sprite into sprites/ under the
+    same name. A failing finishing step never loses the raw image: it is already on disk."""
+    from asset_studio.core.library import SPRITES_DIR, png_info, save_image
+
+    raw = save_image(image, job, out_dir, seed=seed)
+    sprite_path, shown = None, image
+    if job.finishing.active:
+        from asset_studio.engine.postprocess import apply_postprocess
+
+        sprite = apply_postprocess(image, job.finishing)
+        folder = raw.parent / SPRITES_DIR
+        folder.mkdir(parents=True, exist_ok=True)
+        sprite_path = folder / raw.name
+        tmp = folder / f".tmp-{raw.name}"
+        try:
+            sprite.save(tmp, format="PNG", pnginfo=png_info(job, seed))
+            tmp.replace(sprite_path)  # the raw image's name is unique, so this never replaces another sprite
+        finally:
+            tmp.unlink(missing_ok=True)
+        shown = sprite
+    return Saved(raw=raw, sprite=sprite_path, image=shown, raw_image=image, index=index, seed=int(seed))
+
+
+def failed_event(exc: BaseException) -> Failed:
+    return Failed(readable_error(exc))
+
+
+def readable_error(exc: BaseException) -> str:
+    """One sentence for the artist from whatever a run raised."""
+    if isinstance(exc, UserError):
+        return str(exc)
+    name = type(exc).__name__
+    text = str(exc)
+    if name == "OutOfMemoryError" or "out of memory" in text.lower():
+        return ("The GPU ran out of memory; lower the image size or batch count, "
+                "or close other programs that use the GPU, then try again.")
+    if isinstance(exc, FileNotFoundError):
+        return f"A file the job needs is missing: {exc.filename or text}."
+    if isinstance(exc, MemoryError):
+        return "The computer ran out of memory; lower the image size or batch count and try again."
+    first = text.strip().splitlines()[0] if text.strip() else name
+    return f"Generation failed ({name}): {first.rstrip('.')}."
+
+
+# --- sheets ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class SheetExport:
+    """What `asset-studio sheet` and the gallery's Export sheet… ask for."""
+
+    inputs: list[Path]
+    out: Path  # SHEET.png; more pages are SHEET-1.png, SHEET-2.png …
+    format: str
+    trim: bool = False
+    padding: int = 0
+    extrude: int = 0
+    pot: bool = False
+    square: bool = False
+    max_size: int = 4096
+    grid: tuple[int, int] | None = None
+    rotate: bool = False
+    fps: float = 10.0
+
+
+@dataclass
+class SheetResult:
+    sheet: Any  # core.sheet.Sheet
+    pages: list[Path]
+    data_files: list[Path]
+    warnings: list[str]
+
+    def summary(self) -> str:
+        sizes = ", ".join(f"{p.size[0]}x{p.size[1]}" for p in self.sheet.pages)
+        files = ", ".join(str(p) for p in self.pages + self.data_files)
+        return f"packed {len(self.sheet.frames)} frames on {len(self.pages)} page(s) ({sizes}): {files}"
+
+
+def export_sheet(request: SheetExport) -> SheetResult:
+    """Pack REQUEST's images into a sheet and write its pages and the format's data file."""
+    from asset_studio.core.exporters import ExportOptions, export, rotation_supported
+    from asset_studio.core.sheet import SheetOptions, load_sprites, pack_sheet, save_pages
+
+    out = Path(request.out)
+    if out.suffix.lower() != ".png":
+        raise UserError(f"The sheet must be a .png file, not {out.name}.")
+    if request.rotate and not rotation_supported(request.format):
+        raise UserError(f"The {request.format} format cannot describe rotated frames: turn rotation off (--rotate).")
+    export_options = ExportOptions(fps=request.fps)  # checked before any page is written
+    opts = SheetOptions(trim=request.trim and request.grid is None, padding=request.padding,
+                        extrude=request.extrude, pot=request.pot, square=request.square,
+                        max_size=request.max_size, grid=request.grid, rotate=request.rotate)
+    sprites = load_sprites(list(request.inputs), trim=opts.trim)
+    sheet = pack_sheet(sprites, opts)
+    if request.format == "aseprite" and len(sheet.pages) > 1:  # refuse before writing any page
+        raise UserError("The Aseprite format holds a single image: raise the maximum size (--max-size) so every frame fits one sheet.")
+    pages = save_pages(sheet, out)
+    data = export(sheet, pages, request.format, out, export_options)
+    warnings = []
+    if request.format.startswith("texturepacker"):
+        split = split_animations(sheet)
+        if split:  # a PixiJS page only animates its own frames, so these were left out of the JSON
+            warnings.append(f"the animation(s) {', '.join(split)} span several pages and are left out of the "
+                            "JSON's animations: raise the maximum size (--max-size) to keep each on one page.")
+    return SheetResult(sheet=sheet, pages=pages, data_files=data, warnings=warnings)
+
+
+def split_animations(sheet) -> list[str]:
+    """Names of the animations whose frames landed on more than one page."""
+    page_of = {f.name: f.page for f in sheet.frames}
+    return [a.name for a in sheet.animations if len({page_of.get(n) for n in a.frames}) > 1]
