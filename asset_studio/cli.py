@@ -12,7 +12,7 @@ import importlib
 import sys
 
 from asset_studio import __version__
-from asset_studio.errors import UserError
+from asset_studio.errors import UserError, describe_os_error, is_environment_error
 
 # Order is the order shown in --help.
 COMMAND_MODULES = [
@@ -61,11 +61,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"asset-studio: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
-        # A file the user named cannot be read or written (missing folder, no permission, disk full):
-        # their environment, not a bug, so one line like any other bad input.
-        if exc.filename is None:
+        # The user's disk or folders refused (full, read-only, no permission, name too long, missing):
+        # their environment, not a bug, so one sentence like any other bad input.
+        if not is_environment_error(exc):
             raise
-        print(f"asset-studio: error: cannot use {exc.filename}: {exc.strerror or exc}.", file=sys.stderr)
+        print(f"asset-studio: error: {describe_os_error(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("asset-studio: interrupted", file=sys.stderr)

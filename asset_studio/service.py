@@ -43,13 +43,32 @@ class RunResult:
         return [s.raw for s in self.saved]
 
 
-def check_job(job: GenerationJob, backend: Backend) -> None:
-    """Everything that can be refused before a model loads: the backend's check and the finishing."""
+def check_job(job: GenerationJob, backend: Backend, out_dir: str | Path | None = None) -> None:
+    """Everything that can be refused before a model loads: the output folder, the backend's
+    check and the finishing."""
+    if out_dir is not None:
+        check_output_folder(Path(out_dir))
     backend.check(job)
     if job.finishing.active:
         from asset_studio.engine.postprocess import check_ready
 
         check_ready(job.finishing)
+
+
+def check_output_folder(folder: Path) -> None:
+    """The output folder exists (or can be made) and takes files: said now, not after a model load."""
+    import os
+
+    from asset_studio.errors import describe_os_error
+
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{folder} is a file; the output folder (--out) must be a folder.")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(describe_os_error(exc, folder)) from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UserError(f"The output folder {folder} is read-only: choose another one.")
 
 
 def run_job(job: GenerationJob, backend: Backend, out_dir: str | Path, *,
@@ -58,7 +77,7 @@ def run_job(job: GenerationJob, backend: Backend, out_dir: str | Path, *,
     """Run JOB on BACKEND and save every image as it comes. Events other than ImageReady are passed
     to ON_EVENT as they are; each ImageReady becomes a Saved once the files are written. Errors
     are raised (readable_error() turns them into the sentence to show)."""
-    check_job(job, backend)
+    check_job(job, backend, out_dir)
     result = RunResult()
     for event in backend.run(job, should_cancel):
         if isinstance(event, ImageReady):
@@ -82,16 +101,13 @@ def save_result(image, job: GenerationJob, out_dir: str | Path, seed: int, index
     if job.finishing.active:
         from asset_studio.engine.postprocess import apply_postprocess
 
+        from asset_studio.core.outputs import png_writer, write_file
+
         sprite = apply_postprocess(image, job.finishing)
         folder = raw.parent / SPRITES_DIR
         folder.mkdir(parents=True, exist_ok=True)
-        sprite_path = folder / raw.name
-        tmp = folder / f".tmp-{raw.name}"
-        try:
-            sprite.save(tmp, format="PNG", pnginfo=png_info(job, seed))
-            tmp.replace(sprite_path)  # the raw image's name is unique, so this never replaces another sprite
-        finally:
-            tmp.unlink(missing_ok=True)
+        # The raw image's name is unique, so this never replaces another sprite.
+        sprite_path = write_file(folder / raw.name, png_writer(sprite, pnginfo=png_info(job, seed)))
         shown = sprite
     return Saved(raw=raw, sprite=sprite_path, image=shown, raw_image=image, index=index, seed=int(seed))
 
@@ -136,6 +152,7 @@ class SheetExport:
     grid: tuple[int, int] | None = None
     rotate: bool = False
     fps: float = 10.0
+    force: bool = False  # replace files this command did not write
 
 
 @dataclass
@@ -152,25 +169,32 @@ class SheetResult:
 
 
 def export_sheet(request: SheetExport) -> SheetResult:
-    """Pack REQUEST's images into a sheet and write its pages and the format's data file."""
-    from asset_studio.core.exporters import ExportOptions, export, rotation_supported
-    from asset_studio.core.sheet import SheetOptions, load_sprites, pack_sheet, save_pages
+    """Pack REQUEST's images into a sheet and write its pages and the format's data file as one
+    set (core/outputs: nothing replaced until every file is complete; inputs and files this
+    command did not write are never overwritten without force)."""
+    from asset_studio.core.exporters import ExportOptions, is_sheet_page, rotation_supported, write_sheet
+    from asset_studio.core.sheet import SheetOptions, collect_images, load_sprites, pack_sheet
 
     out = Path(request.out)
     if out.suffix.lower() != ".png":
-        raise UserError(f"The sheet must be a .png file, not {out.name}.")
+        raise UserError(f"The sheet must be a .png file (--out), not {out.name}.")
     if request.rotate and not rotation_supported(request.format):
-        raise UserError(f"The {request.format} format cannot describe rotated frames: turn rotation off (--rotate).")
+        raise UserError(f"The {request.format} format cannot describe rotated frames: leave out --rotate.")
     export_options = ExportOptions(fps=request.fps)  # checked before any page is written
     opts = SheetOptions(trim=request.trim and request.grid is None, padding=request.padding,
                         extrude=request.extrude, pot=request.pot, square=request.square,
                         max_size=request.max_size, grid=request.grid, rotate=request.rotate)
-    sprites = load_sprites(list(request.inputs), trim=opts.trim)
+
+    def own_page(path: Path) -> bool:  # a sheet written inside its input folder is not packed next time
+        return is_sheet_page(path, out)
+
+    inputs = [path for _, path in collect_images(list(request.inputs), exclude=own_page)]
+    sprites = load_sprites(list(request.inputs), trim=opts.trim, exclude=own_page)
     sheet = pack_sheet(sprites, opts)
     if request.format == "aseprite" and len(sheet.pages) > 1:  # refuse before writing any page
-        raise UserError("The Aseprite format holds a single image: raise the maximum size (--max-size) so every frame fits one sheet.")
-    pages = save_pages(sheet, out)
-    data = export(sheet, pages, request.format, out, export_options)
+        raise UserError("The Aseprite format holds a single image: raise the maximum size (--max-size) so every "
+                        "frame fits one sheet.")
+    pages, data = write_sheet(sheet, out, request.format, export_options, inputs=inputs, force=request.force)
     warnings = []
     if request.format.startswith("texturepacker"):
         split = split_animations(sheet)

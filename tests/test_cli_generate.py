@@ -176,3 +176,22 @@ def test_console_script_help_is_fast_because_torch_stays_unloaded():
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=REPO)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_a_prompt_longer_than_clip_reads_is_one_note(tiny_sd15_dir, tmp_path, capsys):
+    long_prompt = ", ".join(f"word{i}" for i in range(120))
+    assert main(["generate", long_prompt, "--model", str(tiny_sd15_dir), "--size", "64x64", "--steps", "1",
+                 "--device", "cpu", "--seed", "1", "--out", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    notes = [line for line in err.splitlines() if "tokens long" in line]
+    assert len(notes) == 1 and notes[0].startswith("asset-studio: note: The prompt is ")
+    assert "word119" not in err  # diffusers' own warning (which repeats the cut text) is silenced
+    assert len(err) < 500
+
+
+def test_output_problems_are_found_before_the_model_loads(tiny_sd15_dir, tmp_path, capsys):
+    a_file = tmp_path / "taken"
+    a_file.write_text("x")
+    line = _bad(capsys, tiny_args(tiny_sd15_dir, a_file))
+    assert "is a file; the output folder (--out) must be a folder" in line
+    assert "must be positive" in _bad(capsys, tiny_args(tiny_sd15_dir, tmp_path, "--size=-64x64"))

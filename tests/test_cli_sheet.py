@@ -145,3 +145,17 @@ def test_animations_split_across_pages_are_named_in_a_warning(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 0
     assert "walk" in err and "span several pages" in err
+
+
+def test_rerunning_into_the_same_sheet_replaces_only_its_own_files(sprites, tmp_path, capsys):
+    folder, _ = sprites
+    out = tmp_path / "out" / "sheet.png"
+    for _ in range(2):  # the second run replaces the first run's page and data without --force
+        code, _, err = run_cli(capsys, "sheet", folder, "--out", out, "--format", "godot4")
+        assert code == 0, err
+    other = tmp_path / "out" / "hero.tres"
+    other.write_text("[gd_resource type=\"Theme\" format=3]\n")
+    code, _, err = run_cli(capsys, "sheet", folder, "--out", tmp_path / "out" / "hero.png", "--format", "godot4")
+    assert code == 2 and "hero.tres already exists and was not written by this command" in err
+    assert other.read_text() == "[gd_resource type=\"Theme\" format=3]\n" and not (tmp_path / "out" / "hero.png").exists()
+    assert sorted(p.name for p in out.parent.iterdir()) == ["hero.tres", "sheet.png", "sheet.tres"]

@@ -260,7 +260,7 @@ def test_tileset_command_writes_image_and_data(tiles_dir, tmp_path, capsys, fmt,
     assert all((out.parent / name).is_file() for name in data)
 
     code, _, err = run_cli(capsys, *argv)  # a second run keeps the first one's files
-    assert code == 2 and "exists; pass --force" in err
+    assert code == 2 and "already exists" in err and "--force" in err
     assert run_cli(capsys, *argv, "--force")[0] == 0
 
 

@@ -76,8 +76,10 @@ def parse_size(text: str) -> tuple[int, int]:
             raise ValueError
     except ValueError:
         raise UserError(f"The size '{text}' is not WIDTHxHEIGHT, e.g. 512x512.") from None
+    if width <= 0 or height <= 0:
+        raise UserError(f"The size {text} is not allowed; width and height must be positive, e.g. 512x512.")
     for side in (width, height):
-        if side <= 0 or side % 8:
+        if side % 8:
             raise UserError(f"The size {width}x{height} is not allowed; width and height must be multiples of 8.")
     return width, height
 
@@ -133,18 +135,20 @@ def build_request(args: argparse.Namespace):
 
 def run_job(job, out_dir: Path, device: str | None, download: bool, announce_seed: bool = False) -> list[Path]:
     """Run a job on the local backend, printing each image's path as soon as it is on disk."""
-    from asset_studio.core.backend import Progress
+    from asset_studio.core.backend import Notice, Progress
     from asset_studio.engine.backend import LocalBackend
     from asset_studio.service import Saved, check_job, run_job as run_service
 
     backend = LocalBackend(device=device, download=download)
-    check_job(job, backend)  # before the first model load: bad input fails in a blink
+    check_job(job, backend, out_dir)  # before the first model load: bad input fails in a blink
     if announce_seed:
         print(f"seed: {job.sampling.seed}", file=sys.stderr)
     show_progress = sys.stderr.isatty()
 
     def on_event(event) -> None:
-        if isinstance(event, Progress) and show_progress:
+        if isinstance(event, Notice):
+            print(f"asset-studio: note: {event.text}", file=sys.stderr, flush=True)
+        elif isinstance(event, Progress) and show_progress:
             print(f"\rimage {event.image_index + 1}/{event.image_count}  step {event.step}/{event.total}",
                   end="", file=sys.stderr)
         elif isinstance(event, Saved):

@@ -39,6 +39,7 @@ def register(subparsers) -> None:
     render.add_argument("--size", metavar="WxH", help="output size (default: the layout's)")
     _control_options(render)
     render.add_argument("--stroke-width", type=int, help="line width in pixels (lineart, scribble, canny)")
+    _force_option(render)
     render.set_defaults(func=cmd_render)
 
     ref = sub.add_parser("reference", help="turn a reference picture into a control image")
@@ -47,6 +48,7 @@ def register(subparsers) -> None:
     ref.add_argument("--out", required=True, metavar="OUT.png")
     ref.add_argument("--annotators", metavar="DIR", help="folder with annotator weights (.pth)")
     _control_options(ref)
+    _force_option(ref)
     ref.set_defaults(func=cmd_reference)
 
     crisp = sub.add_parser("crisp", help="draw a layout's exact text over a (generated) image")
@@ -55,7 +57,13 @@ def register(subparsers) -> None:
     crisp.add_argument("--out", required=True, metavar="OUT.png")
     crisp.add_argument("--outline", type=float, help="outline width in layout pixels (default: size/16)")
     crisp.add_argument("--shadow", type=float, default=0.6, help="drop shadow opacity 0-1 (default 0.6)")
+    _force_option(crisp)
     crisp.set_defaults(func=cmd_crisp)
+
+
+def _force_option(p) -> None:
+    p.add_argument("--force", action="store_true",
+                   help="replace OUT.png even when this command did not write it (or it is an input)")
 
 
 def _control_options(p) -> None:
@@ -76,15 +84,20 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
     return w, h
 
 
-def save_png(image, out: str) -> Path:
-    """Write atomically, so a crash never leaves half a PNG."""
-    import os
+def check_out(args, command: str, *inputs) -> Path:
+    """--out, refused by name when it is an input or a file this command did not write (see core/outputs.py)."""
+    from asset_studio.core.outputs import check_targets, written_by
 
-    path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    image.save(tmp, format="PNG")
-    os.replace(tmp, path)
+    out = Path(args.out)
+    check_targets([out], [Path(p) for p in inputs], args.force, owned=lambda p: written_by(p, command))
+    return out
+
+
+def save_png(image, out: Path, command: str) -> Path:
+    """Write atomically (never half a PNG), marked as COMMAND's output so a re-run may replace it."""
+    from asset_studio.core.outputs import png_writer, write_file
+
+    path = write_file(out, png_writer(image, command))
     print(path)
     return path
 
@@ -92,9 +105,10 @@ def save_png(image, out: str) -> Path:
 def cmd_new(args: argparse.Namespace) -> int:
     from asset_studio.core.layout import Layout, TextElement, layout_from_dict, save_layout
 
+    from asset_studio.core.outputs import check_targets
+
     out = Path(args.out)
-    if out.exists() and not args.force:
-        raise UserError(f"{out} exists; pass --force to overwrite it.")
+    check_targets([out], force=args.force, option="OUT.json")  # a layout is the artist's work: never replaced silently
     if args.template == "blank":
         layout = Layout()
     else:
@@ -151,6 +165,7 @@ def scaled(layout, width: int, height: int):
 def cmd_render(args: argparse.Namespace) -> int:
     from asset_studio.core.layout import load_layout
 
+    out = check_out(args, "layout render", args.layout)
     layout = load_layout(args.layout)
     size = parse_size(args.size)
     if args.control == "fill":
@@ -162,23 +177,18 @@ def cmd_render(args: argparse.Namespace) -> int:
 
         image = render_control(layout, args.control, size=size, stroke_width=args.stroke_width,
                                low_threshold=args.low, high_threshold=args.high, invert=args.invert)
-    save_png(image, args.out)
+    save_png(image, out, "layout render")
     return 0
 
 
-def open_image(path: str):
-    from PIL import Image, UnidentifiedImageError
+def open_image(path: str, mode: str | None = "RGB"):
+    from asset_studio.core.images import read_image
 
-    try:
-        with Image.open(path) as im:
-            if im.width * im.height > 8192 * 8192:
-                raise UserError(f"The image {path} is too large ({im.width}x{im.height}).")
-            return im.convert("RGB")
-    except (FileNotFoundError, UnidentifiedImageError, OSError, Image.DecompressionBombError):
-        raise UserError(f"{path} is not a readable image.") from None
+    return read_image(path, mode, max_pixels=8192 * 8192)
 
 
 def cmd_reference(args: argparse.Namespace) -> int:
+    out_path = check_out(args, "layout reference", args.image)
     image = open_image(args.image)
     if args.control in ("canny", "lineart"):
         from asset_studio.core.control_image import control_from_reference
@@ -189,7 +199,7 @@ def cmd_reference(args: argparse.Namespace) -> int:
         from asset_studio.engine.annotators import control_from_reference
 
         out = control_from_reference(image, args.control, annotator_dir=args.annotators, invert=args.invert)
-    save_png(out, args.out)
+    save_png(out, out_path, "layout reference")
     return 0
 
 
@@ -197,16 +207,9 @@ def cmd_crisp(args: argparse.Namespace) -> int:
     from asset_studio.core.crisp_text import CrispTextOptions, apply_crisp_text
     from asset_studio.core.layout import load_layout
 
+    out_path = check_out(args, "layout crisp", args.image, args.layout)
     layout = load_layout(args.layout)
-    from PIL import Image
-
-    try:
-        with Image.open(args.image) as im:
-            if im.width * im.height > 8192 * 8192:
-                raise UserError(f"The image {args.image} is too large ({im.width}x{im.height}).")
-            image = im.convert("RGBA") if im.mode in ("RGBA", "LA", "P") else im.convert("RGB")
-    except (FileNotFoundError, OSError, Image.DecompressionBombError):
-        raise UserError(f"{args.image} is not a readable image.") from None
+    image = open_image(args.image, None)  # RGBA only when the image has transparency
     out = apply_crisp_text(image, layout, CrispTextOptions(outline_width=args.outline, shadow_opacity=args.shadow))
-    save_png(out, args.out)
+    save_png(out, out_path, "layout crisp")
     return 0

@@ -26,11 +26,17 @@ def register(subparsers) -> None:
     p.add_argument("--defringe", action=argparse.BooleanOptionalAction, default=True, help="remove background colour from edge pixels")
     p.add_argument("--hard-alpha", action="store_true", help="alpha 0 or 255 only (implied by --pixel-grid)")
     p.add_argument("--download-model", action="store_true", help="let rembg download a missing model file")
+    p.add_argument("--force", action="store_true",
+                   help="replace existing files this command did not write (or the inputs themselves)")
     p.set_defaults(func=run)
+
+
+COMMAND = "remove-bg"  # the output marker of the PNGs it writes (core/outputs.py)
 
 
 def run(args) -> int:
     from asset_studio.core import pixelart
+    from asset_studio.core.outputs import check_targets, png_writer, write_file, written_by
     from asset_studio.core.sheet import collect_images, open_rgba
     from asset_studio.engine.background import BackgroundRemover, RemovalOptions
     from asset_studio.errors import UserError
@@ -40,15 +46,21 @@ def run(args) -> int:
         raise UserError("--pixel-grid must be 0 (detect) or a positive number of pixels.")
     if args.palette is not None and not 1 <= args.palette <= 256:
         raise UserError("--palette must be between 1 and 256 colours.")
-    items = collect_images(args.inputs)
+    out_dir = args.out.resolve()
+    if args.out.exists() and not args.out.is_dir():
+        raise UserError(f"--out must name a folder, and {args.out} is a file.")
+
+    def inside_out(path: Path) -> bool:  # earlier results in an --out inside an input folder
+        return out_dir in path.resolve().parents
+
+    items = collect_images(args.inputs, exclude=inside_out)
     targets: dict[Path, str] = {}
     for name, path in items:
         target = (args.out / name).with_suffix(".png")
         if target in targets:
             raise UserError(f"{name} and {targets[target]} would both be written to {target}: rename one.")
-        if target.resolve() == path.resolve():
-            raise UserError(f"Writing {target} would overwrite its input: choose another --out folder.")
         targets[target] = name
+    check_targets(targets, [path for _, path in items], args.force, owned=lambda t: written_by(t, COMMAND))
 
     remover = BackgroundRemover(
         RemovalOptions(
@@ -69,7 +81,6 @@ def run(args) -> int:
             out = pixelart.reduce_palette(out, args.palette)
         if args.hard_alpha or pixel_art:
             out = pixelart.hard_alpha(out)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        out.save(target)
+        write_file(target, png_writer(out, COMMAND))
     print(f"wrote {len(items)} image(s) to {args.out}")
     return 0

@@ -29,6 +29,8 @@ def register(subparsers) -> None:
     p.add_argument("--grid", metavar="WxH", help="uniform WxH-pixel cells instead of tight packing (frames are not trimmed)")
     p.add_argument("--rotate", action="store_true", help="allow frames turned 90° (TexturePacker formats; PixiJS draws them, Phaser 3 cannot)")
     p.add_argument("--fps", type=float, default=10.0, help="animation speed written to the data file")
+    p.add_argument("--force", action="store_true",
+                   help="replace an existing file this command did not write (or one of the inputs)")
     p.set_defaults(func=run)
 
 
@@ -47,7 +49,7 @@ def run(args) -> int:
     result = export_sheet(SheetExport(
         inputs=list(args.inputs), out=args.out, format=args.format, trim=args.trim, padding=args.padding,
         extrude=args.extrude, pot=args.pot, square=args.square, max_size=args.max_size,
-        grid=parse_grid(args.grid) if args.grid else None, rotate=args.rotate, fps=args.fps,
+        grid=parse_grid(args.grid) if args.grid else None, rotate=args.rotate, fps=args.fps, force=args.force,
     ))
     for warning in result.warnings:
         print(f"asset-studio: warning: {warning}", file=sys.stderr)

@@ -21,6 +21,7 @@ def register(subparsers) -> None:
     p = sub.add_parser("export", help="write a style pack as one .stylepack file to share")
     p.add_argument("style", metavar="ID_OR_PATH")
     p.add_argument("--out", required=True, metavar="FILE.stylepack")
+    p.add_argument("--force", action="store_true", help="replace FILE.stylepack even when it is not a style pack")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("import", help="install a .stylepack file (checked completely before anything is written)")
@@ -94,7 +95,7 @@ def cmd_show(args) -> int:
 def cmd_export(args) -> int:
     from asset_studio.core.packfile import export_stylepack
 
-    out = export_stylepack(args.style, args.out)
+    out = export_stylepack(args.style, args.out, force=args.force)
     print(out)
     return 0
 

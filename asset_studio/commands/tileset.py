@@ -36,28 +36,29 @@ def output_paths(out_png: Path, fmt: str) -> list[Path]:
 
 def run(args) -> int:
     from asset_studio.commands.sheet import parse_grid
+    from asset_studio.core.outputs import bytes_writer, check_targets, png_writer, write_set
+    from asset_studio.core.sheet import collect_images
     from asset_studio.core.tileset import TilesetOptions, build_tileset, load_tiles
     from asset_studio.errors import UserError
 
     if args.out.suffix.lower() != ".png":
         raise UserError(f"--out must name a .png file, not {args.out.name}.")
-    existing = [p for p in output_paths(args.out, args.format) if p.exists()]
-    if existing and not args.force:
-        raise UserError(f"{existing[0]} exists; pass --force to overwrite it.")
     tile = parse_grid(args.tile, "--tile") if args.tile else None
     options = TilesetOptions(tile=tile, margin=args.margin, spacing=args.spacing, extrude=args.extrude,
                              columns=args.columns)
-    tileset = build_tileset(load_tiles(args.inputs, tile), options)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tileset.image.save(args.out, optimize=False)
+    tiles = load_tiles(args.inputs, tile)
+    # Like every command: never replace an input, or a file this command did not just write, without --force.
+    inputs = [path for _, path in collect_images(args.inputs)]
+    check_targets(output_paths(args.out, args.format), inputs=inputs, force=args.force)
+    tileset = build_tileset(tiles, options)
     if args.format == "tiled":
-        from asset_studio.core.exporters import tiled
-
-        data = tiled.write(tileset, args.out)
+        from asset_studio.core.exporters.tiled import files
     else:
-        from asset_studio.core.exporters import godot
-
-        data = godot.write_tileset(tileset, args.out)
+        from asset_studio.core.exporters.godot import tileset_files as files
+    data = files(tileset, args.out)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    write_set([(args.out, png_writer(tileset.image)), *((path, bytes_writer(b)) for path, b in data)])
+    data = [path for path, _ in data]
     lay = tileset.layout
     w, h = tileset.image.size
     print(f"laid out {lay.count} tiles of {lay.tile_w}x{lay.tile_h} in {lay.columns} columns ({w}x{h}): "

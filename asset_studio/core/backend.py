@@ -33,6 +33,13 @@ class Loading:
 
 
 @dataclass
+class Notice:
+    """Something the artist should know that does not stop the run (a prompt cut at 77 tokens)."""
+
+    text: str
+
+
+@dataclass
 class Progress:
     step: int  # 1-based, within the current image
     total: int  # steps of one image
@@ -66,7 +73,7 @@ class Failed:
     message: str  # one sentence
 
 
-Event = Queued | Loading | Progress | ImageReady | Finished | Cancelled | Failed
+Event = Queued | Loading | Notice | Progress | ImageReady | Finished | Cancelled | Failed
 ShouldCancel = Callable[[], bool]
 
 

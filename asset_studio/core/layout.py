@@ -367,18 +367,16 @@ def save_layout(layout: Layout, path: str | os.PathLike) -> Path:
     Image paths are always saved relative to the layout's folder, so a layout folder can be
     zipped and shared as it is.
     """
-    import shutil
-
     path = Path(path)
     folder = path.resolve().parent
     folder.mkdir(parents=True, exist_ok=True)
     data = layout.to_dict()
     for element, saved in zip(layout.elements, data["elements"]):
         if isinstance(element, ImageElement):
-            saved["path"] = _place_image(element.path, layout.base_dir, folder, shutil)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+            saved["path"] = _place_image(element.path, layout.base_dir, folder)
+    from asset_studio.core.outputs import text_writer, write_file
+
+    write_file(path, text_writer(json.dumps(data, ensure_ascii=False, indent=2) + "\n"))
     for element, saved in zip(layout.elements, data["elements"]):
         if isinstance(element, ImageElement):
             element.path = saved["path"]
@@ -386,7 +384,7 @@ def save_layout(layout: Layout, path: str | os.PathLike) -> Path:
     return path
 
 
-def _place_image(image_path: str, base_dir: Path | None, folder: Path, shutil) -> str:
+def _place_image(image_path: str, base_dir: Path | None, folder: Path) -> str:
     source = Path(image_path)
     if not source.is_absolute():
         source = (Path(base_dir) if base_dir else Path.cwd()) / source
@@ -401,7 +399,10 @@ def _place_image(image_path: str, base_dir: Path | None, folder: Path, shutil) -
         target = folder / f"{stem}-{n}{source.suffix}"
         n += 1
     if not target.exists():
-        shutil.copyfile(source, target)
+        from asset_studio.core.outputs import bytes_writer, staged
+
+        with staged(target, bytes_writer(source.read_bytes())) as copy:
+            copy.link_new(target)  # never replaces: a file that appeared meanwhile is kept
     return target.name
 
 

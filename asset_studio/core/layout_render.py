@@ -236,13 +236,9 @@ def _image_tile(element: ImageElement, layout: Layout, sx: float, sy: float, lim
     w, h = max(1, round(element.box.w * sx)), max(1, round(element.box.h * sy))
     _check_tile(w, h, element, limit)  # before decoding anything
     path = image_file(element, layout)
-    try:
-        with Image.open(path) as im:
-            if im.width * im.height > 8192 * 8192:
-                raise UserError(f"The placed image {element.path} is too large ({im.width}x{im.height}).")
-            picture = im.convert("RGBA")
-    except (OSError, Image.DecompressionBombError) as exc:
-        raise UserError(f"The placed image {element.path} could not be read ({exc}).") from None
+    from asset_studio.core.images import read_image
+
+    picture = read_image(path, "RGBA", max_pixels=8192 * 8192)
     picture = picture.resize((w, h), Image.Resampling.LANCZOS)
     if element.opacity < 1:
         alpha = picture.getchannel("A").point(lambda a: round(a * element.opacity))

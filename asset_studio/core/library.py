@@ -5,8 +5,8 @@ Every PNG has two text chunks:
 - `asset_studio_job`: the full GenerationJob as JSON (with the image's own seed), which
   `asset-studio rerun` and the gallery read back.
 
-Images are written to a temporary file and linked into place, so a crash leaves either the whole
-image or none, and an existing file is never overwritten.
+Images are written through core/outputs.py and linked into place under a free number, so a crash
+leaves either the whole image or none, and an existing file is never overwritten.
 """
 
 from __future__ import annotations
@@ -178,7 +178,7 @@ def next_number(folder: Path) -> int:
     highest = 0
     try:
         names = os.listdir(folder)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return 1
     for name in names:
         m = NAME_PATTERN.match(name)
@@ -189,45 +189,18 @@ def next_number(folder: Path) -> int:
 
 def save_image(image, job: GenerationJob, folder, seed: int | None = None) -> Path:
     """Write one image with its metadata as `00001-<seed>-<slug>.png`; never overwrites a file."""
+    from asset_studio.core.outputs import png_writer, staged
+
     folder = Path(folder)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"Cannot create the output folder {folder}: {exc.strerror}.") from None
     seed = job.sampling.seed if seed is None else int(seed)
     slug = slugify(job.source.subject or job.prompt.text)
-    tmp = folder / f".tmp-{os.getpid()}-{id(image):x}.png"
-    try:
-        image.save(tmp, format="PNG", pnginfo=png_info(job, seed))
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        number = next_number(folder)
-        while True:
+    number = next_number(folder)
+    with staged(folder / f"{number:05d}-{seed}-{slug}.png", png_writer(image, pnginfo=png_info(job, seed))) as new:
+        while True:  # another process may take a number first: take the next one
             target = folder / f"{number:05d}-{seed}-{slug}.png"
-            try:
-                _place(tmp, target)
+            if new.link_new(target):
                 return target
-            except FileExistsError:
-                number = max(number + 1, next_number(folder))
-    except OSError as exc:
-        raise UserError(f"Cannot write into {folder}: {exc.strerror or exc}.") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def _place(tmp: Path, target: Path) -> None:
-    """Move tmp to target atomically, failing with FileExistsError rather than replacing target."""
-    try:
-        os.link(tmp, target)  # atomic and exclusive; the temp name is removed by the caller
-        return
-    except FileExistsError:
-        raise
-    except OSError:
-        pass  # file systems without hard links (FAT, some network shares)
-    fd = os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY)  # reserve the name
-    os.close(fd)
-    os.replace(tmp, target)
+            number = max(number + 1, next_number(folder))
 
 
 def save_control_image(image, folder, control_type: str) -> Path:
@@ -235,14 +208,14 @@ def save_control_image(image, folder, control_type: str) -> Path:
     import hashlib
     import io
 
+    from asset_studio.core.outputs import bytes_writer, staged
+
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     data = buffer.getvalue()
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"control-{control_type}-{hashlib.sha256(data).hexdigest()[:10]}.png"
     if not path.exists():
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        with staged(path, bytes_writer(data)) as new:
+            new.link_new(path)  # taken meanwhile: by the same drawing, as the name is its hash
     return path.resolve()

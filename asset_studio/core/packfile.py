@@ -89,8 +89,27 @@ def _pack_files(folder: Path) -> list[str]:
     return names
 
 
-def export_stylepack(style: str | Path | StylePack, out: str | Path) -> Path:
-    """Write ``style`` (an id, a folder or a loaded pack) as a single .stylepack file."""
+def is_stylepack_file(path: Path, pack_id: str | None = None) -> bool:
+    """Whether PATH is a .stylepack that Asset Studio wrote (a zip whose manifest says so), of
+    the pack PACK_ID when given."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            info = zf.getinfo(MANIFEST)
+            if info.file_size > Limits().max_text_bytes:
+                return False
+            manifest = json.loads(zf.read(info).decode("utf-8"))
+    except (OSError, KeyError, ValueError, RecursionError, zipfile.BadZipFile, zlib.error):
+        return False
+    return isinstance(manifest, dict) and manifest.get("format") == FORMAT \
+        and (pack_id is None or manifest.get("id") == pack_id)
+
+
+def export_stylepack(style: str | Path | StylePack, out: str | Path, force: bool = False) -> Path:
+    """Write ``style`` (an id, a folder or a loaded pack) as a single .stylepack file.
+
+    An existing file at ``out`` is replaced only when it is a style pack (or with ``force``)."""
+    from asset_studio.core.outputs import check_targets, write_file
+
     pack = style if isinstance(style, StylePack) else find_style(style)
     folder = Path(pack.folder)
     pack = load_stylepack(folder)  # export only what would import again
@@ -103,17 +122,16 @@ def export_stylepack(style: str | Path | StylePack, out: str | Path) -> Path:
         files[rel] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
     manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "id": pack.id, "version": pack.version,
                 "files": files}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with zipfile.ZipFile(tmp, "w") as zf:
+    # Only an earlier export of this same pack is replaced without --force.
+    check_targets([out], [folder / rel for rel in files], force, owned=lambda p: is_stylepack_file(p, pack.id))
+
+    def write(f) -> None:
+        with zipfile.ZipFile(f, "w") as zf:
             _write_entry(zf, MANIFEST, json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8"))
             for rel in files:
                 _write_entry(zf, rel, (folder / rel).read_bytes())
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return out
+
+    return write_file(out, write)
 
 
 def _write_entry(zf: zipfile.ZipFile, name: str, data: bytes):
@@ -356,6 +374,80 @@ def _id_taken(pack_id: str) -> bool:
     return True
 
 
+_WORK_DIR = re.compile(r"^\.(?P<kind>import|replaced)-(?P<pid>\d+)-[0-9a-f]+(?:-(?P<name>.+))?$")
+
+
+def _sweep_work_dirs(dest: Path) -> None:
+    """Clean up after an import that was killed: drop its half-extracted folder, and put back an
+    installed pack it had moved aside but not yet replaced."""
+    from asset_studio.core.outputs import _alive
+
+    try:
+        names = os.listdir(dest)
+    except OSError:
+        return
+    for name in names:
+        m = _WORK_DIR.match(name)
+        if not m or int(m.group("pid")) == os.getpid() or _alive(int(m.group("pid"))):
+            continue
+        if m.group("kind") == "replaced" and m.group("name") and not (dest / m.group("name")).exists():
+            os.replace(dest / name, dest / m.group("name"))
+        else:
+            shutil.rmtree(dest / name, ignore_errors=True)
+
+
+def _install(path, pack, manifest, original: str, new_id: str, replace: bool, dest: Path) -> tuple[Path, bool]:
+    """Extract into a hidden folder beside the destination (each file fsynced), then rename into place."""
+    dest.mkdir(parents=True, exist_ok=True)
+    token = f"{os.getpid()}-{uuid.uuid4().hex[:10]}"
+    tmp = dest / f".import-{token}"
+    old = None
+    try:
+        tmp.mkdir()
+        with zipfile.ZipFile(path) as zf:
+            for rel, expected in manifest["files"].items():
+                target = tmp / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with open(target, "xb") as sink:
+                    digest, size, _ = _read_limited(zf, zf.getinfo(rel), sink)
+                    sink.flush()
+                    os.fsync(sink.fileno())
+                if digest != expected["sha256"]:  # the archive changed under us
+                    raise UserError(f"The pack's file {rel} changed while it was imported: refused.")
+        if new_id != original:
+            import tomli_w
+
+            raw = pack.to_toml_dict()
+            raw["id"] = new_id
+            raw["name"] = f"{pack.name[:90]} ({new_id.rsplit('-', 1)[1]})"
+            parse_stylepack(raw)
+            from asset_studio.core.outputs import text_writer, write_file
+
+            (tmp / STYLE_FILE).unlink()
+            write_file(tmp / STYLE_FILE, text_writer(tomli_w.dumps(raw)))
+        replaced = replace and _id_taken(new_id)
+        existing = _user_folder_of(new_id) if replace else None
+        final = existing or dest / new_id
+        if existing is not None:
+            # the old pack's name rides along, so a killed import can put it back (_sweep_work_dirs)
+            old = dest / f".replaced-{token}-{existing.name}"
+            os.replace(existing, old)
+        elif final.exists():
+            raise UserError(f"{final} already exists and is not a style pack; move it away and import again.")
+        try:
+            os.replace(tmp, final)
+        except OSError:
+            if existing is not None:
+                os.replace(old, existing)  # put the old pack back
+                old = None
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    return final, replaced
+
+
 def import_stylepack(path: str | Path, replace: bool = False, limits: Limits = Limits()) -> ImportResult:
     """Install a .stylepack into the user's styles folder, after checking all of it.
 
@@ -363,6 +455,7 @@ def import_stylepack(path: str | Path, replace: bool = False, limits: Limits = L
     suffixed id (pixel-art-2), unless ``replace`` is true.
     """
     pack, manifest = inspect_stylepack(path, limits)  # nothing is written before this returns
+    _sweep_work_dirs(user_styles_dir())  # a killed import's leftovers, before ids are counted
 
     original = pack.id
     new_id = original
@@ -373,44 +466,12 @@ def import_stylepack(path: str | Path, replace: bool = False, limits: Limits = L
         new_id = f"{original[:60]}-{n}"
 
     dest = user_styles_dir()
-    dest.mkdir(parents=True, exist_ok=True)
-    token = uuid.uuid4().hex[:10]
-    tmp = dest / f".import-{token}"
-    old = dest / f".replaced-{token}"
     try:
-        tmp.mkdir()
-        with zipfile.ZipFile(path) as zf:
-            for rel, expected in manifest["files"].items():
-                target = tmp / rel
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with open(target, "xb") as sink:
-                    digest, size, _ = _read_limited(zf, zf.getinfo(rel), sink)
-                if digest != expected["sha256"]:  # the archive changed under us
-                    raise UserError(f"The pack's file {rel} changed while it was imported: refused.")
-        if new_id != original:
-            import tomli_w
+        final, replaced = _install(path, pack, manifest, original, new_id, replace, dest)
+    except OSError as exc:  # a full disk, a read-only or forbidden folder: the installed packs are untouched
+        from asset_studio.errors import describe_os_error
 
-            raw = pack.to_toml_dict()
-            raw["id"] = new_id
-            raw["name"] = f"{pack.name[:90]} ({new_id.rsplit('-', 1)[1]})"
-            parse_stylepack(raw)
-            (tmp / STYLE_FILE).write_text(tomli_w.dumps(raw), encoding="utf-8")
-        replaced = replace and _id_taken(new_id)
-        existing = _user_folder_of(new_id) if replace else None
-        final = existing or dest / new_id
-        if existing is not None:
-            os.replace(existing, old)
-        elif final.exists():
-            raise UserError(f"{final} already exists and is not a style pack; move it away and import again.")
-        try:
-            os.replace(tmp, final)
-        except OSError:
-            if existing is not None:
-                os.replace(old, existing)  # put the old pack back
-            raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
+        raise UserError(describe_os_error(exc, dest / new_id)) from None
     return ImportResult(
         pack=load_stylepack(final),
         folder=final,

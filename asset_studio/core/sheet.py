@@ -14,13 +14,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from asset_studio.errors import UserError
 
 IMAGE_SUFFIXES = (".png", ".webp", ".bmp", ".tga", ".gif", ".jpg", ".jpeg")
 MAX_PIXELS = 64_000_000  # a single sprite larger than this is a mistake, not a sprite
 MAX_SHEET_SIDE = 16384
+SHEET_COMMAND = "sheet"  # the output marker of sheet pages (core/outputs.py)
 
 
 # --------------------------------------------------------------------------- data
@@ -125,9 +126,10 @@ class SheetOptions:
 # --------------------------------------------------------------------------- loading
 
 
-def collect_images(inputs: list[Path]) -> list[tuple[str, Path]]:
+def collect_images(inputs: list[Path], exclude=None) -> list[tuple[str, Path]]:
     """(frame name, path) for every image: names are relative to the folder given (or to the
-    common folder of the files given), in a stable natural order."""
+    common folder of the files given), in a stable natural order. Files of a folder for which
+    ``exclude(path)`` is true (the command's own earlier outputs) are left out."""
     found: list[tuple[str, Path]] = []
     loose: list[Path] = []
     for inp in inputs:
@@ -135,6 +137,7 @@ def collect_images(inputs: list[Path]) -> list[tuple[str, Path]]:
         if inp.is_dir():
             files = [p for p in inp.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
             files = [p for p in files if not any(part.startswith(".") for part in p.relative_to(inp).parts)]
+            files = [p for p in files if not (exclude and exclude(p))]
             if not files:
                 raise UserError(f"The folder {inp} holds no images.")
             found += [(p.relative_to(inp).as_posix(), p) for p in files]
@@ -164,13 +167,9 @@ def natural_key(text: str) -> list:
 
 
 def open_rgba(path: Path) -> Image.Image:
-    try:
-        with Image.open(path) as im:
-            if im.width * im.height > MAX_PIXELS:
-                raise UserError(f"{path} is too large ({im.width}x{im.height}) for a sprite.")
-            return im.convert("RGBA")
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as exc:
-        raise UserError(f"{path} is not a readable image ({exc.__class__.__name__}).") from exc
+    from asset_studio.core.images import read_image
+
+    return read_image(path, "RGBA", max_pixels=MAX_PIXELS)
 
 
 def trim_box(image: Image.Image) -> tuple[int, int, int, int]:
@@ -181,9 +180,9 @@ def trim_box(image: Image.Image) -> tuple[int, int, int, int]:
     return (box[0], box[1], box[2] - box[0], box[3] - box[1])
 
 
-def load_sprites(inputs: list[Path], trim: bool = False) -> list[Sprite]:
+def load_sprites(inputs: list[Path], trim: bool = False, exclude=None) -> list[Sprite]:
     sprites = []
-    for name, path in collect_images(inputs):
+    for name, path in collect_images(inputs, exclude):
         im = open_rgba(path)
         box = trim_box(im) if trim else (0, 0, *im.size)
         sprites.append(Sprite(name=name, image=im, trim=box))
@@ -591,8 +590,8 @@ def page_paths(out_png: Path, count: int) -> list[Path]:
 
 
 def save_pages(sheet: Sheet, out_png: Path) -> list[Path]:
+    """Write the pages as one set (see core/outputs.py), each marked as written by `sheet`."""
+    from asset_studio.core.outputs import png_writer, write_set
+
     paths = page_paths(out_png, len(sheet.pages))
-    for page, path in zip(sheet.pages, paths):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        page.image.save(path, optimize=False)
-    return paths
+    return write_set([(path, png_writer(page.image, SHEET_COMMAND)) for page, path in zip(sheet.pages, paths)])

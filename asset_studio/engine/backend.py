@@ -17,7 +17,7 @@ import queue
 import threading
 from typing import Callable, Iterator
 
-from asset_studio.core.backend import Cancelled, Finished, ImageReady, Loading, Progress
+from asset_studio.core.backend import Cancelled, Finished, ImageReady, Loading, Notice, Progress
 from asset_studio.core.job import GenerationJob, check_limits
 from asset_studio.engine import plan as stages
 
@@ -119,6 +119,8 @@ class LocalBackend:
         try:
             for stage in plan:
                 stage.prepare(ctx)
+            for text in ctx.notices:
+                emit(Notice(text))
             ctx.on_progress = self._progress(ctx, emit, len(seeds), preview)
             for index, seed in enumerate(seeds):
                 if cancelled():

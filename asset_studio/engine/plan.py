@@ -42,6 +42,7 @@ class RunContext:
     pipe: Any = None  # the pipeline the base pass calls
     inputs: dict = field(default_factory=dict)  # call arguments every image of the batch shares
     undo: list = field(default_factory=list)  # callables release() runs, last first
+    notices: list[str] = field(default_factory=list)  # told to the artist once, before the first image
 
 
 class Cancelled(Exception):
@@ -124,6 +125,7 @@ class Txt2Img(Stage):
 
     def prepare(self, ctx):
         ctx.inputs.update(width=ctx.job.sampling.width, height=ctx.job.sampling.height)
+        ctx.notices += prompt_notices(ctx.loaded.pipe, ctx.job)
 
     def run(self, ctx, item):
         item.image = _call(ctx, item)
@@ -139,6 +141,7 @@ class Img2Img(Txt2Img):
         load_image(job.init.image, "start image", job.sampling.width, job.sampling.height)
 
     def prepare(self, ctx):
+        ctx.notices += prompt_notices(ctx.loaded.pipe, ctx.job)
         ctx.pipe = derived_pipeline(ctx.loaded, "img2img")
         s = ctx.job.sampling
         ctx.inputs.update(image=load_image(ctx.job.init.image, "start image", s.width, s.height),
@@ -196,9 +199,13 @@ class SeamlessTiling(Stage):
     name = "seamless tiling"
 
     def prepare(self, ctx):
-        from asset_studio.engine.tiling import apply_seamless
+        from asset_studio.engine.tiling import check_tile_size, seamless
 
-        ctx.undo.append(apply_seamless(ctx.pipe, ctx.job.tiling))
+        s = ctx.job.sampling
+        check_tile_size(ctx.pipe, s.width, s.height, ctx.job.tiling)
+        patch = seamless(ctx.pipe, ctx.job.tiling)
+        patch.__enter__()
+        ctx.undo.append(lambda: patch.__exit__(None, None, None))
 
 
 # --- the plan ----------------------------------------------------------------------------------------
@@ -232,16 +239,44 @@ def sampling_steps(job: GenerationJob) -> int:
     return job.sampling.steps
 
 
+def prompt_notices(pipe, job: GenerationJob) -> list[str]:
+    """One line for each prompt longer than CLIP reads (77 tokens): the rest is ignored, as in
+    diffusers, whose own warning (the whole cut text, per image) is silenced in _call."""
+    tokenizer = getattr(pipe, "tokenizer", None)
+    if tokenizer is None:
+        return []
+    limit = tokenizer.model_max_length
+    out = []
+    for label, text in (("prompt", job.prompt.text), ("negative prompt", job.prompt.negative)):
+        count = len(tokenizer(text, truncation=False).input_ids) if text else 0
+        if count > limit:
+            out.append(f"The {label} is {count - 2} tokens long; CLIP reads the first {limit - 2}, "
+                       "so the words after that are ignored.")
+    return out
+
+
 def _call(ctx: RunContext, item: Item):
     """One pipeline call for one image: its own scheduler and CPU generator, so a seed means the
     same starting noise on every device, and each image re-runs alone from its embedded job."""
-    import torch
+    from diffusers.utils import logging as dlog
 
     from asset_studio.engine.samplers import build_scheduler
 
     job = ctx.job
     ctx.pipe.scheduler = build_scheduler(job.sampling.sampler, ctx.loaded.scheduler_config, seed=item.seed)
-    output = ctx.pipe(
+    level = dlog.get_verbosity()
+    dlog.set_verbosity_error()  # the truncation warning is said once, by prompt_notices
+    try:
+        output = _pipe_call(ctx, item, job)
+    finally:
+        dlog.set_verbosity(level)
+    return output.images[0]
+
+
+def _pipe_call(ctx: RunContext, item: Item, job: GenerationJob):
+    import torch
+
+    return ctx.pipe(
         prompt=job.prompt.text,
         negative_prompt=job.prompt.negative or None,
         num_inference_steps=sampling_steps(job),
@@ -254,7 +289,6 @@ def _call(ctx: RunContext, item: Item):
         callback_on_step_end_tensor_inputs=["latents"],
         **ctx.inputs,
     )
-    return output.images[0]
 
 
 def _step_callback(ctx: RunContext, index: int):
@@ -304,18 +338,17 @@ def share_modules(base, pipe) -> None:
 
 
 def load_image(path: str, what: str, width: int, height: int):
-    """An RGB picture at the job's size, or one sentence naming WHAT is wrong with it."""
+    """An RGB picture at the job's size (every file mode, 16-bit included), or one sentence naming
+    WHAT is wrong with it."""
     from pathlib import Path
 
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
+
+    from asset_studio.core.images import read_image
 
     if not Path(path).is_file():
         raise UserError(f"The {what} {path} is not a file.")
-    try:
-        with Image.open(path) as im:
-            image = im.convert("RGB")
-    except (FileNotFoundError, UnidentifiedImageError, OSError, Image.DecompressionBombError):
-        raise UserError(f"The {what} {path} is not a readable image.") from None
+    image = read_image(path, "RGB", what=f"The {what}")
     if image.size != (width, height):
         image = image.resize((width, height), Image.Resampling.LANCZOS)
     return image

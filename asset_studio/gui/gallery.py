@@ -408,7 +408,9 @@ class _ExportTask(QRunnable):
         except UserError as exc:
             self.signals.failed.emit(str(exc))
         except OSError as exc:
-            self.signals.failed.emit(f"Could not write the sheet: {exc.strerror or exc}.")
+            from asset_studio.errors import describe_os_error
+
+            self.signals.failed.emit(describe_os_error(exc, self.kwargs.get("out")))
 
 
 class SheetExportDialog(QDialog):

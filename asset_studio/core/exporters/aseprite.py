@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from asset_studio import __version__
 from asset_studio.errors import UserError
 
 
@@ -52,6 +53,7 @@ def document(sheet, image_name: str, fps: float) -> dict:
         "meta": {
             "app": "https://www.aseprite.org/",
             "version": "1.3",
+            "generator": f"asset-studio {__version__}",  # tells a re-run this file is its own
             "image": image_name,
             "format": "RGBA8888",
             "size": {"w": w, "h": h},
@@ -63,11 +65,16 @@ def document(sheet, image_name: str, fps: float) -> dict:
     }
 
 
-def write(sheet, png_paths: list[Path], out_png: Path, fps: float = 10.0) -> list[Path]:
+def files(sheet, png_paths: list[Path], out_png: Path, fps: float = 10.0) -> list[tuple[Path, bytes]]:
     if len(png_paths) != 1:
         raise UserError("The Aseprite format holds a single image: raise --max-size so every frame fits one sheet.")
     if any(f.rotated for f in sheet.frames):
         raise UserError("The Aseprite format cannot describe rotated frames: leave out --rotate.")
     data = png_paths[0].with_suffix(".json")
-    data.write_text(json.dumps(document(sheet, png_paths[0].name, fps), indent=1) + "\n", encoding="utf-8")
-    return [data]
+    return [(data, (json.dumps(document(sheet, png_paths[0].name, fps), indent=1) + "\n").encode("utf-8"))]
+
+
+def write(sheet, png_paths: list[Path], out_png: Path, fps: float = 10.0) -> list[Path]:
+    from asset_studio.core.outputs import write_data
+
+    return write_data(files(sheet, png_paths, out_png, fps))

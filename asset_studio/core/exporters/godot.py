@@ -94,10 +94,15 @@ def document(sheet, png_paths: list[Path], tres: Path, fps: float) -> str:
     return "\n".join(out) + "\n"
 
 
-def write(sheet, png_paths: list[Path], out_png: Path, fps: float = 10.0) -> list[Path]:
+def files(sheet, png_paths: list[Path], out_png: Path, fps: float = 10.0) -> list[tuple[Path, bytes]]:
     tres = Path(out_png).with_suffix(".tres")
-    tres.write_text(document(sheet, png_paths, tres, fps), encoding="utf-8")
-    return [tres]
+    return [(tres, document(sheet, png_paths, tres, fps).encode("utf-8"))]
+
+
+def write(sheet, png_paths: list[Path], out_png: Path, fps: float = 10.0) -> list[Path]:
+    from asset_studio.core.outputs import write_data
+
+    return write_data(files(sheet, png_paths, out_png, fps))
 
 
 # --- TileSet ----------------------------------------------------------------------------------
@@ -137,8 +142,13 @@ def tileset_document(tileset, png: Path, tres: Path) -> str:
     return "\n".join(out) + "\n"
 
 
-def write_tileset(tileset, png: Path, out: Path | None = None) -> list[Path]:
-    """SET.tres (a TileSet) beside the tileset image ``png``."""
+def tileset_files(tileset, png: Path, out: Path | None = None) -> list[tuple[Path, bytes]]:
+    """SET.tres (a TileSet) beside the tileset image ``png``, as (path, bytes)."""
     tres = Path(out or png).with_suffix(".tres")
-    tres.write_text(tileset_document(tileset, Path(png), tres), encoding="utf-8")
-    return [tres]
+    return [(tres, tileset_document(tileset, Path(png), tres).encode("utf-8"))]
+
+
+def write_tileset(tileset, png: Path, out: Path | None = None) -> list[Path]:
+    from asset_studio.core.outputs import write_data
+
+    return write_data(tileset_files(tileset, png, out))

@@ -55,10 +55,17 @@ def page_document(sheet, page_index: int, image_name: str, as_array: bool, relat
     return doc
 
 
-def write(sheet, png_paths: list[Path], out_png: Path, as_array: bool = False) -> list[Path]:
+def files(sheet, png_paths: list[Path], out_png: Path, as_array: bool = False) -> list[tuple[Path, bytes]]:
     data_paths = [p.with_suffix(".json") for p in png_paths]
+    out = []
     for i, (png, data) in enumerate(zip(png_paths, data_paths)):
         related = [d.name for d in data_paths if d != data]
         doc = page_document(sheet, i, png.name, as_array, related)
-        data.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-    return data_paths
+        out.append((data, (json.dumps(doc, indent=2) + "\n").encode("utf-8")))
+    return out
+
+
+def write(sheet, png_paths: list[Path], out_png: Path, as_array: bool = False) -> list[Path]:
+    from asset_studio.core.outputs import write_data
+
+    return write_data(files(sheet, png_paths, out_png, as_array))

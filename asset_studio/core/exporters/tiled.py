@@ -60,10 +60,14 @@ def tmx_document(tileset, tsx: Path, tmx: Path) -> str:
     return _xml(root)  # ET.indent leaves the CSV alone: it only re-indents elements with children
 
 
-def write(tileset, png: Path, out: Path | None = None) -> list[Path]:
-    """SET.tsx and the sample map SET.tmx beside the tileset image ``png``."""
+def files(tileset, png: Path, out: Path | None = None) -> list[tuple[Path, bytes]]:
+    """SET.tsx and the sample map SET.tmx beside the tileset image ``png``, as (path, bytes)."""
     base = Path(out or png)
     tsx, tmx = base.with_suffix(".tsx"), base.with_suffix(".tmx")
-    tsx.write_text(tsx_document(tileset, png, tsx), encoding="utf-8")
-    tmx.write_text(tmx_document(tileset, tsx, tmx), encoding="utf-8")
-    return [tsx, tmx]
+    return [(tsx, tsx_document(tileset, png, tsx).encode("utf-8")), (tmx, tmx_document(tileset, tsx, tmx).encode("utf-8"))]
+
+
+def write(tileset, png: Path, out: Path | None = None) -> list[Path]:
+    from asset_studio.core.outputs import write_data
+
+    return write_data(files(tileset, png, out))

@@ -9,7 +9,6 @@ a trimmed sprite's pivot is moved so the sprite still sits where the untrimmed i
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 from asset_studio import __version__
@@ -67,9 +66,13 @@ def document(sheet, png_paths: list[Path], fps: float, pixels_per_unit: float = 
     }
 
 
-def write(sheet, png_paths: list[Path], out_png: Path, fps: float = 10.0) -> list[Path]:
+def files(sheet, png_paths: list[Path], out_png: Path, fps: float = 10.0) -> list[tuple[Path, bytes]]:
     data = Path(out_png).with_suffix(".json")
-    data.write_text(json.dumps(document(sheet, png_paths, fps), indent=2) + "\n", encoding="utf-8")
-    script = data.parent / SCRIPT.name
-    shutil.copyfile(SCRIPT, script)
-    return [data, script]
+    return [(data, (json.dumps(document(sheet, png_paths, fps), indent=2) + "\n").encode("utf-8")),
+            (data.parent / SCRIPT.name, SCRIPT.read_bytes())]
+
+
+def write(sheet, png_paths: list[Path], out_png: Path, fps: float = 10.0) -> list[Path]:
+    from asset_studio.core.outputs import write_data
+
+    return write_data(files(sheet, png_paths, out_png, fps))
