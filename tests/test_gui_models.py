@@ -267,6 +267,13 @@ def test_queue_tracks_states_and_reorders_removes_and_cancels(qapp):
     assert not queue.move(1, 2), "a running job keeps its place"
     assert queue.move(4, 99) and [e.job_id for e in queue.waiting()] == [2, 3, 4]
 
+    # The worker's order wins: a job it has just taken stays ahead while its 'started' is on the way.
+    queue.on_queued(5, _job("e"))
+    worker.pending_ids = lambda: [5, 3, 4]  # the worker has taken 2 already, and put 5 first
+    assert queue.move(5, 0) and [e.job_id for e in queue.waiting()] == [2, 5, 3, 4]
+    queue.remove(5)
+    del worker.pending_ids
+
     queue.cancel(2)
     assert worker.calls[-1] == ("cancel", 2)
     queue.on_cancelled(2)

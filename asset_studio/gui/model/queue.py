@@ -125,10 +125,19 @@ class JobQueue(QObject):
         if entry is None or entry not in waiting:
             return False
         position = max(0, min(position, len(waiting) - 1))
-        if self.controller is not None and not self.controller.move(job_id, position):
-            return False  # the worker took it meanwhile
-        waiting.remove(entry)
-        waiting.insert(position, entry)
+        pending = None
+        if self.controller is not None:
+            if not self.controller.move(job_id, position):
+                return False  # the worker took it meanwhile
+            pending = self.controller.pending_ids() if hasattr(self.controller, "pending_ids") else None
+        if pending is None:
+            waiting.remove(entry)
+            waiting.insert(position, entry)
+        else:
+            # The worker's order is the truth; a job it has just taken (its 'started' still on the
+            # way to this thread) stays ahead of the ones still waiting.
+            by_id = {e.job_id: e for e in waiting}
+            waiting = [e for e in waiting if e.job_id not in pending] + [by_id[i] for i in pending if i in by_id]
         slots = [i for i, e in enumerate(self._entries) if e.state == QUEUED]
         for i, e in zip(slots, waiting):
             self._entries[i] = e
