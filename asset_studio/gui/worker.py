@@ -73,7 +73,13 @@ def default_backend_factory(device: str | None) -> object:
         getattr(diffusers, name)
     for name in ("CLIPTextModel", "CLIPTextModelWithProjection", "CLIPTokenizer"):
         getattr(transformers, name)
-    for module in ("diffusers.pipelines.onnx_utils", "diffusers.guiders"):
+    from asset_studio.core.samplers import SAMPLERS
+
+    for sampler in SAMPLERS.values():  # every scheduler class (DPM++ SDE pulls in torchsde)
+        getattr(diffusers, sampler.scheduler)
+    for module in ("asset_studio.engine.preview", "asset_studio.engine.plan", "asset_studio.engine.samplers",
+                   "asset_studio.core.library", "asset_studio.core.outputs",
+                   "diffusers.pipelines.onnx_utils", "diffusers.guiders"):
         try:
             importlib.import_module(module)
         except ImportError:  # optional pieces of diffusers; the loader copes without them
