@@ -26,6 +26,8 @@ def register(subparsers) -> None:
     p.add_argument("--model", help="diffusers folder, single-file .safetensors, or Hugging Face repo id")
     p.add_argument("--negative", metavar="TEXT", help="negative prompt terms (added to the style's)")
     p.add_argument("--count", type=int, metavar="N", help="number of images (default 1)")
+    p.add_argument("--batch", type=int, metavar="B",
+                   help="throughput mode: B images per pipeline call, each saved as its batch decodes (default 1)")
     p.add_argument("--seed", type=int, metavar="S", help="seed of the first image; image i uses S+i (default random)")
     p.add_argument("--steps", type=int, metavar="N", help="sampling steps (default 25)")
     p.add_argument("--cfg", type=float, metavar="F", help="CFG scale (default 7)")
@@ -149,7 +151,8 @@ def build_request(args: argparse.Namespace):
         raise UserError("--refiner-switch goes with --refiner.")
     overrides = Overrides(
         negative=args.negative, width=width, height=height, steps=args.steps, cfg_scale=args.cfg,
-        sampler=args.sampler, seed=args.seed, count=args.count, init_image=args.init, denoise=args.denoise,
+        sampler=args.sampler, seed=args.seed, count=args.count, batch=args.batch, init_image=args.init,
+        denoise=args.denoise,
         vae=args.vae, clip_skip=args.clip_skip, model_config=args.model_config, tiling=args.tile,
         hires=hires, refiner=refiner,
         finishing=finishing, no_finishing=args.no_postprocess,

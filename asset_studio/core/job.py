@@ -23,6 +23,7 @@ JOB_SCHEMA_VERSION = 2
 MAX_SIDE = 4096
 MAX_STEPS = 1000
 MAX_IMAGES = 10000
+MAX_BATCH = 64
 MAX_SEED = 2**64 - 1
 MAX_LORA_WEIGHT = 10.0  # A1111 lets a slider reach ±2; far beyond ±10 only makes NaNs
 MAX_PROMPT_CHARS = 20000
@@ -72,6 +73,7 @@ class Sampling:
     seed: int = 0
     count: int = 1
     seeds: list[int] = field(default_factory=list)  # each image's seed; empty = seed, seed+1, …
+    batch: int = 1  # images per pipeline call (throughput); each is still saved as its batch decodes
 
 
 @dataclass
@@ -186,7 +188,7 @@ class GenerationJob:
     def for_seed(self, seed: int) -> "GenerationJob":
         """This job for one image alone: what its PNG carries, so that image re-runs by itself."""
         one = copy.deepcopy(self)
-        one.sampling.seed, one.sampling.count, one.sampling.seeds = int(seed), 1, []
+        one.sampling.seed, one.sampling.count, one.sampling.seeds, one.sampling.batch = int(seed), 1, [], 1
         return one
 
     def to_dict(self) -> dict:
@@ -324,6 +326,8 @@ def check_limits(job: GenerationJob) -> None:
         raise UserError(f"The CFG scale must be between 0 and 100, not {s.cfg_scale}.")
     if not 1 <= s.count <= MAX_IMAGES:
         raise UserError(f"The image count must be between 1 and {MAX_IMAGES}, not {s.count}.")
+    if not 1 <= s.batch <= MAX_BATCH:
+        raise UserError(f"Images per batch must be between 1 and {MAX_BATCH}, not {s.batch}.")
     if len(s.seeds) > MAX_IMAGES:
         raise UserError(f"The job lists {len(s.seeds)} seeds; at most {MAX_IMAGES} images run in one job.")
     for seed in [s.seed, *s.seeds]:

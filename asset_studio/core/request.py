@@ -58,6 +58,7 @@ class Overrides:
     sampler: str | None = None
     seed: int | None = None
     count: int | None = None
+    batch: int | None = None  # images per pipeline call (throughput mode)
     init_image: str | None = None
     denoise: float | None = None
     vae: str | None = None
@@ -156,7 +157,7 @@ def prepare(request: AssetRequest, out_dir: str | Path | None = None, *, preview
         sampling.width = o.width
     if o.height is not None:
         sampling.height = o.height
-    for name in ("steps", "cfg_scale", "sampler", "count"):
+    for name in ("steps", "cfg_scale", "sampler", "count", "batch"):
         if getattr(o, name) is not None:
             setattr(sampling, name, getattr(o, name))
     if not preview:  # "euler_a" or "dpmpp_2m_karras" is recorded as readers expect it: "Euler a"

@@ -68,6 +68,10 @@ class Stage:
         """Make or change one image."""
         return item
 
+    def run_many(self, ctx: RunContext, items: list[Item]) -> list[Item]:
+        """Make or change a batch of images (throughput mode); one at a time unless a stage can do better."""
+        return [self.run(ctx, item) for item in items]
+
     def release(self, ctx: RunContext) -> None:
         """Undo what prepare() attached to shared modules."""
 
@@ -99,6 +103,24 @@ class LoadModel(Stage):
         ctx.loaded = ctx.cache.get(m.checkpoint, ctx.device, ctx.dtype, model_config=m.config, download=ctx.download)
         use_vae(ctx.loaded, m.vae, ctx.device, ctx.dtype, download=ctx.download)
         ctx.pipe = ctx.loaded.pipe
+        self._fit_memory(ctx)
+
+    def _fit_memory(self, ctx):
+        """On a CUDA card, the memory policy this run needs (engine/memory.py), said when it costs speed."""
+        from asset_studio.engine.memory import apply_policy, choose_policy, free_memory
+
+        free = free_memory(ctx.device)
+        if free is None:
+            return
+        s = ctx.job.sampling
+        from asset_studio.core.job import hires_size
+
+        w, h = hires_size(ctx.job)  # the largest image the run decodes
+        dtype_bytes = 2 if "16" in str(ctx.dtype) else 4
+        policy = choose_policy(free, ctx.loaded.family, max(w, s.width), max(h, s.height), s.batch, dtype_bytes)
+        apply_policy(ctx.loaded.pipe, policy, ctx.device)
+        if policy.reason:
+            ctx.notices.append(policy.reason)
 
 
 class Loras(Stage):
@@ -132,9 +154,15 @@ class Txt2Img(Stage):
         ctx.notices += prompt_notices(ctx.loaded.pipe, ctx.job)
 
     def run(self, ctx, item):
-        out = _call(ctx, ctx.pipe, item, ctx.inputs, sampling_steps(ctx.job), ctx.base_output)
-        item.image, item.latents = (None, out) if ctx.base_output == "latent" else (out, None)
-        return item
+        return self.run_many(ctx, [item])[0]
+
+    def run_many(self, ctx, items):
+        """One pipeline call for the whole batch, each image with its own generator: image i of a
+        batch starts from the same noise as image i made alone."""
+        outs = _call(ctx, ctx.pipe, items, ctx.inputs, sampling_steps(ctx.job), ctx.base_output)
+        for item, out in zip(items, outs):
+            item.image, item.latents = (None, out[None]) if ctx.base_output == "latent" else (out, None)
+        return items
 
 
 class Img2Img(Txt2Img):
@@ -284,8 +312,8 @@ class RefinerPass(Stage):
         else:
             inputs = {"image": item.image, "strength": 1.0 - float(ref.switch_at)}
             steps = _img2img_steps(ctx.job.sampling.steps, 1.0 - float(ref.switch_at))
-        out = _call(ctx, self.pipe, item, inputs, steps, output, scheduler_config=self.loaded.scheduler_config)
-        item.image, item.latents = (None, out) if output == "latent" else (out, None)
+        [out] = _call(ctx, self.pipe, [item], inputs, steps, output, scheduler_config=self.loaded.scheduler_config)
+        item.image, item.latents = (None, out[None]) if output == "latent" else (out, None)
         return item
 
 
@@ -342,7 +370,7 @@ class HiresFix(Stage):
         inputs = {"image": image, "strength": float(hires.denoise)}
         if ctx.loaded.family == "sdxl":
             inputs.update(original_size=(h, w), target_size=(h, w))
-        item.image = _call(ctx, self.pipe, item, inputs, self.steps, "pil")
+        [item.image] = _call(ctx, self.pipe, [item], inputs, self.steps, "pil")
         item.latents = None
         return item
 
@@ -406,11 +434,11 @@ def prompt_notices(pipe, job: GenerationJob) -> list[str]:
     return out
 
 
-def _call(ctx: RunContext, pipe, item: Item, inputs: dict, steps: int, output: str = "pil",
-          scheduler_config: dict | None = None):
-    """One pipeline call for one image: its own scheduler and CPU generator, so a seed means the
-    same starting noise on every device, and each image re-runs alone from its embedded job.
-    Returns a PIL image, or the latents when OUTPUT is "latent"."""
+def _call(ctx: RunContext, pipe, items: list[Item], inputs: dict, steps: int, output: str = "pil",
+          scheduler_config: dict | None = None) -> list:
+    """One pipeline call for ITEMS: a fresh scheduler and one CPU generator per image, so a seed
+    means the same starting noise on every device and in any batch, and each image re-runs alone
+    from its embedded job. Returns PIL images, or latents (one per item) when OUTPUT is "latent"."""
     import torch
     from diffusers.utils import logging as dlog
 
@@ -418,7 +446,7 @@ def _call(ctx: RunContext, pipe, item: Item, inputs: dict, steps: int, output: s
 
     job = ctx.job
     pipe.scheduler = build_scheduler(job.sampling.sampler, scheduler_config or ctx.loaded.scheduler_config,
-                                     seed=item.seed)
+                                     seed=items[0].seed)
     level = dlog.get_verbosity()
     dlog.set_verbosity_error()  # the truncation warning is said once, by prompt_notices
     try:
@@ -430,14 +458,15 @@ def _call(ctx: RunContext, pipe, item: Item, inputs: dict, steps: int, output: s
             # A1111's clip skip 1 is the last layer; diffusers counts layers skipped beyond it.
             clip_skip=(job.model.clip_skip - 1) if job.model.clip_skip > 1 else None,
             output_type=output,
-            generator=torch.Generator("cpu").manual_seed(int(item.seed)),
-            callback_on_step_end=_step_callback(ctx, item.index),
+            generator=[torch.Generator("cpu").manual_seed(int(item.seed)) for item in items],
+            num_images_per_prompt=len(items),
+            callback_on_step_end=_step_callback(ctx, items[0].index),
             callback_on_step_end_tensor_inputs=["latents"],
             **inputs,
         )
     finally:
         dlog.set_verbosity(level)
-    return result.images if output == "latent" else result.images[0]
+    return list(result.images)
 
 
 def _step_callback(ctx: RunContext, index: int):
