@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "remove_bg",
     "sheet",
     "models",
+    "lora",
 ]
 
 

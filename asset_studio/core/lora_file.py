@@ -131,10 +131,10 @@ class LoraFile:
         return base + (" with DoRA" if self.dora else "")
 
     def counts(self) -> dict[str, int]:
-        out: dict[str, int] = {}
+        out = {c: 0 for c in COMPONENT_LABELS}
         for m in self.modules:
-            out[m.component] = out.get(m.component, 0) + 1
-        return out
+            out[m.component] += 1
+        return {c: n for c, n in out.items() if n}
 
     def ranks(self) -> list[int]:
         return sorted({m.rank for m in self.modules if m.rank is not None})

@@ -382,7 +382,9 @@ def _forget(pipe, adapter: str) -> None:
         config = getattr(model, "peft_config", None)
         if isinstance(config, dict) and adapter in config:
             try:
-                delete_adapter_layers(model, adapter)
+                with warnings.catch_warnings():  # peft notes that the deleted adapter was active: it is meant to go
+                    warnings.filterwarnings("ignore", message="Adapter .* was active which is now deleted")
+                    delete_adapter_layers(model, adapter)
             except Exception:  # a half-loaded adapter: drop what is there
                 for layer in _model_tuner_layers(model):
                     if adapter in getattr(layer, "lora_A", {}):
