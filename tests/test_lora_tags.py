@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from asset_studio.core.lora_tags import extract_lora_tags, resolve_lora
+from asset_studio.core.lora_tags import extract_lora_tags, find_lora_by_name
 from asset_studio.errors import UserError
 
 
@@ -34,18 +34,18 @@ def test_names_resolve_in_folder_order_and_sub_folders(tmp_path):
     for path in (models / "PixelArt.safetensors", models / "ink" / "outline.safetensors",
                  pack / "pixelart.safetensors", models / "old.ckpt"):
         path.write_bytes(b"x")
-    assert resolve_lora("pixelart", [pack, models]) == pack / "pixelart.safetensors"
-    assert resolve_lora("PixelArt", [models, pack]) == models / "PixelArt.safetensors"
-    assert resolve_lora("pixelart.safetensors", [models]) == models / "PixelArt.safetensors"
-    assert resolve_lora("outline", [models]) == models / "ink" / "outline.safetensors"
-    assert resolve_lora("ink/outline", [models]) == models / "ink" / "outline.safetensors"
+    assert find_lora_by_name("pixelart", [pack, models]) == pack / "pixelart.safetensors"
+    assert find_lora_by_name("PixelArt", [models, pack]) == models / "PixelArt.safetensors"
+    assert find_lora_by_name("pixelart.safetensors", [models]) == models / "PixelArt.safetensors"
+    assert find_lora_by_name("outline", [models]) == models / "ink" / "outline.safetensors"
+    assert find_lora_by_name("ink/outline", [models]) == models / "ink" / "outline.safetensors"
     with pytest.raises(UserError, match=r"^No LoRA named 'pixelrat' was found in .*\. Did you mean 'PixelArt'\?$"):
-        resolve_lora("pixelrat", [models])
+        find_lora_by_name("pixelrat", [models])
     with pytest.raises(UserError, match="old.ckpt, a pickle file"):
-        resolve_lora("old", [models])
+        find_lora_by_name("old", [models])
     with pytest.raises(UserError, match="not a path"):
-        resolve_lora("../secret", [models])
+        find_lora_by_name("../secret", [models])
     (models / "two").mkdir()
     (models / "two" / "outline.safetensors").write_bytes(b"x")
     with pytest.raises(UserError, match="Several LoRAs are named 'outline'"):
-        resolve_lora("outline", [models])
+        find_lora_by_name("outline", [models])

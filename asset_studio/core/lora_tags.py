@@ -1,6 +1,6 @@
 """`<lora:NAME:WEIGHT>` in a prompt, as AUTOMATIC1111 / Forge / Fooocus users type it.
 
-extract_lora_tags takes the tags out of the prompt text; resolve_lora finds NAME.safetensors in
+extract_lora_tags takes the tags out of the prompt text; find_lora_by_name finds NAME.safetensors in
 the LoRA folders (the models folder's loras/, a style pack's own). Pure text and file lookups.
 """
 
@@ -48,7 +48,7 @@ def extract_lora_tags(prompt: str) -> tuple[str, list[tuple[str, float]]]:
     return clean, found
 
 
-def resolve_lora(name: str, folders: list[Path]) -> Path:
+def find_lora_by_name(name: str, folders: list[Path]) -> Path:
     """NAME.safetensors in the first folder (or its sub-folders) that has it; one clear error otherwise."""
     rel = Path(name)
     if rel.is_absolute() or ".." in rel.parts or name.startswith(("/", "\\")):
