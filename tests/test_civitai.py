@@ -236,3 +236,18 @@ def test_unsupported_base_models_pickles_and_odd_names_are_refused(civitai, tmp_
     with pytest.raises(UserError, match="not a plain .safetensors file name"):
         client.download(version, tmp_path)
     assert not any(tmp_path.rglob("*.safetensors"))
+
+
+def test_the_lora_civitai_command_shows_and_downloads(civitai, tmp_path, capsys, monkeypatch):
+    from asset_studio.cli import main
+
+    monkeypatch.delenv("CIVITAI_API_TOKEN", raising=False)
+    ref = "https://civitai.com/models/4384/pixel-chest?modelVersionId=128713"
+    assert main(["lora", "civitai", ref, "--api", civitai.base]) == 0
+    out = capsys.readouterr().out
+    assert "Pixel Chest — v1.0 (LORA, SD 1.5)" in out and "Trigger words: pxchest, pixel art" in out
+    assert not (tmp_path / "loras").exists()
+    assert main(["lora", "civitai", ref, "--api", civitai.base, "--download", "--models", str(tmp_path)]) == 0
+    assert (tmp_path / "loras" / "pixel_chest_v1.safetensors").read_bytes() == civitai.blob
+    assert main(["lora", "civitai", "nonsense", "--api", civitai.base]) == 2
+    assert "is not a civitai model" in capsys.readouterr().err

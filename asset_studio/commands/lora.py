@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import sys
 from pathlib import Path
 
 # kohya's ss_base_model_version / modelspec.architecture prefixes -> family, for files whose layer
@@ -14,12 +16,22 @@ _LONG_KEYS = ("ss_tag_frequency", "ss_dataset_dirs", "ss_datasets", "ss_bucket_i
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("lora", help="inspect LoRA files",
-                                   description="Describe LoRA files as people share them (kohya, diffusers, LyCORIS).")
+                                   description="Describe LoRA files as people share them (kohya, diffusers, LyCORIS) and fetch models from civitai.")
     sub = parser.add_subparsers(dest="lora_command", metavar="ACTION", required=True)
     p = sub.add_parser("inspect", help="layout, family, ranks, alphas, module counts, trigger words of a LoRA file")
     p.add_argument("file", metavar="FILE.safetensors")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("civitai", help="show a civitai model version; --download fetches it into the models folder",
+                       description="civitai was not reachable where this was built; the code follows its "
+                                   "documented REST API and is tested against a local server.")
+    p.add_argument("ref", metavar="URL_ID_OR_AIR",
+                   help="a model page URL, a version id, or an AIR (urn:air:sd1:lora:civitai:ID@VERSION)")
+    p.add_argument("--download", action="store_true", help="download the model file (resumes a partial one)")
+    p.add_argument("--models", metavar="DIR", help="the models folder (default: models/ beside the app)")
+    p.add_argument("--api", default=None, help=argparse.SUPPRESS)  # another API base, for tests
+    p.set_defaults(func=cmd_civitai)
 
 
 def describe(path: Path) -> dict:
@@ -75,4 +87,28 @@ def cmd_inspect(args) -> int:
             if key in _LONG_KEYS or len(value) > 100:
                 value = value[:97] + "…" if len(value) > 100 else value
             print(f"  {key} = {value}")
+    return 0
+
+
+def cmd_civitai(args) -> int:
+    from asset_studio.core.civitai import API_BASE, CivitaiClient, parse_ref
+    from asset_studio.core.models import DEFAULT_MODELS_DIR, human_size
+
+    client = CivitaiClient(args.api or API_BASE)  # token: CIVITAI_API_TOKEN (the GUI passes its setting)
+    version = client.version(parse_ref(args.ref))
+    file = version.model_file()
+    print(f"{version.model_name} — {version.name} ({version.model_type}, {version.base_model})")
+    print(f"File:          {file.name} ({human_size(file.size_bytes)}), SHA256 {file.sha256 or 'not given'}")
+    print(f"Trigger words: {', '.join(version.trained_words) or 'none given'}")
+    if not args.download:
+        return 0
+    models = Path(args.models) if args.models else DEFAULT_MODELS_DIR
+
+    def progress(done: int, total: int) -> None:
+        if total:
+            print(f"\r{done * 100 // total:3d}% of {human_size(total)}", end="", file=sys.stderr, flush=True)
+
+    path = client.download(version, models, progress=progress)
+    print(file=sys.stderr)
+    print(f"Saved:         {path}")
     return 0
