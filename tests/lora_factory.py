@@ -192,15 +192,18 @@ def _factor_pair(n: int) -> tuple[int, int]:
 
 def make_layout_lora(path: Path, pipe, layout: str = "kohya", *, rank: int = 4, alpha: float | None = 2.0,
                      seed: int = 5, strength: float = 1.0, unet_targets=ATTN_TARGETS, te_targets=MLP_TE_TARGETS,
-                     ldm: bool = False, te_prefix: str | None = None) -> HandMerge:
+                     ldm: bool = False, te_prefix: str | None = None, dora: bool = False) -> HandMerge:
     """A LoRA of ``layout`` for ``pipe``'s own layers, with random factors, and its hand merge.
 
     layout: "kohya" (lora_unet_ / lora_te_, .lora_down / .lora_up / .alpha; ``alpha=None`` writes no
     alpha), "peft" (unet. / text_encoder., lora_A / lora_B, alpha in diffusers' metadata), "dora"
-    (peft plus lora_magnitude_vector), "loha" (LyCORIS hada_*), "lokr" (LyCORIS lokr_*).
+    (peft plus lora_magnitude_vector), "loha" (LyCORIS hada_*), "lokr" (LyCORIS lokr_*), "diffusers-old"
+    (diffusers 0.2x: attention-processor names `attn1.processor.to_q_lora.down.weight`, `.lora.down.weight`,
+    `.lora_linear_layer.down.weight`). ``dora`` adds DoRA magnitudes (LyCORIS `.dora_scale` per output).
     ``ldm`` names UNet layers as the original SD checkpoint does (input_blocks …).
     """
     import json
+    import re
 
     import torch
     from safetensors.torch import save_file
@@ -233,7 +236,21 @@ def make_layout_lora(path: Path, pipe, layout: str = "kohya", *, rank: int = 4, 
                 key = kohya_prefix + spelled.replace(".", "_")
             else:
                 key = f"{component}.{name}"
-            if layout in ("kohya", "peft", "dora"):
+            if layout == "diffusers-old":
+                attn = re.match(r"(.*\.attn[12])\.(to_q|to_k|to_v|to_out)(\.0)?$", name)
+                down = rnd(rank, in_flat, scale=in_flat ** -0.5)
+                up = rnd(out_f, rank, scale=strength * rank ** -0.5)
+                if attn:
+                    head, mid = f"{component}.{attn.group(1)}.processor.{attn.group(2)}_lora", ""
+                elif component == "unet":
+                    head, mid = key, ".lora"
+                else:
+                    head, mid = key, ".lora_linear_layer"
+                shaped_down = down.reshape(rank, *w.shape[1:]) if w.dim() == 4 else down
+                tensors[f"{head}{mid}.down.weight"] = shaped_down.contiguous()
+                tensors[f"{head}{mid}.up.weight"] = up.reshape(out_f, rank, 1, 1) if w.dim() == 4 else up
+                delta = up @ down  # no alpha in this layout: scale 1
+            elif layout in ("kohya", "peft", "dora"):
                 down = rnd(rank, in_flat, scale=in_flat ** -0.5)
                 up = rnd(out_f, rank, scale=strength * rank ** -0.5)
                 delta = up @ down * (a / rank)
@@ -267,6 +284,11 @@ def make_layout_lora(path: Path, pipe, layout: str = "kohya", *, rank: int = 4, 
                 delta = torch.kron(w1, w2a @ w2b) * (a / rank)
             else:
                 raise ValueError(layout)
+            if dora:
+                norm = (w.detach().reshape(out_f, -1) + delta).norm(dim=1)
+                magnitude = norm * (1 + 0.3 * rnd(out_f).tanh())
+                tensors[f"{key}.dora_scale"] = magnitude.reshape(out_f, *([1] * (w.dim() - 1))).contiguous()
+                merge.dora[(component, name)] = magnitude
             merge.deltas[(component, name)] = delta
     metadata = {"format": "pt"}
     if layout in ("peft", "dora"):

@@ -74,7 +74,7 @@ def test_diffusers_sdxl_loha_lokr_and_dora_layouts(tmp_path):
             "text_encoder_2.text_model.encoder.layers.0.mlp.fc1.lora_magnitude_vector": np.ones(37, np.float32)}
     assert parse_lora_file(write(tmp_path / "d.safetensors", dora)).layout == "diffusers / peft LoRA with DoRA"
     half = dict(peft, **{"unet.mid_block.attentions.0.proj_in.lora_magnitude_vector": np.ones(64, np.float32)})
-    with pytest.raises(UserError, match="uses DoRA on LoRA layers or on only some layers"):
+    with pytest.raises(UserError, match="uses DoRA on only some of its layers"):
         parse_lora_file(write(tmp_path / "h.safetensors", half))
 
     loha = {f"lora_te1_{TE}.hada_{p}": np.zeros(s, np.float32)
@@ -87,6 +87,11 @@ def test_diffusers_sdxl_loha_lokr_and_dora_layouts(tmp_path):
             f"lora_unet_{UNET}.lokr_w2": np.zeros((80, 192), np.float32)}
     lora = parse_lora_file(write(tmp_path / "k.safetensors", lokr))
     assert (lora.layout, lora.ranks()) == ("LyCORIS LoKr", [])
+    lokr[f"lora_unet_{UNET}.dora_scale"] = np.ones((320, 1), np.float32)
+    assert parse_lora_file(write(tmp_path / "kd.safetensors", lokr)).layout == "LyCORIS LoKr with DoRA"
+    lokr[f"lora_unet_{UNET}.dora_scale"] = np.ones((1, 768), np.float32)
+    with pytest.raises(UserError, match=r"magnitudes per input channel \(LyCORIS wd_on_out=False\)"):
+        parse_lora_file(write(tmp_path / "ki.safetensors", lokr))
 
 
 @pytest.mark.parametrize("tensors, message", [

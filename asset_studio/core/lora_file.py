@@ -265,9 +265,14 @@ def parse_lora_header(path: Path, header: SafetensorsHeader) -> LoraFile:
         if present not in need[kind]:
             raise UserError(f"{name} is an incomplete {label}: the layer '{m.name[:80]}' lacks some of its weights.")
     with_magnitude = [m for m in modules.values() if "magnitude" in m.parts]
-    if with_magnitude and (kind != "lora" or len(with_magnitude) != len(modules)):
-        raise UserError(f"{name} uses DoRA on {label} layers or on only some layers, which the studio cannot apply.")
-
+    if with_magnitude and len(with_magnitude) != len(modules):
+        raise UserError(f"{name} uses DoRA on only some of its layers, which the studio cannot apply.")
+    for m in with_magnitude:
+        shape = m.shapes["magnitude"]
+        # one magnitude per output (peft, LyCORIS' default); LyCORIS' wd_on_out=False keeps one per input
+        if len(shape) > 1 and shape[0] == 1 and any(d > 1 for d in shape[1:]):
+            raise UserError(f"{name} uses DoRA with magnitudes per input channel (LyCORIS wd_on_out=False), "
+                            f"which the studio cannot apply.")
     lora = LoraFile(path=path, header=header, modules=list(modules.values()), kind=kind,
                     naming="kohya" if namings == {"kohya"} else "dotted", dora=bool(with_magnitude))
     for m in lora.modules:
