@@ -69,6 +69,11 @@ def test_diffusers_sdxl_loha_lokr_and_dora_layouts(tmp_path):
     assert lora.layout == "diffusers / peft LoRA"
     assert lora.counts() == {"unet": 1, "text_encoder_2": 1}
     assert {m.component: lora.alpha(m) for m in lora.modules} == {"unet": 8.0, "text_encoder_2": 2.0}
+    assert {m.component: lora.scale(m) for m in lora.modules} == {"unet": 2.0, "text_encoder_2": 0.5}
+    meta = {"lora_adapter_metadata": json.dumps({"unet.lora_alpha": 8, "unet.use_rslora": True,
+                                                 "unet.alpha_pattern": {"proj_in": 6}})}
+    lora = parse_lora_file(write(tmp_path / "rs.safetensors", peft, meta))
+    assert {m.component: lora.scale(m) for m in lora.modules} == {"unet": 3.0, "text_encoder_2": 1.0}
 
     dora = {**peft, "unet.mid_block.attentions.0.proj_in.lora_magnitude_vector": np.ones(64, np.float32),
             "text_encoder_2.text_model.encoder.layers.0.mlp.fc1.lora_magnitude_vector": np.ones(37, np.float32)}

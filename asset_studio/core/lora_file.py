@@ -163,6 +163,15 @@ class LoraFile:
         value = meta.get(f"{module.component}.lora_alpha")
         return float(value) if isinstance(value, (int, float)) else None
 
+    def scale(self, module: LoraModule) -> float:
+        """alpha / rank (alpha / sqrt(rank) for peft's rsLoRA); 1 when the file stores no alpha."""
+        alpha, rank = self.alpha(module), module.rank
+        if alpha is None or not rank:
+            return 1.0
+        if self.adapter_metadata().get(f"{module.component}.use_rslora") is True:
+            return alpha / rank ** 0.5
+        return alpha / rank
+
     def trigger_words(self) -> list[str]:
         """Trigger words: a civitai sidecar's trainedWords, else the most frequent training tags."""
         from asset_studio.core.lora_sidecar import read_sidecar

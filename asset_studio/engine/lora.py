@@ -245,8 +245,7 @@ def _factors(lora, module, tensors, path: Path):
         if not torch.isfinite(value).all():
             raise UserError(f"The LoRA {path.name} has NaN or infinite weights (layer {module.name[:80]}); the file is broken.")
     flat = {k: v.reshape(v.shape[0], -1) if v.dim() > 1 else v for k, v in t.items()}
-    alpha, rank = lora.alpha(module), module.rank
-    scale = alpha / rank if alpha is not None and rank else 1.0
+    scale = lora.scale(module)
     if module.kind == "lora":
         down, up = flat["down"], flat["up"]
     elif module.kind == "loha":
