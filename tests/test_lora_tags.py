@@ -49,3 +49,14 @@ def test_names_resolve_in_folder_order_and_sub_folders(tmp_path):
     (models / "two" / "outline.safetensors").write_bytes(b"x")
     with pytest.raises(UserError, match="Several LoRAs are named 'outline'"):
         find_lora_by_name("outline", [models])
+
+
+def test_lora_flag_values():
+    from asset_studio.core.lora_tags import parse_lora_arg
+
+    assert parse_lora_arg("loras/ink.safetensors:0.8") == ("loras/ink.safetensors", 0.8)
+    assert parse_lora_arg("loras/ink.safetensors") == ("loras/ink.safetensors", 1.0)
+    assert parse_lora_arg("C:\\loras\\ink.safetensors:-0.5") == ("C:\\loras\\ink.safetensors", -0.5)
+    assert parse_lora_arg("C:\\loras\\ink.safetensors") == ("C:\\loras\\ink.safetensors", 1.0)
+    with pytest.raises(UserError, match="--lora needs a file"):
+        parse_lora_arg(" ")

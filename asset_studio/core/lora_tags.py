@@ -94,3 +94,13 @@ def find_lora_by_name(name: str, folders: list[Path]) -> Path:
     close = difflib.get_close_matches(rel.name, nearby, n=1)
     hint = f" Did you mean '{close[0]}'?" if close else ""
     raise UserError(f"No LoRA named '{name}' was found in {where}.{hint}")
+
+
+def parse_lora_arg(text: str) -> tuple[str, float]:
+    """`--lora PATH[:WEIGHT]` -> (PATH, WEIGHT); a drive letter (C:\\x.safetensors) is part of the path."""
+    head, sep, tail = text.rpartition(":")
+    if sep and _WEIGHT.match(tail.strip()) and head and not (len(head) == 1 and head.isalpha()):
+        return head, float(tail)
+    if not text.strip():
+        raise UserError("--lora needs a file, as in --lora style.safetensors:0.8.")
+    return text, 1.0

@@ -101,24 +101,6 @@ def check_family(header: SafetensorsHeader, pipe, family: str, label: str) -> No
 # --- adapters ------------------------------------------------------------------------------
 
 
-def _tuner_layers(pipe):
-    from peft.tuners.tuners_utils import BaseTunerLayer
-
-    for component in getattr(pipe, "_lora_loadable_modules", ("unet", "text_encoder")):
-        model = getattr(pipe, component, None)
-        if model is not None and getattr(model, "peft_config", None):
-            for module in model.modules():
-                if isinstance(module, BaseTunerLayer):
-                    yield module
-
-
-def _set_enabled(pipe, enabled: bool) -> None:
-    # Per layer, as pipe.disable_lora()/enable_lora() would do, but also for a pipeline where
-    # only the text encoder (or only the UNet) carries adapters, which those refuse.
-    for layer in _tuner_layers(pipe):
-        layer.enable_adapters(enabled)
-
-
 def loaded_adapters(pipe) -> set[str]:
     return {name for names in pipe.get_list_adapters().values() for name in names}
 
@@ -401,7 +383,7 @@ def apply_loras(pipe, loras: list[LoraRef], family: str) -> None:
     """Make exactly ``loras`` active on ``pipe`` with their weights; an empty list turns LoRA off."""
     cache = _LOADED.setdefault(pipe, OrderedDict())
     if not loras:
-        _set_enabled(pipe, False)
+        _activate(pipe, {})
         return
 
     # Check every new file before loading any, so a refused LoRA leaves the pipeline as it was.
@@ -438,7 +420,10 @@ def apply_loras(pipe, loras: list[LoraRef], family: str) -> None:
 
 
 def _activate(pipe, active: dict[str, float]) -> None:
-    """Per model, the active adapters it carries with their weights; a model carrying none runs bare."""
+    """Per model, the active adapters it carries with their weights; a model carrying none runs bare.
+
+    Per model rather than pipe.set_adapters: a LoRA may reach only the UNet or only a text encoder.
+    """
     from diffusers.utils.peft_utils import set_weights_and_activate_adapters
 
     for component in ("unet", "text_encoder", "text_encoder_2"):
