@@ -413,3 +413,33 @@ def _keys(path: Path) -> list[str]:
     from asset_studio.core.safetensors_header import read_header_file
 
     return list(read_header_file(path).tensors)
+
+
+@pytest.mark.parametrize("shape", ["sd15", "sdxl"])
+def test_ldm_layer_names_agree_with_diffusers_single_file_converter(shape):
+    """Real SD 1.5 / SDXL block structure (small widths): every UNet weight, renamed to its LDM
+    (input_blocks …) name by the engine, is put back in its place by diffusers' own converter."""
+    import torch
+    from diffusers import UNet2DConditionModel
+    from diffusers.loaders.single_file_utils import convert_ldm_unet_checkpoint
+
+    from asset_studio.engine.lora import _ldm_name, _ldm_prefixes
+
+    common = dict(layers_per_block=2, norm_num_groups=32, sample_size=8)
+    if shape == "sd15":
+        unet = UNet2DConditionModel(block_out_channels=(32, 32, 64, 64), cross_attention_dim=32,
+                                    attention_head_dim=8, **common)
+    else:
+        unet = UNet2DConditionModel(
+            block_out_channels=(32, 64, 64), down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+            up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"), transformer_layers_per_block=(1, 2, 3),
+            use_linear_projection=True, addition_embed_type="text_time", addition_time_embed_dim=8,
+            projection_class_embeddings_input_dim=80, cross_attention_dim=80, attention_head_dim=(2, 4, 8), **common)
+    prefixes, state = _ldm_prefixes(unet), unet.state_dict()
+    ldm = {}
+    for name, value in state.items():
+        module, _, leaf = name.rpartition(".")
+        ldm[f"model.diffusion_model.{_ldm_name(module, prefixes)}.{leaf}"] = value
+    back = convert_ldm_unet_checkpoint(ldm, dict(unet.config))
+    assert back.keys() == state.keys()
+    assert all(torch.equal(back[k], state[k]) for k in state)

@@ -115,7 +115,7 @@ def _adapter_name(ref: LoraRef, key: tuple) -> str:
 
 # LDM (original Stable Diffusion) resnet layer names -> diffusers ones
 _LDM_RESNET = {"in_layers.2": "conv1", "out_layers.3": "conv2", "emb_layers.1": "time_emb_proj",
-               "skip_connection": "conv_shortcut"}
+               "skip_connection": "conv_shortcut", "in_layers.0": "norm1", "out_layers.0": "norm2"}
 _PEFT_PARTS = ("base_layer", "lora_A", "lora_B", "lora_magnitude_vector", "lora_embedding_A", "lora_embedding_B",
                "lora_dropout")
 
@@ -124,7 +124,7 @@ def _ldm_prefixes(unet) -> dict[str, str]:
     """diffusers module prefix -> LDM prefix (`down_blocks.0.resnets.0` -> `input_blocks.1.0`), from the UNet's own blocks."""
     out = {"conv_in": "input_blocks.0.0", "time_embedding.linear_1": "time_embed.0",
            "time_embedding.linear_2": "time_embed.2", "add_embedding.linear_1": "label_emb.0.0",
-           "add_embedding.linear_2": "label_emb.0.2", "conv_out": "out.2"}
+           "add_embedding.linear_2": "label_emb.0.2", "conv_norm_out": "out.0", "conv_out": "out.2"}
     index = 1
     for i, block in enumerate(unet.down_blocks):
         attentions = getattr(block, "attentions", None)
