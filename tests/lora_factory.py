@@ -192,7 +192,8 @@ def _factor_pair(n: int) -> tuple[int, int]:
 
 def make_layout_lora(path: Path, pipe, layout: str = "kohya", *, rank: int = 4, alpha: float | None = 2.0,
                      seed: int = 5, strength: float = 1.0, unet_targets=ATTN_TARGETS, te_targets=MLP_TE_TARGETS,
-                     ldm: bool = False, te_prefix: str | None = None, dora: bool = False) -> HandMerge:
+                     ldm: bool = False, te_prefix: str | None = None, dora: bool = False,
+                     w1_decomposed: bool = False) -> HandMerge:
     """A LoRA of ``layout`` for ``pipe``'s own layers, with random factors, and its hand merge.
 
     layout: "kohya" (lora_unet_ / lora_te_, .lora_down / .lora_up / .alpha; ``alpha=None`` writes no
@@ -277,11 +278,18 @@ def make_layout_lora(path: Path, pipe, layout: str = "kohya", *, rank: int = 4, 
                 delta = (w1a @ w1b) * (w2a @ w2b) * (a / rank)
             elif layout == "lokr":
                 (pa, pc), (pb, pd) = _factor_pair(out_f), _factor_pair(in_flat)
-                w1 = rnd(pa, pb, scale=strength)
-                w2a, w2b = rnd(pc, rank, scale=rank ** -0.5), rnd(rank, pd, scale=pd ** -0.5)
-                tensors[f"{key}.lokr_w1"], tensors[f"{key}.lokr_w2_a"], tensors[f"{key}.lokr_w2_b"] = w1, w2a, w2b
                 tensors[f"{key}.alpha"] = torch.tensor(a)
-                delta = torch.kron(w1, w2a @ w2b) * (a / rank)
+                if w1_decomposed:  # the small factor low-rank, the big one full (the dense path)
+                    r1 = min(rank, pa, pb)
+                    w1a, w1b = rnd(pa, r1, scale=strength), rnd(r1, pb, scale=r1 ** -0.5)
+                    w2 = rnd(pc, pd, scale=pd ** -0.5)
+                    tensors[f"{key}.lokr_w1_a"], tensors[f"{key}.lokr_w1_b"], tensors[f"{key}.lokr_w2"] = w1a, w1b, w2
+                    delta = torch.kron(w1a @ w1b, w2) * (a / r1)
+                else:
+                    w1 = rnd(pa, pb, scale=strength)
+                    w2a, w2b = rnd(pc, rank, scale=rank ** -0.5), rnd(rank, pd, scale=pd ** -0.5)
+                    tensors[f"{key}.lokr_w1"], tensors[f"{key}.lokr_w2_a"], tensors[f"{key}.lokr_w2_b"] = w1, w2a, w2b
+                    delta = torch.kron(w1, w2a @ w2b) * (a / rank)
             else:
                 raise ValueError(layout)
             if dora:

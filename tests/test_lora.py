@@ -279,6 +279,7 @@ SD15_LAYOUTS = {
     "loha": ("loha", dict(unet_targets="all"), 0.7),
     "lokr": ("lokr", dict(unet_targets="all"), 0.7),
     "lokr-te-only": ("lokr", dict(unet_targets=()), 1.0),
+    "lokr-w1-decomposed-w2-full": ("lokr", dict(unet_targets="all", w1_decomposed=True), 0.7),
     "loha-with-dora-scale": ("loha", dict(dora=True), 0.8),
     "kohya-with-dora-scale": ("kohya", dict(unet_targets="all", dora=True), 1.0),
     "diffusers-old-processor-names": ("diffusers-old", dict(unet_targets="all"), 0.7),

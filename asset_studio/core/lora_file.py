@@ -98,8 +98,13 @@ class LoraModule:
 
     @property
     def rank(self) -> int | None:
-        """The rank that alpha is divided by (None: a LoKr whose factors are both full)."""
-        for part in ("down", "w1_b", "w2_b"):
+        """The rank that alpha is divided by (None: a LoKr whose factors are both full).
+
+        As LyCORIS and ComfyUI count it: LoHa's first pair; LoKr's second factor when it is
+        decomposed, else its first.
+        """
+        order = ("w2_b", "w1_b") if self.kind == "lokr" else ("down", "w1_b")
+        for part in order:
             if part in self.shapes and self.shapes[part]:
                 return self.shapes[part][0]
         return None
