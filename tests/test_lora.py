@@ -444,3 +444,26 @@ def test_ldm_layer_names_agree_with_diffusers_single_file_converter(shape):
     back = convert_ldm_unet_checkpoint(ldm, dict(unet.config))
     assert back.keys() == state.keys()
     assert all(torch.equal(back[k], state[k]) for k in state)
+
+
+def test_a_layer_of_another_size_is_refused_before_anything_is_applied(sd15, tmp_path, clean):
+    import torch
+    from lora_factory import make_layout_lora
+
+    from asset_studio.engine.lora import apply_loras, loaded_adapters
+
+    merge = make_layout_lora(tmp_path / "ok.safetensors", sd15, "kohya", te_targets=())
+    key = next(k for k in _keys(merge.path) if "attn1_to_q.lora_down" in k)
+
+    def widen(tensors):
+        tensors[key] = torch.zeros(tensors[key].shape[0], tensors[key].shape[1] + 8)
+        return tensors
+
+    bad = _rewrite(merge.path, tmp_path / "wide.safetensors", widen)
+    before = loaded_adapters(sd15)
+    with pytest.raises(UserError, match=r"^The LoRA wide.safetensors does not fit this model: its layer '.*attn1_to_q' "
+                                        r"is 32x40, the model's is 32x32\.$"):
+        apply_loras(sd15, [LoraRef(str(bad))], "sd15")
+    assert loaded_adapters(sd15) == before
+    assert not any(getattr(m, "peft_config", None) and any("wide" in n for n in m.peft_config)
+                   for m in (sd15.unet, sd15.text_encoder))
