@@ -32,6 +32,8 @@ _SDXL_MARKERS = ("lora_te1_", "lora_te2_", "text_encoder_2.", "conditioner.")
 
 # pipeline -> OrderedDict[(path, mtime_ns, size) -> adapter name]; weak, so a dropped pipeline frees it
 _LOADED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+# model -> its peft tuner layers; dropped whenever adapters are injected or deleted
+_TUNER_LAYERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 # --- family check --------------------------------------------------------------------------
@@ -335,6 +337,7 @@ def _load_checked(pipe, path: Path, adapter: str, family: str = "") -> None:
             alpha_pattern={re.escape(n): r for n, r in ranks.items() if r != first},
         )
         inject_adapter_in_model(config, model, adapter)
+        _TUNER_LAYERS.pop(model, None)
         if hasattr(model, "_hf_peft_config_loaded"):
             model._hf_peft_config_loaded = True
         with torch.no_grad():
@@ -362,6 +365,7 @@ def _forget(pipe, adapter: str) -> None:
         model = getattr(pipe, name, None)
         config = getattr(model, "peft_config", None)
         if isinstance(config, dict) and adapter in config:
+            _TUNER_LAYERS.pop(model, None)
             try:
                 with warnings.catch_warnings():  # peft notes that the deleted adapter was active: it is meant to go
                     warnings.filterwarnings("ignore", message="Adapter .* was active which is now deleted")
@@ -371,12 +375,17 @@ def _forget(pipe, adapter: str) -> None:
                     if adapter in getattr(layer, "lora_A", {}):
                         layer.delete_adapter(adapter)
             config.pop(adapter, None)
+            _TUNER_LAYERS.pop(model, None)
 
 
-def _model_tuner_layers(model):
+def _model_tuner_layers(model) -> list:
+    """The model's adapter-carrying layers, remembered until adapters are added or removed."""
     from peft.tuners.tuners_utils import BaseTunerLayer
 
-    return [m for m in model.modules() if isinstance(m, BaseTunerLayer)]
+    layers = _TUNER_LAYERS.get(model)
+    if layers is None:
+        layers = _TUNER_LAYERS[model] = [m for m in model.modules() if isinstance(m, BaseTunerLayer)]
+    return layers
 
 
 def apply_loras(pipe, loras: list[LoraRef], family: str) -> None:
@@ -423,9 +432,9 @@ def _activate(pipe, active: dict[str, float]) -> None:
     """Per model, the active adapters it carries with their weights; a model carrying none runs bare.
 
     Per model rather than pipe.set_adapters: a LoRA may reach only the UNet or only a text encoder.
+    The same steps as diffusers' set_weights_and_activate_adapters (set_adapter, set_scale per
+    layer), skipping what is already so: a style switch is then a pass over the adapter layers.
     """
-    from diffusers.utils.peft_utils import set_weights_and_activate_adapters
-
     for component in ("unet", "text_encoder", "text_encoder_2"):
         model = getattr(pipe, component, None)
         config = getattr(model, "peft_config", None)
@@ -433,6 +442,11 @@ def _activate(pipe, active: dict[str, float]) -> None:
             continue
         names = [name for name in active if name in config]
         for layer in _model_tuner_layers(model):
-            layer.enable_adapters(bool(names))
-        if names:
-            set_weights_and_activate_adapters(model, names, [active[n] for n in names])
+            if layer.disable_adapters == bool(names):
+                layer.enable_adapters(bool(names))
+            if not names:
+                continue
+            if list(layer.active_adapters) != names:
+                layer.set_adapter(names)
+            for name in names:
+                layer.set_scale(name, active[name])
