@@ -106,6 +106,12 @@ def test_comfyui_extra_model_paths_yaml(tmp_path, monkeypatch):
         ("p.safetensors", "lora", "sdxl"), ("q.safetensors", "lora", "sd15"),
         ("v.safetensors", "vae", ""), ("v15.safetensors", "checkpoint", "sd15")]
     assert len(list_models(detect_roots(comfy))) == 4  # found through the install folder as well
+    from asset_studio.core.lora_tags import find_lora_by_name
+    from asset_studio.core.model_folders import folders_of_kind
+
+    loras = folders_of_kind(roots, "lora")
+    assert loras == [webui / "models" / "Lora", webui / "models" / "LyCORIS"]
+    assert find_lora_by_name("q", loras) == webui / "models" / "LyCORIS" / "q.safetensors"
     (comfy / "extra_model_paths.yaml").write_text("a111:\n  base_path: [unclosed\n")
     with pytest.raises(UserError, match=r"^extra_model_paths.yaml is not valid YAML \(line \d+\)\.$"):
         read_extra_model_paths(comfy / "extra_model_paths.yaml")

@@ -128,7 +128,7 @@ def read_extra_model_paths(yaml_path: Path) -> list[ModelRoot]:
         base = entries.get("base_path", "")
         base = Path(os.path.expandvars(os.path.expanduser(str(base)))) if base else yaml_path.parent
         if not base.is_absolute():  # as ComfyUI: relative to the yaml file's folder
-            base = yaml_path.parent / base
+            base = Path(os.path.abspath(yaml_path.parent / base))
         root = ModelRoot(f"ComfyUI extra_model_paths ({section})", base)
         for key, kind in _YAML_KEYS.items():
             value = entries.get(key)
@@ -138,7 +138,7 @@ def read_extra_model_paths(yaml_path: Path) -> list[ModelRoot]:
                 line = os.path.expandvars(os.path.expanduser(line.strip()))
                 if line:
                     folder = Path(line)
-                    _add(root, kind, folder if folder.is_absolute() else base / folder)
+                    _add(root, kind, Path(os.path.abspath(folder if folder.is_absolute() else base / folder)))
         if root.folders:
             roots.append(root)
     return roots
@@ -169,3 +169,11 @@ def list_models(roots: list[ModelRoot]) -> list[FoundModel]:
                         error = str(exc)
                     found.append(FoundModel(path, kind, family, root.tool, path.stat().st_size, error))
     return found
+
+
+def folders_of_kind(roots: list[ModelRoot], kind: str) -> list[Path]:
+    """Every folder of ``kind`` across the roots, in order (e.g. the LoRA folders <lora:NAME> searches)."""
+    out: list[Path] = []
+    for root in roots:
+        out.extend(f for f in root.folders.get(kind, []) if f not in out)
+    return out
