@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "sheet",
     "tileset",
     "models",
+    "lora",
 ]
 
 
