@@ -39,6 +39,8 @@ def register(subparsers) -> None:
     p.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: the best available)")
     p.add_argument("--model-config", metavar="DIR", help="diffusers config folder for a single-file model")
     p.add_argument("--vae", metavar="PATH", help="VAE to use instead of the model's own")
+    p.add_argument("--lora", action="append", default=[], metavar="PATH[:WEIGHT]",
+                   help="a LoRA to apply (repeatable), besides the style's; <lora:NAME:WEIGHT> in the prompt works too")
     p.add_argument("--clip-skip", type=int, metavar="N", help="CLIP layers to skip, as in A1111 (default 1)")
     p.add_argument("--download", action="store_true", help="allow downloading a repo id from the Hugging Face Hub")
     p.add_argument("--style", metavar="ID_OR_PATH", help="style pack to compose the prompt with")
@@ -178,7 +180,11 @@ def build_request(args: argparse.Namespace):
         raise UserError("Give --pose or --pose-set, not both.")
     if not args.model and not args.style:
         raise UserError("--model is required unless a style pack recommends one.")
-    return AssetRequest(subject=args.prompt, style=args.style, template=args.template,
+    from asset_studio.core.job import LoraRef
+    from asset_studio.core.lora_tags import parse_lora_arg
+
+    loras = [LoraRef(path=path, weight=weight) for path, weight in map(parse_lora_arg, args.lora)]
+    return AssetRequest(subject=args.prompt, style=args.style, template=args.template, loras=loras,
                         fields=parse_fields(args.field), model=args.model or None, overrides=overrides,
                         layout=args.layout, controls=controls, pose=args.pose, references=references,
                         ip_adapter=args.ip_adapter, image_encoder=args.image_encoder)

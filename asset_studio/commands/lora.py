@@ -7,10 +7,6 @@ import json
 import sys
 from pathlib import Path
 
-# kohya's ss_base_model_version / modelspec.architecture prefixes -> family, for files whose layer
-# sizes do not tell (UNet-only files of tiny or unusual widths).
-_TRAINED_ON = (("sdxl", "sdxl"), ("stable-diffusion-xl", "sdxl"), ("sd_v2", "sd2"), ("stable-diffusion-v2", "sd2"),
-               ("sd_v1", "sd15"), ("stable-diffusion-v1", "sd15"))
 _LONG_KEYS = ("ss_tag_frequency", "ss_dataset_dirs", "ss_datasets", "ss_bucket_info")
 
 
@@ -37,22 +33,20 @@ def register(subparsers) -> None:
 def describe(path: Path) -> dict:
     """Everything `inspect` shows, as plain data."""
     from asset_studio.core.lora_file import parse_lora_file
-    from asset_studio.core.stylepack import FAMILY_NAMES
+    from asset_studio.core import families
     from asset_studio.engine.lora import lora_family  # header-only; imports no torch
 
     lora = parse_lora_file(Path(path))
     family, source = lora_family(lora.header), "layer sizes"
     if family is None:
-        hint = (lora.header.metadata.get("ss_base_model_version") or lora.header.metadata.get(
-            "modelspec.architecture") or "").lower()
-        family, source = next((f for prefix, f in _TRAINED_ON if hint.startswith(prefix)), None), "training metadata"
+        family, source = families.family_from_training_metadata(lora.header.metadata), "training metadata"
     alphas = sorted({round(a, 6) for a in (lora.alpha(m) for m in lora.modules) if a is not None})
     return {
         "file": str(path),
         "size_bytes": Path(path).stat().st_size,
         "layout": lora.layout,
         "family": family,
-        "family_name": FAMILY_NAMES.get(family, "unknown") if family else "unknown",
+        "family_name": families.label(family) if family else "unknown",
         "family_from": source if family else None,
         "ranks": lora.ranks(),
         "alphas": alphas,

@@ -163,7 +163,8 @@ def list_models(roots: list[ModelRoot]) -> list[FoundModel]:
                     seen.add(real)
                     family, error = hint, ""
                     try:
-                        _, header_family = classify_safetensors(read_header_file(path).tensors.keys())
+                        _, header_family = classify_safetensors(
+                            {k: list(v.shape) for k, v in read_header_file(path).tensors.items()})
                         family = hint or header_family
                     except UserError as exc:
                         error = str(exc)

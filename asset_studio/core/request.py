@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import math
 import random
-from dataclasses import dataclass, field, fields as dc_fields
+from dataclasses import dataclass, field, fields as dc_fields, replace
 from pathlib import Path
 
 from asset_studio.core import controls, families
@@ -26,6 +26,7 @@ from asset_studio.core.job import (
     MAX_PROMPT_CHARS, MAX_SEED, ControlUnit, Finishing, GenerationJob, HiresFix, InitImage, LoraRef, ModelRef,
     Passes, Prompt, Reference, Refiner, Sampling, Source, check_limits, checked,
 )
+from asset_studio.core.lora_tags import extract_lora_tags, find_lora_by_name
 from asset_studio.core.samplers import canonical_name
 from asset_studio.core.stylepack import StylePack, find_style
 from asset_studio.core.templates import Template, find_template
@@ -100,6 +101,11 @@ def prepare(request: AssetRequest, out_dir: str | Path | None = None, *, preview
     pack = _style(request.style)
     tpl = _template(request.template)
     layout = _layout(request.layout, preview)
+    # <lora:NAME:WEIGHT> typed in the subject or the artist's words (the A1111 / Fooocus habit).
+    subject_text, tags = extract_lora_tags(str(request.subject or ""))
+    extra_text, more = extract_lora_tags(str(request.extra_prompt or ""))
+    tags += more
+    request = replace(request, subject=subject_text, extra_prompt=extra_text)
 
     # Prompt: the template wraps the subject, the style wraps that; the artist's words come last.
     if pack is None and tpl is None:
@@ -136,6 +142,9 @@ def prepare(request: AssetRequest, out_dir: str | Path | None = None, *, preview
         model_ref.loras = lora_refs(pack, request.lora_scale, preview=preview)
     model_ref.loras += [LoraRef(path=_path_ref(x.path), weight=x.weight, name=x.name or Path(x.path).stem)
                         for x in request.loras]
+    for name, weight in tags:
+        path = name if preview else str(find_lora_by_name(name, lora_folders(pack)))
+        model_ref.loras.append(LoraRef(path=path, weight=weight, name=Path(name).stem))
 
     # The model: the artist's, else the first of the style's recommendations on this machine.
     model = request.model or None
@@ -191,6 +200,14 @@ def prepare(request: AssetRequest, out_dir: str | Path | None = None, *, preview
     if not preview:
         check_limits(job)
     return job
+
+
+def lora_folders(pack: StylePack | None) -> list[Path]:
+    """Where <lora:NAME> looks, first to last: the style pack's loras/, then the models folders' loras/."""
+    from asset_studio.core.compose import model_dirs
+
+    folders = [Path(pack.folder) / "loras"] if pack is not None and pack.folder is not None else []
+    return folders + [d / "loras" for d in model_dirs()]
 
 
 def model_family(ref: str) -> str | None:

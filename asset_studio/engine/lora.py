@@ -26,10 +26,6 @@ from asset_studio.errors import UserError
 
 MAX_LOADED_ADAPTERS = 12  # least recently used adapters beyond this are dropped from memory
 
-# Cross-attention width of the UNet (the text embedding size), by family.
-_CROSS_DIM_FAMILY = {768: "sd15", 1024: "sd2", 2048: "sdxl"}
-_SDXL_MARKERS = ("lora_te1_", "lora_te2_", "text_encoder_2.", "conditioner.")
-
 # pipeline -> OrderedDict[(path, mtime_ns, size) -> adapter name]; weak, so a dropped pipeline frees it
 _LOADED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 # model -> its peft tuner layers; dropped whenever adapters are injected or deleted
@@ -39,31 +35,13 @@ _TUNER_LAYERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 # --- family check --------------------------------------------------------------------------
 
 
-def _down_in_features(header: SafetensorsHeader, match) -> int | None:
-    """in_features of the first LoRA down-projection whose key satisfies ``match``."""
-    for key, info in header.tensors.items():
-        down = key.endswith((".lora_down.weight", ".lora_A.weight", ".down.weight", ".hada_w1_b"))
-        if down and len(info.shape) >= 2 and match(key):
-            return info.shape[1]
-    return None
-
-
-def _cross_attn_in(header: SafetensorsHeader) -> int | None:
-    return _down_in_features(header, lambda k: "attn2" in k and re.search(r"to_[kv]", k) is not None)
-
-
-def _te_in(header: SafetensorsHeader) -> int | None:
-    def first_encoder(key: str) -> bool:
-        return key.startswith(("lora_te_", "lora_te1_", "text_encoder.")) and "q_proj" in key
-
-    return _down_in_features(header, first_encoder)
+def _shapes(header: SafetensorsHeader) -> dict[str, list[int]]:
+    return {k: list(v.shape) for k, v in header.tensors.items()}
 
 
 def lora_family(header: SafetensorsHeader) -> str | None:
-    """The model family a LoRA was made for, when its header says so clearly."""
-    if any(k.startswith(_SDXL_MARKERS) for k in header.tensors):
-        return "sdxl"
-    return _CROSS_DIM_FAMILY.get(_cross_attn_in(header) or 0)
+    """The model family a LoRA was made for, when its header says so clearly (core/families)."""
+    return families.lora_family(_shapes(header))
 
 
 def _pipe_cross_dim(pipe) -> int | None:
@@ -77,8 +55,8 @@ def check_family(header: SafetensorsHeader, pipe, family: str, label: str) -> No
     """Refuse, with one sentence, a LoRA made for another model family than the loaded one."""
     lora_fam = lora_family(header)
     has_te2 = any(k.startswith(("lora_te2_", "text_encoder_2.")) for k in header.tensors)
-    cross, pipe_cross = _cross_attn_in(header), _pipe_cross_dim(pipe)
-    te, pipe_te = _te_in(header), getattr(getattr(getattr(pipe, "text_encoder", None), "config", None),
+    cross, pipe_cross = families.lora_cross_attention_width(_shapes(header)), _pipe_cross_dim(pipe)
+    te, pipe_te = families.lora_text_encoder_width(_shapes(header)), getattr(getattr(getattr(pipe, "text_encoder", None), "config", None),
                                           "hidden_size", None)
     mismatch = (
         (lora_fam is not None and lora_fam != family)
@@ -289,7 +267,7 @@ def _match(pipe, lora, path: Path, family: str):
         hit = next((index[(module.component, n)] for n in names if (module.component, n) in index), None)
         (found if hit else missing).append((module, hit))
     if missing:
-        where = FAMILY_NAMES.get(family, family)
+        where = families.label(family)
         example = missing[0][0]
         raise UserError(
             f"{len(missing):,} of {len(lora.modules):,} modules of {path.name} match no layer of this {where} model "
@@ -355,7 +333,7 @@ def _load_checked(pipe, path: Path, adapter: str, family: str = "") -> None:
 def _family_of(pipe) -> str:
     if getattr(pipe, "text_encoder_2", None) is not None:
         return "sdxl"
-    return _CROSS_DIM_FAMILY.get(_pipe_cross_dim(pipe) or 0, "")
+    return families.by_cross_attention(_pipe_cross_dim(pipe)) or ""
 
 
 def _forget(pipe, adapter: str) -> None:
