@@ -68,9 +68,11 @@ def register(subparsers) -> None:
 
 
 def _free(path: str, force: bool) -> Path:
+    """OUT, unless it would replace a file (the project's one rule, core/outputs: --force to replace)."""
+    from asset_studio.core.outputs import check_targets
+
     out = Path(path)
-    if out.exists() and not force:
-        raise UserError(f"{out} exists; pass --force to overwrite it.")
+    check_targets([out], force=force)
     return out
 
 
@@ -111,7 +113,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     from asset_studio.core.pose_render import render_pose
 
     out = _free(args.out, args.force)
-    save_png(render_pose(load_pose(args.pose), parse_size(args.size)), str(out))
+    save_png(render_pose(load_pose(args.pose), parse_size(args.size)), out, "pose render")
     return 0
 
 
@@ -143,7 +145,7 @@ def cmd_set(args: argparse.Namespace) -> int:
                 _free(str(path), False)  # refuse before writing anything
     for p, js, png in targets:
         save_pose(p.pose, js)
-        save_png(render_pose(p.pose), str(png))
+        save_png(render_pose(p.pose), png, "pose set")
     return 0
 
 
