@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "sheet",
     "tileset",
     "models",
+    "train_style",
 ]
 
 

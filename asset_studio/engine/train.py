@@ -282,11 +282,13 @@ class Trainer:
                 raise UserError(f"There is no training to resume in {out} (no {TRAIN_DIR}/{CHECKPOINT}); "
                                 "run without --resume to start one.")
             return
-        if has_checkpoint and not c.force:
-            raise UserError(f"{out} holds an unfinished or earlier training; pass --resume to continue it, "
-                            "or --force to start over.")
         if has_pack and not c.force:
-            raise UserError(f"{out} already holds a style pack; pass --force to replace it, or choose another folder.")
+            further = ", or --resume with more --steps to train it further" if has_checkpoint else ""
+            raise UserError(f"{out} already holds a style pack; pass --force to replace it{further}, "
+                            "or choose another folder.")
+        if has_checkpoint and not c.force:
+            raise UserError(f"{out} holds an unfinished training; pass --resume to continue it, "
+                            "or --force to start over.")
         if out.is_dir() and any(out.iterdir()) and not (has_pack or has_checkpoint):
             raise UserError(f"The folder {out} is not empty and holds no style pack; choose a new or empty folder.")
         if has_checkpoint:  # --force: start over
@@ -387,8 +389,12 @@ class Trainer:
         import torch
 
         self.emit(ModelLoading(f"Encoding {len(self.items)} images…"))
+        from asset_studio.engine.loader import quiet_loading
+
         vae = self.pipe.vae
-        vae.to(torch.float32)  # the SDXL VAE overflows in fp16; encoding happens once, so fp32 costs little
+        if vae.dtype != torch.float32:
+            with quiet_loading():  # the SDXL VAE overflows in fp16; encoding happens once, so fp32 costs little
+                vae.to(torch.float32)
         self.latent_dists: list[list[tuple]] = []  # per item: [(mean, std) as is, (mean, std) flipped]
         self.time_ids = []
         self.had_alpha = 0
@@ -406,7 +412,9 @@ class Trainer:
                 self.latent_dists.append(dists)
                 (ow, oh), (top, left), (bw, bh) = prepared.original_size, prepared.crop_top_left, bucket
                 self.time_ids.append(torch.tensor([oh, ow, top, left, bh, bw], dtype=torch.float32))
-        vae.to(self.weight_dtype)
+        if vae.dtype != self.weight_dtype:
+            with quiet_loading():
+                vae.to(self.weight_dtype)
         self.text_cache = None
         if not self.config.train_text_encoder:
             with torch.no_grad():
