@@ -179,7 +179,8 @@ def test_plain_diffusers_applies_every_module(cli_pack, tmp_path, tiny_sd15_dir,
 def test_a_few_steps_lower_the_loss_on_the_training_images(tmp_path, tiny_sd15_dir, data_dir):
     from asset_studio.engine.train import Trainer
 
-    trainer = Trainer(config(data_dir, tiny_sd15_dir, tmp_path / "pack", steps=8, flip=True))
+    # Gradient checkpointing (on by default on CUDA) on the CPU too: the same loop, recomputed activations.
+    trainer = Trainer(config(data_dir, tiny_sd15_dir, tmp_path / "pack", steps=8, flip=True, gradient_checkpointing=True))
     trainer.prepare()
     before = trainer.fixed_loss()
     assert trainer.fixed_loss() == before  # fixed timesteps and noise: the measure itself does not move
@@ -261,3 +262,38 @@ def test_refusals_are_one_sentence(tmp_path, tiny_sd15_dir, data_dir, cli_pack):
     assert code == 2 and stdout == ""
     assert stderr.startswith("asset-studio: error: The folder") and "Traceback" not in stderr
     assert not (tmp_path / "f").exists()
+
+
+def test_v_prediction_models_with_snr_weighting_epochs_and_samples(tmp_path, tiny_sd15_dir, data_dir):
+    import json
+    import shutil
+
+    from safetensors import safe_open
+
+    from asset_studio.engine.train import SampleReady, Trainer
+
+    model = shutil.copytree(tiny_sd15_dir, tmp_path / "tiny-v")
+    scheduler = model / "scheduler" / "scheduler_config.json"
+    scheduler.write_text(json.dumps({**json.loads(scheduler.read_text()), "prediction_type": "v_prediction"}))
+    samples = []
+    trainer = Trainer(config(data_dir, model, tmp_path / "pack", epochs=2, snr_gamma=5.0, sample_every=4),
+                      on_event=lambda e: samples.append(e) if isinstance(e, SampleReady) else None)
+    trainer.prepare()
+    assert trainer.prediction_type == "v_prediction"
+    assert trainer.total_steps == 2 * trainer.batches_per_epoch == 10  # five images, one per step
+    before = trainer.fixed_loss()
+    result = trainer.run()
+    assert trainer.fixed_loss() < before
+    assert [e.step for e in samples] == [4, 8, 10]  # every 4 steps, then the pack's previews
+    assert all(p.is_file() for e in samples[:2] for p in e.paths) and ".train" in str(samples[0].paths[0])
+    with safe_open(str(result.lora_path), "pt") as f:
+        meta = f.metadata()
+    assert meta["ss_v_parameterization"] == "True" and meta["ss_min_snr_gamma"] == "5.0"
+    assert meta["ss_num_epochs"] == "2" and meta["ss_max_train_steps"] == "10"
+
+    # --force over the finished pack with another id: the old LoRA file does not linger.
+    old_lora = result.lora_path
+    again = Trainer(config(data_dir, model, tmp_path / "pack", steps=1, pack_id="renamed", force=True))
+    again.prepare()
+    new = again.run()
+    assert new.lora_path.name == "renamed.safetensors" and not old_lora.exists()

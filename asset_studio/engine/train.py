@@ -783,5 +783,20 @@ class Trainer:
             postprocess=PostProcess(remove_background=True) if self.had_alpha * 2 >= len(self.items) else PostProcess(),
             previews=previews,
         )
+        stale = self._files_of_old_pack()
         save_stylepack(pack, self.out)  # last: a pack without style.toml is no pack, never a broken one
+        for rel in stale - {lora_rel, *previews}:  # --force over an older pack: its LoRA and previews go
+            (self.out / rel).unlink(missing_ok=True)
         return lora_path
+
+    def _files_of_old_pack(self) -> set[str]:
+        """The LoRA files and previews a pack already in the output folder names (replaced with --force)."""
+        from asset_studio.core.stylepack import load_stylepack
+
+        if not (self.out / "style.toml").is_file():
+            return set()
+        try:
+            old = load_stylepack(self.out)
+        except UserError:
+            return set()
+        return {lora.file for lora in old.loras if lora.file} | set(old.previews)
