@@ -180,8 +180,10 @@ def test_a_few_steps_lower_the_loss_on_the_training_images(tmp_path, tiny_sd15_d
     from asset_studio.engine.train import Trainer
 
     # Gradient checkpointing (on by default on CUDA) on the CPU too: the same loop, recomputed activations.
-    trainer = Trainer(config(data_dir, tiny_sd15_dir, tmp_path / "pack", steps=8, flip=True, gradient_checkpointing=True))
+    trainer = Trainer(config(data_dir, tiny_sd15_dir, tmp_path / "pack", steps=8, flip=True,
+                             gradient_checkpointing=True))
     trainer.prepare()
+    assert trainer.pipe.unet.is_gradient_checkpointing
     before = trainer.fixed_loss()
     assert trainer.fixed_loss() == before  # fixed timesteps and noise: the measure itself does not move
     result = trainer.run()
@@ -297,3 +299,21 @@ def test_v_prediction_models_with_snr_weighting_epochs_and_samples(tmp_path, tin
     again.prepare()
     new = again.run()
     assert new.lora_path.name == "renamed.safetensors" and not old_lora.exists()
+
+
+def test_a_single_file_checkpoint_trains_like_its_diffusers_folder(tmp_path, tiny_sd15_dir, data_dir):
+    """civitai-style .safetensors checkpoints load through the same loader as for generation."""
+    from safetensors.torch import load_file
+
+    from ldm_convert import save_single_file
+
+    from asset_studio.engine.train import train
+
+    single = save_single_file(tiny_sd15_dir, tmp_path / "model.safetensors")
+    common = dict(steps=2, trigger="pxk", sample_prompts=["pxk, a cup"])
+    from_file = train(config(data_dir, single, tmp_path / "a", model_config=str(tiny_sd15_dir), **common))
+    from_folder = train(config(data_dir, tiny_sd15_dir, tmp_path / "b", **common))
+    assert np.allclose(from_file.losses, from_folder.losses, rtol=1e-3)
+    a, b = load_file(str(from_file.lora_path)), load_file(str(from_folder.lora_path))
+    assert a.keys() == b.keys()
+    assert all(np.allclose(a[k].float().numpy(), b[k].float().numpy(), atol=1e-3) for k in a)

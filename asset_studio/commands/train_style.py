@@ -131,7 +131,8 @@ def run(args) -> int:
             _say(event.what)
         elif isinstance(event, t.TrainingStarted):
             resumed = f", resuming at step {event.start_step}" if event.start_step else ""
-            _say(f"Training {event.total_steps} steps on {event.device} ({'fp32' if event.precision == 'no' else event.precision + ' mixed'} precision){resumed}")
+            precision = "fp32" if event.precision == "no" else f"{event.precision} mixed"
+            _say(f"Training {event.total_steps} steps on {event.device} ({precision} precision){resumed}")
         elif isinstance(event, t.StepDone):
             now = time.monotonic()
             if now - last["shown"] >= 2.0 or event.step == event.total:
