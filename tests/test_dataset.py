@@ -136,3 +136,6 @@ def test_bad_captions_and_trigger_words(tmp_path):
         ds.check_trigger("a, b")
     with pytest.raises(UserError, match="multiple of 64"):
         ds.check_resolution(500)
+    with pytest.raises(UserError, match="multiple of 16 from 64 to 2048"):
+        ds.check_resolution(32, 16)
+    ds.check_resolution(64, 16)

@@ -244,8 +244,9 @@ def check_dataset(dataset: Dataset, resolution: int, step: int = BUCKET_STEP) ->
 
 
 def check_resolution(resolution: int, step: int = BUCKET_STEP) -> None:
-    if not isinstance(resolution, int) or resolution < step or resolution > 2048 or resolution % step:
-        raise UserError(f"The training resolution must be a multiple of {step} from {step} to 2048 "
+    low = max(64, step)  # a style pack's image size starts at 64
+    if not isinstance(resolution, int) or resolution < low or resolution > 2048 or resolution % step:
+        raise UserError(f"The training resolution must be a multiple of {step} from {low} to 2048 "
                         "(512 for SD 1.5, 1024 for SDXL).")
 
 
