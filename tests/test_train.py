@@ -254,7 +254,10 @@ def test_refusals_are_one_sentence(tmp_path, tiny_sd15_dir, data_dir, cli_pack):
     before = lora_file(cli_pack).read_bytes()
     with pytest.raises(UserError, match="made with other rank"):
         train(config(data_dir, tiny_sd15_dir, cli_pack, resume=True, rank=8, trigger="pxk", seed=5))
-    assert lora_file(cli_pack).read_bytes() == before  # nothing was touched
+    with pytest.raises(UserError, match="holds no images"):
+        train(config(empty, tiny_sd15_dir, cli_pack, force=True))
+    assert lora_file(cli_pack).read_bytes() == before  # nothing was touched …
+    assert (cli_pack / ".train" / "checkpoint.safetensors").is_file()  # … not even by --force on bad input
     with pytest.raises(UserError, match="Mixed precision .fp16. is for CUDA"):
         train(config(data_dir, tiny_sd15_dir, tmp_path / "d", mixed_precision="fp16"))
     with pytest.raises(UserError, match="rank must be from 1"):

@@ -224,6 +224,7 @@ class Trainer:
         self.should_cancel = should_cancel or (lambda: False)
         self.start_step = 0
         self.losses: list[float] = []
+        self.discard_checkpoint = False
 
     # --- checks and set-up -----------------------------------------------------------------------------
 
@@ -270,6 +271,8 @@ class Trainer:
         self._cache_inputs()
         if saved is not None:
             self._restore(saved)
+        elif self.discard_checkpoint:
+            self.checkpoint_path.unlink(missing_ok=True)
 
     def _check_out_dir(self) -> None:
         c, out = self.config, self.out
@@ -291,8 +294,7 @@ class Trainer:
                             "or --force to start over.")
         if out.is_dir() and any(out.iterdir()) and not (has_pack or has_checkpoint):
             raise UserError(f"The folder {out} is not empty and holds no style pack; choose a new or empty folder.")
-        if has_checkpoint:  # --force: start over
-            self.checkpoint_path.unlink()
+        self.discard_checkpoint = has_checkpoint  # --force: start over, once everything is checked and loaded
 
     def _default_prompts(self) -> list[str]:
         return [self.items[0].caption, ds.with_trigger(self.trigger, DEFAULT_SAMPLE_SUBJECT)]
