@@ -320,3 +320,14 @@ def test_a_single_file_checkpoint_trains_like_its_diffusers_folder(tmp_path, tin
     a, b = load_file(str(from_file.lora_path)), load_file(str(from_folder.lora_path))
     assert a.keys() == b.keys()
     assert all(np.allclose(a[k].float().numpy(), b[k].float().numpy(), atol=1e-3) for k in a)
+
+
+def test_cli_check_lists_images_with_captions_and_trains_nothing(tmp_path, tiny_sd15_dir, data_dir):
+    code, stdout, stderr = cli("train-style", data_dir, "--model", tiny_sd15_dir, "--out", tmp_path / "My Knights",
+                               "--check")
+    assert code == 0
+    lines = dict(line.split("  ", 1) for line in stdout.splitlines())
+    assert lines["knight.png"] == "48x72  my-knights, knight, standing, side view"
+    assert lines["red_potion.png"] == "48x48  my-knights, red potion"
+    assert "note: Only 5 images" in stderr and "different sizes" in stderr
+    assert not (tmp_path / "My Knights").exists()
