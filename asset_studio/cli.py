@@ -21,10 +21,12 @@ COMMAND_MODULES = [
     "rerun",
     "style",
     "layout",
+    "pose",
     "remove_bg",
     "sheet",
     "tileset",
     "models",
+    "lora",
     "train_style",
 ]
 

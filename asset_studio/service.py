@@ -73,15 +73,16 @@ def check_output_folder(folder: Path) -> None:
 
 def run_job(job: GenerationJob, backend: Backend, out_dir: str | Path, *,
             should_cancel: Callable[[], bool] | None = None,
-            on_event: Callable[[object], None] | None = None) -> RunResult:
+            on_event: Callable[[object], None] | None = None, name: str | None = None) -> RunResult:
     """Run JOB on BACKEND and save every image as it comes. Events other than ImageReady are passed
     to ON_EVENT as they are; each ImageReady becomes a Saved once the files are written. Errors
-    are raised (readable_error() turns them into the sentence to show)."""
+    are raised (readable_error() turns them into the sentence to show). NAME names the file of a
+    one-image job (a pose of a pose set)."""
     check_job(job, backend, out_dir)
     result = RunResult()
     for event in backend.run(job, should_cancel):
         if isinstance(event, ImageReady):
-            saved = save_result(event.image, event.job, out_dir, event.seed, event.index)
+            saved = save_result(event.image, event.job, out_dir, event.seed, event.index, name=name)
             result.saved.append(saved)
             event = saved
         elif isinstance(event, Cancelled):
@@ -91,12 +92,13 @@ def run_job(job: GenerationJob, backend: Backend, out_dir: str | Path, *,
     return result
 
 
-def save_result(image, job: GenerationJob, out_dir: str | Path, seed: int, index: int = 0) -> Saved:
+def save_result(image, job: GenerationJob, out_dir: str | Path, seed: int, index: int = 0,
+                name: str | None = None) -> Saved:
     """Write the raw image (job inside) at once, then the finished sprite into sprites/ under the
     same name. A failing finishing step never loses the raw image: it is already on disk."""
     from asset_studio.core.library import SPRITES_DIR, png_info, save_image
 
-    raw = save_image(image, job, out_dir, seed=seed)
+    raw = save_image(image, job, out_dir, seed=seed, name=name)
     sprite_path, shown = None, image
     if job.finishing.active:
         from asset_studio.engine.postprocess import apply_postprocess

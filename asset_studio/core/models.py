@@ -41,7 +41,7 @@ class LocalModel:
 
     name: str
     ref: str  # what a GenerationJob's `model` (or a ControlNet/LoRA path) takes: a path or a repo id
-    kind: str  # checkpoint, controlnet, lora, vae, unknown
+    kind: str  # checkpoint, controlnet, lora, vae, incomplete (a pipeline folder without its UNet), unknown
     family: str  # sd15, sd2, sdxl or "" when unknown
     size_bytes: int
     source: str  # "models folder" or "Hugging Face cache"
@@ -63,6 +63,8 @@ class CatalogEntry:
     size_hint: str = ""
     description: str = ""
     allow_patterns: list[str] = field(default_factory=list)
+    license: str = ""
+    sha256: dict[str, str] = field(default_factory=dict)  # file in the repo -> its checked sha256
 
 
 # --- reading files ---------------------------------------------------------------------------
@@ -92,6 +94,9 @@ def classify_folder(folder: Path) -> tuple[str, str] | None:
     """(kind, family) of a diffusers folder, or None when the folder holds no model."""
     index = folder / "model_index.json"
     if index.is_file():
+        # A pipeline folder whose UNet weights are missing (an interrupted copy) is not usable.
+        if not (folder / "unet").is_dir():
+            return "incomplete", families.family_of_pipeline_folder(folder) or ""
         return "checkpoint", families.family_of_pipeline_folder(folder) or ""
     config = folder / "config.json"
     if config.is_file():
@@ -342,12 +347,27 @@ def download_entry(
             # A cached file reports no bytes; count it so the bar reaches 100 %.
             progress.done = before
             progress.add(sibling.size or 0)
+            if sibling.rfilename in entry.sha256:
+                check_sha256(Path(path), entry.sha256[sibling.rfilename], entry.name)
             folder = str(Path(path).parents[len(Path(sibling.rfilename).parts) - 1])
         return folder
     except (Cancelled, UserError):
         raise
     except Exception as exc:  # network, auth, disk: all become one sentence
         raise UserError(download_error_sentence(entry, exc)) from None
+
+
+def check_sha256(path: Path, expected: str, name: str) -> None:
+    """Refuse a downloaded file whose bytes are not the ones the catalog pinned."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    if digest.hexdigest() != expected.lower():
+        raise UserError(f"Cannot use {name}: {path.name} does not have the sha256 the catalog expects "
+                        f"(the repository changed or the download is damaged); delete it from the cache and retry.")
 
 
 def download_error_sentence(entry: CatalogEntry, exc: BaseException) -> str:
