@@ -27,6 +27,7 @@ COMMAND_MODULES = [
     "tileset",
     "models",
     "lora",
+    "train_style",
 ]
 
 
