@@ -21,11 +21,13 @@ from asset_studio.gui.model.create_form import CreateForm
 from asset_studio.gui.model.layout_state import LayoutState
 from asset_studio.gui.model.library import Library
 from asset_studio.gui.model.queue import JobQueue
+from asset_studio.gui.model.training import TrainingRun
 from asset_studio.gui.model_manager import ModelManager
 from asset_studio.gui.settings import Settings
 from asset_studio.gui.style_editor import StyleEditor
 from asset_studio.gui.ui.create_panel import CreatePanel
 from asset_studio.gui.ui.preview_panel import PreviewPanel
+from asset_studio.gui.ui.train_page import TrainPage
 from asset_studio.gui.worker import GenerationWorker, default_backend_factory
 
 WARM_UP_DELAY_MS = 700  # let the window paint first, then load torch in the worker thread
@@ -80,7 +82,10 @@ class MainWindow(QMainWindow):
         self.layout_tab = self._build_layout_tab()
         if self.layout_tab is not None:
             self.tabs.addTab(self.layout_tab, "Layout")
+        self.training = TrainingRun(self)
+        self.train_page = TrainPage(self.training)
         self.tabs.addTab(self.style_editor, "Style packs")
+        self.tabs.addTab(self.train_page, "Train")
         self.tabs.addTab(self.model_manager, "Models")
         self.setCentralWidget(self.tabs)
         self._build_menus()
@@ -173,6 +178,8 @@ class MainWindow(QMainWindow):
         self.model_manager.message.connect(status)
         self.style_editor.styles_changed.connect(self.form.reload_styles)
         self.style_editor.message.connect(status)
+        self.model_manager.models_changed.connect(self.train_page.set_models)
+        self.train_page.use_style.connect(self.use_trained_style)
 
     # --- the form ---------------------------------------------------------------------------
 
@@ -371,7 +378,16 @@ class MainWindow(QMainWindow):
         self.shutdown()
         super().closeEvent(event)
 
+    def use_trained_style(self, pack_id: str) -> None:
+        """A pack the Train page just made becomes the Create tab's style, in one click."""
+        self.form.reload_styles()
+        self.style_editor.reload(select_id=pack_id)
+        self.form.style_id = pack_id
+        self.tabs.setCurrentWidget(self.create_splitter)
+        self.statusBar().showMessage(f"Style '{pack_id}' selected: describe an asset and press Generate.")
+
     def shutdown(self) -> None:
         """Stop the worker and download threads (on close, and when the application quits)."""
         self.worker.shutdown()
+        self.training.shutdown()
         self.model_manager.shutdown()
