@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "style",
     "layout",
     "remove_bg",
+    "upscale",
     "sheet",
     "models",
 ]

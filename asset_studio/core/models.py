@@ -63,6 +63,8 @@ class CatalogEntry:
     size_hint: str = ""
     description: str = ""
     allow_patterns: list[str] = field(default_factory=list)
+    license: str = ""  # SPDX id of the weights' licence
+    sha256: str = ""  # of the single weights file (upscalers); checked against the Hub before download
 
 
 # --- reading files ---------------------------------------------------------------------------
@@ -346,6 +348,9 @@ def download_entry(
         files = [s for s in files if s.rfilename in wanted]
         if not files:
             raise UserError(f"{entry.repo} has no files matching the catalog's patterns.")
+        if entry.sha256 and entry.sha256 not in {getattr(getattr(s, "lfs", None), "sha256", None) for s in files}:
+            raise UserError(f"{entry.repo} no longer holds the file the catalog names (its sha256 differs); "
+                            "nothing was downloaded.")
         progress = _DownloadProgress(sum(s.size or 0 for s in files), on_progress, cancel)
         folder = ""
         for sibling in files:
