@@ -206,12 +206,15 @@ def test_pickles_are_refused_before_reading(tmp_path, cache, suffix):
         cache.get(str(path), device="cpu")
 
 
-def test_loaded_models_are_cached_until_the_file_changes(model_dir, cache, tmp_path):
+def test_loaded_models_are_cached_until_the_file_changes(cache, tmp_path):
     import os
 
     path = save_compact(tmp_path / "c.safetensors")
     first = cache.get(str(path), device="cpu")
     assert cache.get(str(path), device="cpu") is first and cache.loads == 1
+    import torch
+
+    assert cache.get(str(path), device=torch.device("cpu")) is first  # callers holding a torch.device
     save_compact(path, seed=3)
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
     assert cache.get(str(path), device="cpu") is not first and cache.loads == 2

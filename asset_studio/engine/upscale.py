@@ -152,6 +152,10 @@ def feather(start: int, end: int, length: int, overlap: int, scale: int) -> np.n
     return w
 
 
+def to_uint8(arr: np.ndarray) -> np.ndarray:
+    return np.clip(arr * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
 def run_tiled(fn, image: np.ndarray, scale: int, tile: int, overlap: int) -> np.ndarray:
     """Apply `fn` (float32 HxWxC in [0, 1] -> float32 (H*scale)x(W*scale)xC) tile by tile; uint8 out.
 
@@ -161,6 +165,8 @@ def run_tiled(fn, image: np.ndarray, scale: int, tile: int, overlap: int) -> np.
     """
     h, w, c = image.shape
     xs, ys = tile_spans(w, tile, overlap), tile_spans(h, tile, overlap)
+    if len(xs) == len(ys) == 1:  # one tile: nothing to blend
+        return to_uint8(fn(image))
     wx = [feather(a, b, w, overlap, scale) for a, b in xs]
     wy = [feather(a, b, h, overlap, scale) for a, b in ys]
     sum_x = np.zeros(w * scale, np.float32)
@@ -187,7 +193,7 @@ def run_tiled(fn, image: np.ndarray, scale: int, tile: int, overlap: int) -> np.
         done = ys[j + 1][0] * scale if j + 1 < len(ys) else h * scale
         if done > band_start:
             rows = band[: done - band_start] / (sum_y[band_start:done, None, None] * sum_x[None, :, None])
-            out[band_start:done] = np.clip(rows * 255.0 + 0.5, 0, 255).astype(np.uint8)
+            out[band_start:done] = to_uint8(rows)
             band = band[done - band_start:].copy()
             band_start = done
     return out
@@ -399,7 +405,7 @@ class UpscalerCache:
 
         path = resolve_upscaler(ref)
         st = path.stat()
-        dev, wanted = choose_device(device, dtype)
+        dev, wanted = choose_device(None if device is None else str(device), dtype)  # a name or a torch.device
         key = (str(path), st.st_mtime_ns, st.st_size, str(dev), str(wanted))
         with self._lock:
             if key in self._entries:
