@@ -4,8 +4,9 @@ Same model (a small random Real-ESRGAN Compact x4, 32 features, 8 convs, or ESRG
 --arch esrgan), same input (512x512 by default), same run: the two are timed interleaved and the
 script prints input megapixels per second of each and their ratio (tiled / whole). Both sides
 include the uint8 <-> float conversions. Peak memory is measured in a fresh child process per
-variant: the rise of ru_maxrss over the resident memory just before the upscale (CPU, Linux), or
-torch.cuda.max_memory_allocated (CUDA).
+variant, after a small warm-up call: on the CPU, the rise of the resident peak (VmHWM, reset just
+before the upscale through /proc/self/clear_refs; Linux) over the resident memory at that moment;
+on CUDA, torch.cuda.max_memory_allocated.
 
     .venv/bin/python bench/upscale.py [--size 512] [--tiles 512 256 128] [--runs 3] [--device cpu]
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -75,6 +77,13 @@ def current_rss_kib() -> int:
     return pages * resource.getpagesize() // 1024
 
 
+def peak_rss_kib() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
 def sync(upscaler) -> None:
     if upscaler.device.type == "cuda":
         import torch
@@ -97,12 +106,13 @@ def child(args) -> None:
         before = torch.cuda.memory_allocated()
     else:
         before = current_rss_kib()
+        Path("/proc/self/clear_refs").write_text("5")  # resets the peak (VmHWM) to the current RSS
     fn(arr)
     sync(up)
     if up.device.type == "cuda":
         peak = torch.cuda.max_memory_allocated() - before
     else:
-        peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024  # KiB on Linux
+        peak = (peak_rss_kib() - before) * 1024
     print(json.dumps({"peak_bytes": peak}))
 
 
@@ -155,6 +165,9 @@ def main() -> None:
              "--size", str(args.size), "--overlap", str(args.overlap), "--device", args.device,
              "--threads", str(args.threads)],
             capture_output=True, text=True, check=True,
+            # glibc would otherwise keep freed large blocks in its heap (its mmap threshold rises
+            # after each free), so the resident peak would show the allocator, not the variant.
+            env={**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072"},
         )
         peak_mb = json.loads(peak.stdout.strip().splitlines()[-1])["peak_bytes"] / 2**20
         diff = int(np.abs(outputs[name].astype(int) - outputs["whole"].astype(int)).max())

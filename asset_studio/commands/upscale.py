@@ -7,7 +7,6 @@ it, says how the image was enlarged. The job itself re-makes the image before th
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 POSTPROCESSING_CHUNK = "postprocessing"  # AUTOMATIC1111's key for Extras-tab steps
