@@ -177,25 +177,31 @@ def run_tiled(fn, image: np.ndarray, scale: int, tile: int, overlap: int) -> np.
         sum_y[a * scale:b * scale] += weights
 
     out = np.empty((h * scale, w * scale, c), np.uint8)
-    band = np.zeros((0, w * scale, c), np.float32)
-    band_start = 0  # output row of band[0]
+    band_h = max(b - a for a, b in ys) * scale  # one row of tiles; later rows reuse it
+    band = np.zeros((band_h, w * scale, c), np.float32)
+    band_start = 0  # output row of band[0]: always the current tile row's first row
     for j, (y0, y1) in enumerate(ys):
-        grow = y1 * scale - (band_start + band.shape[0])
-        if grow > 0:
-            band = np.concatenate([band, np.zeros((grow, w * scale, c), np.float32)])
         for (x0, x1), weights_x in zip(xs, wx):
             piece = fn(image[y0:y1, x0:x1])
             if piece.shape != ((y1 - y0) * scale, (x1 - x0) * scale, c):
                 raise UserError(f"The upscale model returned a {piece.shape[1]}x{piece.shape[0]} tile "
                                 f"where {(x1 - x0) * scale}x{(y1 - y0) * scale} was expected.")
+            if not piece.flags.writeable:
+                piece = piece.copy()
+            piece *= wy[j][:, None, None] * weights_x[None, :, None]
             r0 = y0 * scale - band_start
-            band[r0:r0 + piece.shape[0], x0 * scale:x1 * scale] += piece * (wy[j][:, None, None] * weights_x[None, :, None])
+            band[r0:r0 + piece.shape[0], x0 * scale:x1 * scale] += piece
         done = ys[j + 1][0] * scale if j + 1 < len(ys) else h * scale
-        if done > band_start:
-            rows = band[: done - band_start] / (sum_y[band_start:done, None, None] * sum_x[None, :, None])
-            out[band_start:done] = to_uint8(rows)
-            band = band[done - band_start:].copy()
-            band_start = done
+        n = done - band_start
+        rows = band[:n]  # finished: no later tile reaches them; normalised and quantised in place
+        rows /= sum_y[band_start:done, None, None] * sum_x[None, :, None]
+        rows *= 255.0
+        rows += 0.5
+        np.clip(rows, 0, 255, out=rows)
+        out[band_start:done] = rows
+        band[: band_h - n] = band[n:]  # the overlap rows the next tile row adds to
+        band[band_h - n:] = 0
+        band_start = done
     return out
 
 
