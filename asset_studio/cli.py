@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "layout",
     "pose",
     "remove_bg",
+    "upscale",
     "sheet",
     "tileset",
     "models",

@@ -114,11 +114,13 @@ def test_bad_passes_are_one_sentence(engine, tiny_sd15_dir, tiny_sdxl_dir):
     job = make_job(tiny_sd15_dir, "p", width=64, height=64, steps=2)
     for passes, words in ((Passes(hires=HiresFix(scale=5)), "scale must be above 1 and at most 4"),
                           (Passes(hires=HiresFix(denoise=0)), "denoise must be above 0"),
-                          (Passes(hires=HiresFix(upscaler="bicubic-ish")), "Unknown hires upscaler"),
                           (Passes(refiner=Refiner("x", switch_at=1.0)), "refiner switch must be between 0 and 1")):
         job.passes = passes
         with pytest.raises(UserError, match=words):
             check_limits(job)
+    job.passes = Passes(hires=HiresFix(upscaler="bicubic-ish"))
+    with pytest.raises(UserError, match="The upscale model bicubic-ish was not found"):
+        engine.check(job)
     job.passes = Passes(refiner=Refiner(str(tiny_sdxl_dir)))
     with pytest.raises(UserError, match="is an SDXL model but the model is SD 1.5"):
         engine.generate(job)
@@ -139,3 +141,14 @@ def test_cli_flags_make_the_passes(tiny_sd15_dir, tmp_path, capsys):
     capsys.readouterr()
     assert main(["generate", "a coin", "--model", str(tiny_sd15_dir), "--hires-steps", "3"]) == 2
     assert "go with --hires-scale" in capsys.readouterr().err
+
+
+def test_hires_fix_with_an_upscale_model(engine, tiny_sd15_dir, tmp_path):
+    from test_upscale import save_compact  # the tiny Compact network the upscaler tests build
+
+    path = save_compact(tmp_path / "2x-tiny-compact.safetensors", scale=2)
+    job = make_job(tiny_sd15_dir, "a red potion", width=64, height=64, steps=2, seed=3)
+    job.passes = Passes(hires=HiresFix(scale=2, upscaler=str(path), denoise=0.3, steps=1))
+    [out] = engine.generate(job)
+    assert out.image.size == (128, 128)
+    assert parse_parameters(a1111_parameters(out.job))["Hires upscaler"] == "2x-tiny-compact"

@@ -68,7 +68,10 @@ def _download(args: argparse.Namespace) -> int:
         cancel.set()
         print("\nDownload stopped; run the same command again to resume.", file=sys.stderr)
         return 130
-    print(f"\nDone: {folder}\nUse it as the model `{entry.repo}`.")
+    if entry.kind == "upscaler":
+        print(f"\nDone: {folder}\nUse it as `asset-studio upscale --model {entry.id}`.")
+    else:
+        print(f"\nDone: {folder}\nUse it as the model `{entry.repo}`.")
     return 0
 
 

@@ -114,7 +114,7 @@ class HiresFix:
     """Generate at the base size, enlarge, then img2img over the same loaded model (A1111's hires fix)."""
 
     scale: float = 2.0
-    upscaler: str = "latent"  # latent, latent-nearest, lanczos, nearest, or an upscale model (.safetensors)
+    upscaler: str = "latent"  # latent, latent-nearest, lanczos, nearest, an upscale model file or catalog id
     denoise: float = 0.5
     steps: int = 0  # steps of the second pass actually run; 0 = as many as the base pass
 
@@ -367,9 +367,9 @@ def check_limits(job: GenerationJob) -> None:
         w, h = hires_size(job)
         if max(w, h) > MAX_SIDE:
             raise UserError(f"The hires fix would make {w}x{h}; the largest side is {MAX_SIDE}: lower the scale.")
-        if not (hires.upscaler in HIRES_LATENT_UPSCALERS + HIRES_IMAGE_UPSCALERS or hires.upscaler.endswith(".safetensors")):
-            raise UserError(f"Unknown hires upscaler {hires.upscaler!r}: use latent, latent-nearest, lanczos, nearest "
-                            "or an upscale model's .safetensors file.")
+        if not hires.upscaler.strip():
+            raise UserError("The hires fix needs an upscaler: latent, latent-nearest, lanczos, nearest, "
+                            "an upscale model's .safetensors file or a catalog upscaler.")
     refiner = job.passes.refiner
     if refiner is not None and not 0 < refiner.switch_at < 1:
         raise UserError(f"The refiner switch must be between 0 and 1 (the fraction of steps the base model runs), "

@@ -333,6 +333,10 @@ def download_entry(
         files = [s for s in files if s.rfilename in wanted]
         if not files:
             raise UserError(f"{entry.repo} has no files matching the catalog's patterns.")
+        hub = {s.rfilename: getattr(getattr(s, "lfs", None), "sha256", None) for s in files}
+        if any(name in hub and hub[name] and hub[name] != digest for name, digest in entry.sha256.items()):
+            raise UserError(f"{entry.repo} no longer holds the file the catalog names (its sha256 differs); "
+                            "nothing was downloaded.")
         progress = _DownloadProgress(sum(s.size or 0 for s in files), on_progress, cancel)
         folder = ""
         for sibling in files:

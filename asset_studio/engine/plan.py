@@ -328,9 +328,9 @@ class HiresFix(Stage):
 
         upscaler = job.passes.hires.upscaler
         if upscaler not in HIRES_LATENT_UPSCALERS + HIRES_IMAGE_UPSCALERS:
-            from asset_studio.engine.upscale import check_upscale_model
+            from asset_studio.engine.upscale import resolve_upscaler
 
-            check_upscale_model(upscaler)
+            resolve_upscaler(upscaler)  # a .safetensors file or a downloaded catalog upscaler
 
     def __init__(self, upscaler: str):
         self.upscaler = upscaler
@@ -364,9 +364,10 @@ class HiresFix(Stage):
             resample = Image.Resampling.NEAREST if hires.upscaler == "nearest" else Image.Resampling.LANCZOS
             image = item.image.resize((w, h), resample)
         else:
-            from asset_studio.engine.upscale import upscale_image
+            from asset_studio.engine.upscale import UpscaleSettings, upscale_image
 
-            image = upscale_image(item.image, hires.upscaler, device=ctx.device).resize((w, h), Image.Resampling.LANCZOS)
+            image = upscale_image(item.image, hires.upscaler, UpscaleSettings(scale=hires.scale), device=ctx.device)
+            image = image.resize((w, h), Image.Resampling.LANCZOS)  # to the exact multiple of 8
         inputs = {"image": image, "strength": float(hires.denoise)}
         if ctx.loaded.family == "sdxl":
             inputs.update(original_size=(h, w), target_size=(h, w))
