@@ -145,13 +145,19 @@ def fit_background(rgb: np.ndarray) -> BackgroundFit:
     return BackgroundFit(color=color, noise=noise, inliers=float(keep.mean()))
 
 
-def key_alpha(rgb: np.ndarray, fit: BackgroundFit, radius: int = 10) -> np.ndarray:
-    """Alpha from the distance to the fitted background, with edge pixels un-mixed.
+def key_alpha(rgb: np.ndarray, fit: BackgroundFit, radius: int = 10, judge=None) -> np.ndarray:
+    """Alpha of the sprite: what does not connect to the border through backdrop-coloured pixels.
 
-    Regions are classified on a locally averaged difference, so a pale sprite on a noisy
-    backdrop still stands out from the noise: clear background, solid sprite, or the rim in
-    between. Rim pixels are a mix C = a*F + (1-a)*B of the nearest solid colour F and the
-    background B; projecting C-B on F-B gives a.
+    The backdrop is what a flood fill from the image border reaches through pixels within the
+    fitted background's own noise, so a light colour enclosed by the subject (white eyes, pale
+    skin, highlights) stays opaque. An enclosed backdrop-coloured pocket is a hole only when it
+    shows the backdrop itself: its gradient value and, on a noisy backdrop, its noise; on a flat
+    backdrop a pure-colour pocket is ambiguous and ``judge(pocket_mask) -> bool`` (the model, when
+    the caller has one) decides, else it stays opaque. Regions are classified on a locally
+    averaged difference on noisy backdrops, and thin strokes on their per-pixel difference. Rim
+    pixels are a mix C = a*F + (1-a)*B of the nearest solid colour F and the background B;
+    projecting C-B on F-B gives a. A sprite made only of a neutral darkening of the backdrop (a
+    shadow, track marks) is read as a translucent dark overlay.
     """
     from scipy import ndimage
 
@@ -164,35 +170,165 @@ def key_alpha(rgb: np.ndarray, fit: BackgroundFit, radius: int = 10) -> np.ndarr
     diff_k = ndimage.uniform_filter(diff, size=(k, k, 1)) if noisy else diff
     diff_3 = ndimage.uniform_filter(diff, size=(3, 3, 1)) if noisy else diff
     dist = np.linalg.norm(diff_k, axis=2)
+    dist_px = np.linalg.norm(diff, axis=2) if noisy else dist
     t_lo = max(4.2 * fit.noise / k, 6.0)  # ~99.9 % of 3-channel Gaussian noise lies below 4σ
-    clear = dist < t_lo
-    candidate = dist >= 1.5 * t_lo
-    # a solid pixel must have solid company: lone noise spikes are not sprites
-    candidate = ndimage.binary_opening(candidate, structure=np.ones((2, 2), bool)) | (
-        candidate & ndimage.binary_erosion(dist >= t_lo, structure=np.ones((3, 3), bool))
-    )
-    alpha = candidate.astype(np.float32)
-    if not clear.any() or not candidate.any():
-        return alpha
+    t_px = max(6.5 * fit.noise, 1.5 * t_lo)  # one pixel this far off is not noise: a thin stroke
+    clear = (dist < t_lo) & (dist_px < t_px)
+    strong = dist >= 1.5 * t_lo
+    if noisy:  # a solid pixel must have solid company: lone noise spikes are not sprites
+        strong = ndimage.binary_opening(strong, structure=np.ones((2, 2), bool))
+        lines = dist_px >= t_px
+        lab, n = ndimage.label(lines, structure=np.ones((3, 3), bool))
+        if n:
+            sizes = np.bincount(lab.ravel(), minlength=n + 1)
+            strong |= (sizes >= 4)[lab] & lines
+    # the backdrop: clear pixels 4-connected to the border (a diagonal gap in an outline is no leak)
+    lab, n = ndimage.label(clear)
+    border_labels = np.unique(np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]]))
+    outside = np.zeros(n + 1, bool)
+    outside[border_labels] = True
+    outside[0] = False
+    backdrop = outside[lab]
+    # the sprite: what the backdrop does not reach, kept where it holds real evidence
+    fg_lab, fg_n = ndimage.label(~backdrop, structure=np.ones((3, 3), bool))
+    if fg_n == 0:
+        return np.zeros(rgb.shape[:2], np.float32)
+    has_strong = np.zeros(fg_n + 1, bool)
+    has_strong[np.unique(fg_lab[strong])] = True
+    has_strong[0] = False
+    fg = has_strong[fg_lab]
+    if not fg.any() or not backdrop.any():
+        return fg.astype(np.float32)
+    # pockets: clear regions enclosed by the sprite
+    pocket_ids = np.unique(lab[fg & clear])
+    for pid in pocket_ids[pocket_ids > 0]:
+        pocket = lab == pid
+        if _is_hole(pocket, diff, fit, judge):
+            fg &= ~pocket
+    clear_bg = ~fg
+    alpha = fg.astype(np.float32)
+    faint = _faint_overlay(img, bg, fg, fit)
+    if faint is not None:
+        return faint
     # Anti-aliased rims can be several pixels wide (upscaled art), so a pixel far from the
     # background may still be partly transparent: F comes from pixels at the plateau of their
-    # neighbourhood, and only pixels near the clear background are un-mixed (pale details
-    # inside the sprite stay solid).
-    near_clear = ndimage.distance_transform_edt(~clear) <= radius
+    # neighbourhood, and only pixels the backdrop reaches without crossing such a plateau are
+    # un-mixed (the rim of an enclosed white eye is not an edge of the sprite).
+    near_clear = ndimage.distance_transform_edt(~clear_bg) <= radius
     peak = ndimage.maximum_filter(dist, size=7)
-    interior = candidate & ((dist >= 0.85 * peak) | ~near_clear)
+    interior = fg & ((dist >= 0.85 * peak) | ~near_clear) & (dist >= 1.5 * t_lo)
     if not interior.any():
         return alpha
+    open_lab, open_n = ndimage.label(~interior)
+    reached = np.zeros(open_n + 1, bool)
+    reached[np.unique(open_lab[clear_bg])] = True
+    reached[0] = False
     near, (iy, ix) = ndimage.distance_transform_edt(~interior, return_indices=True)
-    band = near_clear & ~interior & (near <= radius) & (dist > t_lo * 0.5)
+    depth = ndimage.distance_transform_edt(~clear_bg)
+    # a rim pixel lies between the backdrop and its solid colour; one deeper than that solid
+    # pixel is paint behind an outline (a pale body), not a mix with the backdrop
+    band = reached[open_lab] & near_clear & (near <= radius) & (dist > t_lo * 0.5) & (depth <= depth[iy, ix])
     if band.any():
         fb = diff_k[iy[band], ix[band]]  # F - B, averaged: the solid colour's offset
         den = (fb * fb).sum(axis=1)
-        a_unmix = (diff_3[band] * fb).sum(axis=1) / np.maximum(den, 1e-6)
+        # against a strong F one pixel's own noise is small (σ/|F-B|), and 3 x 3 averaging
+        # would smear a dark outline into the backdrop beside it
+        c = np.where((den >= (10.0 * fit.noise) ** 2)[:, None], diff[band], diff_3[band])
+        a_unmix = (c * fb).sum(axis=1) / np.maximum(den, 1e-6)
         # where F hardly differs from B the projection is noise: fall back to a ramp
         ramp = np.clip((dist[band] - t_lo) / (2 * t_lo), 0.0, 1.0)
         weak = den < (3.0 * fit.noise + 4.0) ** 2
-        alpha[band] = np.clip(np.where(weak, ramp, a_unmix), 0.0, 1.0)
+        a_band = np.clip(np.where(weak, ramp, a_unmix), 0.0, 1.0)
+        # a rim pixel is a mix of F and B; one that is not (between a pale fill and its
+        # outline) is paint and stays solid
+        resid = np.linalg.norm(c - np.clip(a_unmix, 0.0, 1.0)[:, None] * fb, axis=1)
+        mixed = weak | (resid <= np.maximum(5.0 * fit.noise + 3.0, 0.5 * np.linalg.norm(c, axis=1)))
+        alpha[band] = np.where(mixed, a_band, 1.0)
+    if noisy:
+        _thin_strokes(alpha, diff, dist_px, t_px, fit.noise)
+    return alpha
+
+
+def _thin_strokes(alpha: np.ndarray, diff: np.ndarray, dist_px: np.ndarray, t_px: float, noise: float) -> None:
+    """Re-read 1-2 px strokes on a noisy backdrop from their own pixels (in place).
+
+    The k x k average that beats the noise smears a thin stroke over k pixels; a stroke stands
+    far above the noise, so each pixel is un-mixed against the strongest pixel next to it.
+    """
+    from scipy import ndimage
+
+    lines = dist_px >= t_px
+    solid = ndimage.binary_opening(lines, structure=np.ones((3, 3), bool))
+    thin = lines & ~ndimage.binary_dilation(solid, iterations=2)
+    if not thin.any():
+        return
+    zone = ndimage.binary_dilation(thin, iterations=3) & ~ndimage.binary_dilation(solid, iterations=1)
+    h, w = dist_px.shape
+    best, fb = np.zeros((h, w), np.float32), np.zeros_like(diff)
+    pad_d = np.pad(dist_px, 1)
+    pad_c = np.pad(diff, ((1, 1), (1, 1), (0, 0)))
+    for dy in range(3):  # the colour of the strongest pixel in each 3 x 3 neighbourhood
+        for dx in range(3):
+            d = pad_d[dy : dy + h, dx : dx + w]
+            take = d > best
+            best[take] = d[take]
+            fb[take] = pad_c[dy : dy + h, dx : dx + w][take]
+    f, c = fb[zone], diff[zone]
+    a = np.clip((c * f).sum(axis=1) / np.maximum((f * f).sum(axis=1), 1e-6), 0.0, 1.0)
+    # only a pixel that is a mix of that stroke and the backdrop is re-read: paint beside a
+    # thin outline (a white body inside it) is not, and keeps its alpha
+    near_stroke = best[zone] >= t_px
+    mix = (np.linalg.norm(c - a[:, None] * f, axis=1) <= noise * 4.0) & near_stroke
+    # beside a stroke but not next to its core: backdrop the average smeared over, unless painted
+    smeared = ~near_stroke & (np.linalg.norm(c, axis=1) <= noise * 4.0)
+    alpha[zone] = np.where(mix, a, np.where(smeared, 0.0, alpha[zone]))
+
+
+def _is_hole(pocket: np.ndarray, diff: np.ndarray, fit: BackgroundFit, judge) -> bool:
+    """Whether an enclosed backdrop-coloured pocket shows the backdrop (a hole) or is the sprite."""
+    from scipy import ndimage
+
+    core = ndimage.binary_erosion(pocket, iterations=2)
+    if core.sum() < 9:
+        core = pocket
+    d = diff[core]
+    n = len(d)
+    offset = float(np.linalg.norm(d.mean(axis=0)))
+    # the mean of n backdrop pixels lies within a few σ/√n of the fit
+    if offset > max(3.0, 4.0 * fit.noise / np.sqrt(n)):
+        return False
+    if fit.noise > 2.0:  # a flat fill inside a noisy backdrop is paint, the backdrop's noise a hole
+        spread = float(np.sqrt(np.mean(d.var(axis=0))))
+        return spread >= 0.6 * fit.noise
+    if float(np.ptp(fit.color.reshape(-1, 3), axis=0).max()) >= 4.0:
+        return True  # paint would not follow a visible gradient this closely
+    # flat backdrop, flat pocket: white eyes and a hole look the same; the model may tell
+    return bool(judge(pocket)) if judge is not None else False
+
+
+def _faint_overlay(img: np.ndarray, bg: np.ndarray, fg: np.ndarray, fit: BackgroundFit) -> np.ndarray | None:
+    """Alpha of a sprite that is only a neutral darkening of the backdrop (alpha < 0.5 everywhere), else None.
+
+    One composite cannot tell a translucent overlay from an opaque pale colour; a sprite that
+    is nowhere darker than half the backdrop and keeps the backdrop's hue everywhere is read as
+    black at partial alpha, the common case of shadows, track marks and smoke.
+    """
+    from scipy import ndimage
+
+    ratio = img / np.maximum(bg, 1.0)
+    if fit.noise > 2.0:  # noise makes the ratio jitter: its local mean is the honest read
+        ratio = ndimage.uniform_filter(ratio, size=(5, 5, 1))
+    r = ratio[fg]
+    s = r.mean(axis=1)
+    slack = 0.02 + 2.0 * fit.noise / 255.0
+    # nowhere darker than half the backdrop, never lighter than it, and darker somewhere for real
+    if s.min() < 0.5 or np.percentile(s, 99) > 1.0 + slack or np.percentile(s, 50) > 1.0 - 2 * slack:
+        return None
+    hue = np.abs(r - s[:, None]).max(axis=1)
+    if np.percentile(hue, 95) > slack:
+        return None
+    alpha = np.zeros(img.shape[:2], np.float32)
+    alpha[fg] = np.clip(1.0 - s, 0.0, 1.0)
     return alpha
 
 
