@@ -182,6 +182,7 @@ def main() -> int:
     ap.add_argument("--offset", type=int, default=0, help="start of the every-Nth selection (1 with --every 2: the other half)")
     ap.add_argument("--limit", type=int, default=0, help="use only the first N sprites (0 = all)")
     ap.add_argument("--canvas", type=int, default=512)
+    ap.add_argument("--backdrops", default="white,gradient,noise", help="comma-separated subset of white,gradient,noise")
     ap.add_argument("--per-kind", type=int, default=6, help="generated sprites of each kind")
     ap.add_argument("--worst", type=int, default=10, help="list the N worst images of `auto` per backdrop")
     ap.add_argument("--sheet", type=Path, default=REPO / "bench" / "results" / "bg_worst.png", help="contact sheet of the worst images")
@@ -200,7 +201,7 @@ def main() -> int:
     if not items:
         print(f"no sprites under {args.sprites}")
         return 1
-    bgs = backgrounds(args.canvas)
+    bgs = {b: v for b, v in backgrounds(args.canvas).items() if b in args.backdrops.split(",")}
     methods = {
         "ours auto": lambda im: np.asarray(remove_background(im, RemovalOptions(method="auto")))[..., 3] / 255.0,
     }
