@@ -166,7 +166,6 @@ def key_alpha(rgb: np.ndarray, fit: BackgroundFit, radius: int = 10, judge=None)
     # averaging k x k pixels divides independent noise by k; edges stay sharp in the un-mixing
     k = 5 if noisy else 1
     diff_k = ndimage.uniform_filter(diff, size=(k, k, 1)) if noisy else diff
-    diff_3 = ndimage.uniform_filter(diff, size=(3, 3, 1)) if noisy else diff
     dist = np.linalg.norm(diff_k, axis=2)
     dist_px = np.linalg.norm(diff, axis=2) if noisy else dist
     t_lo = max(4.2 * fit.noise / k, 6.0)  # ~99.9 % of 3-channel Gaussian noise lies below 4σ
@@ -203,16 +202,37 @@ def key_alpha(rgb: np.ndarray, fit: BackgroundFit, radius: int = 10, judge=None)
         pocket = lab == pid
         if _is_hole(pocket, diff, fit, judge):
             fg &= ~pocket
+    # everything below happens near the sprite: crop to it (the rims reach `radius` beyond it)
+    ys, xs = np.nonzero(fg)
+    pad = radius + 4
+    crop = (slice(max(ys.min() - pad, 0), ys.max() + pad + 1), slice(max(xs.min() - pad, 0), xs.max() + pad + 1))
+    alpha = np.zeros(rgb.shape[:2], np.float32)
+    faint = _faint_overlay(img[crop], bg[crop], fg[crop], fit)
+    if faint is not None:
+        alpha[crop] = faint
+        return alpha
+    alpha[crop] = _rim_alpha(fg[crop], dist[crop], diff[crop], diff_k[crop], fit, t_lo, radius)
+    if noisy:
+        _thin_strokes(alpha[crop], diff[crop], dist_px[crop], t_px, fit.noise)
+    return alpha
+
+
+def _rim_alpha(
+    fg: np.ndarray, dist: np.ndarray, diff: np.ndarray, diff_k: np.ndarray, fit: BackgroundFit, t_lo: float, radius: int
+) -> np.ndarray:
+    """Alpha of the sprite mask with its anti-aliased rim un-mixed against the backdrop.
+
+    Anti-aliased rims can be several pixels wide (upscaled art), so a pixel far from the
+    background may still be partly transparent: F comes from pixels at the plateau of their
+    neighbourhood, and only pixels the backdrop reaches without crossing such a plateau are
+    un-mixed (the rim of an enclosed white eye is not an edge of the sprite).
+    """
+    from scipy import ndimage
+
     clear_bg = ~fg
     alpha = fg.astype(np.float32)
-    faint = _faint_overlay(img, bg, fg, fit)
-    if faint is not None:
-        return faint
-    # Anti-aliased rims can be several pixels wide (upscaled art), so a pixel far from the
-    # background may still be partly transparent: F comes from pixels at the plateau of their
-    # neighbourhood, and only pixels the backdrop reaches without crossing such a plateau are
-    # un-mixed (the rim of an enclosed white eye is not an edge of the sprite).
-    near_clear = ndimage.distance_transform_edt(~clear_bg) <= radius
+    depth = ndimage.distance_transform_edt(fg)  # distance to the backdrop
+    near_clear = depth <= radius
     peak = ndimage.maximum_filter(dist, size=7)
     interior = fg & ((dist >= 0.85 * peak) | ~near_clear) & (dist >= 1.5 * t_lo)
     if not interior.any():
@@ -222,16 +242,19 @@ def key_alpha(rgb: np.ndarray, fit: BackgroundFit, radius: int = 10, judge=None)
     reached[np.unique(open_lab[clear_bg])] = True
     reached[0] = False
     near, (iy, ix) = ndimage.distance_transform_edt(~interior, return_indices=True)
-    depth = ndimage.distance_transform_edt(~clear_bg)
     # a rim pixel lies between the backdrop and its solid colour; one deeper than that solid
     # pixel is paint behind an outline (a pale body), not a mix with the backdrop
     band = reached[open_lab] & near_clear & (near <= radius) & (dist > t_lo * 0.5) & (depth <= depth[iy, ix])
     if band.any():
         fb = diff_k[iy[band], ix[band]]  # F - B, averaged: the solid colour's offset
         den = (fb * fb).sum(axis=1)
-        # against a strong F one pixel's own noise is small (σ/|F-B|), and 3 x 3 averaging
-        # would smear a dark outline into the backdrop beside it
-        c = np.where((den >= (10.0 * fit.noise) ** 2)[:, None], diff[band], diff_3[band])
+        # against a strong F one pixel's own noise is small (σ/|F-B|); a weak F needs the
+        # 3 x 3 average, which would smear a dark outline into the backdrop beside it
+        if fit.noise > 2.0:
+            diff_3 = ndimage.uniform_filter(diff, size=(3, 3, 1))
+            c = np.where((den >= (10.0 * fit.noise) ** 2)[:, None], diff[band], diff_3[band])
+        else:
+            c = diff[band]
         a_unmix = (c * fb).sum(axis=1) / np.maximum(den, 1e-6)
         # where F hardly differs from B the projection is noise: fall back to a ramp
         ramp = np.clip((dist[band] - t_lo) / (2 * t_lo), 0.0, 1.0)
@@ -242,8 +265,6 @@ def key_alpha(rgb: np.ndarray, fit: BackgroundFit, radius: int = 10, judge=None)
         resid = np.linalg.norm(c - np.clip(a_unmix, 0.0, 1.0)[:, None] * fb, axis=1)
         mixed = weak | (resid <= np.maximum(5.0 * fit.noise + 3.0, 0.5 * np.linalg.norm(c, axis=1)))
         alpha[band] = np.where(mixed, a_band, 1.0)
-    if noisy:
-        _thin_strokes(alpha, diff, dist_px, t_px, fit.noise)
     return alpha
 
 
@@ -261,6 +282,15 @@ def _thin_strokes(alpha: np.ndarray, diff: np.ndarray, dist_px: np.ndarray, t_px
     if not thin.any():
         return
     zone = ndimage.binary_dilation(thin, iterations=3) & ~ndimage.binary_dilation(solid, iterations=1)
+    # only the backdrop side of a stroke is re-read: paint a thin outline encloses (a pale body,
+    # skin close to the backdrop) and the outline pixels bordering it keep their alpha
+    lab, n = ndimage.label(~lines)
+    outside_ids = np.zeros(n + 1, bool)
+    outside_ids[np.unique(lab[alpha <= 0.0])] = True
+    outside_ids[0] = False
+    outside = outside_ids[lab]
+    enclosed = ~lines & ~outside
+    zone &= outside | (lines & ~ndimage.binary_dilation(enclosed, structure=np.ones((3, 3), bool)))
     h, w = dist_px.shape
     best, fb = np.zeros((h, w), np.float32), np.zeros_like(diff)
     pad_d = np.pad(dist_px, 1)
