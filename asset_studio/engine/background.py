@@ -233,7 +233,11 @@ def _rim_alpha(
     depth = ndimage.distance_transform_edt(fg)  # distance to the backdrop
     near_clear = depth <= radius
     peak = ndimage.maximum_filter(dist, size=7)
-    interior = fg & ((dist >= 0.85 * peak) | ~near_clear) & (dist >= 1.5 * t_lo)
+    # a flat patch is paint too, even when a stronger colour is near: a pale stem under a red
+    # cap has the cap's hue, but a rim ramps while paint stays level
+    level = ndimage.maximum_filter(dist, size=3) - ndimage.minimum_filter(dist, size=3)
+    flat = level <= np.maximum(0.1 * dist, 3.0 + fit.noise)
+    interior = fg & ((dist >= 0.85 * peak) | ~near_clear | flat) & (dist >= 1.5 * t_lo)
     if not interior.any():
         return alpha
     open_lab, open_n = ndimage.label(~interior)
@@ -262,8 +266,26 @@ def _rim_alpha(
         # a rim pixel is a mix of F and B; one that is not (between a pale fill and its
         # outline) is paint and stays solid
         resid = np.linalg.norm(c - np.clip(a_unmix, 0.0, 1.0)[:, None] * fb, axis=1)
-        mixed = weak | (resid <= np.maximum(5.0 * fit.noise + 3.0, 0.5 * np.linalg.norm(c, axis=1)))
+        mixed = resid <= np.maximum(5.0 * fit.noise + 3.0, 0.5 * np.linalg.norm(c, axis=1))
+        if fit.noise > 2.0:
+            # one pixel's noise hides its hue; the 3 x 3 mean (noise σ/3) must point from B
+            # towards F, or it is pale paint of another hue (a stem under a red cap)
+            c3 = diff_3[band]
+            n3 = np.linalg.norm(c3, axis=1)
+            cos = (c3 * fb).sum(axis=1) / np.maximum(n3 * np.sqrt(den), 1e-6)
+            mixed &= ~((n3 > np.sqrt(3.0) * fit.noise + 2.0) & (cos < 0.7))
+        mixed |= weak
         alpha[band] = np.where(mixed, a_band, 1.0)
+        # coverage only grows inward: a rim pixel behind solid ones is paint of a colour that
+        # happens to lie between F and B (a near-white highlight along a yellow facet)
+        ring = np.ceil(depth).astype(np.int32)
+        for level in range(2, radius + 2):
+            here = band & (ring == level)
+            if not here.any():
+                continue
+            shallower = np.where((ring < level) & fg, alpha, np.inf)
+            floor = ndimage.minimum_filter(shallower, size=3)
+            alpha[here] = np.maximum(alpha[here], np.where(np.isfinite(floor[here]), floor[here], 0.0))
     return alpha
 
 
@@ -375,7 +397,10 @@ def _faint_overlay(img: np.ndarray, bg: np.ndarray, fg: np.ndarray, fit: Backgro
     if np.percentile(hue, 95) > slack:  # a tinted or coloured sprite is paint, not a shadow
         return None
     alpha = np.zeros(img.shape[:2], np.float32)
-    alpha[fg] = np.clip(1.0 - s, 0.0, 1.0)
+    # the values come from each pixel (its three channels average the noise down): a local
+    # mean would bleed the marks into the backdrop beside them
+    a = 1.0 - (img[fg] / np.maximum(bg[fg], 1.0)).mean(axis=1)
+    alpha[fg] = np.where(a > 3.0 * fit.noise / np.sqrt(3.0) / 255.0 + 0.01, np.clip(a, 0.0, 1.0), 0.0)
     return alpha
 
 
