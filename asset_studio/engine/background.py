@@ -283,9 +283,9 @@ def _rim_alpha(
             here = band & (ring == level)
             if not here.any():
                 continue
-            shallower = np.where((ring < level) & fg, alpha, np.inf)
-            floor = ndimage.minimum_filter(shallower, size=3)
-            alpha[here] = np.maximum(alpha[here], np.where(np.isfinite(floor[here]), floor[here], 0.0))
+            shallower = np.where((ring < level) & fg, alpha, 0.0)
+            floor = ndimage.maximum_filter(shallower, size=3)
+            alpha[here] = np.maximum(alpha[here], floor[here])
     return alpha
 
 
@@ -315,7 +315,9 @@ def _thin_strokes(alpha: np.ndarray, diff: np.ndarray, dist_px: np.ndarray, t_px
     outside_ids[0] = False
     outside = outside_ids[lab]
     enclosed = ~lines & ~outside
-    zone &= outside | (lines & ~ndimage.binary_dilation(enclosed, structure=np.ones((3, 3), bool)))
+    zone &= (outside & ~lines) | (lines & ~ndimage.binary_dilation(enclosed, structure=np.ones((3, 3), bool)))
+    # a 1-2 px stroke and the smear around it lie within 3 px of the backdrop on both sides
+    zone &= ndimage.distance_transform_edt(alpha > 0.0) <= 3.0
     h, w = dist_px.shape
     best, fb = np.zeros((h, w), np.float32), np.zeros_like(diff)
     pad_d = np.pad(dist_px, 1)
