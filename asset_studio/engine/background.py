@@ -151,8 +151,9 @@ def key_alpha(rgb: np.ndarray, fit: BackgroundFit, radius: int = 10) -> np.ndarr
     skin, highlights) stays opaque. An enclosed backdrop-coloured pocket is a hole only when it
     shows the backdrop itself: its gradient value and, on a noisy backdrop, its noise; on a flat
     backdrop a pocket of exactly the backdrop colour is ambiguous (white eyes or a hole) and
-    stays opaque (rembg's u2netp, asked instead, was right on barely half of such pockets). Regions are classified on a locally
-    averaged difference on noisy backdrops, and thin strokes on their per-pixel difference. Rim
+    stays opaque (rembg's u2netp, asked instead, was right on barely half of such pockets).
+    Regions are classified on a locally averaged difference on noisy backdrops, and thin
+    strokes on their per-pixel difference. Rim
     pixels are a mix C = a*F + (1-a)*B of the nearest solid colour F and the background B;
     projecting C-B on F-B gives a. A sprite made only of a neutral darkening of the backdrop (a
     shadow, track marks) is read as a translucent dark overlay.
@@ -198,10 +199,17 @@ def key_alpha(rgb: np.ndarray, fit: BackgroundFit, radius: int = 10) -> np.ndarr
         return fg.astype(np.float32)
     # pockets: clear regions enclosed by the sprite
     pocket_ids = np.unique(lab[fg & clear])
+    boxes = ndimage.find_objects(lab)
+    h, w = fg.shape
+    graded = float(np.ptp(bg.reshape(-1, 3), axis=0).max()) >= 4.0  # the backdrop visibly changes
     for pid in pocket_ids[pocket_ids > 0]:
-        pocket = lab == pid
-        if _is_hole(pocket, diff, fit):
-            fg &= ~pocket
+        sy, sx = boxes[pid - 1]
+        box = (slice(max(sy.start - 3, 0), min(sy.stop + 3, h)), slice(max(sx.start - 3, 0), min(sx.stop + 3, w)))
+        pocket = lab[box] == pid
+        if _is_hole(pocket, diff[box], fit, graded):
+            fg[box] &= ~pocket
+    if not fg.any():
+        return np.zeros(rgb.shape[:2], np.float32)
     # everything below happens near the sprite: crop to it (the rims reach `radius` beyond it)
     ys, xs = np.nonzero(fg)
     pad = radius + 4
@@ -354,7 +362,7 @@ def _thin_strokes(alpha: np.ndarray, diff: np.ndarray, dist_px: np.ndarray, t_px
     alpha[zone] = np.where(mix, a, np.where(smeared, 0.0, alpha[zone]))
 
 
-def _is_hole(pocket: np.ndarray, diff: np.ndarray, fit: BackgroundFit) -> bool:
+def _is_hole(pocket: np.ndarray, diff: np.ndarray, fit: BackgroundFit, graded: bool) -> bool:
     """Whether an enclosed backdrop-coloured pocket shows the backdrop (a hole) or is the sprite."""
     from scipy import ndimage
 
@@ -370,7 +378,7 @@ def _is_hole(pocket: np.ndarray, diff: np.ndarray, fit: BackgroundFit) -> bool:
     if fit.noise > 2.0:  # a flat fill inside a noisy backdrop is paint, the backdrop's noise a hole
         spread = float(np.sqrt(np.mean(d.var(axis=0))))
         return spread >= 0.6 * fit.noise
-    if float(np.ptp(fit.color.reshape(-1, 3), axis=0).max()) >= 4.0:
+    if graded:
         return True  # paint would not follow a visible gradient this closely
     # flat backdrop, flat pocket: white eyes and a hole look the same, and eyes are commoner
     return False
