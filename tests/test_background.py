@@ -452,3 +452,17 @@ def test_download_model_can_be_cancelled(tmp_path, model_server):
         download_model("u2netp", progress=lambda d, t: seen.append(d), cancel=lambda: len(seen) >= 1, source=source_for(url, f"md5:{md5}", tmp_path / "c"))
     assert 1 <= len(seen) < len(payload) // (1 << 16)
     assert not any((tmp_path / "c").iterdir())  # no partial file, no temporary left behind
+
+
+def test_generate_asking_for_a_cut_out_without_the_model_names_the_command(tiny_sd15_dir, tmp_path, monkeypatch, capsys):
+    """First run: the cut-out is asked for, the rembg file is absent; the CLI says what to run, before generating."""
+    from asset_studio.engine.rembg_models import download_command
+
+    monkeypatch.setenv("U2NET_HOME", str(tmp_path / "empty"))
+    monkeypatch.setattr(bgmod, "_SESSIONS", {})
+    args = ["generate", "a gold coin", "--model", str(tiny_sd15_dir), "--size", "64x64", "--steps", "1",
+            "--device", "cpu", "--out", str(tmp_path / "out"), "--remove-bg"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and f"`{download_command('u2netp')}`" in err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.png"))
