@@ -309,6 +309,10 @@ def _thin_strokes(alpha: np.ndarray, diff: np.ndarray, dist_px: np.ndarray, t_px
     lines = dist_px >= t_px
     solid = ndimage.binary_opening(lines, structure=np.ones((3, 3), bool))
     thin = lines & ~ndimage.binary_dilation(solid, iterations=2)
+    tlab, tn = ndimage.label(thin, structure=np.ones((3, 3), bool))
+    if tn == 0:
+        return
+    thin &= (np.bincount(tlab.ravel(), minlength=tn + 1) >= 6)[tlab]  # a stroke, not a noise speck
     if not thin.any():
         return
     zone = ndimage.binary_dilation(thin, iterations=3) & ~ndimage.binary_dilation(solid, iterations=1)
@@ -340,9 +344,9 @@ def _thin_strokes(alpha: np.ndarray, diff: np.ndarray, dist_px: np.ndarray, t_px
     # pixels as a whole (a laser is one colour), not from the nearest, partly covered one
     slab, sn = ndimage.label(lines, structure=np.ones((3, 3), bool))
     colours = np.zeros((sn + 1, 3), np.float32)
-    for i, idx in enumerate(ndimage.find_objects(slab), start=1):
-        if idx is None:
-            continue
+    boxes = ndimage.find_objects(slab)
+    for i in np.unique(slab[thin]):  # only strokes: noise specks and solid parts need no colour
+        idx = boxes[i - 1]
         part = slab[idx] == i
         d, c_part = dist_px[idx][part], diff[idx][part]
         top = d >= np.percentile(d, 80 if noise > 2.0 else 97)
