@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "pose",
     "remove_bg",
     "upscale",
+    "finish",
     "sheet",
     "tileset",
     "models",
