@@ -115,3 +115,26 @@ def test_comfyui_extra_model_paths_yaml(tmp_path, monkeypatch):
     (comfy / "extra_model_paths.yaml").write_text("a111:\n  base_path: [unclosed\n")
     with pytest.raises(UserError, match=r"^extra_model_paths.yaml is not valid YAML \(line \d+\)\.$"):
         read_extra_model_paths(comfy / "extra_model_paths.yaml")
+
+
+def test_an_added_install_is_listed_and_used_in_place(tmp_path, monkeypatch, capsys):
+    """`models add-folder` remembers the install; its models are listed beside the studio's own,
+    and <lora:NAME> finds LoRAs in it, without copying a byte."""
+    from asset_studio.cli import main
+    from asset_studio.core.models import scan_all
+    from asset_studio.core.request import AssetRequest, prepare
+
+    monkeypatch.setenv("ASSET_STUDIO_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    webui = tmp_path / "stable-diffusion-webui"
+    weights(webui / "models" / "Stable-diffusion" / "dream.safetensors", SD15_CKPT)
+    lora = weights(webui / "models" / "Lora" / "pixel.safetensors", LORA15)
+    assert main(["models", "add-folder", str(webui)]) == 0
+    assert "1 checkpoints, 1 loras" in capsys.readouterr().out
+    listed = {m.name: m for m in scan_all(tmp_path / "empty-models")}
+    assert listed["dream"].ref == str(webui / "models" / "Stable-diffusion" / "dream.safetensors")
+    assert listed["dream"].source == "AUTOMATIC1111 folder" and listed["pixel"].kind == "lora"
+    job = prepare(AssetRequest("a coin <lora:pixel:0.7>", model="m"))
+    assert job.model.loras[0].path == str(lora) and job.model.loras[0].weight == 0.7
+    assert main(["models", "add-folder", str(tmp_path / "nowhere")]) == 2
+    assert "does not exist" in capsys.readouterr().err

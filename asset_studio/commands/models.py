@@ -17,6 +17,10 @@ def register(subparsers) -> None:
     p_dl = sub.add_parser("download", help="download a catalog model into the Hugging Face cache")
     p_dl.add_argument("id", help="catalog id (see `asset-studio models list`) or repo id")
     p_dl.set_defaults(func=_download)
+    p_add = sub.add_parser("add-folder", help="use the models of an AUTOMATIC1111, Forge, ComfyUI or InvokeAI "
+                                              "install in place (its folder or ComfyUI's extra_model_paths.yaml)")
+    p_add.add_argument("path")
+    p_add.set_defaults(func=_add_folder)
     p_imp = sub.add_parser("import", help="copy a single-file .safetensors model into the models folder")
     p_imp.add_argument("file")
     p_imp.set_defaults(func=_import)
@@ -45,6 +49,18 @@ def _list(args: argparse.Namespace) -> int:
     for e in load_catalog(own if own.is_file() else None):
         mark = "*" if e.repo in have else " "
         print(f" {mark}{e.id:<26} {e.kind:<11} {e.size_hint:>8}  {e.name}")
+    return 0
+
+
+def _add_folder(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from asset_studio.core.model_folders import list_models, register_folder
+
+    roots = register_folder(Path(args.path))
+    found = list_models(roots)
+    kinds = ", ".join(f"{sum(m.kind == k for m in found)} {k}s" for k in ("checkpoint", "lora", "vae", "controlnet"))
+    print(f"Added {args.path} ({', '.join(sorted({r.tool for r in roots}))}): {kinds}; they are used in place.")
     return 0
 
 

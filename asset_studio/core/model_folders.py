@@ -178,3 +178,55 @@ def folders_of_kind(roots: list[ModelRoot], kind: str) -> list[Path]:
     for root in roots:
         out.extend(f for f in root.folders.get(kind, []) if f not in out)
     return out
+
+
+# --- the folders the artist pointed the studio at ---------------------------------------------------
+
+REGISTRY_NAME = "model-folders.json"  # in $ASSET_STUDIO_HOME: a list of install roots or yaml files
+
+
+def registry_path() -> Path:
+    from asset_studio.core.stylepack import app_home
+
+    return app_home() / REGISTRY_NAME
+
+
+def registered() -> list[Path]:
+    """The installs the artist added (`asset-studio models add-folder`), in the order added."""
+    import json
+
+    try:
+        data = json.loads(registry_path().read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError, RecursionError):
+        raise UserError(f"{registry_path()} is not readable; delete it and add your model folders again.") from None
+    return [Path(p) for p in data if isinstance(p, str)] if isinstance(data, list) else []
+
+
+def register_folder(path: Path) -> list[ModelRoot]:
+    """Remember PATH (an AUTOMATIC1111 / Forge / ComfyUI / InvokeAI install, its models folder, or a
+    ComfyUI extra_model_paths.yaml) so its models are listed and used in place; returns what it holds."""
+    import json
+
+    from asset_studio.core.outputs import text_writer, write_file
+
+    path = Path(path).expanduser().resolve()
+    roots = detect_roots(path)  # refuses a path that holds no model folders, in one sentence
+    if not roots:
+        raise UserError(f"{path} holds no checkpoints, LoRAs, VAEs or ControlNets folders the studio knows.")
+    paths = [p for p in registered() if p != path] + [path]
+    registry_path().parent.mkdir(parents=True, exist_ok=True)
+    write_file(registry_path(), text_writer(json.dumps([str(p) for p in paths], indent=2)))
+    return roots
+
+
+def registered_roots() -> list[ModelRoot]:
+    """The model folders of every registered install that is still there."""
+    roots: list[ModelRoot] = []
+    for path in registered():
+        try:
+            roots += detect_roots(path)
+        except UserError:
+            continue  # an unplugged drive: its models are simply not listed
+    return roots

@@ -188,7 +188,15 @@ def scan_hf_cache(cache_dir: Path | None = None) -> list[LocalModel]:
 
 
 def scan_all(models_dir: Path = DEFAULT_MODELS_DIR, cache_dir: Path | None = None) -> list[LocalModel]:
-    return scan_models_dir(models_dir) + scan_hf_cache(cache_dir)
+    return scan_models_dir(models_dir) + scan_hf_cache(cache_dir) + scan_registered_folders()
+
+
+def scan_registered_folders() -> list[LocalModel]:
+    """Models of the AUTOMATIC1111 / ComfyUI / InvokeAI installs the artist added, used in place."""
+    from asset_studio.core.model_folders import list_models, registered_roots
+
+    return [LocalModel(m.path.stem, str(m.path), m.kind, m.family, m.size, f"{m.tool} folder")
+            for m in list_models(registered_roots()) if not m.error]
 
 
 def human_size(n: int) -> str:

@@ -203,11 +203,14 @@ def prepare(request: AssetRequest, out_dir: str | Path | None = None, *, preview
 
 
 def lora_folders(pack: StylePack | None) -> list[Path]:
-    """Where <lora:NAME> looks, first to last: the style pack's loras/, then the models folders' loras/."""
+    """Where <lora:NAME> looks, first to last: the style pack's loras/, the models folders' loras/, then
+    the LoRA folders of the AUTOMATIC1111 / ComfyUI / InvokeAI installs the artist added."""
     from asset_studio.core.compose import model_dirs
 
+    from asset_studio.core.model_folders import folders_of_kind, registered_roots
+
     folders = [Path(pack.folder) / "loras"] if pack is not None and pack.folder is not None else []
-    return folders + [d / "loras" for d in model_dirs()]
+    return folders + [d / "loras" for d in model_dirs()] + folders_of_kind(registered_roots(), "lora")
 
 
 def model_family(ref: str) -> str | None:
