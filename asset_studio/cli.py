@@ -21,10 +21,15 @@ COMMAND_MODULES = [
     "rerun",
     "style",
     "layout",
+    "pose",
     "remove_bg",
+    "upscale",
+    "finish",
     "sheet",
     "tileset",
     "models",
+    "lora",
+    "train_style",
     "servers",
 ]
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from asset_studio.core.backend import Backend, Cancelled, Failed, ImageReady
+from asset_studio.core.backend import Backend, Cancelled, ImageReady, Notice
 from asset_studio.core.job import GenerationJob
 from asset_studio.errors import UserError
 
@@ -71,15 +71,25 @@ def make_backend(engine: str = "local", servers: list[str] | tuple = (), *, devi
 
 
 def check_job(job: GenerationJob, backend: Backend, out_dir: str | Path | None = None) -> None:
-    """Everything that can be refused before a model loads: the output folder, the backend's
-    check and the finishing."""
+    """Everything that can be refused before a model loads: the output folder and the backend's check.
+    (A missing cut-out model is not a refusal: see finishing_blocker.)"""
     if out_dir is not None:
         check_output_folder(Path(out_dir))
     backend.check(job)
-    if job.finishing.active:
-        from asset_studio.engine.postprocess import check_ready
 
+
+def finishing_blocker(job: GenerationJob) -> str | None:
+    """Why the sprites cannot be made now (the cut-out's model file is not installed), or None.
+    The raw images are made and kept either way; `asset-studio finish` makes the sprites later."""
+    if not job.finishing.active:
+        return None
+    from asset_studio.engine.postprocess import check_ready
+
+    try:
         check_ready(job.finishing)
+    except UserError as exc:
+        return f"{exc} The raw images are kept; make their sprites afterwards with `asset-studio finish FOLDER`."
+    return None
 
 
 def check_output_folder(folder: Path) -> None:
@@ -100,15 +110,20 @@ def check_output_folder(folder: Path) -> None:
 
 def run_job(job: GenerationJob, backend: Backend, out_dir: str | Path, *,
             should_cancel: Callable[[], bool] | None = None,
-            on_event: Callable[[object], None] | None = None) -> RunResult:
+            on_event: Callable[[object], None] | None = None, name: str | None = None) -> RunResult:
     """Run JOB on BACKEND and save every image as it comes. Events other than ImageReady are passed
     to ON_EVENT as they are; each ImageReady becomes a Saved once the files are written. Errors
-    are raised (readable_error() turns them into the sentence to show)."""
+    are raised (readable_error() turns them into the sentence to show). NAME names the file of a
+    one-image job (a pose of a pose set)."""
     check_job(job, backend, out_dir)
     result = RunResult()
+    blocker = finishing_blocker(job)
+    if blocker and on_event is not None:
+        on_event(Notice(blocker))
     for event in backend.run(job, should_cancel):
         if isinstance(event, ImageReady):
-            saved = save_result(event.image, event.job, out_dir, event.seed, event.index)
+            saved = save_result(event.image, event.job, out_dir, event.seed, event.index, name=name,
+                                finish=blocker is None)
             result.saved.append(saved)
             event = saved
         elif isinstance(event, Cancelled):
@@ -118,14 +133,15 @@ def run_job(job: GenerationJob, backend: Backend, out_dir: str | Path, *,
     return result
 
 
-def save_result(image, job: GenerationJob, out_dir: str | Path, seed: int, index: int = 0) -> Saved:
+def save_result(image, job: GenerationJob, out_dir: str | Path, seed: int, index: int = 0,
+                name: str | None = None, finish: bool = True) -> Saved:
     """Write the raw image (job inside) at once, then the finished sprite into sprites/ under the
     same name. A failing finishing step never loses the raw image: it is already on disk."""
     from asset_studio.core.library import SPRITES_DIR, png_info, save_image
 
-    raw = save_image(image, job, out_dir, seed=seed)
+    raw = save_image(image, job, out_dir, seed=seed, name=name)
     sprite_path, shown = None, image
-    if job.finishing.active:
+    if finish and job.finishing.active:
         from asset_studio.engine.postprocess import apply_postprocess
 
         from asset_studio.core.outputs import png_writer, write_file
@@ -139,8 +155,33 @@ def save_result(image, job: GenerationJob, out_dir: str | Path, seed: int, index
     return Saved(raw=raw, sprite=sprite_path, image=shown, raw_image=image, index=index, seed=int(seed))
 
 
-def failed_event(exc: BaseException) -> Failed:
-    return Failed(readable_error(exc))
+def make_sprites(folder: str | Path) -> list[Path]:
+    """The sprites a run could not make (its cut-out model was missing then): for every raw image in
+    FOLDER whose job asks for finishing and that has no sprite yet. Returns the sprites written."""
+    from asset_studio.core.library import SPRITES_DIR, png_info, read_job
+    from asset_studio.core.outputs import png_writer, write_file
+    from asset_studio.engine.postprocess import apply_postprocess, check_ready
+
+    from PIL import Image
+
+    folder, made = Path(folder), []
+    if not folder.is_dir():
+        raise UserError(f"{folder} is not a folder of generated images.")
+    for raw in sorted(folder.glob("*.png")):
+        target = folder / SPRITES_DIR / raw.name
+        try:
+            job = read_job(raw)
+        except UserError:
+            continue  # not an image made here (a sheet, a picture the artist put there)
+        if not job.finishing.active or target.exists():
+            continue
+        check_ready(job.finishing)  # still missing: the same sentence, naming the download
+        with Image.open(raw) as im:
+            image = im.convert("RGB")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        made.append(write_file(target, png_writer(apply_postprocess(image, job.finishing),
+                                                  pnginfo=png_info(job, job.sampling.seed))))
+    return made
 
 
 def readable_error(exc: BaseException) -> str:

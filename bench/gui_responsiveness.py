@@ -62,7 +62,7 @@ def main() -> int:
         f"save_diffusers(build_tiny_sd15(), {str(model)!r})")], cwd=ROOT, check=True, capture_output=True)
     assert "torch" not in sys.modules
 
-    from asset_studio.core.job import GenerationJob
+    from asset_studio.core.job import GenerationJob, ModelRef, Prompt, Sampling
     from asset_studio.gui.worker import GenerationWorker
 
     worker = GenerationWorker(tmp / "out")
@@ -71,8 +71,8 @@ def main() -> int:
     worker.failed.connect(lambda _jid, msg: print("failed:", msg) or state.update(done=state["done"] + 1))
 
     def job():
-        return GenerationJob(model=str(model), prompt="a potion", steps=args.steps, width=args.size,
-                             height=args.size, sampler="Euler")
+        return GenerationJob(model=ModelRef(str(model)), prompt=Prompt("a potion"),
+                             sampling=Sampling(sampler="Euler", steps=args.steps, width=args.size, height=args.size))
 
     def run_job():
         target = state["done"] + 1

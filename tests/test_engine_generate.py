@@ -232,10 +232,9 @@ def test_the_plan_lists_the_stages_a_job_needs_and_refuses_what_none_implements(
     job.init = InitImage("start.png", 0.5)
     job.controls = [ControlUnit("cn", "c.png")]
     job.tiling = "x"
-    assert names(job) == ["model", "LoRAs", "image to image", "ControlNet", "seamless tiling"]
-    for change, words in ((lambda j: setattr(j, "output", "animation"), "animations"),
-                          (lambda j: j.references.append(Reference("r.png")), "reference images"),
-                          (lambda j: j.passes.append({"kind": "hires"}), "after-passes yet: hires")):
+    job.references = [Reference("r.png")]
+    assert names(job) == ["model", "LoRAs", "image to image", "ControlNet", "references", "seamless tiling"]
+    for change, words in ((lambda j: setattr(j, "output", "animation"), "animations"),):
         bad = job_for(tiny_sd15_dir)
         change(bad)
         with pytest.raises(UserError, match=words):

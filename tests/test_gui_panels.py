@@ -13,7 +13,7 @@ pytest.importorskip("pytestqt")
 from PIL import Image  # noqa: E402
 from safetensors.numpy import save_file  # noqa: E402
 
-from asset_studio.core.job import GenerationJob  # noqa: E402
+from jobs import make_job  # noqa: E402
 
 LORA_KEYS = ["lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight",
              "lora_unet_down_blocks_0_attentions_0_proj_in.lora_up.weight"]
@@ -147,10 +147,12 @@ def test_model_manager_lists_imports_and_survives_offline_download(qtbot, home, 
     with qtbot.waitSignal(page.models_changed, timeout=10_000):
         page.refresh()
     assert page.local_tree.topLevelItemCount() == 1
-    assert page.local_tree.topLevelItem(0).text(2) == "SD 1.x" and not page.local_empty.isVisible()
+    assert page.local_tree.topLevelItem(0).text(2) == "SD 1.5" and not page.local_empty.isVisible()
 
     ckpt = home / "dreamy.safetensors"
-    save_file({"model.diffusion_model.x": np.zeros(2, dtype=np.float16)}, str(ckpt))
+    # the smallest header that reads as an SD 1.x checkpoint: a 768-wide cross-attention key projection
+    save_file({"model.diffusion_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight":
+               np.zeros((320, 768), dtype=np.float16)}, str(ckpt))
     with qtbot.waitSignal(page.models_changed, timeout=10_000):
         assert page.import_file(ckpt)
     assert {page.local_tree.topLevelItem(i).text(0) for i in range(2)} == {"tiny", "dreamy"}
@@ -176,7 +178,7 @@ def test_model_manager_lists_imports_and_survives_offline_download(qtbot, home, 
 def _library(folder: Path, n: int) -> list[Path]:
     from asset_studio.core.library import save_image
 
-    job = GenerationJob(model="m", prompt="a potion", seed=5, steps=4, width=32, height=32, subject="potion")
+    job = make_job(model="m", prompt="a potion", seed=5, steps=4, width=32, height=32, subject="potion")
     paths = []
     for i in range(n):
         img = Image.new("RGBA", (32, 32), (40 * i, 100, 200, 255))
@@ -209,7 +211,7 @@ def test_gallery_thumbnails_details_drag_trash_and_export(qtbot, home):
     gallery.rerun_requested.connect(jobs.append)
     gallery.rerun_btn.click()
     seed = int(text.split("Seed: ")[1].split()[0])
-    assert jobs[-1].seed == seed and jobs[-1].batch_count == 1
+    assert jobs[-1].sampling.seed == seed and jobs[-1].sampling.count == 1
 
     # drag out: the file manager gets file URLs
     mime = model.mimeData([model.index(0), model.index(1)])
@@ -262,3 +264,45 @@ def test_app_theme_follows_the_system_scheme_and_has_an_icon(qtbot, home, monkey
     finally:
         monkeypatch.undo()
         app_module.apply_theme(app)
+
+
+# --- the Create panel -------------------------------------------------------------------------
+
+
+def test_create_panel_shows_the_form_and_writes_the_artists_edits_back(qtbot, home):
+    from asset_studio.gui.model.create_form import CreateForm
+    from asset_studio.gui.model.queue import JobQueue
+    from asset_studio.gui.ui.create_panel import CreatePanel
+
+    form = CreateForm()
+    panel = CreatePanel(form, JobQueue())
+    qtbot.addWidget(panel)
+    # the style's values reach the widgets without counting as the artist's size
+    form.style_id = "pixel-art"
+    form.template_id = "ui-button"
+    assert panel.style_combo.currentData() == "pixel-art" and panel.template_combo.currentData() == "ui-button"
+    assert (panel.width_spin.value(), panel.height_spin.value()) == (form.width, form.height)
+    assert panel.steps_spin.value() == form.steps and panel.size_auto_btn.isChecked() and form.size_auto
+    assert list(panel._field_edits) == ["text"]
+    # the artist's edits reach the form
+    panel.width_spin.setValue(320)
+    assert form.width == 320 and not form.size_auto and not panel.size_auto_btn.isChecked()
+    panel.subject_edit.setText("wooden")
+    panel._field_edits["text"].setText("PLAY")
+    panel.negative_edit.setPlainText("blurry")
+    panel.seed_lock.setChecked(True)
+    panel.seed_spin.setValue(4_000_000_000)  # beyond a signed 32-bit spin box
+    request = form.to_request()
+    assert (request.subject, request.fields, request.overrides.negative) == ("wooden", {"text": "PLAY"}, "blurry")
+    assert request.overrides.seed == 4_000_000_000 and request.overrides.width == 320
+    # Auto hands the size back to the style
+    panel.size_auto_btn.click()
+    assert form.size_auto and panel.width_spin.value() == form.width != 320
+    panel.seed_plus.click()
+    assert form.seed == 4_000_000_001 and panel.seed_spin.value() == 4_000_000_001
+    with qtbot.waitSignal(form.prompt_preview_changed, timeout=5000):
+        panel.prompt_edit.setPlainText("gold trim")
+    assert panel.final_prompt.text() == form.prompt_preview and "PLAY" in panel.final_prompt.text()
+    assert not panel.denoise_spin.isEnabled()
+    panel.init_edit.setText("start.png")
+    assert panel.denoise_spin.isEnabled() and form.init_image == "start.png"

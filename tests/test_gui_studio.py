@@ -46,19 +46,19 @@ def window(qtbot, studio_env, tiny_sd15_dir):
     w.select_style("")  # prompt only: the tiny model is no style's recommended model
     w.select_template("")
     w.set_model(str(tiny_sd15_dir))
-    w.width_spin.setValue(64)
-    w.height_spin.setValue(64)
-    w.steps_spin.setValue(3)
-    w.seed_lock.setChecked(True)
-    w.seed_spin.setValue(1234)
+    w.create_panel.width_spin.setValue(64)
+    w.create_panel.height_spin.setValue(64)
+    w.create_panel.steps_spin.setValue(3)
+    w.create_panel.seed_lock.setChecked(True)
+    w.create_panel.seed_spin.setValue(1234)
     yield w
     w.close()
 
 
 def _generate(qtbot, w, subject: str) -> tuple[int, list[str]]:
-    w.subject_edit.setText(subject)
+    w.create_panel.subject_edit.setText(subject)
     with qtbot.waitSignal(w.job_finished, timeout=JOB_TIMEOUT_MS) as blocker:
-        w.generate_btn.click()
+        w.create_panel.generate_btn.click()
     return blocker.args
 
 
@@ -71,11 +71,12 @@ def test_generate_shows_image_in_gallery_and_on_disk_and_reruns(qtbot, window):
     path = Path(paths[0])
     assert path.is_file() and path.parent == w.output_dir
     job = read_job(path)
-    assert "red potion" in job.prompt and job.seed == 1234 and (job.width, job.height) == (64, 64)
+    s = job.sampling
+    assert "red potion" in job.prompt.text and s.seed == 1234 and (s.width, s.height) == (64, 64)
     # the gallery shows it, its job is in the details panel, and the progress bar finished
     assert w.gallery.model.rowCount() == 1 and w.gallery.model.path(0) == path
     assert [s for s, *_ in steps] == [1, 2, 3] and not steps[-1][2], "every step reports, with a preview"
-    assert w.progress.value() == w.progress.maximum()
+    assert w.create_panel.progress.value() == w.create_panel.progress.maximum()
     assert not w.preview.image().isNull()
     w.gallery.select_row(0)
     assert "Seed: 1234" in w.gallery.details.toPlainText()
@@ -84,7 +85,7 @@ def test_generate_shows_image_in_gallery_and_on_disk_and_reruns(qtbot, window):
     with qtbot.waitSignal(w.job_finished, timeout=JOB_TIMEOUT_MS) as blocker:
         w.gallery.rerun_btn.click()
     again = Path(blocker.args[1][0])
-    assert again != path and read_job(again).seed == 1234
+    assert again != path and read_job(again).sampling.seed == 1234
     from PIL import Image, ImageChops
 
     with Image.open(path) as a, Image.open(again) as b:
@@ -96,7 +97,7 @@ def test_generate_shows_image_in_gallery_and_on_disk_and_reruns(qtbot, window):
     w.gallery.select_row(0)
     with qtbot.waitSignal(w.job_finished, timeout=JOB_TIMEOUT_MS) as blocker:
         w.gallery.vary_btn.click()
-    seeds = {read_job(p).seed for p in blocker.args[1]}
+    seeds = {read_job(p).sampling.seed for p in blocker.args[1]}
     assert len(blocker.args[1]) == 2 and len(seeds) == 2
     assert w.gallery.model.rowCount() == 4
 
@@ -109,9 +110,9 @@ def test_gui_thread_stays_responsive_while_generating(qtbot, window):
     """
     w = window
     _generate(qtbot, w, "warm up")  # loads the model; the bound is about running jobs
-    w.steps_spin.setValue(12)
-    w.width_spin.setValue(128)
-    w.height_spin.setValue(128)
+    w.create_panel.steps_spin.setValue(12)
+    w.create_panel.width_spin.setValue(128)
+    w.create_panel.height_spin.setValue(128)
     runs = []
     for attempt in range(3):
         ticks: list[float] = []
@@ -137,19 +138,19 @@ def test_gui_thread_stays_responsive_while_generating(qtbot, window):
 def test_cancel_stops_within_a_step_and_next_job_runs(qtbot, window):
     w = window
     _generate(qtbot, w, "warm up")
-    w.steps_spin.setValue(150)
-    w.subject_edit.setText("long job")
-    w.generate_btn.click()
-    qtbot.waitUntil(lambda: w.progress.format().startswith("Step"), timeout=JOB_TIMEOUT_MS)
-    assert w.cancel_btn.isEnabled()
+    w.create_panel.steps_spin.setValue(150)
+    w.create_panel.subject_edit.setText("long job")
+    w.create_panel.generate_btn.click()
+    qtbot.waitUntil(lambda: w.create_panel.progress.format().startswith("Step"), timeout=JOB_TIMEOUT_MS)
+    assert w.create_panel.cancel_btn.isEnabled()
     steps = []
     w.worker.step.connect(lambda jid, s, t, img: steps.append(s))
     with qtbot.waitSignal(w.job_cancelled, timeout=10_000):
-        w.cancel_btn.click()
+        w.create_panel.cancel_btn.click()
     assert len(steps) <= 2, "cancel stops within a step"
-    assert w.progress.format() == "Cancelled"
+    assert w.create_panel.progress.format() == "Cancelled"
     assert w.gallery.model.rowCount() == 1  # only the warm-up image
-    w.steps_spin.setValue(2)
+    w.create_panel.steps_spin.setValue(2)
     _, paths = _generate(qtbot, w, "after cancel")
     assert Path(paths[0]).is_file()
 
@@ -157,9 +158,9 @@ def test_cancel_stops_within_a_step_and_next_job_runs(qtbot, window):
 def test_failing_job_shows_its_message_and_the_next_job_runs(qtbot, window, tiny_sd15_dir, studio_env):
     w = window
     w.set_model(str(studio_env / "models" / "missing-model"))
-    w.subject_edit.setText("doomed")
+    w.create_panel.subject_edit.setText("doomed")
     with qtbot.waitSignal(w.job_failed, timeout=JOB_TIMEOUT_MS) as blocker:
-        w.generate_btn.click()
+        w.create_panel.generate_btn.click()
     message = blocker.args[1]
     assert "missing-model" in message and "Traceback" not in message
     assert w.last_error == message
@@ -173,12 +174,12 @@ def test_failing_job_shows_its_message_and_the_next_job_runs(qtbot, window, tiny
 
 def test_bad_form_input_is_one_sentence_not_a_job(qtbot, window):
     w = window
-    w.subject_edit.setText("")
-    w.prompt_edit.setPlainText("")
+    w.create_panel.subject_edit.setText("")
+    w.create_panel.prompt_edit.setPlainText("")
     submitted = []
     w.job_submitted.connect(lambda *a: submitted.append(a))
     assert w.generate() is None
-    assert not submitted and "subject is empty" in w.last_error
+    assert not submitted and "prompt is empty" in w.last_error  # no style: the subject is the whole prompt
 
 
 def test_settings_survive_a_restart(qtbot, studio_env):
@@ -216,17 +217,17 @@ def test_style_and_template_fill_the_parameters(qtbot, studio_env):
     try:
         w.select_style("pixel-art")
         w.select_template("ui-button")
-        assert (w.steps_spin.value(), w.cfg_spin.value(), w.sampler_combo.currentText()) == (25, 7.5, "Euler a")
-        assert w.width_spin.value() / w.height_spin.value() == pytest.approx(3.0, rel=0.05)
-        assert "Text" in [w.fields_layout.itemAt(i, w.fields_layout.ItemRole.LabelRole).widget().text()
-                          for i in range(w.fields_layout.rowCount())]
-        w.subject_edit.setText("wooden")
-        w._field_edits["text"].setText("PLAY")
-        w.steps_spin.setValue(9)  # the user's override wins
+        assert (w.create_panel.steps_spin.value(), w.create_panel.cfg_spin.value(), w.create_panel.sampler_combo.currentText()) == (25, 7.5, "Euler a")
+        assert w.create_panel.width_spin.value() / w.create_panel.height_spin.value() == pytest.approx(3.0, rel=0.05)
+        assert "Text" in [w.create_panel.fields_layout.itemAt(i, w.create_panel.fields_layout.ItemRole.LabelRole).widget().text()
+                          for i in range(w.create_panel.fields_layout.rowCount())]
+        w.create_panel.subject_edit.setText("wooden")
+        w.create_panel._field_edits["text"].setText("PLAY")
+        w.create_panel.steps_spin.setValue(9)  # the user's override wins
         w.set_model("some/model")
         job = w.build_job()
-        assert "PLAY" in job.prompt and "pixel art" in job.prompt and job.steps == 9
-        assert job.style_id == "pixel-art" and job.template == "ui-button"
+        assert "PLAY" in job.prompt.text and "pixel art" in job.prompt.text and job.sampling.steps == 9
+        assert job.source.style == "pixel-art" and job.source.template == "ui-button"
     finally:
         w.close()
 
@@ -235,7 +236,7 @@ def test_first_run_without_models_opens_the_model_manager(qtbot, studio_env, mon
     monkeypatch.setattr("asset_studio.core.models.scan_hf_cache", lambda cache_dir=None: [])
     w = _open_window(qtbot, studio_env)
     try:
-        w.model_combo.setEditText("")
+        w.create_panel.model_combo.setEditText("")
         w.first_run_check()
         qtbot.waitUntil(lambda: w.tabs.currentWidget() is w.model_manager, timeout=10_000)
         assert "No model" in w.statusBar().currentMessage()
@@ -260,23 +261,24 @@ def test_generate_follows_the_layout_tab_through_controlnet(qtbot, window, tiny_
     tab.use_box.setChecked(True)
     tab.model_combo.setEditText(str(cn_dir))
     tab.scale_spin.setValue(0.8)
-    w.width_spin.setValue(64)
-    w.height_spin.setValue(64)
-    w.subject_edit.setText("button")
-    assert w.generate() is None and "Image size from layout" in w.last_error  # 512x256 layout, 64x64 image
+    w.create_panel.width_spin.setValue(64)
+    w.create_panel.height_spin.setValue(64)
+    w.create_panel.subject_edit.setText("button")
+    # 512x256 layout, 64x64 image: prepare()'s sentence names the size that fixes it (what the button sets)
+    assert w.generate() is None and "use the size 128x64 (the layout's shape)" in w.last_error
     tab.match_size()
-    assert w.width_spin.value() == 2 * w.height_spin.value()
+    assert w.create_panel.width_spin.value() == 2 * w.create_panel.height_spin.value()
     job_id, paths = _generate(qtbot, w, "wooden button")
     job = read_job(paths[0])
-    assert len(job.controlnets) == 1
-    unit = job.controlnets[0]
-    assert unit.model == str(cn_dir) and unit.scale == 0.8 and unit.control_type == tab.editor.control_type()
+    assert len(job.controls) == 1
+    unit = job.controls[0]
+    assert unit.model == str(cn_dir) and unit.scale == 0.8 and unit.type == tab.editor.control_type()
     control = Path(unit.image)
     assert control.is_file() and control.parent == w.output_dir / ".controls"
     from PIL import Image
 
     with Image.open(control) as im:
-        assert im.size == (job.width, job.height) and im.convert("L").getextrema()[1] > 0  # strokes drawn
+        assert im.size == (job.sampling.width, job.sampling.height) and im.convert("L").getextrema()[1] > 0  # strokes
     w.gallery.refresh()
     assert control not in w.gallery.model.paths()  # inputs are not results
 
@@ -313,10 +315,11 @@ def test_window_opens_on_the_existing_library_and_keyboard_drives_it(qtbot, stud
     from PIL import Image
     from PySide6.QtCore import Qt
 
-    from asset_studio.core.job import GenerationJob
     from asset_studio.core.library import save_image
 
-    job = GenerationJob(model="m", prompt="old work", width=32, height=32)
+    from jobs import make_job
+
+    job = make_job(model="m", prompt="old work", width=32, height=32)
     for seed in (1, 2):
         save_image(Image.new("RGB", (32, 32), "red"), job, studio_env / "out", seed=seed)
     w = _open_window(qtbot, studio_env)
@@ -325,17 +328,17 @@ def test_window_opens_on_the_existing_library_and_keyboard_drives_it(qtbot, stud
         w.set_model(str(tiny_sd15_dir))
         w.select_style("")
         w.select_template("")
-        w.width_spin.setValue(64)
-        w.height_spin.setValue(64)
-        w.steps_spin.setValue(150)
-        w.subject_edit.setText("keyboard")
+        w.create_panel.width_spin.setValue(64)
+        w.create_panel.height_spin.setValue(64)
+        w.create_panel.steps_spin.setValue(150)
+        w.create_panel.subject_edit.setText("keyboard")
         w.activateWindow()
         qtbot.waitUntil(w.isActiveWindow, timeout=5000)  # window shortcuts need the active window
-        w.subject_edit.setFocus()
-        qtbot.keyClick(w.subject_edit, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
-        qtbot.waitUntil(lambda: w.progress.format().startswith("Step"), timeout=60_000)
+        w.create_panel.subject_edit.setFocus()
+        qtbot.keyClick(w.create_panel.subject_edit, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+        qtbot.waitUntil(lambda: w.create_panel.progress.format().startswith("Step"), timeout=60_000)
         with qtbot.waitSignal(w.job_cancelled, timeout=10_000):
-            qtbot.keyClick(w.subject_edit, Qt.Key.Key_Escape)
+            qtbot.keyClick(w.create_panel.subject_edit, Qt.Key.Key_Escape)
     finally:
         w.close()
 

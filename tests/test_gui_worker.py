@@ -1,69 +1,18 @@
-"""The QThread worker's queue semantics, with an in-test engine so each case is fast and exact."""
+"""The QThread worker's queue semantics, with the scripted backend so each case is fast and exact."""
 
 from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("pytestqt")
 
-from PIL import Image  # noqa: E402
-
-from asset_studio.core.job import GenerationJob  # noqa: E402
-from asset_studio.errors import UserError  # noqa: E402
-
-
-@dataclass
-class Step:
-    step: int
-    total: int
-    image_index: int
-    preview: object
-
-
-@dataclass
-class Generated:
-    image: object
-    job: GenerationJob
-    index: int
-    seed: int
-
-
-class ScriptedEngine:
-    """Runs `steps` steps per image; a prompt of 'fail' raises, 'oom' raises an OOM-like error."""
-
-    def __init__(self, step_delay: float = 0.0):
-        self.step_delay = step_delay
-        self.threads: set[str] = set()
-
-    def run(self, job, on_step=None, should_cancel=None, on_image=None):
-        self.threads.add(threading.current_thread().name)
-        if job.prompt == "fail":
-            raise UserError("The model file is corrupt.")
-        if job.prompt == "oom":
-            raise type("OutOfMemoryError", (RuntimeError,), {})("CUDA out of memory. Tried to allocate 2 GiB")
-        out = []
-        for index, seed in enumerate(job.image_seeds()):
-            for s in range(1, job.steps + 1):
-                if should_cancel and should_cancel():
-                    return out
-                time.sleep(self.step_delay)
-                on_step(Step(s, job.steps, index, Image.new("RGB", (8, 8), (s * 20, 0, 0))))
-            g = Generated(Image.new("RGB", (job.width, job.height), (0, 128, 0)), job, index, seed)
-            on_image(g)
-            out.append(g)
-        return out
-
-
-def _saver(generated, out_dir: Path) -> Path:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{generated.seed}-{generated.index}.png"
-    generated.image.save(path)
-    return path
+from asset_studio.core.backend import Backend  # noqa: E402
+from jobs import make_job  # noqa: E402
+from scripted_backend import ScriptedBackend  # noqa: E402
 
 
 def _relay_class():
@@ -113,20 +62,24 @@ def _relay_class():
 def worker(qtbot, tmp_path):
     from asset_studio.gui.worker import GenerationWorker
 
-    engine = ScriptedEngine(step_delay=0.01)
-    w = GenerationWorker(tmp_path / "out", engine_factory=lambda device: engine, saver=_saver)
-    w.engine_for_test = engine
+    backend = ScriptedBackend(step_delay=0.01)
+    assert isinstance(backend, Backend)
+    w = GenerationWorker(tmp_path / "out", backend_factory=lambda device: backend)
+    w.backend_for_test = backend
     w.relay = _relay_class()(w)
     yield w
     w.shutdown()
 
 
 def _job(prompt="a potion", steps=3, batch=1, seed=5):
-    return GenerationJob(model="fake", prompt=prompt, steps=steps, width=16, height=16, seed=seed, batch_count=batch)
+    return make_job(model="fake", prompt=prompt, steps=steps, width=16, height=16, seed=seed, batch_count=batch)
 
 
 def test_finished_after_images_are_on_disk(qtbot, worker):
-    steps, saved = [], []
+    from asset_studio.core.library import read_job
+
+    steps, saved, loading = [], [], []
+    worker.loading.connect(lambda jid, text: loading.append(text))
     worker.step.connect(lambda jid, s, t, img: steps.append((s, t, img.isNull(), img.width())))
     worker.image_saved.connect(lambda jid, path, img: saved.append(Path(path).is_file() and img.width() == 16))
     with qtbot.waitSignal(worker.relay.finished, timeout=10000) as blocker:
@@ -135,11 +88,13 @@ def test_finished_after_images_are_on_disk(qtbot, worker):
     assert got_id == job_id
     assert len(paths) == 2 and all(Path(p).is_file() for p in paths)
     assert saved == [True, True]
+    assert sorted(read_job(p).sampling.seed for p in paths) == [5, 6], "saved by the service, the job inside each PNG"
+    assert "Loading the scripted model…" in loading
     # one bar across the batch: 6 steps in all, with previews converted to QImage
     assert [s for s, *_ in steps] == [1, 2, 3, 4, 5, 6] and {t for _, t, *_ in steps} == {6}
     assert all(not null and width == 8 for *_, null, width in steps)
-    # the engine ran in the worker thread, never the GUI's
-    assert worker.engine_for_test.threads and threading.main_thread().name not in worker.engine_for_test.threads
+    # the backend ran in the worker thread, never the GUI's
+    assert worker.backend_for_test.threads and threading.main_thread().name not in worker.backend_for_test.threads
 
 
 def test_failure_then_next_job_runs(qtbot, worker):
@@ -169,3 +124,34 @@ def test_cancel_running_and_queued(qtbot, worker):
     # it keeps serving
     with qtbot.waitSignal(worker.relay.finished, timeout=10000):
         worker.submit(_job())
+
+
+def test_move_reorders_queued_jobs_and_the_queue_model_follows(qtbot, worker):
+    from asset_studio.gui.model.queue import JobQueue
+
+    queue = JobQueue(worker)
+    worker.queued.connect(queue.on_queued)
+    worker.started.connect(queue.on_started)
+    worker.cancelled.connect(queue.on_cancelled)
+    order = []
+    worker.relay.started.connect(order.append)
+    with qtbot.waitSignal(worker.relay.started, timeout=5000):
+        first = worker.submit(_job(steps=400))
+    second, third, fourth = (worker.submit(_job(prompt=p)) for p in ("b", "c", "d"))
+    qtbot.waitUntil(lambda: len(queue.entries()) == 4, timeout=5000)
+    assert not worker.move(first, 0), "the running job has left the queue"
+    assert queue.move(fourth, 0)
+    assert worker.pending_ids() == [fourth, second, third]
+    queue.remove(second)  # cancelled at the worker, gone from the list
+    qtbot.waitUntil(lambda: worker.pending_ids() == [fourth, third], timeout=5000)
+    with qtbot.waitSignal(worker.relay.idle, timeout=10000):
+        queue.cancel(first)
+    assert order == [first, fourth, third]
+    assert [e.job_id for e in queue.entries()] == [first, fourth, third]
+
+
+def test_a_job_the_backend_refuses_fails_before_it_runs(qtbot, worker):
+    with qtbot.waitSignal(worker.relay.failed, timeout=10000) as blocker:
+        job_id = worker.submit(_job(prompt="refuse"))
+    assert blocker.args == [job_id, "The scripted backend cannot run this job."]
+    assert worker.backend_for_test.checked == ["refuse"] and not worker.backend_for_test.threads

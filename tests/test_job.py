@@ -20,7 +20,7 @@ SCHEMA1_PNG = Path(__file__).parent / "data" / "schema1-job.png"  # written by A
 def full_job() -> GenerationJob:
     return GenerationJob(
         model=ModelRef("/m/model.safetensors", vae="/m/vae.safetensors", clip_skip=2,
-                       loras=[LoraRef("/l/ink.safetensors", 0.7, "ink")]),
+                       loras=[LoraRef("/l/ink.safetensors", 0.7, "ink")], ip_adapter="ip-adapter-sd15"),
         prompt=Prompt("a gold coin", "blurry"),
         sampling=Sampling(sampler="DDIM", steps=12, cfg_scale=6.5, width=64, height=96, seed=3, count=2),
         init=InitImage("/i/start.png", 0.4),

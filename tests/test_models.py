@@ -196,3 +196,11 @@ def test_cli_models_list_and_download(capsys, tmp_path, monkeypatch):
     assert "dreamy" in out and "SD 1.x" in out and "sdxl-turbo" in out
     assert main(["models", "download", "no-such-model"]) == 2
     assert "No catalog model is called 'no-such-model'" in capsys.readouterr().err
+
+
+def test_a_pipeline_folder_without_its_unet_is_listed_as_incomplete(tmp_path, tiny_sd15_dir):
+    folder = tmp_path / "models"
+    shutil.copytree(tiny_sd15_dir, folder / "half-copied")
+    shutil.rmtree(folder / "half-copied" / "unet")
+    [model] = models.scan_models_dir(folder)
+    assert (model.name, model.kind) == ("half-copied", "incomplete")

@@ -116,3 +116,27 @@ def test_postprocess_from_an_untrusted_png_is_type_checked(bad):
     data["finishing"] = bad if bad is not None else ["not", "a", "table"]
     with pytest.raises(UserError):
         GenerationJob.from_dict(data)
+
+
+def test_without_the_cutout_model_the_raw_image_is_kept_and_finish_makes_the_sprite_later(
+        tiny_sd15_dir, tmp_path, capsys, monkeypatch):
+    from conftest import REMBG_HOME
+
+    import asset_studio.engine.background as background
+
+    monkeypatch.setenv("U2NET_HOME", str(tmp_path / "no-models"))
+    monkeypatch.setattr(background, "_SESSIONS", {})
+    assert main(tiny_args(tiny_sd15_dir, tmp_path / "out", "--remove-bg")) == 0
+    out = capsys.readouterr()
+    [raw] = (tmp_path / "out").glob("*.png")
+    assert not (tmp_path / "out" / "sprites").exists()
+    assert "u2netp.onnx" in out.err and "asset-studio finish" in out.err  # said once, with the way out
+    assert main(["finish", str(tmp_path / "out")]) == 2  # still missing: the same sentence
+    assert "u2netp.onnx" in capsys.readouterr().err
+    if not (REMBG_HOME / "u2netp.onnx").is_file():
+        pytest.skip("../shared/models/rembg is absent: the second half needs rembg's real model")
+    monkeypatch.setenv("U2NET_HOME", str(REMBG_HOME))
+    assert main(["finish", str(tmp_path / "out")]) == 0
+    sprite = tmp_path / "out" / "sprites" / raw.name
+    assert capsys.readouterr().out.split() == [str(sprite)]
+    assert Image.open(sprite).mode == "RGBA" and read_job(sprite).finishing.remove_background

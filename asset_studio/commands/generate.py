@@ -26,6 +26,8 @@ def register(subparsers) -> None:
     p.add_argument("--model", help="diffusers folder, single-file .safetensors, or Hugging Face repo id")
     p.add_argument("--negative", metavar="TEXT", help="negative prompt terms (added to the style's)")
     p.add_argument("--count", type=int, metavar="N", help="number of images (default 1)")
+    p.add_argument("--batch", type=int, metavar="B",
+                   help="throughput mode: B images per pipeline call, each saved as its batch decodes (default 1)")
     p.add_argument("--seed", type=int, metavar="S", help="seed of the first image; image i uses S+i (default random)")
     p.add_argument("--steps", type=int, metavar="N", help="sampling steps (default 25)")
     p.add_argument("--cfg", type=float, metavar="F", help="CFG scale (default 7)")
@@ -38,6 +40,8 @@ def register(subparsers) -> None:
     add_engine_flags(p)
     p.add_argument("--model-config", metavar="DIR", help="diffusers config folder for a single-file model")
     p.add_argument("--vae", metavar="PATH", help="VAE to use instead of the model's own")
+    p.add_argument("--lora", action="append", default=[], metavar="PATH[:WEIGHT]",
+                   help="a LoRA to apply (repeatable), besides the style's; <lora:NAME:WEIGHT> in the prompt works too")
     p.add_argument("--clip-skip", type=int, metavar="N", help="CLIP layers to skip, as in A1111 (default 1)")
     p.add_argument("--download", action="store_true", help="allow downloading a repo id from the Hugging Face Hub")
     p.add_argument("--style", metavar="ID_OR_PATH", help="style pack to compose the prompt with")
@@ -55,6 +59,28 @@ def register(subparsers) -> None:
     )
     p.add_argument("--tile", choices=("x", "y", "both", "off"),
                    help="seamless tiling: the image repeats without seams along x, y or both")
+    chars = p.add_argument_group("characters: poses and references")
+    chars.add_argument("--pose", metavar="POSE.json", help="OpenPose skeleton an OpenPose --controlnet follows")
+    chars.add_argument("--pose-set", metavar="NAME_OR_DIR",
+                       help="one image per pose (turnaround-4, turnaround-8, walk-8, run-8 or a folder of pose JSON), "
+                            "named by pose in a folder of its own")
+    chars.add_argument("--reference", action="append", default=[], metavar="IMAGE",
+                       help="reference picture that steers the look (IP-Adapter; repeatable)")
+    chars.add_argument("--reference-scale", action="append", default=[], type=float, metavar="F",
+                       help="strength of each --reference, in order (default 0.6)")
+    chars.add_argument("--reference-mode", choices=("full", "style"), default="full",
+                       help="full: the reference's content and style; style: its style only")
+    chars.add_argument("--ip-adapter", metavar="PATH_OR_ID", help="IP-Adapter .safetensors or catalog id")
+    chars.add_argument("--image-encoder", metavar="DIR_OR_ID", help="its CLIP image encoder (default: the matching one)")
+    passes = p.add_argument_group("after-passes")
+    passes.add_argument("--hires-scale", type=float, metavar="F", help="hires fix: enlarge by F (e.g. 2), then img2img")
+    passes.add_argument("--hires-denoise", type=float, metavar="F", help="hires fix denoise, 0-1 (default 0.5)")
+    passes.add_argument("--hires-upscaler", metavar="NAME_OR_PATH",
+                        help="latent (default), latent-nearest, lanczos, nearest, or an upscale model .safetensors")
+    passes.add_argument("--hires-steps", type=int, metavar="N", help="steps of the hires pass (default: as the base)")
+    passes.add_argument("--refiner", metavar="PATH_OR_ID", help="second model for the end of the schedule (SDXL refiner)")
+    passes.add_argument("--refiner-switch", type=float, metavar="F",
+                        help="fraction of the steps the base model runs before the refiner (default 0.8)")
     post = p.add_argument_group("post-processing (saved in OUT/sprites/ beside the raw image)")
     post.add_argument("--remove-bg", action="store_true", help="cut the subject out of its background")
     post.add_argument("--pixel-grid", type=int, metavar="N", help="snap to a pixel grid N logical pixels across")
@@ -122,10 +148,27 @@ def build_request(args: argparse.Namespace):
         finishing["palette_size"] = args.palette
     if args.crisp_text:
         finishing["crisp_text"] = True
+    hires = refiner = None
+    if args.hires_scale is not None:
+        from asset_studio.core.job import HiresFix
+
+        hires = HiresFix(scale=args.hires_scale, upscaler=args.hires_upscaler or "latent",
+                         denoise=0.5 if args.hires_denoise is None else args.hires_denoise,
+                         steps=args.hires_steps or 0)
+    elif any(v is not None for v in (args.hires_denoise, args.hires_upscaler, args.hires_steps)):
+        raise UserError("--hires-denoise, --hires-upscaler and --hires-steps go with --hires-scale.")
+    if args.refiner is not None:
+        from asset_studio.core.job import Refiner
+
+        refiner = Refiner(model=args.refiner, switch_at=0.8 if args.refiner_switch is None else args.refiner_switch)
+    elif args.refiner_switch is not None:
+        raise UserError("--refiner-switch goes with --refiner.")
     overrides = Overrides(
         negative=args.negative, width=width, height=height, steps=args.steps, cfg_scale=args.cfg,
-        sampler=args.sampler, seed=args.seed, count=args.count, init_image=args.init, denoise=args.denoise,
+        sampler=args.sampler, seed=args.seed, count=args.count, batch=args.batch, init_image=args.init,
+        denoise=args.denoise,
         vae=args.vae, clip_skip=args.clip_skip, model_config=args.model_config, tiling=args.tile,
+        hires=hires, refiner=refiner,
         finishing=finishing, no_finishing=args.no_postprocess,
     )
     n = len(args.controlnet)
@@ -138,15 +181,29 @@ def build_request(args: argparse.Namespace):
                 for i, model in enumerate(args.controlnet)]
     if args.field and not (args.style or args.template):
         raise UserError("--field needs --template (fields fill a template's prompt).")
+    if len(args.reference_scale) > len(args.reference):
+        raise UserError("There are more --reference-scale values than --reference images.")
+    from asset_studio.core.job import Reference
+
+    references = [Reference(image=image, mode=args.reference_mode,
+                            scale=args.reference_scale[i] if i < len(args.reference_scale) else 0.6)
+                  for i, image in enumerate(args.reference)]
+    if args.pose and args.pose_set:
+        raise UserError("Give --pose or --pose-set, not both.")
     if not args.model and not args.style:
         raise UserError("--model is required unless a style pack recommends one.")
-    return AssetRequest(subject=args.prompt, style=args.style, template=args.template,
+    from asset_studio.core.job import LoraRef
+    from asset_studio.core.lora_tags import parse_lora_arg
+
+    loras = [LoraRef(path=path, weight=weight) for path, weight in map(parse_lora_arg, args.lora)]
+    return AssetRequest(subject=args.prompt, style=args.style, template=args.template, loras=loras,
                         fields=parse_fields(args.field), model=args.model or None, overrides=overrides,
-                        layout=args.layout, controls=controls)
+                        layout=args.layout, controls=controls, pose=args.pose, references=references,
+                        ip_adapter=args.ip_adapter, image_encoder=args.image_encoder)
 
 
 def run_job(job, out_dir: Path, device: str | None, download: bool, announce_seed: bool = False,
-            engine: str = "local", servers: list[str] | None = None) -> list[Path]:
+            name: str | None = None, engine: str = "local", servers: list[str] | None = None) -> list[Path]:
     """Run a job on the chosen backend, printing each image's path as soon as it is on disk."""
     from asset_studio.core.backend import Notice, Progress
     from asset_studio.service import Saved, check_job, make_backend, run_job as run_service
@@ -170,7 +227,7 @@ def run_job(job, out_dir: Path, device: str | None, download: bool, announce_see
             if event.sprite is not None:
                 print(f"sprite: {event.sprite}", file=sys.stderr, flush=True)
 
-    return run_service(job, backend, out_dir, on_event=on_event).paths
+    return run_service(job, backend, out_dir, on_event=on_event, name=name).paths
 
 
 def run(args: argparse.Namespace) -> int:
@@ -178,8 +235,47 @@ def run(args: argparse.Namespace) -> int:
 
     out_dir = Path(args.out or DEFAULT_OUT)
     request = build_request(args)
+    if args.pose_set:
+        return run_pose_set(request, args, out_dir)
     job = prepare(request, out_dir, download=args.download)
     # A random seed is announced once every check has passed, so it can be locked next time.
     run_job(job, out_dir, args.device, args.download, announce_seed=args.seed is None and not args.style,
             engine=args.engine, servers=args.server)
     return 0
+
+
+def run_pose_set(request, args: argparse.Namespace, out_dir: Path) -> int:
+    """One image per pose of the set, same style, references, seed and prompt, named by pose
+    (knight-front.png, knight-walk-3.png) in a folder of its own, so `sheet` makes the animations."""
+    from dataclasses import replace
+
+    from asset_studio.core.library import slugify
+    from asset_studio.core.pose_sets import load_pose_set, output_name
+    from asset_studio.core.request import prepare
+
+    poses = load_pose_set(args.pose_set)
+    slug = slugify(request.subject)
+    jobs = []
+    for pose in poses:
+        one = replace(request, pose=pose.pose, pose_name=pose.name, view=pose.view)
+        if jobs:  # every pose with the first one's seed: the same character, not a new one per pose
+            one.overrides = replace(request.overrides, seed=jobs[0][1].sampling.seed)
+        jobs.append((pose, prepare(one, out_dir, download=args.download)))
+    folder = _fresh_folder(out_dir / f"{slug}-{Path(str(args.pose_set)).name.lower()}")
+    for i, (pose, job) in enumerate(jobs):
+        if job.sampling.count != 1:
+            raise UserError("A pose set makes one image per pose: leave out --count.")
+        run_job(job, folder, args.device, args.download, name=output_name(slug, pose.name),
+                announce_seed=i == 0 and args.seed is None and not args.style, engine=args.engine,
+                servers=args.server)
+    print(folder, file=sys.stderr)
+    return 0
+
+
+def _fresh_folder(base: Path) -> Path:
+    """BASE, or BASE-2, BASE-3 … when taken: a new pose set never mixes with an earlier one."""
+    candidate, n = base, 1
+    while candidate.exists():
+        n += 1
+        candidate = base.with_name(f"{base.name}-{n}")
+    return candidate

@@ -17,6 +17,10 @@ def register(subparsers) -> None:
     p_dl = sub.add_parser("download", help="download a catalog model into the Hugging Face cache")
     p_dl.add_argument("id", help="catalog id (see `asset-studio models list`) or repo id")
     p_dl.set_defaults(func=_download)
+    p_add = sub.add_parser("add-folder", help="use the models of an AUTOMATIC1111, Forge, ComfyUI or InvokeAI "
+                                              "install in place (its folder or ComfyUI's extra_model_paths.yaml)")
+    p_add.add_argument("path")
+    p_add.set_defaults(func=_add_folder)
     p_imp = sub.add_parser("import", help="copy a single-file .safetensors model into the models folder")
     p_imp.add_argument("file")
     p_imp.set_defaults(func=_import)
@@ -48,6 +52,18 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_folder(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from asset_studio.core.model_folders import list_models, register_folder
+
+    roots = register_folder(Path(args.path))
+    found = list_models(roots)
+    kinds = ", ".join(f"{sum(m.kind == k for m in found)} {k}s" for k in ("checkpoint", "lora", "vae", "controlnet"))
+    print(f"Added {args.path} ({', '.join(sorted({r.tool for r in roots}))}): {kinds}; they are used in place.")
+    return 0
+
+
 def _download(args: argparse.Namespace) -> int:
     from asset_studio.core.models import Cancelled, download_entry, find_catalog_entry, human_size
 
@@ -68,7 +84,10 @@ def _download(args: argparse.Namespace) -> int:
         cancel.set()
         print("\nDownload stopped; run the same command again to resume.", file=sys.stderr)
         return 130
-    print(f"\nDone: {folder}\nUse it as the model `{entry.repo}`.")
+    if entry.kind == "upscaler":
+        print(f"\nDone: {folder}\nUse it as `asset-studio upscale --model {entry.id}`.")
+    else:
+        print(f"\nDone: {folder}\nUse it as the model `{entry.repo}`.")
     return 0
 
 

@@ -14,7 +14,8 @@ def register(subparsers) -> None:
         "remove-bg",
         help="remove backgrounds (writes RGBA PNGs of the same size)",
         description="Remove the background of images. `auto` keys plain and graded backgrounds "
-        "from the border and uses a rembg model for anything else.",
+        "from the border (what the border reaches is background; light paint enclosed by the sprite stays) "
+        "and uses a rembg model for anything else.",
     )
     p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT_DIR_OR_FILES")
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder for the RGBA PNGs (same relative names)")
@@ -25,7 +26,7 @@ def register(subparsers) -> None:
     p.add_argument("--alpha-matting", action="store_true", help="refine edges with rembg's alpha matting (slow)")
     p.add_argument("--defringe", action=argparse.BooleanOptionalAction, default=True, help="remove background colour from edge pixels")
     p.add_argument("--hard-alpha", action="store_true", help="alpha 0 or 255 only (implied by --pixel-grid)")
-    p.add_argument("--download-model", action="store_true", help="let rembg download a missing model file")
+    p.add_argument("--download-model", action="store_true", help="let rembg download a missing model file (or fetch it once: python -m asset_studio.engine.rembg_models NAME)")
     p.add_argument("--force", action="store_true",
                    help="replace existing files this command did not write (or the inputs themselves)")
     p.set_defaults(func=run)

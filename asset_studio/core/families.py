@@ -119,20 +119,44 @@ def classify_file(shapes: dict[str, list[int]]) -> tuple[str, str]:
 
 
 _SDXL_LORA_MARKERS = ("lora_te1_", "lora_te2_", "text_encoder_2.", "conditioner.")
+# The down projection of each LoRA layout (kohya, peft, diffusers' old names, LyCORIS LoHa).
+LORA_DOWN_SUFFIXES = (".lora_down.weight", ".lora_A.weight", ".down.weight", ".hada_w1_b")
+# kohya's ss_base_model_version / modelspec.architecture prefixes → family, for files whose
+# layer sizes do not tell (UNet-only files of unusual widths).
+_TRAINED_ON = (("sdxl", "sdxl"), ("stable-diffusion-xl", "sdxl"), ("sd_v2", "sd2"), ("stable-diffusion-v2", "sd2"),
+               ("sd_v1", "sd15"), ("stable-diffusion-v1", "sd15"))
+
+
+def lora_down_width(shapes: dict[str, list[int]], match) -> int | None:
+    """in_features of the first LoRA down projection whose key satisfies MATCH."""
+    for key, shape in shapes.items():
+        if key.endswith(LORA_DOWN_SUFFIXES) and len(shape) >= 2 and match(key):
+            return shape[1]
+    return None
+
+
+def lora_cross_attention_width(shapes: dict[str, list[int]]) -> int | None:
+    return lora_down_width(shapes, lambda k: "attn2" in k and ("to_k" in k or "to_v" in k))
+
+
+def lora_text_encoder_width(shapes: dict[str, list[int]]) -> int | None:
+    return lora_down_width(shapes, lambda k: k.startswith(("lora_te_", "lora_te1_", "text_encoder.")) and "q_proj" in k)
 
 
 def lora_family(shapes: dict[str, list[int]]) -> str | None:
     """The model family a LoRA was made for, when its tensor names and shapes say so clearly."""
     if any(k.startswith(_SDXL_LORA_MARKERS) for k in shapes):
         return "sdxl"
-    for key, shape in shapes.items():
-        down = key.endswith((".lora_down.weight", ".lora_A.weight", ".down.weight"))
-        if down and len(shape) >= 2 and "attn2" in key and ("to_k" in key or "to_v" in key):
-            return by_cross_attention(shape[1])
-    for key, shape in shapes.items():  # text-encoder-only files: CLIP-L is 768 wide, OpenCLIP-H 1024
-        if key.startswith(("lora_te_", "text_encoder.")) and "q_proj" in key and key.endswith(("lora_down.weight", "lora_A.weight")) and len(shape) == 2:
-            return {768: "sd15", 1024: "sd2"}.get(shape[1])
-    return None
+    family = by_cross_attention(lora_cross_attention_width(shapes))
+    if family is None:  # text-encoder-only files: CLIP-L is 768 wide, OpenCLIP-H 1024
+        family = {768: "sd15", 1024: "sd2"}.get(lora_text_encoder_width(shapes))
+    return family
+
+
+def family_from_training_metadata(metadata: dict) -> str | None:
+    """The family kohya's training metadata names (ss_base_model_version, modelspec.architecture)."""
+    hint = str(metadata.get("ss_base_model_version") or metadata.get("modelspec.architecture") or "").lower()
+    return next((family for prefix, family in _TRAINED_ON if hint.startswith(prefix)), None)
 
 
 # --- diffusers folders --------------------------------------------------------------------------

@@ -23,9 +23,11 @@ JOB_SCHEMA_VERSION = 2
 MAX_SIDE = 4096
 MAX_STEPS = 1000
 MAX_IMAGES = 10000
+MAX_BATCH = 64
 MAX_SEED = 2**64 - 1
 MAX_LORA_WEIGHT = 10.0  # A1111 lets a slider reach ±2; far beyond ±10 only makes NaNs
 MAX_PROMPT_CHARS = 20000
+MAX_REFERENCES = 4
 
 Tiling = Literal["off", "x", "y", "both"]
 OutputKind = Literal["image", "animation", "video"]
@@ -51,6 +53,8 @@ class ModelRef:
     config: str | None = None  # local diffusers config folder for single-file checkpoints
     clip_skip: int = 1  # 1 = last CLIP layer, as in AUTOMATIC1111
     loras: list[LoraRef] = field(default_factory=list)
+    ip_adapter: str | None = None  # for the job's references: a .safetensors file or a catalog id
+    image_encoder: str | None = None  # its CLIP image encoder; None = the one the adapter was trained with
 
 
 @dataclass
@@ -69,6 +73,7 @@ class Sampling:
     seed: int = 0
     count: int = 1
     seeds: list[int] = field(default_factory=list)  # each image's seed; empty = seed, seed+1, …
+    batch: int = 1  # images per pipeline call (throughput); each is still saved as its batch decodes
 
 
 @dataclass
@@ -96,8 +101,39 @@ class Reference:
     """An image prompt (IP-Adapter)."""
 
     image: str
-    scale: float = 1.0
-    mode: ReferenceMode = "full"
+    scale: float = 0.6
+    mode: ReferenceMode = "full"  # style: only the style-carrying attention listens (InstantStyle)
+
+
+HIRES_LATENT_UPSCALERS = ("latent", "latent-nearest")  # resize the latents, as A1111's "Latent" modes
+HIRES_IMAGE_UPSCALERS = ("lanczos", "nearest")  # resize the decoded picture; else a path to an upscale model
+
+
+@dataclass
+class HiresFix:
+    """Generate at the base size, enlarge, then img2img over the same loaded model (A1111's hires fix)."""
+
+    scale: float = 2.0
+    upscaler: str = "latent"  # latent, latent-nearest, lanczos, nearest, an upscale model file or catalog id
+    denoise: float = 0.5
+    steps: int = 0  # steps of the second pass actually run; 0 = as many as the base pass
+
+
+@dataclass
+class Refiner:
+    """Hand the image to a second model for the end of the schedule (SDXL's refiner, A1111's
+    "Refiner switch at"); with SD 1.x/2.x models the second model refines the decoded image."""
+
+    model: str
+    switch_at: float = 0.8  # fraction of the steps the base model runs
+
+
+@dataclass
+class Passes:
+    """After-passes, in the order they run: refiner hand-off, then hires fix."""
+
+    refiner: Refiner | None = None
+    hires: HiresFix | None = None
 
 
 @dataclass
@@ -126,6 +162,7 @@ class Source:
     template: str = ""
     subject: str = ""
     fields: dict[str, str] = field(default_factory=dict)
+    pose: str = ""  # the pose of a pose set this image was made for ("walk-3")
 
 
 @dataclass
@@ -136,7 +173,7 @@ class GenerationJob:
     init: InitImage | None = None
     controls: list[ControlUnit] = field(default_factory=list)
     references: list[Reference] = field(default_factory=list)
-    passes: list[dict] = field(default_factory=list)  # after-passes (hires fix, refiner, detailer): none yet
+    passes: Passes = field(default_factory=Passes)
     tiling: Tiling = "off"
     output: OutputKind = "image"
     finishing: Finishing = field(default_factory=Finishing)
@@ -154,7 +191,7 @@ class GenerationJob:
     def for_seed(self, seed: int) -> "GenerationJob":
         """This job for one image alone: what its PNG carries, so that image re-runs by itself."""
         one = copy.deepcopy(self)
-        one.sampling.seed, one.sampling.count, one.sampling.seeds = int(seed), 1, []
+        one.sampling.seed, one.sampling.count, one.sampling.seeds, one.sampling.batch = int(seed), 1, [], 1
         return one
 
     def to_dict(self) -> dict:
@@ -292,6 +329,8 @@ def check_limits(job: GenerationJob) -> None:
         raise UserError(f"The CFG scale must be between 0 and 100, not {s.cfg_scale}.")
     if not 1 <= s.count <= MAX_IMAGES:
         raise UserError(f"The image count must be between 1 and {MAX_IMAGES}, not {s.count}.")
+    if not 1 <= s.batch <= MAX_BATCH:
+        raise UserError(f"Images per batch must be between 1 and {MAX_BATCH}, not {s.batch}.")
     if len(s.seeds) > MAX_IMAGES:
         raise UserError(f"The job lists {len(s.seeds)} seeds; at most {MAX_IMAGES} images run in one job.")
     for seed in [s.seed, *s.seeds]:
@@ -313,9 +352,31 @@ def check_limits(job: GenerationJob) -> None:
         if not 0 <= unit.start < unit.end <= 1:
             raise UserError(f"ControlNet {i + 1} must start before it ends, both between 0 and 1 "
                             f"(start {unit.start:g}, end {unit.end:g}).")
+    if len(job.references) > MAX_REFERENCES:
+        raise UserError(f"A job takes at most {MAX_REFERENCES} reference images, not {len(job.references)}.")
     for ref in job.references:
-        if not 0 <= ref.scale <= 5:
-            raise UserError(f"A reference's strength must be between 0 and 5, not {ref.scale:g}.")
+        if not 0 <= ref.scale <= 2:
+            raise UserError(f"A reference's strength must be between 0 and 2, not {ref.scale:g}.")
+    if job.references and not job.model.ip_adapter:
+        raise UserError("Reference images need an IP-Adapter model (--ip-adapter): it is what lets a picture steer.")
+    hires = job.passes.hires
+    if hires is not None:
+        if not 1 < hires.scale <= 4:
+            raise UserError(f"The hires fix scale must be above 1 and at most 4, not {hires.scale:g}.")
+        if not 0 < hires.denoise <= 1:
+            raise UserError(f"The hires fix denoise must be above 0 and at most 1, not {hires.denoise:g}.")
+        if not 0 <= hires.steps <= MAX_STEPS:
+            raise UserError(f"Hires steps must be between 0 (as many as the base pass) and {MAX_STEPS}, not {hires.steps}.")
+        w, h = hires_size(job)
+        if max(w, h) > MAX_SIDE:
+            raise UserError(f"The hires fix would make {w}x{h}; the largest side is {MAX_SIDE}: lower the scale.")
+        if not hires.upscaler.strip():
+            raise UserError("The hires fix needs an upscaler: latent, latent-nearest, lanczos, nearest, "
+                            "an upscale model's .safetensors file or a catalog upscaler.")
+    refiner = job.passes.refiner
+    if refiner is not None and not 0 < refiner.switch_at < 1:
+        raise UserError(f"The refiner switch must be between 0 and 1 (the fraction of steps the base model runs), "
+                        f"not {refiner.switch_at:g}.")
     f = job.finishing
     if not 0 <= f.pixel_grid <= MAX_SIDE or not 0 <= f.palette_size <= 256:
         raise UserError("Finishing needs a pixel grid of 0 to 4096 and a palette of 0 to 256 colours.")
@@ -323,6 +384,12 @@ def check_limits(job: GenerationJob) -> None:
         raise UserError(f"The prompt is longer than {MAX_PROMPT_CHARS} characters.")
     if not job.prompt.text.strip() and not job.prompt.negative.strip() and not job.controls and job.init is None:
         raise UserError("The prompt is empty.")
+
+
+def hires_size(job: GenerationJob) -> tuple[int, int]:
+    """The size after the hires fix: the base size times its scale, in multiples of 8."""
+    scale = job.passes.hires.scale if job.passes.hires is not None else 1.0
+    return (max(8, round(job.sampling.width * scale / 8) * 8), max(8, round(job.sampling.height * scale / 8) * 8))
 
 
 # --- schema 1 (a flat record, Asset Studio 0.1) ----------------------------------------------------

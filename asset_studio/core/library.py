@@ -68,8 +68,20 @@ def a1111_parameters(job: GenerationJob, seed: int | None = None) -> str:
     ]
     if job.model.vae:
         fields.append(("VAE", _model_name(job.model.vae)))
+    hires = job.passes.hires
     if job.init is not None:
         fields.append(("Denoising strength", _num(job.init.denoise)))
+    elif hires is not None:  # A1111 writes the hires pass's denoise under this name
+        fields.append(("Denoising strength", _num(hires.denoise)))
+    if hires is not None:
+        fields.append(("Hires upscale", _num(hires.scale)))
+        if hires.steps:
+            fields.append(("Hires steps", str(hires.steps)))
+        names = {"latent": "Latent", "latent-nearest": "Latent (nearest-exact)", "lanczos": "Lanczos", "nearest": "Nearest"}
+        fields.append(("Hires upscaler", names.get(hires.upscaler) or _model_name(hires.upscaler)))
+    if job.passes.refiner is not None:
+        fields.append(("Refiner", _model_name(job.passes.refiner.model)))
+        fields.append(("Refiner switch at", _num(job.passes.refiner.switch_at)))
     if job.model.clip_skip > 1:
         fields.append(("Clip skip", str(job.model.clip_skip)))
     if job.tiling != "off":
@@ -187,12 +199,18 @@ def next_number(folder: Path) -> int:
     return highest + 1
 
 
-def save_image(image, job: GenerationJob, folder, seed: int | None = None) -> Path:
-    """Write one image with its metadata as `00001-<seed>-<slug>.png`; never overwrites a file."""
+def save_image(image, job: GenerationJob, folder, seed: int | None = None, name: str | None = None) -> Path:
+    """Write one image with its metadata as `00001-<seed>-<slug>.png` (or NAME, e.g. a pose set's
+    `knight-walk-3.png`); never overwrites a file."""
     from asset_studio.core.outputs import png_writer, staged
 
     folder = Path(folder)
     seed = job.sampling.seed if seed is None else int(seed)
+    if name is not None:
+        with staged(folder / name, png_writer(image, pnginfo=png_info(job, seed))) as new:
+            if new.link_new(folder / name):
+                return folder / name
+        raise UserError(f"{folder / name} already exists; it was kept.")
     slug = slugify(job.source.subject or job.prompt.text)
     number = next_number(folder)
     with staged(folder / f"{number:05d}-{seed}-{slug}.png", png_writer(image, pnginfo=png_info(job, seed))) as new:

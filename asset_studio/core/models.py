@@ -41,7 +41,7 @@ class LocalModel:
 
     name: str
     ref: str  # what a GenerationJob's `model` (or a ControlNet/LoRA path) takes: a path or a repo id
-    kind: str  # checkpoint, controlnet, lora, vae, unknown
+    kind: str  # checkpoint, controlnet, lora, vae, incomplete (a pipeline folder without its UNet), unknown
     family: str  # sd15, sd2, sdxl or "" when unknown
     size_bytes: int
     source: str  # "models folder" or "Hugging Face cache"
@@ -63,6 +63,8 @@ class CatalogEntry:
     size_hint: str = ""
     description: str = ""
     allow_patterns: list[str] = field(default_factory=list)
+    license: str = ""
+    sha256: dict[str, str] = field(default_factory=dict)  # file in the repo -> its checked sha256
 
 
 # --- reading files ---------------------------------------------------------------------------
@@ -92,6 +94,9 @@ def classify_folder(folder: Path) -> tuple[str, str] | None:
     """(kind, family) of a diffusers folder, or None when the folder holds no model."""
     index = folder / "model_index.json"
     if index.is_file():
+        # A pipeline folder whose UNet weights are missing (an interrupted copy) is not usable.
+        if not (folder / "unet").is_dir():
+            return "incomplete", families.family_of_pipeline_folder(folder) or ""
         return "checkpoint", families.family_of_pipeline_folder(folder) or ""
     config = folder / "config.json"
     if config.is_file():
@@ -183,7 +188,15 @@ def scan_hf_cache(cache_dir: Path | None = None) -> list[LocalModel]:
 
 
 def scan_all(models_dir: Path = DEFAULT_MODELS_DIR, cache_dir: Path | None = None) -> list[LocalModel]:
-    return scan_models_dir(models_dir) + scan_hf_cache(cache_dir)
+    return scan_models_dir(models_dir) + scan_hf_cache(cache_dir) + scan_registered_folders()
+
+
+def scan_registered_folders() -> list[LocalModel]:
+    """Models of the AUTOMATIC1111 / ComfyUI / InvokeAI installs the artist added, used in place."""
+    from asset_studio.core.model_folders import list_models, registered_roots
+
+    return [LocalModel(m.path.stem, str(m.path), m.kind, m.family, m.size, f"{m.tool} folder")
+            for m in list_models(registered_roots()) if not m.error]
 
 
 def human_size(n: int) -> str:
@@ -328,6 +341,10 @@ def download_entry(
         files = [s for s in files if s.rfilename in wanted]
         if not files:
             raise UserError(f"{entry.repo} has no files matching the catalog's patterns.")
+        hub = {s.rfilename: getattr(getattr(s, "lfs", None), "sha256", None) for s in files}
+        if any(name in hub and hub[name] and hub[name] != digest for name, digest in entry.sha256.items()):
+            raise UserError(f"{entry.repo} no longer holds the file the catalog names (its sha256 differs); "
+                            "nothing was downloaded.")
         progress = _DownloadProgress(sum(s.size or 0 for s in files), on_progress, cancel)
         folder = ""
         for sibling in files:
@@ -342,12 +359,27 @@ def download_entry(
             # A cached file reports no bytes; count it so the bar reaches 100 %.
             progress.done = before
             progress.add(sibling.size or 0)
+            if sibling.rfilename in entry.sha256:
+                check_sha256(Path(path), entry.sha256[sibling.rfilename], entry.name)
             folder = str(Path(path).parents[len(Path(sibling.rfilename).parts) - 1])
         return folder
     except (Cancelled, UserError):
         raise
     except Exception as exc:  # network, auth, disk: all become one sentence
         raise UserError(download_error_sentence(entry, exc)) from None
+
+
+def check_sha256(path: Path, expected: str, name: str) -> None:
+    """Refuse a downloaded file whose bytes are not the ones the catalog pinned."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    if digest.hexdigest() != expected.lower():
+        raise UserError(f"Cannot use {name}: {path.name} does not have the sha256 the catalog expects "
+                        f"(the repository changed or the download is damaged); delete it from the cache and retry.")
 
 
 def download_error_sentence(entry: CatalogEntry, exc: BaseException) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import math
 import random
-from dataclasses import dataclass, field, fields as dc_fields
+from dataclasses import dataclass, field, fields as dc_fields, replace
 from pathlib import Path
 
 from asset_studio.core import controls, families
@@ -23,9 +23,10 @@ from asset_studio.core.compose import (
     clean_text, compose_negative, compose_prompt, field_values, lora_refs, resolve_model, size_for, style_seed,
 )
 from asset_studio.core.job import (
-    MAX_PROMPT_CHARS, MAX_SEED, ControlUnit, Finishing, GenerationJob, InitImage, LoraRef, ModelRef, Prompt,
-    Sampling, Source, check_limits, checked,
+    MAX_PROMPT_CHARS, MAX_SEED, ControlUnit, Finishing, GenerationJob, HiresFix, InitImage, LoraRef, ModelRef,
+    Passes, Prompt, Reference, Refiner, Sampling, Source, check_limits, checked,
 )
+from asset_studio.core.lora_tags import extract_lora_tags, find_lora_by_name
 from asset_studio.core.samplers import canonical_name
 from asset_studio.core.stylepack import StylePack, find_style
 from asset_studio.core.templates import Template, find_template
@@ -58,12 +59,15 @@ class Overrides:
     sampler: str | None = None
     seed: int | None = None
     count: int | None = None
+    batch: int | None = None  # images per pipeline call (throughput mode)
     init_image: str | None = None
     denoise: float | None = None
     vae: str | None = None
     clip_skip: int | None = None
     model_config: str | None = None
     tiling: str | None = None
+    hires: HiresFix | None = None  # the hires fix after-pass
+    refiner: Refiner | None = None  # the refiner hand-off
     finishing: dict = field(default_factory=dict)  # Finishing fields; crisp_text=True draws the layout's text
     no_finishing: bool = False  # keep only the raw image, whatever the style asks for
 
@@ -82,6 +86,12 @@ class AssetRequest:
     control_options: dict = field(default_factory=dict)  # render options (stroke width…) of the layout's controls
     loras: list[LoraRef] = field(default_factory=list)  # LoRAs added to the style's
     lora_scale: float | None = None  # multiplies the style's LoRA weights (the Create tab's style strength)
+    pose: object = None  # an OpenPose JSON file or a core.pose.Pose: what "pose" ControlNets follow
+    pose_name: str = ""  # the pose's name in a pose set (recorded in the job)
+    view: str = ""  # the pose's view words ("side view"): the template's {view} field, else added to the prompt
+    references: list[Reference] = field(default_factory=list)  # pictures that steer (IP-Adapter)
+    ip_adapter: str | None = None
+    image_encoder: str | None = None
 
 
 def prepare(request: AssetRequest, out_dir: str | Path | None = None, *, preview: bool = False,
@@ -91,6 +101,11 @@ def prepare(request: AssetRequest, out_dir: str | Path | None = None, *, preview
     pack = _style(request.style)
     tpl = _template(request.template)
     layout = _layout(request.layout, preview)
+    # <lora:NAME:WEIGHT> typed in the subject or the artist's words (the A1111 / Fooocus habit).
+    subject_text, tags = extract_lora_tags(str(request.subject or ""))
+    extra_text, more = extract_lora_tags(str(request.extra_prompt or ""))
+    tags += more
+    request = replace(request, subject=subject_text, extra_prompt=extra_text)
 
     # Prompt: the template wraps the subject, the style wraps that; the artist's words come last.
     if pack is None and tpl is None:
@@ -102,10 +117,16 @@ def prepare(request: AssetRequest, out_dir: str | Path | None = None, *, preview
         subject = clean_text(request.subject, "The subject")
         if not subject:
             raise UserError("The subject is empty; describe the asset, e.g. \"health potion\".")
-        values = field_values(request.fields, pack, tpl)
+        given = dict(request.fields)
+        declared = {*(pack.fields if pack else {}), *(tpl.fields if tpl else {})}
+        if request.view and "view" in declared:
+            given.setdefault("view", request.view)
+        values = field_values(given, pack, tpl)
         text = compose_prompt(pack, tpl, subject, values)
         negative_terms = [compose_negative(pack, tpl, {**values, "subject": subject})]
     extra = " ".join(str(request.extra_prompt or "").split())
+    if request.view and request.view.lower() not in text.lower():
+        extra = ", ".join(x for x in (request.view, extra) if x)
     if extra:
         text = f"{text}, {extra}" if text else extra
     negative = _merge_terms([*negative_terms, *(str(o.negative or "").split(","))])
@@ -121,6 +142,9 @@ def prepare(request: AssetRequest, out_dir: str | Path | None = None, *, preview
         model_ref.loras = lora_refs(pack, request.lora_scale, preview=preview)
     model_ref.loras += [LoraRef(path=_path_ref(x.path), weight=x.weight, name=x.name or Path(x.path).stem)
                         for x in request.loras]
+    for name, weight in tags:
+        path = name if preview else str(find_lora_by_name(name, lora_folders(pack)))
+        model_ref.loras.append(LoraRef(path=path, weight=weight, name=Path(name).stem))
 
     # The model: the artist's, else the first of the style's recommendations on this machine.
     model = request.model or None
@@ -142,7 +166,7 @@ def prepare(request: AssetRequest, out_dir: str | Path | None = None, *, preview
         sampling.width = o.width
     if o.height is not None:
         sampling.height = o.height
-    for name in ("steps", "cfg_scale", "sampler", "count"):
+    for name in ("steps", "cfg_scale", "sampler", "count", "batch"):
         if getattr(o, name) is not None:
             setattr(sampling, name, getattr(o, name))
     if not preview:  # "euler_a" or "dpmpp_2m_karras" is recorded as readers expect it: "Euler a"
@@ -161,14 +185,32 @@ def prepare(request: AssetRequest, out_dir: str | Path | None = None, *, preview
     elif o.denoise is not None and not preview:
         raise UserError("A denoise strength needs a start image (img2img): add one, or leave denoise out.")
     job.tiling = o.tiling if o.tiling is not None else (tpl.tiling if tpl is not None else "off")
+    job.passes = Passes(hires=o.hires, refiner=None if o.refiner is None else
+                        Refiner(model=_path_ref(o.refiner.model), switch_at=o.refiner.switch_at))
+    if o.hires is not None and not o.hires.upscaler.startswith(("latent", "lanczos", "nearest")):
+        job.passes.hires.upscaler = _path_ref(o.hires.upscaler)
     job.finishing = _finishing(pack, tpl, o, layout, out_dir, preview)
     job.source = Source(style=pack.id if pack else "", template=tpl.id if tpl else "",
                         subject=subject if (pack or tpl) else "",
-                        fields={k: v for k, v in values.items() if k != "subject"})
+                        fields={k: v for k, v in values.items() if k != "subject"}, pose=request.pose_name)
+    job.references = [Reference(image=_path_ref(r.image), scale=r.scale, mode=r.mode) for r in request.references]
+    job.model.ip_adapter = _path_ref(request.ip_adapter) if request.ip_adapter else None
+    job.model.image_encoder = _path_ref(request.image_encoder) if request.image_encoder else None
     job.controls = _controls(request, layout, tpl, job, out_dir, preview)
     if not preview:
         check_limits(job)
     return job
+
+
+def lora_folders(pack: StylePack | None) -> list[Path]:
+    """Where <lora:NAME> looks, first to last: the style pack's loras/, the models folders' loras/, then
+    the LoRA folders of the AUTOMATIC1111 / ComfyUI / InvokeAI installs the artist added."""
+    from asset_studio.core.compose import model_dirs
+
+    from asset_studio.core.model_folders import folders_of_kind, registered_roots
+
+    folders = [Path(pack.folder) / "loras"] if pack is not None and pack.folder is not None else []
+    return folders + [d / "loras" for d in model_dirs()] + folders_of_kind(registered_roots(), "lora")
 
 
 def model_family(ref: str) -> str | None:
@@ -285,40 +327,70 @@ def _finishing(pack, tpl, o: Overrides, layout, out_dir, preview: bool) -> Finis
 
 
 def _controls(request: AssetRequest, layout, tpl, job: GenerationJob, out_dir, preview: bool) -> list[ControlUnit]:
-    if request.controls and layout is None:
+    """The ControlNet units: each follows the layout (drawn as line art, scribble…) or the pose
+    (drawn as ControlNet's OpenPose models saw skeletons in training); their images are saved in
+    OUT/.controls."""
+    pose = _pose(request.pose, preview)
+    kinds = [_control_type(c, tpl, pose is not None and layout is None) for c in request.controls]
+    if any(k == "pose" for k in kinds) and pose is None:
+        raise UserError("A pose ControlNet needs a pose to follow (--pose or --pose-set).")
+    if any(k != "pose" for k in kinds) and layout is None:
         raise UserError("A ControlNet needs a layout to follow: the control image is drawn from it (--layout).")
-    if layout is not None and not request.controls and not job.finishing.crisp_text and not preview:
+    if layout is not None and all(k == "pose" for k in kinds) and not job.finishing.crisp_text and not preview:
         raise UserError("The layout is only followed through a ControlNet: choose one (--controlnet), "
                         "or use the layout for crisp text only (--crisp-text), or leave it out.")
-    if layout is None or not request.controls or preview:
-        return [ControlUnit(model=c.model, image="", type=_control_type(c, tpl)) for c in request.controls] \
-            if preview else []
-    _check_aspect(layout, job.sampling.width, job.sampling.height)
+    if pose is not None and "pose" not in kinds and not preview:
+        raise UserError("A pose is only followed through an OpenPose ControlNet: choose one (--controlnet).")
+    if preview:
+        return [ControlUnit(model=c.model, image="", type=k) for c, k in zip(request.controls, kinds)]
+    if not request.controls:
+        return []
     from asset_studio.core.control_image import render_control
     from asset_studio.core.library import save_control_image
 
+    w, h = job.sampling.width, job.sampling.height
+    if layout is not None and any(k != "pose" for k in kinds):
+        _check_aspect(layout, w, h)
     folder = Path(out_dir or "output") / CONTROLS_DIR
     units, rendered = [], {}
-    for c in request.controls:
-        kind = _control_type(c, tpl)
-        if kind not in controls.LAYOUT_TYPES:
-            raise UserError(f"A layout cannot be drawn as a {kind} control image; use one of "
-                            f"{', '.join(controls.LAYOUT_TYPES)}.")
+    for c, kind in zip(request.controls, kinds):
         if kind not in rendered:
-            image = render_control(layout, kind, size=(job.sampling.width, job.sampling.height),
-                                   **request.control_options)
+            if kind == "pose":
+                from asset_studio.core.pose import scaled
+                from asset_studio.core.pose_render import render_pose
+
+                image = render_pose(scaled(pose, w, h))
+            elif kind in controls.LAYOUT_TYPES:
+                image = render_control(layout, kind, size=(w, h), **request.control_options)
+            else:
+                raise UserError(f"A layout cannot be drawn as a {kind} control image; use one of "
+                                f"{', '.join(controls.LAYOUT_TYPES)} (or pose with a pose).")
             rendered[kind] = save_control_image(image, folder, kind)
         units.append(ControlUnit(model=_path_ref(c.model), image=str(rendered[kind]), type=kind,
                                  scale=float(c.scale), start=float(c.start), end=float(c.end)))
     return units
 
 
-def _control_type(c: ControlRequest, tpl) -> str:
+def _pose(pose, preview: bool):
+    if pose is None or pose == "":
+        return None
+    if isinstance(pose, (str, Path)):
+        if preview:
+            return str(pose)
+        from asset_studio.core.pose import load_pose
+
+        return load_pose(pose)
+    return pose
+
+
+def _control_type(c: ControlRequest, tpl, pose_only: bool = False) -> str:
     if c.type:
         kind = controls.canonical(c.type)
         if kind not in controls.CONTROL_TYPES:
             raise UserError(f"Unknown control type {c.type!r}; expected one of {', '.join(controls.CONTROL_TYPES)}.")
         return kind
+    if pose_only:  # a pose and no layout: the ControlNet follows the pose
+        return "pose"
     return controls.layout_type_for(tpl.controlnet if tpl is not None else None)
 
 

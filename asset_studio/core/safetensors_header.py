@@ -29,12 +29,14 @@ _DTYPE_BYTES = {
 class TensorInfo:
     dtype: str
     shape: list[int]
+    offsets: tuple[int, int] = (0, 0)  # byte range within the data section
 
 
 @dataclass
 class SafetensorsHeader:
     tensors: dict[str, TensorInfo]
     metadata: dict[str, str] = field(default_factory=dict)
+    data_start: int = 0  # file offset of the data section (8 + header length)
 
 
 def read_header(stream: BinaryIO, data_size: int, label: str) -> SafetensorsHeader:
@@ -85,8 +87,8 @@ def read_header(stream: BinaryIO, data_size: int, label: str) -> SafetensorsHead
             ok = count * _DTYPE_BYTES[dtype] == end - start
         if not ok:
             raise UserError(f"{bad}: the entry for tensor '{name[:80]}' is malformed.")
-        tensors[name] = TensorInfo(dtype=dtype, shape=list(shape))
-    return SafetensorsHeader(tensors=tensors, metadata=metadata)
+        tensors[name] = TensorInfo(dtype=dtype, shape=list(shape), offsets=(start, end))
+    return SafetensorsHeader(tensors=tensors, metadata=metadata, data_start=8 + length)
 
 
 def read_header_file(path: Path, max_bytes: int | None = None) -> SafetensorsHeader:

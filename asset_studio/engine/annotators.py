@@ -57,20 +57,26 @@ def annotator_dirs(annotator_dir: str | os.PathLike | None = None) -> list[Path]
     return dirs
 
 
+def find_files(files: tuple[str, ...], label: str, annotator_dir: str | os.PathLike | None = None) -> Path:
+    """The folder holding all of FILES (annotator dirs, then the HF cache), or a UserError naming the missing one."""
+    dirs = annotator_dirs(annotator_dir)
+    folder = next((d for d in dirs if all((d / f).is_file() for f in files)), None)
+    if folder is None:
+        folder = _hf_cache_folder(files)
+    if folder is None:
+        present = [f for f in files if any((d / f).is_file() for d in dirs)]
+        missing = next(f for f in files if f not in present) if len(present) < len(files) else files[0]
+        raise UserError(
+            f"The {label} annotator needs {missing} (from {HF_REPO}); put it in {dirs[0]} "
+            f"or in the Hugging Face cache."
+        )
+    return folder
+
+
 def find_weights(control_type: str, annotator_dir: str | os.PathLike | None = None) -> Path:
     """The folder holding every weight file CONTROL_TYPE needs, or a UserError naming the missing one."""
     spec = ANNOTATORS[control_type]
-    dirs = annotator_dirs(annotator_dir)
-    folder = next((d for d in dirs if all((d / f).is_file() for f in spec.files)), None)
-    if folder is None:
-        folder = _hf_cache_folder(spec.files)
-    if folder is None:
-        present = [f for f in spec.files if any((d / f).is_file() for d in dirs)]
-        missing = next(f for f in spec.files if f not in present) if len(present) < len(spec.files) else spec.files[0]
-        raise UserError(
-            f"The {control_type} annotator needs {missing} (from {HF_REPO}); put it in {dirs[0]} "
-            f"or in the Hugging Face cache."
-        )
+    folder = find_files(spec.files, control_type, annotator_dir)
     if spec.torch_hub:
         import torch
 

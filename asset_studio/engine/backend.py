@@ -20,6 +20,7 @@ from typing import Callable, Iterator
 from asset_studio.core.backend import Cancelled, Finished, ImageReady, Loading, Notice, Progress
 from asset_studio.core.job import GenerationJob, check_limits
 from asset_studio.engine import plan as stages
+from asset_studio.errors import UserError
 
 CAPABILITIES = {"txt2img", "img2img", "controlnet", "lora", "vae", "clip_skip", "tiling"}
 _DONE = object()
@@ -52,18 +53,25 @@ class LocalBackend:
             preview: bool = True) -> Iterator:
         """Events of one job, as they happen. Exceptions from the run are raised here, in the caller."""
         events: queue.Queue = queue.Queue()
-        worker = threading.Thread(target=self._execute, args=(job, events.put, should_cancel, preview),
+        abandoned = threading.Event()  # the caller stopped listening: stop sampling at the next step
+
+        def cancel() -> bool:
+            return abandoned.is_set() or (should_cancel is not None and should_cancel())
+
+        worker = threading.Thread(target=self._execute, args=(job, events.put, cancel, preview),
                                   name="asset-studio-sampling", daemon=True)
         worker.start()
-        while True:
-            event = events.get()
-            if event is _DONE:
-                break
-            if isinstance(event, BaseException):
-                worker.join()
-                raise event
-            yield event
-        worker.join()
+        try:
+            while True:
+                event = events.get()
+                if event is _DONE:
+                    break
+                if isinstance(event, BaseException):
+                    raise event
+                yield event
+        finally:
+            abandoned.set()
+            worker.join()
 
     # --- conveniences for scripts, benchmarks and tests -----------------------------------------------
 
@@ -103,6 +111,8 @@ class LocalBackend:
         except stages.Cancelled:
             emit(Cancelled())
         except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread, raised there
+            if _is_out_of_memory(exc):
+                exc = _after_out_of_memory(job)
             emit(exc)
         emit(_DONE)
 
@@ -122,14 +132,16 @@ class LocalBackend:
             for text in ctx.notices:
                 emit(Notice(text))
             ctx.on_progress = self._progress(ctx, emit, len(seeds), preview)
-            for index, seed in enumerate(seeds):
+            size = job.sampling.batch
+            for start in range(0, len(seeds), size):
                 if cancelled():
                     emit(Cancelled())
                     return
-                item = stages.Item(index=index, seed=int(seed))
+                items = [stages.Item(index=start + i, seed=int(s)) for i, s in enumerate(seeds[start:start + size])]
                 for stage in plan:
-                    item = stage.run(ctx, item)
-                emit(ImageReady(image=item.image, job=job.for_seed(seed), index=index, seed=int(seed)))
+                    items = stage.run_many(ctx, items)
+                for item in items:  # saved as soon as their batch decodes: a crash loses at most one batch
+                    emit(ImageReady(image=item.image, job=job.for_seed(item.seed), index=item.index, seed=item.seed))
         finally:
             for undo in reversed(ctx.undo):
                 undo()
@@ -155,3 +167,22 @@ def _short(ref: str) -> str:
     from asset_studio.engine.loader import model_display_name
 
     return model_display_name(ref)
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    return type(exc).__name__ == "OutOfMemoryError" or "out of memory" in str(exc).lower()
+
+
+def _after_out_of_memory(job: GenerationJob) -> UserError:
+    """Free what the failed run left on the card, so the engine (model still loaded) takes the next
+    job; the sentence says what to change."""
+    import gc
+
+    import torch
+
+    from asset_studio.engine.memory import out_of_memory_advice
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return UserError(out_of_memory_advice(job))

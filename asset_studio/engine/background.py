@@ -71,12 +71,10 @@ def get_session(name: str, allow_download: bool = False):
         session = _SESSIONS.get(name)
         if session is not None:
             return session
-        cls = _session_class(name)
         if model_file(name) is None and not allow_download:
-            raise UserError(
-                f"The background model file {name}.onnx is missing from {cls.legacy_home()} and "
-                f"{cls.model_dir()}: copy it there, set U2NET_HOME to its folder, or allow the download (--download-model)."
-            )
+            from asset_studio.engine.rembg_models import missing_model_message
+
+            raise UserError(missing_model_message(name))
         from rembg import new_session
 
         try:
@@ -146,12 +144,19 @@ def fit_background(rgb: np.ndarray) -> BackgroundFit:
 
 
 def key_alpha(rgb: np.ndarray, fit: BackgroundFit, radius: int = 10) -> np.ndarray:
-    """Alpha from the distance to the fitted background, with edge pixels un-mixed.
+    """Alpha of the sprite: what does not connect to the border through backdrop-coloured pixels.
 
-    Regions are classified on a locally averaged difference, so a pale sprite on a noisy
-    backdrop still stands out from the noise: clear background, solid sprite, or the rim in
-    between. Rim pixels are a mix C = a*F + (1-a)*B of the nearest solid colour F and the
-    background B; projecting C-B on F-B gives a.
+    The backdrop is what a flood fill from the image border reaches through pixels within the
+    fitted background's own noise, so a light colour enclosed by the subject (white eyes, pale
+    skin, highlights) stays opaque. An enclosed backdrop-coloured pocket is a hole only when it
+    shows the backdrop itself: its gradient value and, on a noisy backdrop, its noise; on a flat
+    backdrop a pocket of exactly the backdrop colour is ambiguous (white eyes or a hole) and
+    stays opaque (rembg's u2netp, asked instead, was right on barely half of such pockets).
+    Regions are classified on a locally averaged difference on noisy backdrops, and thin
+    strokes on their per-pixel difference. Rim
+    pixels are a mix C = a*F + (1-a)*B of the nearest solid colour F and the background B;
+    projecting C-B on F-B gives a. A sprite made only of a neutral darkening of the backdrop (a
+    shadow, track marks) is read as a translucent dark overlay.
     """
     from scipy import ndimage
 
@@ -162,37 +167,254 @@ def key_alpha(rgb: np.ndarray, fit: BackgroundFit, radius: int = 10) -> np.ndarr
     # averaging k x k pixels divides independent noise by k; edges stay sharp in the un-mixing
     k = 5 if noisy else 1
     diff_k = ndimage.uniform_filter(diff, size=(k, k, 1)) if noisy else diff
-    diff_3 = ndimage.uniform_filter(diff, size=(3, 3, 1)) if noisy else diff
     dist = np.linalg.norm(diff_k, axis=2)
+    dist_px = np.linalg.norm(diff, axis=2) if noisy else dist
     t_lo = max(4.2 * fit.noise / k, 6.0)  # ~99.9 % of 3-channel Gaussian noise lies below 4σ
-    clear = dist < t_lo
-    candidate = dist >= 1.5 * t_lo
-    # a solid pixel must have solid company: lone noise spikes are not sprites
-    candidate = ndimage.binary_opening(candidate, structure=np.ones((2, 2), bool)) | (
-        candidate & ndimage.binary_erosion(dist >= t_lo, structure=np.ones((3, 3), bool))
-    )
-    alpha = candidate.astype(np.float32)
-    if not clear.any() or not candidate.any():
+    t_px = max(6.5 * fit.noise, 1.5 * t_lo)  # one pixel this far off is not noise: a thin stroke
+    clear = (dist < t_lo) & (dist_px < t_px)
+    strong = dist >= 1.5 * t_lo
+    if noisy:  # a solid pixel must have solid company: lone noise spikes are not sprites
+        strong = ndimage.binary_opening(strong, structure=np.ones((2, 2), bool))
+        lines = dist_px >= t_px
+        lab, n = ndimage.label(lines, structure=np.ones((3, 3), bool))
+        if n:
+            sizes = np.bincount(lab.ravel(), minlength=n + 1)
+            strong |= (sizes >= 4)[lab] & lines
+    # the backdrop: clear pixels 4-connected to the border (a diagonal gap in an outline is no leak)
+    lab, n = ndimage.label(clear)
+    border_labels = np.unique(np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]]))
+    outside = np.zeros(n + 1, bool)
+    outside[border_labels] = True
+    outside[0] = False
+    backdrop = outside[lab]
+    # the sprite: what the backdrop does not reach, kept where it holds real evidence
+    fg_lab, fg_n = ndimage.label(~backdrop, structure=np.ones((3, 3), bool))
+    if fg_n == 0:
+        return np.zeros(rgb.shape[:2], np.float32)
+    has_strong = np.zeros(fg_n + 1, bool)
+    has_strong[np.unique(fg_lab[strong])] = True
+    has_strong[0] = False
+    fg = has_strong[fg_lab]
+    if not fg.any() or not backdrop.any():
+        return fg.astype(np.float32)
+    # pockets: clear regions enclosed by the sprite
+    pocket_ids = np.unique(lab[fg & clear])
+    boxes = ndimage.find_objects(lab)
+    h, w = fg.shape
+    graded = float(np.ptp(bg.reshape(-1, 3), axis=0).max()) >= 4.0  # the backdrop visibly changes
+    for pid in pocket_ids[pocket_ids > 0]:
+        sy, sx = boxes[pid - 1]
+        box = (slice(max(sy.start - 3, 0), min(sy.stop + 3, h)), slice(max(sx.start - 3, 0), min(sx.stop + 3, w)))
+        pocket = lab[box] == pid
+        if _is_hole(pocket, diff[box], fit, graded):
+            fg[box] &= ~pocket
+    if not fg.any():
+        return np.zeros(rgb.shape[:2], np.float32)
+    # everything below happens near the sprite: crop to it (the rims reach `radius` beyond it)
+    ys, xs = np.nonzero(fg)
+    pad = radius + 4
+    crop = (slice(max(ys.min() - pad, 0), ys.max() + pad + 1), slice(max(xs.min() - pad, 0), xs.max() + pad + 1))
+    alpha = np.zeros(rgb.shape[:2], np.float32)
+    faint = _faint_overlay(img[crop], bg[crop], fg[crop], fit)
+    if faint is not None:
+        alpha[crop] = faint
         return alpha
-    # Anti-aliased rims can be several pixels wide (upscaled art), so a pixel far from the
-    # background may still be partly transparent: F comes from pixels at the plateau of their
-    # neighbourhood, and only pixels near the clear background are un-mixed (pale details
-    # inside the sprite stay solid).
-    near_clear = ndimage.distance_transform_edt(~clear) <= radius
+    alpha[crop] = _rim_alpha(fg[crop], dist[crop], diff[crop], diff_k[crop], fit, t_lo, radius)
+    _thin_strokes(alpha[crop], diff[crop], dist_px[crop], t_px, fit.noise)
+    return alpha
+
+
+def _rim_alpha(
+    fg: np.ndarray, dist: np.ndarray, diff: np.ndarray, diff_k: np.ndarray, fit: BackgroundFit, t_lo: float, radius: int
+) -> np.ndarray:
+    """Alpha of the sprite mask with its anti-aliased rim un-mixed against the backdrop.
+
+    Anti-aliased rims can be several pixels wide (upscaled art), so a pixel far from the
+    background may still be partly transparent: F comes from pixels at the plateau of their
+    neighbourhood, and only pixels the backdrop reaches without crossing such a plateau are
+    un-mixed (the rim of an enclosed white eye is not an edge of the sprite).
+    """
+    from scipy import ndimage
+
+    clear_bg = ~fg
+    alpha = fg.astype(np.float32)
+    depth = ndimage.distance_transform_edt(fg)  # distance to the backdrop
+    near_clear = depth <= radius
     peak = ndimage.maximum_filter(dist, size=7)
-    interior = candidate & ((dist >= 0.85 * peak) | ~near_clear)
+    # a flat patch is paint too, even when a stronger colour is near: a pale stem under a red
+    # cap has the cap's hue, but a rim ramps while paint stays level
+    level = ndimage.maximum_filter(dist, size=3) - ndimage.minimum_filter(dist, size=3)
+    flat = level <= np.maximum(0.1 * dist, 3.0 + fit.noise)
+    interior = fg & ((dist >= 0.85 * peak) | ~near_clear | flat) & (dist >= 1.5 * t_lo)
     if not interior.any():
         return alpha
+    open_lab, open_n = ndimage.label(~interior)
+    reached = np.zeros(open_n + 1, bool)
+    reached[np.unique(open_lab[clear_bg])] = True
+    reached[0] = False
     near, (iy, ix) = ndimage.distance_transform_edt(~interior, return_indices=True)
-    band = near_clear & ~interior & (near <= radius) & (dist > t_lo * 0.5)
+    # a rim pixel lies between the backdrop and its solid colour; one deeper than that solid
+    # pixel is paint behind an outline (a pale body), not a mix with the backdrop
+    band = reached[open_lab] & near_clear & (near <= radius) & (dist > t_lo * 0.5) & (depth <= depth[iy, ix])
     if band.any():
         fb = diff_k[iy[band], ix[band]]  # F - B, averaged: the solid colour's offset
         den = (fb * fb).sum(axis=1)
-        a_unmix = (diff_3[band] * fb).sum(axis=1) / np.maximum(den, 1e-6)
+        # against a strong F one pixel's own noise is small (σ/|F-B|); a weak F needs the
+        # 3 x 3 average, which would smear a dark outline into the backdrop beside it
+        if fit.noise > 2.0:
+            diff_3 = ndimage.uniform_filter(diff, size=(3, 3, 1))
+            c = np.where((den >= (10.0 * fit.noise) ** 2)[:, None], diff[band], diff_3[band])
+        else:
+            c = diff[band]
+        a_unmix = (c * fb).sum(axis=1) / np.maximum(den, 1e-6)
         # where F hardly differs from B the projection is noise: fall back to a ramp
         ramp = np.clip((dist[band] - t_lo) / (2 * t_lo), 0.0, 1.0)
         weak = den < (3.0 * fit.noise + 4.0) ** 2
-        alpha[band] = np.clip(np.where(weak, ramp, a_unmix), 0.0, 1.0)
+        a_band = np.clip(np.where(weak, ramp, a_unmix), 0.0, 1.0)
+        # a rim pixel is a mix of F and B; one that is not (between a pale fill and its
+        # outline) is paint and stays solid
+        resid = np.linalg.norm(c - np.clip(a_unmix, 0.0, 1.0)[:, None] * fb, axis=1)
+        mixed = resid <= np.maximum(5.0 * fit.noise + 3.0, 0.5 * np.linalg.norm(c, axis=1))
+        if fit.noise > 2.0:
+            # one pixel's noise hides its hue; the 3 x 3 mean (noise σ/3) must point from B
+            # towards F, or it is pale paint of another hue (a stem under a red cap)
+            c3 = diff_3[band]
+            n3 = np.linalg.norm(c3, axis=1)
+            cos = (c3 * fb).sum(axis=1) / np.maximum(n3 * np.sqrt(den), 1e-6)
+            mixed &= ~((n3 > np.sqrt(3.0) * fit.noise + 2.0) & (cos < 0.7))
+        mixed |= weak
+        alpha[band] = np.where(mixed, a_band, 1.0)
+        # coverage only grows inward: a rim pixel behind solid ones is paint of a colour that
+        # happens to lie between F and B (a near-white highlight along a yellow facet)
+        ring = np.ceil(depth).astype(np.int32)
+        for level in range(2, radius + 2):
+            here = band & (ring == level)
+            if not here.any():
+                continue
+            shallower = np.where((ring < level) & fg, alpha, 0.0)
+            floor = ndimage.maximum_filter(shallower, size=3)
+            alpha[here] = np.maximum(alpha[here], floor[here])
+    return alpha
+
+
+def _thin_strokes(alpha: np.ndarray, diff: np.ndarray, dist_px: np.ndarray, t_px: float, noise: float) -> None:
+    """Re-read 1-2 px strokes from their own pixels (in place).
+
+    The k x k average that beats a noisy backdrop smears a thin stroke over k pixels, and a
+    stroke's nearest "solid" pixel is rarely fully covered; a stroke stands far above the noise,
+    so each pixel beside it is un-mixed against the colour of the stroke's strongest pixels.
+    """
+    from scipy import ndimage
+
+    lines = dist_px >= t_px
+    solid = ndimage.binary_opening(lines, structure=np.ones((3, 3), bool))
+    thin = lines & ~ndimage.binary_dilation(solid, iterations=2)
+    tlab, tn = ndimage.label(thin, structure=np.ones((3, 3), bool))
+    if tn == 0:
+        return
+    thin &= (np.bincount(tlab.ravel(), minlength=tn + 1) >= 6)[tlab]  # a stroke, not a noise speck
+    if not thin.any():
+        return
+    zone = ndimage.binary_dilation(thin, iterations=3) & ~ndimage.binary_dilation(solid, iterations=1)
+    # only the backdrop side of a stroke is re-read: paint a thin outline encloses (a pale body,
+    # skin close to the backdrop) and the outline pixels bordering it keep their alpha
+    lab, n = ndimage.label(~lines)
+    outside_ids = np.zeros(n + 1, bool)
+    outside_ids[np.unique(lab[alpha <= 0.0])] = True
+    outside_ids[0] = False
+    sizes = np.bincount(lab.ravel(), minlength=n + 1)
+    outside_ids |= sizes < 30  # a sliver where strokes cross encloses no paint worth keeping
+    outside_ids[0] = False
+    outside = outside_ids[lab]
+    enclosed = ~lines & ~outside
+    zone &= (outside & ~lines) | (lines & ~ndimage.binary_dilation(enclosed, structure=np.ones((3, 3), bool)))
+    # a 1-2 px stroke and the smear around it lie within 3 px of the backdrop on both sides
+    zone &= ndimage.distance_transform_edt(alpha > 0.0) <= 3.0
+    h, w = dist_px.shape
+    best, fb = np.zeros((h, w), np.float32), np.zeros_like(diff)
+    pad_d = np.pad(dist_px, 1)
+    pad_c = np.pad(diff, ((1, 1), (1, 1), (0, 0)))
+    for dy in range(3):  # the colour of the strongest pixel in each 3 x 3 neighbourhood
+        for dx in range(3):
+            d = pad_d[dy : dy + h, dx : dx + w]
+            take = d > best
+            best[take] = d[take]
+            fb[take] = pad_c[dy : dy + h, dx : dx + w][take]
+    # a 1 px stroke is rarely fully covered anywhere, so its colour comes from its strongest
+    # pixels as a whole (a laser is one colour), not from the nearest, partly covered one
+    slab, sn = ndimage.label(lines, structure=np.ones((3, 3), bool))
+    colours = np.zeros((sn + 1, 3), np.float32)
+    boxes = ndimage.find_objects(slab)
+    for i in np.unique(slab[thin]):  # only strokes: noise specks and solid parts need no colour
+        idx = boxes[i - 1]
+        part = slab[idx] == i
+        d, c_part = dist_px[idx][part], diff[idx][part]
+        top = d >= np.percentile(d, 80 if noise > 2.0 else 97)
+        colours[i] = c_part[top].mean(axis=0)
+    _, (ny, nx) = ndimage.distance_transform_edt(~lines, return_indices=True)
+    stroke_colour = colours[slab[ny, nx]]
+    fb = np.where((np.linalg.norm(stroke_colour, axis=-1) > best)[..., None], stroke_colour, fb)
+    f, c = fb[zone], diff[zone]
+    a = np.clip((c * f).sum(axis=1) / np.maximum((f * f).sum(axis=1), 1e-6), 0.0, 1.0)
+    # only a pixel that is a mix of that stroke and the backdrop is re-read: paint beside a
+    # thin outline (a white body inside it) is not, and keeps its alpha
+    near_stroke = best[zone] >= t_px
+    tol = max(noise * 4.0, 6.0)  # the noise, or 8-bit rounding on a clean backdrop
+    mix = (np.linalg.norm(c - a[:, None] * f, axis=1) <= tol) & near_stroke
+    # beside a stroke but not next to its core: backdrop the average smeared over, unless painted
+    smeared = ~near_stroke & (np.linalg.norm(c, axis=1) <= tol)
+    alpha[zone] = np.where(mix, a, np.where(smeared, 0.0, alpha[zone]))
+
+
+def _is_hole(pocket: np.ndarray, diff: np.ndarray, fit: BackgroundFit, graded: bool) -> bool:
+    """Whether an enclosed backdrop-coloured pocket shows the backdrop (a hole) or is the sprite."""
+    from scipy import ndimage
+
+    core = ndimage.binary_erosion(pocket, iterations=2)
+    if core.sum() < 9:
+        core = pocket
+    d = diff[core]
+    n = len(d)
+    offset = float(np.linalg.norm(d.mean(axis=0)))
+    # the mean of n backdrop pixels lies within a few σ/√n of the fit
+    if offset > max(3.0, 4.0 * fit.noise / np.sqrt(n)):
+        return False
+    if fit.noise > 2.0:  # a flat fill inside a noisy backdrop is paint, the backdrop's noise a hole
+        spread = float(np.sqrt(np.mean(d.var(axis=0))))
+        return spread >= 0.6 * fit.noise
+    if graded:
+        return True  # paint would not follow a visible gradient this closely
+    # flat backdrop, flat pocket: white eyes and a hole look the same, and eyes are commoner
+    return False
+
+
+def _faint_overlay(img: np.ndarray, bg: np.ndarray, fg: np.ndarray, fit: BackgroundFit) -> np.ndarray | None:
+    """Alpha of a sprite that is only a neutral darkening of the backdrop (alpha < 0.5 everywhere), else None.
+
+    One composite cannot tell a translucent overlay from an opaque pale colour; a sprite that
+    is nowhere darker than half the backdrop and keeps the backdrop's hue everywhere is read as
+    black at partial alpha, the common case of shadows, track marks and smoke.
+    """
+    from scipy import ndimage
+
+    ratio = img / np.maximum(bg, 1.0)
+    k = 5 if fit.noise > 2.0 else 1
+    if k > 1:  # noise makes the ratio jitter: its local mean is the honest read
+        ratio = ndimage.uniform_filter(ratio, size=(k, k, 1))
+    r = ratio[fg]
+    s = r.mean(axis=1)
+    slack = 0.01 + 2.0 * fit.noise / k / 255.0  # 8-bit rounding plus the averaged noise
+    # nowhere darker than half the backdrop, never lighter than it, and darker somewhere for real
+    if s.min() < 0.5 or np.percentile(s, 99) > 1.0 + 2 * slack or np.percentile(s, 50) > 1.0 - 4 * slack:
+        return None
+    hue = np.abs(r - s[:, None]).max(axis=1)
+    if np.percentile(hue, 95) > slack:  # a tinted or coloured sprite is paint, not a shadow
+        return None
+    alpha = np.zeros(img.shape[:2], np.float32)
+    # the values come from each pixel (its three channels average the noise down): a local
+    # mean would bleed the marks into the backdrop beside them
+    a = 1.0 - (img[fg] / np.maximum(bg[fg], 1.0)).mean(axis=1)
+    alpha[fg] = np.where(a > 3.0 * fit.noise / np.sqrt(3.0) / 255.0 + 0.01, np.clip(a, 0.0, 1.0), 0.0)
     return alpha
 
 

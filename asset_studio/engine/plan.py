@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 from asset_studio.core.job import GenerationJob
@@ -22,11 +23,13 @@ from asset_studio.errors import UserError
 
 @dataclass
 class Item:
-    """One image of the batch as it goes through the stages."""
+    """One image of the batch as it goes through the stages: a picture, or latents when the next
+    stage works on latents (the SDXL refiner, a latent hires fix)."""
 
     index: int
     seed: int
-    image: Any = None  # PIL.Image once the base pass has made it
+    image: Any = None  # PIL.Image
+    latents: Any = None  # torch tensor (1, 4, h/8, w/8)
 
 
 @dataclass
@@ -43,6 +46,7 @@ class RunContext:
     inputs: dict = field(default_factory=dict)  # call arguments every image of the batch shares
     undo: list = field(default_factory=list)  # callables release() runs, last first
     notices: list[str] = field(default_factory=list)  # told to the artist once, before the first image
+    base_output: str = "pil"  # "latent" when an after-pass continues from the base pass's latents
 
 
 class Cancelled(Exception):
@@ -63,6 +67,10 @@ class Stage:
     def run(self, ctx: RunContext, item: Item) -> Item:
         """Make or change one image."""
         return item
+
+    def run_many(self, ctx: RunContext, items: list[Item]) -> list[Item]:
+        """Make or change a batch of images (throughput mode); one at a time unless a stage can do better."""
+        return [self.run(ctx, item) for item in items]
 
     def release(self, ctx: RunContext) -> None:
         """Undo what prepare() attached to shared modules."""
@@ -95,6 +103,24 @@ class LoadModel(Stage):
         ctx.loaded = ctx.cache.get(m.checkpoint, ctx.device, ctx.dtype, model_config=m.config, download=ctx.download)
         use_vae(ctx.loaded, m.vae, ctx.device, ctx.dtype, download=ctx.download)
         ctx.pipe = ctx.loaded.pipe
+        self._fit_memory(ctx)
+
+    def _fit_memory(self, ctx):
+        """On a CUDA card, the memory policy this run needs (engine/memory.py), said when it costs speed."""
+        from asset_studio.engine.memory import apply_policy, choose_policy, free_memory
+
+        free = free_memory(ctx.device)
+        if free is None:
+            return
+        s = ctx.job.sampling
+        from asset_studio.core.job import hires_size
+
+        w, h = hires_size(ctx.job)  # the largest image the run decodes
+        dtype_bytes = 2 if "16" in str(ctx.dtype) else 4
+        policy = choose_policy(free, ctx.loaded.family, max(w, s.width), max(h, s.height), s.batch, dtype_bytes)
+        apply_policy(ctx.loaded.pipe, policy, ctx.device)
+        if policy.reason:
+            ctx.notices.append(policy.reason)
 
 
 class Loras(Stage):
@@ -128,8 +154,15 @@ class Txt2Img(Stage):
         ctx.notices += prompt_notices(ctx.loaded.pipe, ctx.job)
 
     def run(self, ctx, item):
-        item.image = _call(ctx, item)
-        return item
+        return self.run_many(ctx, [item])[0]
+
+    def run_many(self, ctx, items):
+        """One pipeline call for the whole batch, each image with its own generator: image i of a
+        batch starts from the same noise as image i made alone."""
+        outs = _call(ctx, ctx.pipe, items, ctx.inputs, sampling_steps(ctx.job), ctx.base_output)
+        for item, out in zip(items, outs):
+            item.image, item.latents = (None, out[None]) if ctx.base_output == "latent" else (out, None)
+        return items
 
 
 class Img2Img(Txt2Img):
@@ -192,6 +225,31 @@ class ControlNet(Stage):
             ctx.inputs["image"] = pick(images)
 
 
+class References(Stage):
+    """IP-Adapter: reference pictures steer the image, each with its own strength; the adapter comes
+    off the model again in release(), so the next job finds it as loaded."""
+
+    name = "references"
+
+    def check(self, job):
+        from asset_studio.engine import ip_adapter
+
+        info = ip_adapter.inspect_adapter(ip_adapter.resolve_adapter(job.model.ip_adapter))
+        ip_adapter.check_pairing(info, ip_adapter.resolve_encoder(job.model.image_encoder, info))
+        for ref in job.references:
+            load_image(ref.image, "reference image", 64, 64)
+
+    def prepare(self, ctx):
+        from asset_studio.engine import ip_adapter
+
+        base, refs = ctx.loaded.pipe, ctx.job.references
+        info = ip_adapter.load_ip_adapter(base, ctx.job.model.ip_adapter, ctx.job.model.image_encoder, len(refs))
+        ip_adapter.set_reference_scales(base, refs)
+        ctx.inputs["ip_adapter_image_embeds"] = ip_adapter.reference_embeds(
+            base, refs, info, do_cfg=ctx.job.sampling.cfg_scale > 1)
+        ctx.undo.append(lambda: ip_adapter.unload_ip_adapter(base))
+
+
 class SeamlessTiling(Stage):
     """Circular padding on the chosen axes of the UNet's and VAE's convolutions, after the LoRAs
     are attached; release() restores the padding, so the loaded model is unchanged afterwards."""
@@ -208,6 +266,116 @@ class SeamlessTiling(Stage):
         ctx.undo.append(lambda: patch.__exit__(None, None, None))
 
 
+# --- after-passes ------------------------------------------------------------------------------------
+
+
+class RefinerPass(Stage):
+    """SDXL: the base model runs the first `switch_at` of the schedule and hands its latents to the
+    refiner for the rest (diffusers' denoising_end / denoising_start, A1111's "switch at").
+    SD 1.x/2.x: the second model refines the decoded picture by img2img over the last part."""
+
+    name = "refiner"
+
+    def __init__(self, hands_on_latents: bool):
+        self.hands_on_latents = hands_on_latents  # the next pass continues from latents
+
+    def check(self, job):
+        from asset_studio.engine.loader import detect_family, resolve_model
+
+        detect_family(resolve_model(job.passes.refiner.model, download=False))
+
+    def prepare(self, ctx):
+        from asset_studio.engine.loader import detect_family, resolve_model
+
+        ref = ctx.job.passes.refiner
+        family = detect_family(resolve_model(ref.model))
+        if (family == "sdxl") != (ctx.loaded.family == "sdxl"):
+            from asset_studio.core import families
+
+            raise UserError(f"The refiner {Path(ref.model).name} is an {families.label(family)} model but the "
+                            f"model is {families.label(ctx.loaded.family)}; use a refiner of the same family.")
+        # Base and refiner both stay loaded, as in A1111: reloading one per image would cost seconds.
+        ctx.cache.capacity = max(ctx.cache.capacity, 2)
+        self.loaded = ctx.cache.get(ref.model, ctx.device, ctx.dtype, download=ctx.download)
+        self.pipe = derived_pipeline(self.loaded, "img2img")
+        self.latent_handoff = ctx.loaded.family == "sdxl"
+        if self.latent_handoff:
+            ctx.inputs["denoising_end"] = float(ref.switch_at)
+            ctx.base_output = "latent"
+
+    def run(self, ctx, item):
+        ref = ctx.job.passes.refiner
+        output = "latent" if self.hands_on_latents else "pil"
+        if self.latent_handoff:
+            inputs = {"image": item.latents, "denoising_start": float(ref.switch_at)}
+            steps = ctx.job.sampling.steps
+        else:
+            inputs = {"image": item.image, "strength": 1.0 - float(ref.switch_at)}
+            steps = _img2img_steps(ctx.job.sampling.steps, 1.0 - float(ref.switch_at))
+        [out] = _call(ctx, self.pipe, [item], inputs, steps, output, scheduler_config=self.loaded.scheduler_config)
+        item.image, item.latents = (None, out[None]) if output == "latent" else (out, None)
+        return item
+
+
+class HiresFix(Stage):
+    """Enlarge the image (its latents, or the picture with a resampler or an upscale model), then
+    run img2img at a denoise over the same loaded modules: details at the new size, no reload."""
+
+    name = "hires fix"
+
+    def check(self, job):
+        from asset_studio.core.job import HIRES_IMAGE_UPSCALERS, HIRES_LATENT_UPSCALERS
+
+        upscaler = job.passes.hires.upscaler
+        if upscaler not in HIRES_LATENT_UPSCALERS + HIRES_IMAGE_UPSCALERS:
+            from asset_studio.engine.upscale import resolve_upscaler
+
+            resolve_upscaler(upscaler)  # a .safetensors file or a downloaded catalog upscaler
+
+    def __init__(self, upscaler: str):
+        self.upscaler = upscaler
+
+    @property
+    def wants_latents(self) -> bool:
+        from asset_studio.core.job import HIRES_LATENT_UPSCALERS
+
+        return self.upscaler in HIRES_LATENT_UPSCALERS
+
+    def prepare(self, ctx):
+        from asset_studio.core.job import hires_size
+
+        self.pipe = derived_pipeline(ctx.loaded, "img2img")
+        if self.wants_latents and ctx.job.passes.refiner is None:
+            ctx.base_output = "latent"  # else the refiner hands its latents on
+        self.size = hires_size(ctx.job)
+        hires = ctx.job.passes.hires
+        self.steps = _img2img_steps(hires.steps or sampling_steps(ctx.job), hires.denoise, explicit=bool(hires.steps))
+
+    def run(self, ctx, item):
+        import torch.nn.functional as F
+        from PIL import Image
+
+        hires = ctx.job.passes.hires
+        w, h = self.size
+        if self.wants_latents:
+            mode = "nearest-exact" if hires.upscaler == "latent-nearest" else "bilinear"
+            image = F.interpolate(item.latents, size=(h // 8, w // 8), mode=mode)
+        elif hires.upscaler in ("lanczos", "nearest"):
+            resample = Image.Resampling.NEAREST if hires.upscaler == "nearest" else Image.Resampling.LANCZOS
+            image = item.image.resize((w, h), resample)
+        else:
+            from asset_studio.engine.upscale import UpscaleSettings, upscale_image
+
+            image = upscale_image(item.image, hires.upscaler, UpscaleSettings(scale=hires.scale), device=ctx.device)
+            image = image.resize((w, h), Image.Resampling.LANCZOS)  # to the exact multiple of 8
+        inputs = {"image": image, "strength": float(hires.denoise)}
+        if ctx.loaded.family == "sdxl":
+            inputs.update(original_size=(h, w), target_size=(h, w))
+        [item.image] = _call(ctx, self.pipe, [item], inputs, self.steps, "pil")
+        item.latents = None
+        return item
+
+
 # --- the plan ----------------------------------------------------------------------------------------
 
 
@@ -215,17 +383,19 @@ def plan(job: GenerationJob, download: bool = False) -> list[Stage]:
     """The stages JOB needs, in order. Refuses, by name, a part of the job no stage implements."""
     if job.output != "image":
         raise UserError(f"The local engine cannot make {job.output}s yet; generate images.")
-    if job.references:
-        raise UserError("The local engine cannot use reference images (IP-Adapter) yet; remove them.")
-    if job.passes:
-        kinds = ", ".join(sorted({str(p.get("kind", "?")) for p in job.passes}))
-        raise UserError(f"The local engine cannot run these after-passes yet: {kinds}.")
     stages: list[Stage] = [LoadModel(download), Loras()]
     stages.append(Img2Img() if job.init is not None else Txt2Img())
     if job.controls:
         stages.append(ControlNet())
+    if job.references:
+        stages.append(References())
     if job.tiling != "off":
         stages.append(SeamlessTiling())
+    hires = HiresFix(job.passes.hires.upscaler) if job.passes.hires is not None else None
+    if job.passes.refiner is not None:
+        stages.append(RefinerPass(hands_on_latents=hires is not None and hires.wants_latents))
+    if hires is not None:
+        stages.append(hires)
     return stages
 
 
@@ -234,9 +404,19 @@ def plan(job: GenerationJob, download: bool = False) -> list[Stage]:
 
 def sampling_steps(job: GenerationJob) -> int:
     """Steps to ask diffusers for. img2img runs steps x denoise of them; like A1111, never zero."""
-    if job.init is not None and int(job.sampling.steps * job.init.denoise) < 1:
-        return math.ceil(1 / job.init.denoise)
+    if job.init is not None:
+        return _img2img_steps(job.sampling.steps, job.init.denoise)
     return job.sampling.steps
+
+
+def _img2img_steps(steps: int, denoise: float, explicit: bool = False) -> int:
+    """num_inference_steps for an img2img call, which runs int(n x denoise) of them: with EXPLICIT,
+    STEPS is what must actually run (A1111's "Hires steps"); else at least one runs."""
+    if explicit:
+        return math.ceil(steps / denoise)
+    if int(steps * denoise) < 1:
+        return math.ceil(1 / denoise)
+    return steps
 
 
 def prompt_notices(pipe, job: GenerationJob) -> list[str]:
@@ -255,40 +435,39 @@ def prompt_notices(pipe, job: GenerationJob) -> list[str]:
     return out
 
 
-def _call(ctx: RunContext, item: Item):
-    """One pipeline call for one image: its own scheduler and CPU generator, so a seed means the
-    same starting noise on every device, and each image re-runs alone from its embedded job."""
+def _call(ctx: RunContext, pipe, items: list[Item], inputs: dict, steps: int, output: str = "pil",
+          scheduler_config: dict | None = None) -> list:
+    """One pipeline call for ITEMS: a fresh scheduler and one CPU generator per image, so a seed
+    means the same starting noise on every device and in any batch, and each image re-runs alone
+    from its embedded job. Returns PIL images, or latents (one per item) when OUTPUT is "latent"."""
+    import torch
     from diffusers.utils import logging as dlog
 
     from asset_studio.engine.samplers import build_scheduler
 
     job = ctx.job
-    ctx.pipe.scheduler = build_scheduler(job.sampling.sampler, ctx.loaded.scheduler_config, seed=item.seed)
+    pipe.scheduler = build_scheduler(job.sampling.sampler, scheduler_config or ctx.loaded.scheduler_config,
+                                     seed=items[0].seed)
     level = dlog.get_verbosity()
     dlog.set_verbosity_error()  # the truncation warning is said once, by prompt_notices
     try:
-        output = _pipe_call(ctx, item, job)
+        result = pipe(
+            prompt=job.prompt.text,
+            negative_prompt=job.prompt.negative or None,
+            num_inference_steps=steps,
+            guidance_scale=float(job.sampling.cfg_scale),
+            # A1111's clip skip 1 is the last layer; diffusers counts layers skipped beyond it.
+            clip_skip=(job.model.clip_skip - 1) if job.model.clip_skip > 1 else None,
+            output_type=output,
+            generator=[torch.Generator("cpu").manual_seed(int(item.seed)) for item in items],
+            num_images_per_prompt=len(items),
+            callback_on_step_end=_step_callback(ctx, items[0].index),
+            callback_on_step_end_tensor_inputs=["latents"],
+            **inputs,
+        )
     finally:
         dlog.set_verbosity(level)
-    return output.images[0]
-
-
-def _pipe_call(ctx: RunContext, item: Item, job: GenerationJob):
-    import torch
-
-    return ctx.pipe(
-        prompt=job.prompt.text,
-        negative_prompt=job.prompt.negative or None,
-        num_inference_steps=sampling_steps(job),
-        guidance_scale=float(job.sampling.cfg_scale),
-        # A1111's clip skip 1 is the last layer; diffusers counts layers skipped beyond it.
-        clip_skip=(job.model.clip_skip - 1) if job.model.clip_skip > 1 else None,
-        output_type="pil",
-        generator=torch.Generator("cpu").manual_seed(int(item.seed)),
-        callback_on_step_end=_step_callback(ctx, item.index),
-        callback_on_step_end_tensor_inputs=["latents"],
-        **ctx.inputs,
-    )
+    return list(result.images)
 
 
 def _step_callback(ctx: RunContext, index: int):

@@ -15,11 +15,12 @@ def check_ready(spec: Finishing) -> None:
     if not spec.remove_background or spec.method == "key":
         return
     from asset_studio.engine.background import model_file
+    from asset_studio.engine.rembg_models import download_command
 
     if model_file(spec.bg_model) is None:
         raise UserError(
             f"Removing the background needs rembg's {spec.bg_model}.onnx, which is not installed: "
-            "set U2NET_HOME to its folder (or download it with `asset-studio remove-bg --download-model`), "
+            f"download it with `{download_command(spec.bg_model)}` (or set U2NET_HOME to a folder holding it), "
             "or generate with --no-postprocess."
         )
 

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
+import subprocess
 import sys
 from pathlib import Path
+from typing import Callable
 
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QBrush, QColor, QIcon, QLinearGradient, QPainter, QPainterPath, QPalette, QPen, QPixmap
@@ -91,6 +96,78 @@ def app_icon() -> QIcon:
     return icon
 
 
+# Debian/Ubuntu package names that do not follow "soname without .so, '-' before a trailing digit".
+_PACKAGE_EXCEPTIONS = {"libglib-2.0.so.0": "libglib2.0-0", "libgthread-2.0.so.0": "libglib2.0-0"}
+
+
+def xcb_plugin() -> Path:
+    """PySide6's X11 platform plugin, the one Qt loads on a Linux desktop."""
+    import PySide6
+
+    return Path(PySide6.__file__).parent / "Qt" / "plugins" / "platforms" / "libqxcb.so"
+
+
+def _ldd(path: Path) -> str:
+    exe = shutil.which("ldd")
+    if exe is None:  # no ldd: the dynamic loader names the first library it misses
+        import ctypes
+
+        try:
+            ctypes.CDLL(str(path))
+        except OSError as exc:
+            return " ".join(f"{name} => not found" for name in re.findall(r"(lib[\w.+-]+\.so[\w.]*)", str(exc)) if name != path.name)
+        return ""
+    return subprocess.run([exe, str(path)], capture_output=True, text=True, timeout=20).stdout
+
+
+def missing_libraries(ldd_output: str) -> list[str]:
+    """Sonames that ``ldd`` could not resolve, in order, once each."""
+    found = re.findall(r"(\S+)\s+=>\s+not found", ldd_output)
+    return list(dict.fromkeys(found))
+
+
+def package_name(soname: str) -> str:
+    """The Debian/Ubuntu package that ships a library: libxcb-icccm.so.4 -> libxcb-icccm4."""
+    if soname in _PACKAGE_EXCEPTIONS:
+        return _PACKAGE_EXCEPTIONS[soname]
+    name, _, version = soname.partition(".so.")
+    name = name.lower()
+    return f"{name}-{version}" if name[-1:].isdigit() else f"{name}{version}"
+
+
+def xcb_problem(
+    env: dict[str, str] | None = None,
+    platform: str | None = None,
+    plugin: Path | None = None,
+    ldd: Callable[[Path], str] = _ldd,
+) -> str | None:
+    """One sentence naming the system libraries the xcb plugin lacks, or None when Qt can use it.
+
+    Checked before QApplication exists, because Qt's own failure is a wall of text ending in
+    an abort. Only where Qt would pick xcb: Linux, no other platform forced, no Wayland session.
+    """
+    env = os.environ if env is None else env
+    platform = sys.platform if platform is None else platform
+    if not platform.startswith("linux"):
+        return None
+    forced = env.get("QT_QPA_PLATFORM", "")
+    if forced and not forced.startswith("xcb"):
+        return None
+    if not forced and env.get("WAYLAND_DISPLAY"):
+        return None  # Qt tries Wayland first there
+    plugin = xcb_plugin() if plugin is None else plugin
+    if not plugin.is_file():
+        return None
+    missing = missing_libraries(ldd(plugin))
+    if not missing:
+        return None
+    packages = " ".join(dict.fromkeys(package_name(m) for m in missing))
+    return (
+        f"Asset Studio cannot open its window because Qt's X11 plugin needs system libraries that are "
+        f"missing ({', '.join(missing)}): install them with `sudo apt install {packages}` (Debian/Ubuntu)."
+    )
+
+
 def create_app(argv: list[str] | None = None) -> QApplication:
     """The one QApplication (reused when one exists, as under pytest-qt)."""
     app = QApplication.instance()
@@ -112,6 +189,11 @@ def create_app(argv: list[str] | None = None) -> QApplication:
 
 def run_app(argv: list[str] | None = None, output_dir: Path | None = None, models_dir: Path | None = None) -> int:
     """Open the studio window and run the event loop; returns the exit code."""
+    if QApplication.instance() is None:
+        problem = xcb_problem()
+        if problem:
+            print(problem, file=sys.stderr)
+            return 1
     app = create_app(argv)
     from asset_studio.gui.main_window import MainWindow
 

@@ -7,9 +7,7 @@ row is painted, so a library of thousands of images opens at once. Deleting move
 
 from __future__ import annotations
 
-import os
 import random
-import shutil
 from pathlib import Path
 
 from PySide6.QtCore import (
@@ -23,43 +21,9 @@ from PySide6.QtWidgets import (
 
 from asset_studio.core.job import GenerationJob
 from asset_studio.errors import UserError
+from asset_studio.gui.model.library import TRASH_DIR, Library
 
-TRASH_DIR = ".trash"
 THUMB = 128
-IMAGE_SUFFIXES = {".png"}
-
-
-def library_images(output_dir: Path) -> list[Path]:
-    """Every PNG under the output folder except the trash and control images, newest first."""
-    output_dir = Path(output_dir)
-    if not output_dir.is_dir():
-        return []
-    found = []
-    for root, dirs, files in os.walk(output_dir):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]  # .trash and other hidden folders
-        for name in files:
-            # control-*.png are ControlNet inputs the CLI writes beside its results, not results
-            if Path(name).suffix.lower() in IMAGE_SUFFIXES and not name.startswith((".", "control-")):
-                path = Path(root) / name
-                try:
-                    found.append((path.stat().st_mtime, path))
-                except OSError:
-                    pass
-    found.sort(key=lambda t: (t[0], str(t[1])), reverse=True)
-    return [p for _, p in found]
-
-
-def move_to_trash(path: Path, output_dir: Path) -> Path:
-    """Move an image into the output folder's .trash/, keeping its name unique there."""
-    trash = Path(output_dir) / TRASH_DIR
-    trash.mkdir(parents=True, exist_ok=True)
-    target = trash / path.name
-    n = 1
-    while target.exists():
-        target = trash / f"{path.stem}-{n}{path.suffix}"
-        n += 1
-    shutil.move(str(path), str(target))
-    return target
 
 
 def read_image_job(path: Path) -> GenerationJob | None:
@@ -111,14 +75,14 @@ def checkerboard(size: int) -> QPixmap:
 
 
 class LibraryModel(QAbstractListModel):
-    """One row per image file. Thumbnails arrive asynchronously; rows never block on disk."""
+    """The Library (gui.model.library) as rows for the grid; thumbnails arrive asynchronously."""
 
     PathRole = Qt.ItemDataRole.UserRole + 1
 
-    def __init__(self, output_dir: Path, parent=None):
+    def __init__(self, library: Library, parent=None):
         super().__init__(parent)
-        self.output_dir = Path(output_dir)
-        self._paths: list[Path] = []
+        self.library = library
+        self._paths: list[Path] = library.paths()  # the rows as the view knows them, kept in step
         self._thumbs: dict[str, QIcon] = {}
         self._loading: set[str] = set()
         self._pool = QThreadPool(self)
@@ -126,6 +90,9 @@ class LibraryModel(QAbstractListModel):
         self._signals = _ThumbSignals()
         self._signals.done.connect(self._thumb_done)
         self._placeholder = QIcon(checkerboard(THUMB))
+        library.reset.connect(self._reset)
+        library.inserted.connect(self._inserted)
+        library.removed.connect(self._removed)
 
     # model API
     def rowCount(self, parent=QModelIndex()) -> int:
@@ -168,37 +135,33 @@ class LibraryModel(QAbstractListModel):
         return Qt.DropAction.CopyAction
 
     # content
+    @property
+    def output_dir(self) -> Path:
+        return self.library.output_dir
+
     def path(self, row: int) -> Path:
         return self._paths[row]
 
     def paths(self) -> list[Path]:
         return list(self._paths)
 
-    def refresh(self) -> None:
+    def _reset(self) -> None:
         self.beginResetModel()
-        self._paths = library_images(self.output_dir)
-        self._thumbs = {k: v for k, v in self._thumbs.items() if Path(k) in set(self._paths)}
+        self._paths = self.library.paths()
+        keep = {str(p) for p in self._paths}
+        self._thumbs = {k: v for k, v in self._thumbs.items() if k in keep}
         self.endResetModel()
 
-    def set_output_dir(self, output_dir: Path) -> None:
-        self.output_dir = Path(output_dir)
-        self.refresh()
-
-    def add(self, path: Path) -> None:
-        """A freshly saved image goes to the top."""
-        path = Path(path)
-        if path in self._paths:
-            return
-        self.beginInsertRows(QModelIndex(), 0, 0)
-        self._paths.insert(0, path)
+    def _inserted(self, row: int) -> None:
+        self.beginInsertRows(QModelIndex(), row, row)
+        self._paths.insert(row, self.library.path(row))
         self.endInsertRows()
 
-    def remove_rows(self, rows: list[int]) -> None:
-        for row in sorted(set(rows), reverse=True):
-            self.beginRemoveRows(QModelIndex(), row, row)
-            path = self._paths.pop(row)
-            self._thumbs.pop(str(path), None)
-            self.endRemoveRows()
+    def _removed(self, row: int) -> None:
+        self.beginRemoveRows(QModelIndex(), row, row)
+        path = self._paths.pop(row)
+        self._thumbs.pop(str(path), None)
+        self.endRemoveRows()
 
     def wait_for_thumbnails(self, msecs: int = 5000) -> bool:
         return self._pool.waitForDone(msecs)
@@ -229,36 +192,30 @@ class LibraryModel(QAbstractListModel):
 
 def describe_job(job: GenerationJob) -> list[tuple[str, str]]:
     """The rows of the details panel: what an artist needs to know to make this image again."""
+    s = job.sampling
     rows = [
-        ("Prompt", job.prompt),
-        ("Negative", job.negative_prompt or "—"),
-        ("Model", job.model),
-        ("Size", f"{job.width} × {job.height}"),
-        ("Steps", str(job.steps)),
-        ("CFG", f"{job.cfg_scale:g}"),
-        ("Sampler", job.sampler),
-        ("Seed", ", ".join(str(s) for s in job.image_seeds()) if job.seeds else str(job.seed)),
+        ("Prompt", job.prompt.text),
+        ("Negative", job.prompt.negative or "—"),
+        ("Model", job.model.checkpoint),
+        ("Size", f"{s.width} × {s.height}"),
+        ("Steps", str(s.steps)),
+        ("CFG", f"{s.cfg_scale:g}"),
+        ("Sampler", s.sampler),
+        ("Seed", ", ".join(str(x) for x in job.image_seeds()) if s.seeds else str(s.seed)),
     ]
-    if job.style_id:
-        rows.append(("Style", job.style_id))
-    if job.template:
-        rows.append(("Template", job.template))
-    if job.subject:
-        rows.append(("Subject", job.subject))
-    for lora in job.loras:
+    for label, value in (("Style", job.source.style), ("Template", job.source.template),
+                         ("Subject", job.source.subject)):
+        if value:
+            rows.append((label, value))
+    for lora in job.model.loras:
         rows.append(("LoRA", f"{Path(lora.path).name} × {lora.weight:g}"))
-    for unit in job.controlnets:
-        rows.append(("ControlNet", f"{unit.control_type} {Path(unit.model).name} × {unit.scale:g}"))
-    if job.init_image:
-        rows.append(("Init image", f"{Path(job.init_image).name}, denoise {job.denoise:g}"))
+    for unit in job.controls:
+        rows.append(("ControlNet", f"{unit.type} {Path(unit.model).name} × {unit.scale:g}"))
+    if job.init is not None:
+        rows.append(("Init image", f"{Path(job.init.image).name}, denoise {job.init.denoise:g}"))
+    if job.tiling != "off":
+        rows.append(("Tiling", job.tiling))
     return rows
-
-
-def single_image_job(job: GenerationJob, seed: int) -> GenerationJob:
-    """The job that makes exactly one image with `seed` (re-run or a variation of one image)."""
-    data = job.to_dict()
-    data.update(seed=seed, seeds=[], batch_count=1)
-    return GenerationJob.from_dict(data)
 
 
 class HintListView(QListView):
@@ -285,9 +242,11 @@ class GalleryWidget(QWidget):
     export_requested = Signal(list)  # [Path]
     message = Signal(str)
 
-    def __init__(self, output_dir: Path, parent=None):
+    def __init__(self, library: Library | Path, parent=None):
         super().__init__(parent)
-        self.model = LibraryModel(output_dir, self)
+        self.library = library if isinstance(library, Library) else Library(Path(library), self)
+        self.library.message.connect(self.message)
+        self.model = LibraryModel(self.library, self)
         self.view = HintListView("No images yet. What you generate is saved here at once, "
                                  "with its settings inside the PNG.")
         self.view.setModel(self.model)
@@ -362,13 +321,13 @@ class GalleryWidget(QWidget):
 
     # content
     def refresh(self) -> None:
-        self.model.refresh()
+        self.library.refresh()
 
     def set_output_dir(self, path: Path) -> None:
-        self.model.set_output_dir(path)
+        self.library.set_output_dir(path)
 
     def add_image(self, path: str | Path) -> None:
-        self.model.add(Path(path))
+        self.library.add(Path(path))
 
     def selected_rows(self) -> list[int]:
         return sorted(i.row() for i in self.view.selectionModel().selectedIndexes())
@@ -408,30 +367,19 @@ class GalleryWidget(QWidget):
         job = self._current_job
         if job is not None:
             # A PNG holds one image of a batch; its own seed is the one it was made with.
-            seed = job.seeds[0] if job.seeds else job.seed
-            self.rerun_requested.emit(single_image_job(job, seed))
+            self.rerun_requested.emit(job.for_seed(job.image_seeds()[0]))
 
     def run_variations(self) -> None:
         job = self._current_job
         if job is None:
             return
-        data = job.to_dict()
         seeds = [random.randrange(2**32) for _ in range(max(1, self.variation_count))]
-        data.update(seed=seeds[0], seeds=seeds, batch_count=len(seeds))
-        self.rerun_requested.emit(GenerationJob.from_dict(data))
+        variations = job.for_seed(seeds[0])
+        variations.sampling.seeds, variations.sampling.count = seeds, len(seeds)
+        self.rerun_requested.emit(variations)
 
     def delete_selected(self) -> None:
-        rows = self.selected_rows()
-        moved = []
-        for row in rows:
-            try:
-                move_to_trash(self.model.path(row), self.model.output_dir)
-                moved.append(row)
-            except OSError as exc:
-                self.message.emit(f"Could not move {self.model.path(row).name} to the trash: {exc.strerror or exc}.")
-        self.model.remove_rows(moved)
-        if moved:
-            self.message.emit(f"Moved {len(moved)} image(s) to {TRASH_DIR}/ in the output folder.")
+        self.library.trash(self.selected_rows())
 
     def _open(self, index: QModelIndex) -> None:
         QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.model.path(index.row()))))
@@ -440,27 +388,8 @@ class GalleryWidget(QWidget):
 # --- sprite sheet export ----------------------------------------------------------------------
 
 
-def export_sheet(paths: list[Path], out_png: Path, fmt: str, trim: bool = True, padding: int = 2,
-                 extrude: int = 0, pot: bool = False, max_size: int = 4096, fps: float = 10.0) -> list[Path]:
-    """Pack the images into out_png (+ pages) and write the format's data file; returns every file written."""
-    from asset_studio.core.exporters import ExportOptions, write_sheet
-    from asset_studio.core.sheet import SheetOptions, load_sprites, pack_sheet
-
-    if not paths:
-        raise UserError("Select at least one image to put on the sheet.")
-    if out_png.suffix.lower() != ".png":
-        out_png = out_png.with_suffix(".png")
-    opts = SheetOptions(trim=trim, padding=padding, extrude=extrude, pot=pot, max_size=max_size)
-    sheet = pack_sheet(load_sprites([Path(p) for p in paths], trim=opts.trim), opts)
-    if fmt == "aseprite" and len(sheet.pages) > 1:
-        raise UserError("The Aseprite format holds a single image: raise the maximum size so every frame fits.")
-    # one set, replacing only an earlier export of this sheet, never a selected image (core/outputs.py)
-    pngs, data = write_sheet(sheet, out_png, fmt, ExportOptions(fps=fps), inputs=[Path(p) for p in paths])
-    return pngs + data
-
-
 class _ExportSignals(QObject):
-    done = Signal(list)
+    done = Signal(list, list)  # files written, warnings
     failed = Signal(str)
 
 
@@ -472,13 +401,16 @@ class _ExportTask(QRunnable):
 
     def run(self) -> None:
         try:
-            self.signals.done.emit(export_sheet(**self.kwargs))
+            from asset_studio.service import SheetExport, export_sheet
+
+            result = export_sheet(SheetExport(**self.kwargs))  # the one export, as `asset-studio sheet`
+            self.signals.done.emit(result.pages + result.data_files, result.warnings)
         except UserError as exc:
             self.signals.failed.emit(str(exc))
         except OSError as exc:
             from asset_studio.errors import describe_os_error
 
-            self.signals.failed.emit(describe_os_error(exc, self.kwargs.get("out_png")))
+            self.signals.failed.emit(describe_os_error(exc, self.kwargs.get("out")))
 
 
 class SheetExportDialog(QDialog):
@@ -558,15 +490,16 @@ class SheetExportDialog(QDialog):
     def start(self) -> None:
         self.export_btn.setEnabled(False)
         self.status.setText("Packing…")
-        kwargs = dict(paths=self.paths, out_png=Path(self.out_edit.text()).expanduser(),
-                      fmt=self.format_combo.currentData(), trim=self.trim_box.isChecked(),
+        out = Path(self.out_edit.text()).expanduser()
+        kwargs = dict(inputs=self.paths, out=out if out.suffix.lower() == ".png" else out.with_suffix(".png"),
+                      format=self.format_combo.currentData(), trim=self.trim_box.isChecked(),
                       padding=self.padding_spin.value(), extrude=self.extrude_spin.value(),
                       pot=self.pot_box.isChecked(), max_size=self.max_spin.value())
         QThreadPool.globalInstance().start(_ExportTask(kwargs, self._signals))
 
-    def _done(self, files: list) -> None:
+    def _done(self, files: list, warnings: list) -> None:
         self.result_paths = [Path(f) for f in files]
-        text = "Exported " + ", ".join(Path(f).name for f in files)
+        text = "Exported " + ", ".join(Path(f).name for f in files) + "".join(f"; warning: {w}" for w in warnings)
         self.message.emit(text)
         self.exported.emit(self.result_paths)
         self.accept()

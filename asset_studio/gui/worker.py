@@ -1,9 +1,10 @@
-"""The generation worker: one QThread that owns the engine and runs a queue of jobs.
+"""The generation worker: one QThread that owns a backend and turns its events into signals.
 
-The GUI thread never imports torch. It calls `submit()` / `cancel()` (thread-safe) and listens
-to signals. The worker imports the engine lazily, in its own thread, the first time a job runs,
-and keeps it (with its loaded pipelines) for the next job. Every image is saved to the output
-library the moment it is decoded, before any signal tells the UI about it.
+The GUI thread never imports torch. It calls `submit()` / `cancel()` / `move()` (thread-safe) and
+listens to signals. The worker builds its backend (the local engine by default) in its own thread
+the first time it is needed and keeps it, with its loaded models, for the next job. Each job runs
+through service.run_job(), the same path as the CLI, which saves every image to the library
+before its event reaches the UI.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from typing import Callable
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 from PySide6.QtGui import QImage
 
-from asset_studio.core.job import GenerationJob
+from asset_studio.core.backend import Loading, Progress
 from asset_studio.errors import UserError
+from asset_studio.service import Saved, readable_error, run_job
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +35,7 @@ SHOWN_MAX = 1024  # finished images as shown in the preview panel
 @dataclass
 class _Pending:
     job_id: int
-    job: GenerationJob
+    job: object
 
 
 def pil_to_qimage(image, max_side: int | None = None) -> QImage:
@@ -50,32 +52,15 @@ def pil_to_qimage(image, max_side: int | None = None) -> QImage:
     return qimg.copy()  # own the pixels: `data` dies with this frame
 
 
-def readable_error(exc: BaseException) -> str:
-    """One sentence for the user from whatever the engine raised."""
-    if isinstance(exc, UserError):
-        return str(exc)
-    name = type(exc).__name__
-    text = str(exc)
-    if name == "OutOfMemoryError" or "out of memory" in text.lower():
-        return ("The GPU ran out of memory; lower the image size or batch count, "
-                "or close other programs that use the GPU, then try again.")
-    if isinstance(exc, FileNotFoundError):
-        return f"A file the job needs is missing: {exc.filename or text}."
-    if isinstance(exc, MemoryError):
-        return "The computer ran out of memory; lower the image size or batch count and try again."
-    first = text.strip().splitlines()[0] if text.strip() else name
-    return f"Generation failed ({name}): {first.rstrip('.')}."
-
-
-def default_engine_factory(device: str | None) -> object:
-    """Import and build the real engine; runs in the worker thread, so torch loads there."""
+def default_backend_factory(device: str | None) -> object:
+    """The local engine's backend; runs in the worker thread, so torch loads there."""
     import torch
 
     # Leave a core for the GUI thread so the window keeps painting while the model runs.
     torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
-    from asset_studio.engine.generate import Engine
+    from asset_studio.engine.backend import LocalBackend
 
-    engine = Engine(device=None if device in (None, "", "auto") else device)
+    backend = LocalBackend(device)
     # Some imports hold the GIL for up to a second (native libraries loading: torch's model
     # modules, onnxruntime which diffusers' loader pulls in). Do them here, at warm-up, rather
     # than in the middle of the first job while the window is animating its progress.
@@ -88,30 +73,26 @@ def default_engine_factory(device: str | None) -> object:
         getattr(diffusers, name)
     for name in ("CLIPTextModel", "CLIPTextModelWithProjection", "CLIPTokenizer"):
         getattr(transformers, name)
-    for module in ("diffusers.pipelines.onnx_utils", "diffusers.guiders"):
+    from asset_studio.core.samplers import SAMPLERS
+
+    for sampler in SAMPLERS.values():  # every scheduler class (DPM++ SDE pulls in torchsde)
+        getattr(diffusers, sampler.scheduler)
+    for module in ("asset_studio.engine.preview", "asset_studio.engine.plan", "asset_studio.engine.samplers",
+                   "asset_studio.core.library", "asset_studio.core.outputs",
+                   "diffusers.pipelines.onnx_utils", "diffusers.guiders"):
         try:
             importlib.import_module(module)
         except ImportError:  # optional pieces of diffusers; the loader copes without them
             pass
-    return engine
-
-
-def default_saver(image, out_dir: Path) -> Path:
-    """Save one GeneratedImage into the library (PNG with its job inside, written atomically)."""
-    from asset_studio.core.library import save_image
-    from asset_studio.engine.postprocess import save_sprite
-
-    path = save_image(image.image, image.job, out_dir, seed=image.seed)
-    # The raw image is on disk first: a failing cut-out never loses it.
-    save_sprite(path, image.image, image.job, image.seed)
-    return path
+    return backend
 
 
 class GenerationWorker(QObject):
     """Lives in its own QThread. Public methods are safe to call from the GUI thread."""
 
-    queued = Signal(int, object)  # job_id, GenerationJob
+    queued = Signal(int, object)  # job_id, the job
     started = Signal(int)  # job_id
+    loading = Signal(int, str)  # job_id, what is loading ("Loading the model…")
     step = Signal(int, int, int, QImage)  # job_id, step (1-based), total, preview (may be null)
     image_saved = Signal(int, str, QImage)  # job_id, path (on disk already), the image for display
     finished = Signal(int, list)  # job_id, [paths]
@@ -128,15 +109,13 @@ class GenerationWorker(QObject):
         self,
         output_dir: Path,
         device: str | None = None,
-        engine_factory: Callable[[str | None], object] = default_engine_factory,
-        saver: Callable[[object, Path], Path] = default_saver,
+        backend_factory: Callable[[str | None], object] = default_backend_factory,
     ):
         super().__init__()
         self.output_dir = Path(output_dir)
         self.device = device
-        self._engine_factory = engine_factory
-        self._saver = saver
-        self._engine = None
+        self._backend_factory = backend_factory
+        self._backend = None
         self._lock = threading.Lock()
         self._pending: collections.deque[_Pending] = collections.deque()
         self._current: int | None = None
@@ -147,12 +126,12 @@ class GenerationWorker(QObject):
         self.moveToThread(self._thread)
         self._wake.connect(self._drain)  # queued connection: _drain runs in the worker thread
         self._warm.connect(self._warm_up)
-        self._reset.connect(self._drop_engine)
+        self._reset.connect(self._drop_backend)
         self._thread.start()
 
     # --- GUI-thread API -----------------------------------------------------------------------
 
-    def submit(self, job: GenerationJob) -> int:
+    def submit(self, job) -> int:
         job_id = next(self._ids)
         with self._lock:
             self._pending.append(_Pending(job_id, job))
@@ -179,8 +158,22 @@ class GenerationWorker(QObject):
         for jid in dropped:
             self.cancelled.emit(jid)
 
+    def move(self, job_id: int, position: int) -> bool:
+        """Move a queued job to POSITION among the queued ones (0 = next); False once it has started."""
+        with self._lock:
+            item = next((p for p in self._pending if p.job_id == job_id), None)
+            if item is None:
+                return False
+            self._pending.remove(item)
+            self._pending.insert(max(0, min(position, len(self._pending))), item)
+        return True
+
+    def pending_ids(self) -> list[int]:
+        with self._lock:
+            return [p.job_id for p in self._pending]
+
     def warm_up(self) -> None:
-        """Import torch and build the engine in the worker thread now, not on the first Generate.
+        """Import torch and build the backend in the worker thread now, not on the first Generate.
 
         Importing torch holds the GIL for most of a second (loading its libraries); done right
         after the window opens, the artist's first click does not pay for it.
@@ -192,7 +185,7 @@ class GenerationWorker(QObject):
             return self._current is not None or bool(self._pending)
 
     def set_device(self, device: str | None) -> None:
-        """Use another device from the next job on (the engine is rebuilt in the worker thread)."""
+        """Use another device from the next job on (the backend is rebuilt in the worker thread)."""
         self.device = device
         self._reset.emit()
 
@@ -221,58 +214,50 @@ class GenerationWorker(QObject):
         self.idle.emit()
 
     @Slot()
-    def _drop_engine(self) -> None:
-        self._engine = None
+    def _drop_backend(self) -> None:
+        self._backend = None
 
     @Slot()
     def _warm_up(self) -> None:
-        if self._engine is None:
+        if self._backend is None:
             try:
-                self._engine = self._engine_factory(self.device)
+                self._backend = self._backend_factory(self.device)
             except Exception as exc:  # noqa: BLE001 - the first job reports it as a sentence
-                log.info("engine warm-up failed: %s", exc)
+                log.info("backend warm-up failed: %s", exc)
         self.warmed.emit()
 
     def _run_one(self, item: _Pending) -> None:
         job_id, job = item.job_id, item.job
         self.started.emit(job_id)
         paths: list[str] = []
-        out_dir = self.output_dir
 
-        def on_step(info) -> None:
-            preview = QImage()
-            if getattr(info, "preview", None) is not None:
-                preview = pil_to_qimage(info.preview, PREVIEW_MAX)
-            total = int(info.total)
-            # Steps of every image in the batch count toward one bar.
-            done = int(info.image_index) * total + int(info.step)
-            self.step.emit(job_id, done, total * max(1, job.batch_count), preview)
-
-        def on_image(generated) -> None:
-            path = self._saver(generated, out_dir)
-            paths.append(str(path))
-            # Decoded here, not on the GUI thread: a large PNG takes tens of ms to read back.
-            self.image_saved.emit(job_id, str(path), pil_to_qimage(generated.image, SHOWN_MAX))
+        def on_event(event) -> None:
+            if isinstance(event, Progress):
+                preview = QImage() if event.preview is None else pil_to_qimage(event.preview, PREVIEW_MAX)
+                # Steps of every image in the batch count toward one bar.
+                done = event.image_index * event.total + event.step
+                self.step.emit(job_id, done, event.total * max(1, event.image_count), preview)
+            elif isinstance(event, Saved):
+                paths.append(str(event.raw))
+                # Decoded here, not on the GUI thread: a large PNG takes tens of ms to read back.
+                self.image_saved.emit(job_id, str(event.raw), pil_to_qimage(event.image, SHOWN_MAX))
+            elif isinstance(event, Loading):
+                self.loading.emit(job_id, event.what)
 
         try:
-            if self._saver is default_saver:
-                from asset_studio.engine.postprocess import PostProcessSpec, check_ready
-
-                check_ready(PostProcessSpec.from_job(job))  # a missing cut-out model fails before generating
-            if self._engine is None:
-                self._engine = self._engine_factory(self.device)
-            self._engine.run(job, on_step=on_step, should_cancel=self._cancel.is_set, on_image=on_image)
+            if self._backend is None:
+                self.loading.emit(job_id, "Loading the engine…")
+                self._backend = self._backend_factory(self.device)
+            result = run_job(job, self._backend, self.output_dir, should_cancel=self._cancel.is_set,
+                             on_event=on_event)
         except Exception as exc:  # noqa: BLE001 - the worker must keep serving after any failure
-            if self._cancel.is_set() and type(exc).__name__ in ("Cancelled", "CancelledError"):
-                self.cancelled.emit(job_id)
-                return
             message = readable_error(exc)
             if not isinstance(exc, UserError):
                 log.error("job %s failed:\n%s", job_id, "".join(traceback.format_exception(exc)))
             self._after_error(exc)
             self.failed.emit(job_id, message)
             return
-        if self._cancel.is_set():
+        if result.cancelled or self._cancel.is_set():
             self.cancelled.emit(job_id)
         else:
             self.finished.emit(job_id, paths)

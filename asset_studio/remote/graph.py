@@ -60,9 +60,10 @@ def unsupported(job: GenerationJob) -> str | None:
     if job.references:
         return ("ComfyUI servers cannot use reference images (IP-Adapter needs custom nodes that stock "
                 "ComfyUI lacks); remove them.")
-    if job.passes:
-        kinds = ", ".join(sorted({str(p.get("kind", "?")) for p in job.passes}))
-        return f"ComfyUI servers cannot run these after-passes yet: {kinds}."
+    passes = [name for name, part in (("the refiner", job.passes.refiner), ("the hires fix", job.passes.hires))
+              if part is not None]
+    if passes:
+        return f"ComfyUI servers cannot run {' or '.join(passes)} for Asset Studio yet; use the local engine."
     if job.tiling != "off":
         return "Seamless tiling needs custom nodes on a ComfyUI server (stock ComfyUI has none); use the local engine."
     try:

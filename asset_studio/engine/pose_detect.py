@@ -1,0 +1,71 @@
+"""A pose (keypoints, not a picture) from a picture the artist drops in: controlnet-aux's OpenPose body network.
+
+Only the body network is needed (body_pose_model.pth from lllyasviel/Annotators), found where
+engine/annotators finds every annotator weight and never downloaded here. The file is a .pth
+pickle; torch >= 2.6 reads it with weights_only=True, which refuses code. The keypoints come back
+as a core Pose, so the artist can fix them in the editor before they drive ControlNet.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+from PIL import Image
+
+from asset_studio.core.pose import Person, Pose
+from asset_studio.engine.annotators import find_files
+from asset_studio.errors import UserError
+
+BODY_FILE = "body_pose_model.pth"
+DETECTORS = ("openpose", "dwpose")
+DETECT_SIDE = 512  # the annotator's own detect_resolution
+
+_bodies: dict[str, object] = {}
+_lock = threading.Lock()
+
+
+def detect_pose(image: Image.Image, detector: str = "openpose", annotator_dir=None) -> Pose:
+    """Every person OpenPose finds in IMAGE, on a canvas the size of IMAGE."""
+    if detector == "dwpose":
+        raise UserError("DWPose runs through mmpose, mmdet and mmcv, which Asset Studio does not install; "
+                        "use --detector openpose.")
+    if detector != "openpose":
+        raise UserError(f"Unknown pose detector {detector!r}; expected one of {', '.join(DETECTORS)}.")
+    folder = find_files((BODY_FILE,), "pose (OpenPose body)", annotator_dir)
+    body = _load_body(str(folder / BODY_FILE))
+    from controlnet_aux.open_pose import OpenposeDetector
+
+    rgb = image.convert("RGB")
+    small = rgb.copy()
+    small.thumbnail((DETECT_SIDE * 2, DETECT_SIDE * 2))  # the network scales to 368 px anyway
+    import torch
+
+    with torch.inference_mode():
+        results = OpenposeDetector(body).detect_poses(np.asarray(small))
+    w, h = rgb.size
+    people = []
+    for result in results:
+        # Keypoints come as 0-1 fractions; clamp the odd one a pixel outside after rounding.
+        pts = [(min(max(k.x, 0.0), 1.0) * w, min(max(k.y, 0.0), 1.0) * h) if k is not None else None
+               for k in result.body.keypoints]
+        people.append(Person(pts))
+    return Pose(w, h, people)
+
+
+def _load_body(path: str):
+    import warnings
+
+    with _lock:
+        if path in _bodies:
+            return _bodies[path]
+    with warnings.catch_warnings():  # controlnet_aux imports every annotator, each with its own deprecation notes
+        warnings.simplefilter("ignore")
+        from controlnet_aux.open_pose.body import Body
+    from asset_studio.engine.loader import load_errors
+
+    with load_errors(f"OpenPose body annotator from {path}"):
+        body = Body(path)
+    with _lock:
+        _bodies[path] = body
+    return body

@@ -1,0 +1,316 @@
+"""The Create tab's state: style, template, subject, prompts, fields and parameters → an AssetRequest.
+
+`to_request()` is the whole contract with the core: the window, the tests and anyone comparing
+the Create tab with the CLI call it, and core.request.prepare() turns it into the job. The live
+prompt preview is computed by that same prepare(preview=True), once per burst of changes.
+"""
+
+from __future__ import annotations
+
+import random
+
+from PySide6.QtCore import QCoreApplication, QObject, QTimer, Signal
+
+from asset_studio.core import controls
+from asset_studio.core.request import AssetRequest, Overrides, prepare
+from asset_studio.core.stylepack import FieldSpec, StylePack, list_styles
+from asset_studio.core.templates import Template, list_templates
+from asset_studio.errors import UserError
+from asset_studio.gui.model.layout_state import LayoutState
+
+MAX_SEED = 2**32 - 1  # the seeds artists type and share (A1111's range); jobs accept up to 2^64-1
+PREVIEW_DELAY_MS = 150  # typing pauses longer than this refresh the prompt preview
+
+DEFAULTS = {
+    "style_id": "", "template_id": "", "subject": "", "extra_prompt": "", "negative": "", "model": "",
+    "width": 512, "height": 512, "size_auto": True, "steps": 25, "cfg_scale": 7.0, "sampler": "Euler a",
+    "seed": 0, "seed_locked": False, "count": 1, "init_image": "", "denoise": 0.6, "lora_weight": 1.0,
+}
+# Changes that cannot alter the composed prompt do not recompute the preview.
+_NOT_IN_PROMPT = {"seed", "seed_locked", "width", "height", "size_auto", "steps", "cfg_scale", "sampler",
+                  "count", "denoise", "lora_weight", "model", "negative", "init_image"}
+
+
+def _value(name: str):
+    def get(self):
+        return self._values[name]
+
+    def put(self, value):
+        self._set(name, value)
+
+    return property(get, put)
+
+
+class CreateForm(QObject):
+    changed = Signal(str)  # the name of the value that changed
+    styles_changed = Signal()  # the list of style packs was (re)loaded
+    templates_changed = Signal()
+    fields_changed = Signal()  # the style and template declare other named fields
+    prompt_preview_changed = Signal(str)
+    message = Signal(str)  # a sentence for the status bar
+
+    def __init__(self, layout: LayoutState | None = None, parent: QObject | None = None, load: bool = True):
+        super().__init__(parent)
+        self._values = dict(DEFAULTS)
+        self._field_values: dict[str, str] = {}
+        self.styles: list[StylePack] = []
+        self.templates: list[Template] = []
+        self.layout = layout or LayoutState(self)
+        self._preview = ""
+        self._preview_stale = False
+        self._preview_timer = QTimer(self)
+        self._preview_timer.setSingleShot(True)
+        self._preview_timer.setInterval(PREVIEW_DELAY_MS)
+        self._preview_timer.timeout.connect(self._compute_preview)
+        if load:
+            self.reload_styles()
+            self.reload_templates()
+
+    # --- plain values --------------------------------------------------------------------------
+
+    subject = _value("subject")
+    extra_prompt = _value("extra_prompt")
+    negative = _value("negative")
+    model = _value("model")
+    steps = _value("steps")
+    cfg_scale = _value("cfg_scale")
+    sampler = _value("sampler")
+    seed = _value("seed")
+    seed_locked = _value("seed_locked")
+    count = _value("count")
+    init_image = _value("init_image")
+    denoise = _value("denoise")
+    lora_weight = _value("lora_weight")
+
+    def _set(self, name: str, value) -> None:
+        if self._values[name] == value:
+            return
+        self._values[name] = value
+        self.changed.emit(name)
+        if name not in _NOT_IN_PROMPT:
+            self._schedule_preview()
+
+    # --- size: automatic until the artist sets it ------------------------------------------------
+
+    @property
+    def width(self) -> int:
+        return self._values["width"]
+
+    @property
+    def height(self) -> int:
+        return self._values["height"]
+
+    @property
+    def size_auto(self) -> bool:
+        """True while the size is the style's and the model's to decide (not passed as an override)."""
+        return self._values["size_auto"]
+
+    def set_size(self, width: int, height: int) -> None:
+        """The artist's size: from now on it is passed to the job as is."""
+        self._set("width", int(width))
+        self._set("height", int(height))
+        self._set("size_auto", False)
+
+    def set_size_auto(self) -> None:
+        """Let the style and the model decide the size again (and show the style's)."""
+        self._set("size_auto", True)
+        self.fill_from_style()
+
+    # --- styles, templates, fields -------------------------------------------------------------
+
+    def reload_styles(self) -> None:
+        problems: list[str] = []
+        self.styles = list_styles(on_error=lambda folder, exc: problems.append(f"{folder.name}: {exc}"))
+        self.styles_changed.emit()
+        if self.style_id and self.current_style() is None:
+            self.style_id = ""
+        if problems:
+            self.message.emit("Skipped a broken style pack: " + problems[0])
+
+    def reload_templates(self) -> None:
+        try:
+            self.templates = list_templates()
+        except UserError as exc:
+            self.templates = []
+            self.message.emit(str(exc))
+        self.templates_changed.emit()
+        if self.template_id and self.current_template() is None:
+            self.template_id = ""
+
+    @property
+    def style_id(self) -> str:
+        return self._values["style_id"]
+
+    @style_id.setter
+    def style_id(self, value: str) -> None:
+        value = value or ""
+        if value and not any(p.id == value for p in self.styles):
+            value = ""  # an unknown id (a deleted pack) falls back to the prompt alone
+        if value == self.style_id:
+            return
+        self._set("style_id", value)
+        pack = self.current_style()
+        self._set("lora_weight", pack.loras[0].weight if pack and pack.loras else 1.0)
+        self.fields_changed.emit()
+        self.fill_from_style()
+
+    @property
+    def template_id(self) -> str:
+        return self._values["template_id"]
+
+    @template_id.setter
+    def template_id(self, value: str) -> None:
+        value = value or ""
+        if value and not any(t.id == value for t in self.templates):
+            value = ""
+        if value == self.template_id:
+            return
+        self._set("template_id", value)
+        tpl = self.current_template()
+        if tpl is not None and tpl.controlnet in controls.LAYOUT_TYPES:
+            self.layout.set_control(tpl.controlnet)  # the template's hint, when a layout can draw it
+        self.fields_changed.emit()
+        self.fill_from_style()
+
+    def current_style(self) -> StylePack | None:
+        return next((p for p in self.styles if p.id == self.style_id), None)
+
+    def current_template(self) -> Template | None:
+        return next((t for t in self.templates if t.id == self.template_id), None)
+
+    def has_lora(self) -> bool:
+        pack = self.current_style()
+        return bool(pack and pack.loras)
+
+    def declared_fields(self) -> dict[str, FieldSpec]:
+        """The named fields the template and the style declare (e.g. a button's text), template first."""
+        declared: dict[str, FieldSpec] = {}
+        for owner in (self.current_template(), self.current_style()):
+            if owner is not None:
+                for name, spec in owner.fields.items():
+                    declared.setdefault(name, spec)
+        return declared
+
+    def field(self, name: str) -> str:
+        return self._field_values.get(name, "")
+
+    def set_field(self, name: str, text: str) -> None:
+        if self._field_values.get(name, "") != text:
+            self._field_values[name] = text
+            self.changed.emit("fields")
+            self._schedule_preview()
+
+    def field_values(self, placeholder: str | None = None) -> dict[str, str]:
+        """The declared fields the artist filled; with PLACEHOLDER, every field (defaults, else it)."""
+        values = {}
+        for name, spec in self.declared_fields().items():
+            text = self._field_values.get(name, "").strip()
+            if text:
+                values[name] = text
+            elif placeholder is not None:
+                values[name] = spec.default if spec.default is not None else placeholder
+        return values
+
+    def fill_from_style(self) -> None:
+        """The parameters the style and template recommend (the artist can then change any)."""
+        try:
+            job = prepare(AssetRequest(subject=self.subject.strip() or "subject", style=self.current_style(),
+                                       template=self.current_template(), fields=self.field_values("text"),
+                                       model=self.model or None), preview=True)
+        except UserError as exc:
+            self.message.emit(str(exc))
+            return
+        s = job.sampling
+        if self.size_auto:
+            self._set("width", s.width)
+            self._set("height", s.height)
+        self._set("steps", s.steps)
+        self._set("cfg_scale", s.cfg_scale)
+        self._set("sampler", s.sampler)
+        if not self.seed_locked:
+            self._set("seed", s.seed)
+
+    def reset_to_style(self) -> None:
+        self._set("size_auto", True)
+        self.fill_from_style()
+
+    # --- seed ----------------------------------------------------------------------------------
+
+    def random_seed(self) -> None:
+        self.seed = random.randrange(MAX_SEED + 1)
+        self.seed_locked = True
+
+    def next_seed(self) -> None:
+        self.seed = (self.seed + 1) % (MAX_SEED + 1)
+        self.seed_locked = True
+
+    def show_seed_used(self, job) -> None:
+        """After a generate: an unlocked seed shows the one the style chose, ready to lock."""
+        if not self.seed_locked:
+            self.seed = job.sampling.seed
+
+    # --- the request ---------------------------------------------------------------------------
+
+    def to_request(self, with_layout: bool = True) -> AssetRequest:
+        """The AssetRequest this form describes; raises UserError for a layout that cannot be followed.
+        with_layout=False leaves the Layout tab out (the prompt preview does not depend on it)."""
+        subject = self.subject.strip()
+        extra = " ".join(self.extra_prompt.split())
+        pack, tpl = self.current_style(), self.current_template()
+        if not subject and pack is None and tpl is None and extra:
+            subject, extra = extra, ""  # a plain prompt with no style: the prompt is the subject
+        init = self.init_image.strip()
+        overrides = Overrides(
+            negative=" ".join(self.negative.split()) or None,
+            width=None if self.size_auto else self.width, height=None if self.size_auto else self.height,
+            steps=self.steps, cfg_scale=round(self.cfg_scale, 2), sampler=self.sampler,
+            seed=int(self.seed) if self.seed_locked else None, count=self.count,
+            init_image=init or None, denoise=round(self.denoise, 2) if init else None,
+        )
+        lora_scale = None
+        if pack is not None and pack.loras and self.lora_weight != pack.loras[0].weight:
+            lora_scale = self.lora_weight / (pack.loras[0].weight or 1.0)
+        request = AssetRequest(subject=subject, style=pack, template=tpl, fields=self.field_values(),
+                               model=self.model.strip() or None, extra_prompt=extra, overrides=overrides,
+                               lora_scale=lora_scale)
+        if with_layout:
+            self.layout.contribute(request)
+        return request
+
+    def build_job(self, out_dir=None):
+        """The job to run (control images rendered into OUT/.controls); raises UserError with the sentence."""
+        return prepare(self.to_request(), out_dir)
+
+    # --- the prompt preview ----------------------------------------------------------------------
+
+    @property
+    def prompt_preview(self) -> str:
+        """'→ the composed prompt', an error sentence, or '' without a subject. Up to date once
+        PREVIEW_DELAY_MS have passed after the last change (flush_preview() forces it)."""
+        return self._preview
+
+    def preview_pending(self) -> bool:
+        return self._preview_stale
+
+    def flush_preview(self) -> None:
+        if self._preview_stale:
+            self._preview_timer.stop()
+            self._compute_preview()
+
+    def _schedule_preview(self) -> None:
+        self._preview_stale = True
+        if QCoreApplication.instance() is not None:  # no event loop (a script, a CLI test): flush_preview() computes it
+            self._preview_timer.start()  # restarted by every change of a burst: computed once, after it
+
+    def _compute_preview(self) -> None:
+        self._preview_stale = False
+        if not self.subject.strip():
+            text = ""
+        else:
+            try:
+                text = f"→ {prepare(self.to_request(with_layout=False), preview=True).prompt.text}"
+            except UserError as exc:
+                text = str(exc)
+        if text != self._preview:
+            self._preview = text
+            self.prompt_preview_changed.emit(text)

@@ -1,0 +1,145 @@
+"""The jobs of this session: queued, running, done, failed or cancelled, in the order they run.
+
+The worker's signals feed it (queued, started, loading, step, image_saved, finished, failed,
+cancelled); the artist's actions (cancel, remove, move) go to the worker through `controller`,
+anything with cancel(job_id) and move(job_id, position) — the GenerationWorker in the app.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from PySide6.QtCore import QObject, Signal
+
+QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
+FINAL = (DONE, FAILED, CANCELLED)
+
+
+@dataclass
+class QueueEntry:
+    job_id: int
+    job: object
+    state: str = QUEUED
+    step: int = 0
+    total: int = 0
+    status: str = ""  # "Loading the model…", "Step 3 / 20", the failure's sentence
+    paths: list[str] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return self.job.source.subject or self.job.prompt.text[:60]
+
+
+class JobQueue(QObject):
+    changed = Signal()  # entries added, removed or reordered
+    entry_changed = Signal(int)  # job_id: its state or progress changed
+
+    def __init__(self, controller=None, parent: QObject | None = None):
+        super().__init__(parent)
+        self.controller = controller
+        self._entries: list[QueueEntry] = []
+
+    # --- reading -------------------------------------------------------------------------------
+
+    def entries(self) -> list[QueueEntry]:
+        return list(self._entries)
+
+    def entry(self, job_id: int) -> QueueEntry | None:
+        return next((e for e in self._entries if e.job_id == job_id), None)
+
+    def waiting(self) -> list[QueueEntry]:
+        return [e for e in self._entries if e.state == QUEUED]
+
+    def running(self) -> QueueEntry | None:
+        return next((e for e in self._entries if e.state == RUNNING), None)
+
+    def busy(self) -> bool:
+        return any(e.state in (QUEUED, RUNNING) for e in self._entries)
+
+    # --- the worker's events -------------------------------------------------------------------
+
+    def on_queued(self, job_id: int, job) -> None:
+        # Steps of every image together: the progress bar spans the batch.
+        self._entries.append(QueueEntry(job_id, job, total=job.sampling.steps * len(job.image_seeds())))
+        self.changed.emit()
+
+    def on_started(self, job_id: int) -> None:
+        self._update(job_id, state=RUNNING, status="Starting…")
+
+    def on_loading(self, job_id: int, text: str) -> None:
+        self._update(job_id, status=text)
+
+    def on_step(self, job_id: int, step: int, total: int, *_preview) -> None:
+        self._update(job_id, step=step, total=total, status=f"Step {step} / {total}")
+
+    def on_image_saved(self, job_id: int, path: str, *_image) -> None:
+        entry = self.entry(job_id)
+        if entry is not None:
+            entry.paths.append(str(path))
+            self.entry_changed.emit(job_id)
+
+    def on_finished(self, job_id: int, paths: list) -> None:
+        self._update(job_id, state=DONE, paths=[str(p) for p in paths], status=f"Done: {len(paths)} image(s)")
+
+    def on_failed(self, job_id: int, message: str) -> None:
+        self._update(job_id, state=FAILED, status=message)
+
+    def on_cancelled(self, job_id: int) -> None:
+        self._update(job_id, state=CANCELLED, status="Cancelled")
+
+    def _update(self, job_id: int, **values) -> None:
+        entry = self.entry(job_id)
+        if entry is None:
+            return
+        for key, value in values.items():
+            setattr(entry, key, value)
+        self.entry_changed.emit(job_id)
+
+    # --- the artist's actions ------------------------------------------------------------------
+
+    def cancel(self, job_id: int | None = None) -> None:
+        """Cancel one queued or running job; with no id, the running one and everything queued."""
+        if self.controller is not None:
+            self.controller.cancel(job_id)
+
+    def remove(self, job_id: int) -> None:
+        """Take a job off the list: a finished one is forgotten, a queued or running one cancelled first."""
+        entry = self.entry(job_id)
+        if entry is None:
+            return
+        if entry.state not in FINAL:
+            self.cancel(job_id)
+        self._entries.remove(entry)
+        self.changed.emit()
+
+    def clear_finished(self) -> None:
+        before = len(self._entries)
+        self._entries = [e for e in self._entries if e.state not in FINAL]
+        if len(self._entries) != before:
+            self.changed.emit()
+
+    def move(self, job_id: int, position: int) -> bool:
+        """Move a queued job to POSITION among the waiting ones (0 = runs next). False if it already started."""
+        waiting = self.waiting()
+        entry = self.entry(job_id)
+        if entry is None or entry not in waiting:
+            return False
+        position = max(0, min(position, len(waiting) - 1))
+        pending = None
+        if self.controller is not None:
+            if not self.controller.move(job_id, position):
+                return False  # the worker took it meanwhile
+            pending = self.controller.pending_ids() if hasattr(self.controller, "pending_ids") else None
+        if pending is None:
+            waiting.remove(entry)
+            waiting.insert(position, entry)
+        else:
+            # The worker's order is the truth; a job it has just taken (its 'started' still on the
+            # way to this thread) stays ahead of the ones still waiting.
+            by_id = {e.job_id: e for e in waiting}
+            waiting = [e for e in waiting if e.job_id not in pending] + [by_id[i] for i in pending if i in by_id]
+        slots = [i for i, e in enumerate(self._entries) if e.state == QUEUED]
+        for i, e in zip(slots, waiting):
+            self._entries[i] = e
+        self.changed.emit()
+        return True
