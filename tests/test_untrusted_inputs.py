@@ -393,3 +393,19 @@ def test_layout_editor_refuses_a_decompression_bomb_as_placed_image(qtbot, tmp_p
     with pytest.raises(UserError, match="bomb.png is not a readable image"):
         editor.add_image(bomb_png(tmp_path / "bomb.png"))
     assert len(editor.layout().elements) == before
+
+
+def test_a_pickle_with_code_is_refused_without_torchs_advice(tmp_path):
+    """torch's safe loader says to re-run with weights_only=False; the artist must never read that."""
+    import pickle
+
+    import torch
+
+    from asset_studio.engine.loader import load_errors
+
+    evil = tmp_path / "netG.pth"
+    evil.write_bytes(pickle.dumps(print))  # not plain weights: a callable
+    with pytest.raises(UserError) as err:
+        with load_errors("lineart_anime annotator"):
+            torch.load(evil, weights_only=True)
+    assert "weights_only" not in str(err.value) and "refused" in str(err.value)

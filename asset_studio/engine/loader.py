@@ -234,6 +234,9 @@ def load_errors(what: str):
     except (UserError, MemoryError, KeyboardInterrupt):
         raise
     except Exception as exc:  # diffusers raises ValueError/OSError/RuntimeError/SafetensorError alike
+        if "weights_only" in str(exc):  # torch's safe loader met code objects: never advise turning it off
+            raise UserError(f"Could not load the {what}: the file holds more than plain weights (code objects "
+                            "a pickle can run), so it is refused; use the official weights.") from exc
         raise UserError(f"Could not load the {what}: {first_line(exc)}") from exc
 
 
