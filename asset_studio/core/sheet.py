@@ -242,92 +242,6 @@ def _add_animation(animations: dict[str, Animation], anim: Animation) -> None:
 # --------------------------------------------------------------------------- MaxRects
 
 
-HEURISTICS = ("bssf", "blsf", "baf", "bl")
-
-
-class MaxRects:
-    """Jukka Jylänki's MaxRects bin: free space kept as maximal (overlapping) rectangles."""
-
-    def __init__(self, width: int, height: int):
-        self.width, self.height = width, height
-        self.free: list[tuple[int, int, int, int]] = [(0, 0, width, height)]
-
-    def find(self, w: int, h: int, heuristic: str, rotate: bool):
-        """Best (score, x, y, rotated) for a w x h rectangle, or None when nothing fits."""
-        best = None
-        for fx, fy, fw, fh in self.free:
-            for rw, rh, rot in ((w, h, False), (h, w, True)) if rotate and w != h else ((w, h, False),):
-                if rw > fw or rh > fh:
-                    continue
-                dw, dh = fw - rw, fh - rh
-                if heuristic == "bssf":
-                    score = (min(dw, dh), max(dw, dh))
-                elif heuristic == "blsf":
-                    score = (max(dw, dh), min(dw, dh))
-                elif heuristic == "baf":
-                    score = (fw * fh - rw * rh, min(dw, dh))
-                else:  # bottom-left: lowest top edge, then leftmost
-                    score = (fy + rh, fx)
-                if best is None or score < best[0]:
-                    best = (score, fx, fy, rot)
-        return best
-
-    def place(self, x: int, y: int, w: int, h: int) -> None:
-        new: list[tuple[int, int, int, int]] = []
-        kept: list[tuple[int, int, int, int]] = []
-        for f in self.free:
-            fx, fy, fw, fh = f
-            if x >= fx + fw or x + w <= fx or y >= fy + fh or y + h <= fy:
-                kept.append(f)
-                continue
-            if x > fx:
-                new.append((fx, fy, x - fx, fh))
-            if x + w < fx + fw:
-                new.append((x + w, fy, fx + fw - x - w, fh))
-            if y > fy:
-                new.append((fx, fy, fw, y - fy))
-            if y + h < fy + fh:
-                new.append((fx, y + h, fw, fy + fh - y - h))
-        # only the new pieces can be contained in something: prune them (and by them)
-        new = [r for i, r in enumerate(new) if not any(_contains(o, r) for j, o in enumerate(new) if j != i and (o != r or j < i))]
-        new = [r for r in new if not any(_contains(o, r) for o in kept)]
-        self.free = [o for o in kept if not any(_contains(r, o) for r in new)] + new
-
-
-def _contains(a, b) -> bool:
-    return a[0] <= b[0] and a[1] <= b[1] and a[0] + a[2] >= b[0] + b[2] and a[1] + a[3] >= b[1] + b[3]
-
-
-SORTS = {
-    "area": lambda w, h: (-w * h, -max(w, h)),
-    "maxside": lambda w, h: (-max(w, h), -min(w, h)),
-    "height": lambda w, h: (-h, -w),
-    "width": lambda w, h: (-w, -h),
-    "perimeter": lambda w, h: (-(w + h), -max(w, h)),
-}
-
-
-def maxrects_pack(sizes, width: int, height: int, heuristic: str = "bssf", order: str = "area", rotate: bool = False):
-    """Place rectangles in one width x height bin, in the given sort order.
-
-    Returns {index: (x, y, rotated)} for those that fit (all of them when possible).
-    """
-    key = SORTS[order]
-    todo = sorted(range(len(sizes)), key=lambda i: (*key(*sizes[i]), i))
-    bin_ = MaxRects(width, height)
-    placed = {}
-    for i in todo:
-        w, h = sizes[i]
-        best = bin_.find(w, h, heuristic, rotate)
-        if best is None:
-            continue
-        _, x, y, rot = best
-        rw, rh = (h, w) if rot else (w, h)
-        bin_.place(x, y, rw, rh)
-        placed[i] = (x, y, rot)
-    return placed
-
-
 def _extent(sizes, placed) -> tuple[int, int]:
     w = h = 0
     for i, (x, y, rot) in placed.items():
@@ -359,7 +273,10 @@ def best_layout(sizes, opts: SheetOptions, pad: int):
     """The smallest page holding every rectangle, or None when none fits within max_size.
 
     Sizes include the padding; the page may leave the last padding out, hence limit + pad.
+    Returns ({index: (x, y, rotated)}, (page width, page height)).
     """
+    from asset_studio.core.packing import Packer  # compiled kernel: numba loads on first use
+
     limit = opts.max_size + pad
     max_w = max(w for w, h in sizes)
     if opts.rotate:  # a rotated rectangle needs only its shorter side across
@@ -369,35 +286,39 @@ def best_layout(sizes, opts: SheetOptions, pad: int):
     widths = {limit} | {min(limit, max(max_w, int(side * f))) for f in (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.2, 1.35, 1.5, 1.75, 2.0)}
     if opts.pot:
         widths |= {min(limit, _next_pot(max(w - pad, 1)) + pad) for w in widths}
+    packer = Packer(sizes, opts.rotate)
     best = None
     for width in sorted(widths):
         if width < max_w:
             continue
         for heuristic, order in STRATEGIES:
-            placed = maxrects_pack(sizes, width, limit, heuristic, order, opts.rotate)
-            if len(placed) < len(sizes):
+            xs, ys, rots = packer.pack(width, limit, heuristic, order)
+            if (xs < 0).any():
                 continue
-            ew, eh = _extent(sizes, placed)
-            pw, ph = _page_dims(ew, eh, pad, opts)
+            pw, ph = _page_dims(*packer.extent(xs, ys, rots), pad, opts)
             if pw > opts.max_size or ph > opts.max_size:
                 continue
             score = (pw * ph, max(pw, ph), width, heuristic, order)
             if best is None or score < best[0]:
-                best = (score, placed, (pw, ph))
-    return None if best is None else (best[1], best[2])
+                best = (score, (xs, ys, rots), (pw, ph))
+    return None if best is None else (packer.as_dict(*best[1]), best[2])
 
 
 def _fill_page(sizes, opts: SheetOptions, pad: int):
     """The most area that fits one max_size page (for multi-page sheets)."""
+    from asset_studio.core.packing import HEURISTICS, SORTS, Packer
+
     limit = opts.max_size + pad
+    packer = Packer(sizes, opts.rotate)
+    areas = packer.ws * packer.hs
     best = None
     for heuristic in HEURISTICS:
         for order in SORTS:
-            placed = maxrects_pack(sizes, limit, limit, heuristic, order, opts.rotate)
-            used = sum(sizes[i][0] * sizes[i][1] for i in placed)
+            xs, ys, rots = packer.pack(limit, limit, heuristic, order)
+            used = int(areas[xs >= 0].sum())
             if best is None or used > best[0]:
-                best = (used, placed)
-    return best[1]
+                best = (used, (xs, ys, rots))
+    return packer.as_dict(*best[1])
 
 
 # --------------------------------------------------------------------------- drawing
@@ -542,7 +463,8 @@ def _maxrects_layout(sprites: list[Sprite], opts: SheetOptions):
             x, y, rot = placed[j]
             placements[i] = (len(page_sizes), x + ext, y + ext, rot)
         page_sizes.append(page_size)
-        remaining = [i for i in remaining if i not in set(members)]
+        taken = set(members)
+        remaining = [i for i in remaining if i not in taken]
     return placements, page_sizes
 
 
