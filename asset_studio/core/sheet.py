@@ -324,6 +324,9 @@ def _fill_page(sizes, opts: SheetOptions, pad: int):
 # --------------------------------------------------------------------------- drawing
 
 
+_NEIGHBOURS = ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1))
+
+
 def bleed(rgba: np.ndarray, rings: int = 32, known: np.ndarray | None = None) -> np.ndarray:
     """Give transparent pixels the colour of the nearest opaque ones (alpha stays 0).
 
@@ -331,35 +334,51 @@ def bleed(rgba: np.ndarray, rings: int = 32, known: np.ndarray | None = None) ->
     each new pixel taking the mean of its coloured neighbours; past ``rings`` the rest takes the
     mean known colour (too far from any edge to be sampled by filtering).
     """
-    out = rgba.copy()
-    filled = out[..., 3] > 0 if known is None else known.copy()
-    done = filled.copy()
-    if filled.all() or not filled.any():
-        return out
-    rgb = out[..., :3].astype(np.int32) * filled[..., None]
-    h, w = filled.shape
+    out = np.pad(rgba, ((1, 1), (1, 1), (0, 0)))
+    known = out[..., 3] > 0 if known is None else np.pad(known, 1)
+    bleed_regions(out, np.pad(np.ones(rgba.shape[:2], np.int32), 1), known, rings)
+    return out[1:-1, 1:-1].copy()
+
+
+def bleed_regions(rgba: np.ndarray, labels: np.ndarray, known: np.ndarray, rings: int = 32) -> None:
+    """``bleed`` in place for many regions of one canvas at once, each on its own.
+
+    ``labels`` numbers the regions (0: none; the outermost rows and columns must be 0): a pixel
+    takes colour only from known pixels of its own region, so frames packed edge to edge do not
+    bleed into each other. A region without a known pixel is left as it is. Only the pixels still
+    to fill are visited each ring, which makes a whole page cost about what its holes hold.
+    """
+    h, w = labels.shape
+    lab = labels.reshape(-1)
+    px = rgba.reshape(-1, 4)
+    done = known.reshape(-1) & (lab > 0)
+    count_known = np.bincount(lab[done], minlength=int(lab.max()) + 1)
+    todo = np.flatnonzero((lab > 0) & ~done)
+    todo = todo[count_known[lab[todo]] > 0]
+    if not todo.size:
+        return
+    filled = done.copy()
+    todo_lab = lab[todo]
+    offsets = [dy * w + dx for dy, dx in _NEIGHBOURS]
     for _ in range(rings):
-        if filled.all():
+        if not todo.size:
             break
-        pr = np.pad(rgb, ((1, 1), (1, 1), (0, 0)))
-        pf = np.pad(filled, 1).astype(np.int32)
-        sums = np.zeros_like(rgb)
-        count = np.zeros((h, w), np.int32)
-        for dy in (0, 1, 2):
-            for dx in (0, 1, 2):
-                if dy == 1 and dx == 1:
-                    continue
-                sums += pr[dy : dy + h, dx : dx + w]
-                count += pf[dy : dy + h, dx : dx + w]
-        grow = (~filled) & (count > 0)
-        if not grow.any():
-            break
-        rgb[grow] = sums[grow] // count[grow][:, None]
-        filled = filled | grow
-    if not filled.all():
-        rgb[~filled] = rgb[done].mean(axis=0).astype(np.int32)
-    out[..., :3] = np.where(done[..., None], out[..., :3], rgb.astype(np.uint8))
-    return out
+        sums = np.zeros((todo.size, 3), np.int32)
+        count = np.zeros(todo.size, np.int32)
+        for d in offsets:  # every pixel of a ring takes its colour from the previous rings only
+            nb = todo + d
+            ok = filled[nb] & (lab[nb] == todo_lab)
+            count += ok
+            sums += px[nb, :3] * ok[:, None]
+        grow = count > 0
+        px[todo[grow], :3] = sums[grow] // count[grow, None]
+        filled[todo[grow]] = True
+        todo, todo_lab = todo[~grow], todo_lab[~grow]
+    if todo.size:  # too far from any edge: the region's mean known colour
+        done_lab = lab[done]
+        for c in range(3):
+            mean = np.bincount(done_lab, weights=px[done, c], minlength=count_known.size) / np.maximum(count_known, 1)
+            px[todo, c] = mean[todo_lab].astype(np.int32)
 
 
 def frame_pixels(sprite: Sprite, rotated: bool) -> Image.Image:
@@ -368,25 +387,42 @@ def frame_pixels(sprite: Sprite, rotated: bool) -> Image.Image:
     return im.transpose(Image.Transpose.ROTATE_270) if rotated else im  # 90° clockwise
 
 
-def _draw(page: np.ndarray, tile: np.ndarray, x: int, y: int, extrude: int, margin: int, bleed_on: bool) -> None:
-    """Paste a frame at (x, y) with its extruded edge and a bled, transparent margin."""
+def _draw_page(size: tuple[int, int], tiles: list[tuple[int, int, np.ndarray]], extrude: int, margin: int, bleed_on: bool) -> np.ndarray:
+    """One page: each tile at its (x, y), its transparent pixels bled from its own opaque ones, its
+    edge extruded, then a transparent margin bled from the extruded tile.
+
+    Frames never overlap and a margin is at most half the padding, so every frame (with its
+    extrusion and margin) is a region of its own and the whole page is bled in one pass. The
+    canvas reaches past the page by the margin, as a margin bled at the edge needs its outer part.
+    """
+    pw, ph = size
+    b = (margin if bleed_on else 0) + 1  # the +1: a ring of no region around everything
+    canvas = np.zeros((ph + 2 * b, pw + 2 * b, 4), np.uint8)
+    labels = np.zeros(canvas.shape[:2], np.int32)
+    for k, (x, y, tile) in enumerate(tiles, start=1):
+        th, tw = tile.shape[:2]
+        canvas[b + y : b + y + th, b + x : b + x + tw] = tile
+        labels[b + y : b + y + th, b + x : b + x + tw] = k
     if bleed_on:
-        tile = bleed(tile)
+        bleed_regions(canvas, labels, canvas[..., 3] > 0)
     if extrude:  # after bleeding, so extruded transparent pixels repeat the edge colour too
-        tile = np.pad(tile, ((extrude, extrude), (extrude, extrude), (0, 0)), mode="edge")
-    x, y = x - extrude, y - extrude
+        e = extrude
+        for x, y, tile in tiles:
+            th, tw = tile.shape[:2]
+            y0, x0 = b + y, b + x
+            inner = canvas[y0 : y0 + th, x0 : x0 + tw]
+            canvas[y0 - e : y0 + th + e, x0 - e : x0 + tw + e] = np.pad(inner, ((e, e), (e, e), (0, 0)), mode="edge")
     if bleed_on and margin:
-        known = np.pad(np.ones(tile.shape[:2], bool), margin)
-        tile = bleed(np.pad(tile, ((margin, margin), (margin, margin), (0, 0))), known=known)
-        x, y = x - margin, y - margin
-    ph, pw = page.shape[:2]
-    th, tw = tile.shape[:2]
-    x0, y0 = max(0, -x), max(0, -y)
-    x1, y1 = min(tw, pw - x), min(th, ph - y)
-    region = page[y + y0 : y + y1, x + x0 : x + x1]
-    src = tile[y0:y1, x0:x1]
-    # frames never overlap; a bled margin must not cover a neighbour's visible pixels
-    region[...] = np.where((src[..., 3:] > 0) | (region[..., 3:] == 0), src, region)
+        e, m = extrude, margin
+        labels[...] = 0
+        known = np.zeros(labels.shape, bool)
+        for k, (x, y, tile) in enumerate(tiles, start=1):
+            th, tw = tile.shape[:2]
+            y0, x0 = b + y - e, b + x - e
+            labels[y0 - m : y0 + th + 2 * e + m, x0 - m : x0 + tw + 2 * e + m] = k
+            known[y0 : y0 + th + 2 * e, x0 : x0 + tw + 2 * e] = True
+        bleed_regions(canvas, labels, known)
+    return np.ascontiguousarray(canvas[b : b + ph, b : b + pw])
 
 
 # --------------------------------------------------------------------------- packing
@@ -404,7 +440,7 @@ def pack_sheet(sprites: list[Sprite], opts: SheetOptions | None = None) -> Sheet
     else:
         placements, page_sizes = _maxrects_layout(sprites, opts)
 
-    pages = [np.zeros((h, w, 4), np.uint8) for w, h in page_sizes]
+    tiles: list[list[tuple[int, int, np.ndarray]]] = [[] for _ in page_sizes]
     frames: list[Frame] = []
     for sprite, (page_i, x, y, rotated) in zip(sprites, placements):
         if opts.grid:
@@ -419,8 +455,9 @@ def pack_sheet(sprites: list[Sprite], opts: SheetOptions | None = None) -> Sheet
             tx, ty, tw, th = sprite.trim
             sw, sh = sprite.source_size
             frame = Frame(sprite.name, page_i, x, y, tw, th, rotated, sprite.trimmed, tx, ty, sw, sh)
-        _draw(pages[page_i], tile, x, y, opts.extrude, opts.padding // 2, opts.bleed)
+        tiles[page_i].append((x, y, tile))
         frames.append(frame)
+    pages = [_draw_page(size, page_tiles, opts.extrude, opts.padding // 2, opts.bleed) for size, page_tiles in zip(page_sizes, tiles)]
     return Sheet(
         pages=[Page(Image.fromarray(p, "RGBA")) for p in pages],
         frames=frames,
