@@ -265,8 +265,13 @@ def _next_pot(n: int) -> int:
 
 
 # Strip packing (fixed width, open height) favours bottom-left placement of tall-first orders;
-# measured on sprite sets and random rectangles, these six pairs hold nearly every winner.
+# measured on sprite sets and random rectangles, these six pairs hold nearly every winner, and
+# the first one (also the cheapest: it leaves few free rectangles) wins almost always.
 STRATEGIES = (("bl", "height"), ("bl", "perimeter"), ("bl", "maxside"), ("bl", "area"), ("baf", "height"), ("bssf", "height"))
+WIDTH_FACTORS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.2, 1.35, 1.5, 1.75, 2.0)  # of the square's side
+FINE_FACTORS = tuple(round(0.5 + 0.02 * i, 2) for i in range(76))  # 0.5 … 2.0: the sheet area is a noisy function of the width
+ALL_STRATEGIES_UP_TO = 1000  # rectangles; beyond, the other strategies only try the best widths
+BEST_WIDTHS_RETRIED = 3
 
 
 def best_layout(sizes, opts: SheetOptions, pad: int):
@@ -274,39 +279,63 @@ def best_layout(sizes, opts: SheetOptions, pad: int):
 
     Sizes include the padding; the page may leave the last padding out, hence limit + pad.
     Returns ({index: (x, y, rotated)}, (page width, page height)).
+
+    Bottom-left, tallest first, runs at every width of a fine sweep; the other strategies run at
+    the coarse widths, or, for many rectangles where each pack costs more and they have not been
+    seen to win, at the few best widths of the sweep.
     """
-    from asset_studio.core.packing import Packer  # compiled kernel: numba loads on first use
+    from asset_studio.core.sheet_kernels import Packer  # compiled kernel: numba loads on first use
 
     limit = opts.max_size + pad
     max_w = max(w for w, h in sizes)
     if opts.rotate:  # a rotated rectangle needs only its shorter side across
         max_w = max(min(w, h) for w, h in sizes)
     area = sum(w * h for w, h in sizes)
+    if area > limit * limit:  # more than one page holds, whatever the layout
+        return None
     side = int(np.ceil(np.sqrt(area)))
-    widths = {limit} | {min(limit, max(max_w, int(side * f))) for f in (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.2, 1.35, 1.5, 1.75, 2.0)}
-    if opts.pot:
-        widths |= {min(limit, _next_pot(max(w - pad, 1)) + pad) for w in widths}
+
+    def clamp(factors) -> list[int]:
+        widths = {limit} | {min(limit, max(max_w, int(side * f))) for f in factors}
+        if opts.pot:
+            widths |= {min(limit, _next_pot(max(w - pad, 1)) + pad) for w in widths}
+        return sorted(w for w in widths if w >= max_w)
+
     packer = Packer(sizes, opts.rotate)
-    best = None
-    for width in sorted(widths):
-        if width < max_w:
-            continue
-        for heuristic, order in STRATEGIES:
-            xs, ys, rots = packer.pack(width, limit, heuristic, order)
-            if (xs < 0).any():
-                continue
-            pw, ph = _page_dims(*packer.extent(xs, ys, rots), pad, opts)
-            if pw > opts.max_size or ph > opts.max_size:
-                continue
-            score = (pw * ph, max(pw, ph), width, heuristic, order)
-            if best is None or score < best[0]:
-                best = (score, (xs, ys, rots), (pw, ph))
-    return None if best is None else (packer.as_dict(*best[1]), best[2])
+    results: dict[tuple[int, str, str], tuple] = {}
+
+    def attempt(width: int, heuristic: str, order: str) -> None:
+        if (width, heuristic, order) in results:
+            return
+        xs, ys, rots = packer.pack(width, limit, heuristic, order)
+        results[width, heuristic, order] = None
+        if (xs < 0).any():
+            return
+        pw, ph = _page_dims(*packer.extent(xs, ys, rots), pad, opts)
+        if pw <= opts.max_size and ph <= opts.max_size:
+            results[width, heuristic, order] = ((pw * ph, max(pw, ph), width, heuristic, order), (xs, ys, rots), (pw, ph))
+
+    coarse = clamp(WIDTH_FACTORS)
+    for width in sorted(set(coarse) | set(clamp(FINE_FACTORS))):
+        attempt(width, *STRATEGIES[0])
+    ranked = sorted(r[0] for r in results.values() if r is not None)
+    if len(sizes) <= ALL_STRATEGIES_UP_TO or not ranked:
+        others = coarse
+    else:
+        others = [score[2] for score in ranked[:BEST_WIDTHS_RETRIED]]
+    for width in others:
+        for heuristic, order in STRATEGIES[1:]:
+            attempt(width, heuristic, order)
+    found = [r for r in results.values() if r is not None]
+    if not found:
+        return None
+    _, placed, page = min(found, key=lambda r: r[0])
+    return packer.as_dict(*placed), page
 
 
 def _fill_page(sizes, opts: SheetOptions, pad: int):
     """The most area that fits one max_size page (for multi-page sheets)."""
-    from asset_studio.core.packing import HEURISTICS, SORTS, Packer
+    from asset_studio.core.sheet_kernels import HEURISTICS, SORTS, Packer
 
     limit = opts.max_size + pad
     packer = Packer(sizes, opts.rotate)
@@ -322,9 +351,6 @@ def _fill_page(sizes, opts: SheetOptions, pad: int):
 
 
 # --------------------------------------------------------------------------- drawing
-
-
-_NEIGHBOURS = ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1))
 
 
 def bleed(rgba: np.ndarray, rings: int = 32, known: np.ndarray | None = None) -> np.ndarray:
@@ -357,23 +383,10 @@ def bleed_regions(rgba: np.ndarray, labels: np.ndarray, known: np.ndarray, rings
     todo = todo[count_known[lab[todo]] > 0]
     if not todo.size:
         return
-    filled = done.copy()
+    from asset_studio.core.sheet_kernels import bleed_rings  # compiled: numba loads on first use
+
+    todo = bleed_rings(px, lab, done.copy(), todo, w, rings)
     todo_lab = lab[todo]
-    offsets = [dy * w + dx for dy, dx in _NEIGHBOURS]
-    for _ in range(rings):
-        if not todo.size:
-            break
-        sums = np.zeros((todo.size, 3), np.int32)
-        count = np.zeros(todo.size, np.int32)
-        for d in offsets:  # every pixel of a ring takes its colour from the previous rings only
-            nb = todo + d
-            ok = filled[nb] & (lab[nb] == todo_lab)
-            count += ok
-            sums += px[nb, :3] * ok[:, None]
-        grow = count > 0
-        px[todo[grow], :3] = sums[grow] // count[grow, None]
-        filled[todo[grow]] = True
-        todo, todo_lab = todo[~grow], todo_lab[~grow]
     if todo.size:  # too far from any edge: the region's mean known colour
         done_lab = lab[done]
         for c in range(3):

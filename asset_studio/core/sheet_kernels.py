@@ -1,10 +1,12 @@
-"""MaxRects bin packing (Jukka Jylänki's algorithm) as a compiled kernel.
+"""The loops of sheet building, compiled: MaxRects bin packing and alpha bleeding.
 
-Free space is kept as maximal, overlapping rectangles in flat arrays. Numba compiles the kernel
+MaxRects is Jukka Jylänki's algorithm. Free space is kept as maximal, overlapping rectangles in flat arrays. Numba compiles the kernel
 on first use and caches the machine code beside this file (or in the user's cache folder), so a
 pack of thousands of rectangles costs milliseconds instead of the minutes the same loops take in
 Python. The kernel is a plain port of the list-based version: it visits the free rectangles in
 the same order and breaks ties the same way, so results are deterministic and identical to it.
+Bleeding visits only the pixels still to colour, ring after ring, for every frame of a page at
+once (see core.sheet.bleed_regions).
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ def _pack(ws, hs, order, width, height, heuristic, rotate):
     nf = 1
     new = np.empty((4 * cap, 4), np.int64)
     keep = np.empty(4 * cap, np.bool_)
+    near = np.empty(cap, np.bool_)
     for k in range(order.shape[0]):
         i = order[k]
         w, h = ws[i], hs[i]
@@ -115,20 +118,33 @@ def _pack(ws, hs, order, width, height, heuristic, rotate):
                 if (not same or b < a) and _contains(new[b, 0], new[b, 1], new[b, 2], new[b, 3], new[a, 0], new[a, 1], new[a, 2], new[a, 3]):
                     keep[a] = False
                     break
+        # the box around the surviving pieces: a kept rectangle that holds a piece overlaps it,
+        # one that a piece holds lies inside it, so the others need no test
+        ux0 = uy0 = np.int64(1) << 62
+        ux1 = uy1 = -ux0
+        for a in range(nn):
+            if keep[a]:
+                ux0, uy0 = min(ux0, new[a, 0]), min(uy0, new[a, 1])
+                ux1, uy1 = max(ux1, new[a, 0] + new[a, 2]), max(uy1, new[a, 1] + new[a, 3])
+        for m in range(nk):
+            near[m] = not (free[m, 0] >= ux1 or free[m, 0] + free[m, 2] <= ux0 or free[m, 1] >= uy1 or free[m, 1] + free[m, 3] <= uy0)
         for a in range(nn):
             if not keep[a]:
                 continue
             for m in range(nk):
-                if _contains(free[m, 0], free[m, 1], free[m, 2], free[m, 3], new[a, 0], new[a, 1], new[a, 2], new[a, 3]):
+                if near[m] and _contains(free[m, 0], free[m, 1], free[m, 2], free[m, 3], new[a, 0], new[a, 1], new[a, 2], new[a, 3]):
                     keep[a] = False
                     break
         total = 0
         for m in range(nk):
             inside = False
-            for a in range(nn):
-                if keep[a] and _contains(new[a, 0], new[a, 1], new[a, 2], new[a, 3], free[m, 0], free[m, 1], free[m, 2], free[m, 3]):
-                    inside = True
-                    break
+            if not near[m] or free[m, 0] < ux0 or free[m, 1] < uy0 or free[m, 0] + free[m, 2] > ux1 or free[m, 1] + free[m, 3] > uy1:
+                pass
+            else:
+                for a in range(nn):
+                    if keep[a] and _contains(new[a, 0], new[a, 1], new[a, 2], new[a, 3], free[m, 0], free[m, 1], free[m, 2], free[m, 3]):
+                        inside = True
+                        break
             if not inside:
                 free[total, 0], free[total, 1], free[total, 2], free[total, 3] = free[m, 0], free[m, 1], free[m, 2], free[m, 3]
                 total += 1
@@ -137,6 +153,7 @@ def _pack(ws, hs, order, width, height, heuristic, rotate):
             grown = np.empty((2 * need, 4), np.int64)
             grown[:total] = free[:total]
             free = grown
+            near = np.empty(2 * need, np.bool_)
         for a in range(nn):
             if keep[a]:
                 free[total, 0], free[total, 1], free[total, 2], free[total, 3] = new[a, 0], new[a, 1], new[a, 2], new[a, 3]
@@ -183,3 +200,49 @@ class Packer:
     @staticmethod
     def as_dict(xs, ys, rots) -> dict[int, tuple[int, int, bool]]:
         return {int(i): (int(xs[i]), int(ys[i]), bool(rots[i])) for i in np.flatnonzero(xs >= 0)}
+
+
+_OFFSETS = ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1))
+
+
+@numba.njit(cache=True)
+def bleed_rings(px, lab, filled, todo, width, rings):
+    """Colour the `todo` pixels (flat indices) of the RGBA rows `px` ring by ring: each pixel next
+    to a filled one of its own region (same `lab`) takes the floor mean of those neighbours, all
+    of a ring from the rings before it. Updates px and filled; returns the pixels left over.
+
+    Every todo pixel must have its eight neighbours inside the canvas (a border of label 0).
+    """
+    cur = todo.copy()
+    m = cur.shape[0]
+    count = np.zeros(m, np.int32)
+    sums = np.zeros((m, 3), np.int32)
+    for _ in range(rings):
+        if m == 0:
+            break
+        for t in range(m):
+            p = cur[t]
+            region = lab[p]
+            c = s0 = s1 = s2 = 0
+            for dy, dx in _OFFSETS:
+                q = p + dy * width + dx
+                if filled[q] and lab[q] == region:
+                    c += 1
+                    s0 += px[q, 0]
+                    s1 += px[q, 1]
+                    s2 += px[q, 2]
+            count[t], sums[t, 0], sums[t, 1], sums[t, 2] = c, s0, s1, s2
+        left = 0
+        for t in range(m):
+            p = cur[t]
+            c = count[t]
+            if c > 0:
+                px[p, 0], px[p, 1], px[p, 2] = sums[t, 0] // c, sums[t, 1] // c, sums[t, 2] // c
+                filled[p] = True
+            else:
+                cur[left] = p
+                left += 1
+        if left == m:  # nothing grew: nothing will
+            break
+        m = left
+    return cur[:m]
