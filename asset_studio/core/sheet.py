@@ -272,8 +272,11 @@ def _next_pot(n: int) -> int:
 STRATEGIES = (("bl", "height"), ("bl", "perimeter"), ("bl", "maxside"), ("bl", "area"), ("baf", "height"), ("bssf", "height"))
 WIDTH_FACTORS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.2, 1.35, 1.5, 1.75, 2.0)  # of the square's side
 FINE_FACTORS = tuple(round(0.5 + 0.02 * i, 2) for i in range(76))  # 0.5 … 2.0: the sheet area is a noisy function of the width
-ALL_STRATEGIES_UP_TO = 1000  # rectangles; beyond, the other strategies only try the best widths
-BEST_WIDTHS_RETRIED = 3
+# Up to this many rectangles the other strategies try every coarse width; beyond, only the best
+# three widths of the sweep (the best one past MANY: there a bottom-left pack of a non-height
+# order costs half a second, and the sweep alone already fills 99.9% on random sprites).
+ALL_STRATEGIES_UP_TO = 1000
+MANY = 5000
 
 
 def best_layout(sizes, opts: SheetOptions, pad: int):
@@ -324,7 +327,7 @@ def best_layout(sizes, opts: SheetOptions, pad: int):
     if len(sizes) <= ALL_STRATEGIES_UP_TO or not ranked:
         others = coarse
     else:
-        others = [score[2] for score in ranked[:BEST_WIDTHS_RETRIED]]
+        others = [score[2] for score in ranked[: 3 if len(sizes) <= MANY else 1]]
     for width in others:
         for heuristic, order in STRATEGIES[1:]:
             attempt(width, heuristic, order)
