@@ -1,10 +1,11 @@
 """The loops of sheet building, compiled: MaxRects bin packing and alpha bleeding.
 
-MaxRects is Jukka Jylänki's algorithm. Free space is kept as maximal, overlapping rectangles in flat arrays. Numba compiles the kernel
-on first use and caches the machine code beside this file (or in the user's cache folder), so a
-pack of thousands of rectangles costs milliseconds instead of the minutes the same loops take in
-Python. The kernel is a plain port of the list-based version: it visits the free rectangles in
-the same order and breaks ties the same way, so results are deterministic and identical to it.
+MaxRects is Jukka Jylänki's algorithm: free space kept as maximal, overlapping rectangles, here
+in flat arrays. Numba compiles the kernels on first use and caches the machine code beside this
+file (or in the user's cache folder), so a pack of thousands of rectangles costs milliseconds
+instead of the minutes the same loops took in Python. The packing kernel visits the free
+rectangles in the order the earlier list-based version did and breaks ties the same way, so it
+places every rectangle where that version did; results are deterministic.
 Bleeding visits only the pixels still to colour, ring after ring, for every frame of a page at
 once (see core.sheet.bleed_regions).
 """
@@ -160,16 +161,6 @@ def _pack(ws, hs, order, width, height, heuristic, rotate):
                 total += 1
         nf = total
     return xs, ys, rots
-
-
-def maxrects_pack(sizes, width: int, height: int, heuristic: str = "bssf", order: str = "area", rotate: bool = False):
-    """Place rectangles in one width x height bin, in the given sort order.
-
-    Returns {index: (x, y, rotated)} for those that fit (all of them when possible).
-    """
-    if not len(sizes):
-        return {}
-    return Packer.as_dict(*Packer(sizes, rotate).pack(width, height, heuristic, order))
 
 
 class Packer:
