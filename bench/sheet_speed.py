@@ -17,8 +17,8 @@ Measured 2026-12-02 on the 2-core shared dev machine (load 6..14 from other user
 times there were 10x CPU times; CPU seconds compare fairly): 2,000 sprites (5,113,113 px once
 trimmed): ours 3.9..4.4 s CPU, 1583x3242 = 5,132,086 px (fill 0.996); the packer at 94c7664
 5,132,086 px too (ours / old = 1.000; its layout search alone took 162 s CPU); the rectpack
-script had not finished after 1,044 s CPU (> 240x ours). 10,000 sprites: ours 16.3 s CPU,
-3230x7892 (fill 0.9996), a third of it writing the PNG.
+script had not finished after 1,534 s CPU (> 350x ours; stopped). 10,000 sprites: ours 16.3 s CPU,
+3230x7892 (fill 0.9996), about 40% of it writing the PNG.
 """
 
 from __future__ import annotations
