@@ -1,0 +1,188 @@
+"""Speed of the whole `asset-studio sheet` command against a rectpack script, same sprites, same run.
+
+    .venv/bin/python bench/sheet_speed.py [--count 2000] [--also 10000] [--old-ref COMMIT]
+
+Sprites: COUNT random PNGs of 16..96 px (seeded): blobs with soft edges and rectangles, a third
+of them inside transparent margins so trimming matters. Ours: the real command in a fresh
+process, `sheet DIR --out a.png --format texturepacker-hash --trim --padding 0 --max-size 8192`
+(numba's compiled packer is cached on disk by a warm-up run on a few sprites first). The
+baseline: the short script a user would write around rectpack: open and trim every sprite, find
+rectpack's smallest square (sheet_occupancy's baseline), paste the frames, save the PNG and a
+TexturePacker-style JSON. Goal at 2,000 sprites: rectpack's time / ours >= 40, and our sheet
+area no larger than the packer's before the rewrite (measured with --old-ref, which loads that
+commit's core/sheet.py and runs its layout search on the same rectangles: minutes).
+--also N times ours on N sprites as well (without the baseline, which would take hours).
+
+Measured 2026-12-02 on the 2-core shared dev machine (load 6..14 from other users, so wall
+times there were 10x CPU times; CPU seconds compare fairly): 2,000 sprites (5,113,113 px once
+trimmed): ours 3.9..4.4 s CPU, 1583x3242 = 5,132,086 px (fill 0.996); the packer at 94c7664
+5,132,086 px too (ours / old = 1.000; its layout search alone took 162 s CPU); the rectpack
+script had not finished after 1,534 s CPU (> 350x ours; stopped). 10,000 sprites: ours 16.3 s CPU,
+3230x7892 (fill 0.9996), about 40% of it writing the PNG.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from asset_studio.core.sheet import SheetOptions, best_layout, load_sprites  # noqa: E402
+
+
+def make_sprites(folder: Path, count: int, seed: int = 0) -> Path:
+    """COUNT random sprites in folder (kept between runs: the same seed gives the same files)."""
+    stamp = folder / f".made-{count}-{seed}"
+    if stamp.exists():
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        w, h = (int(v) for v in rng.integers(16, 97, 2))
+        px = np.zeros((h, w, 4), np.uint8)
+        if i % 3 == 0:  # transparent margins around the drawn part
+            bw, bh = int(rng.integers(max(4, w // 3), w + 1)), int(rng.integers(max(4, h // 3), h + 1))
+        else:
+            bw, bh = w, h
+        x0, y0 = int(rng.integers(0, w - bw + 1)), int(rng.integers(0, h - bh + 1))
+        colour = rng.integers(0, 256, 3)
+        noise = rng.integers(-24, 25, (bh, bw, 3))
+        px[y0 : y0 + bh, x0 : x0 + bw, :3] = np.clip(colour + noise, 0, 255)
+        if i % 4 == 3:  # a solid tile
+            px[y0 : y0 + bh, x0 : x0 + bw, 3] = 255
+        else:  # a blob with a soft edge: transparent corners for bleeding
+            yy, xx = np.mgrid[0:bh, 0:bw]
+            ell = ((xx - bw / 2 + 0.5) / (bw / 2)) ** 2 + ((yy - bh / 2 + 0.5) / (bh / 2)) ** 2
+            px[y0 : y0 + bh, x0 : x0 + bw, 3] = (np.clip((1.0 - ell) * 4, 0, 1) * 255).astype(np.uint8)
+        px[px[..., 3] == 0] = 0
+        Image.fromarray(px, "RGBA").save(folder / f"s{i:05d}.png")
+    stamp.touch()
+    return folder
+
+
+def occupancy_bench():
+    spec = importlib.util.spec_from_file_location("sheet_occupancy_bench", REPO / "bench" / "sheet_occupancy.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    return bench
+
+
+def rectpack_script(folder: Path, out: Path) -> None:
+    """What a user writes around rectpack: trim, smallest square, paste, PNG + JSON."""
+    bench = occupancy_bench()
+    import rectpack
+
+    names = sorted(p.name for p in folder.glob("*.png"))
+    crops = []
+    for name in names:
+        im = Image.open(folder / name).convert("RGBA")
+        box = im.getchannel("A").getbbox() or (0, 0, 1, 1)
+        crops.append((name, im.crop(box), box, im.size))
+    sizes = [c[1].size for c in crops]
+    side = bench.rectpack_square(sizes)
+    packer = rectpack.newPacker(mode=rectpack.PackingMode.Offline, pack_algo=rectpack.MaxRectsBssf, rotation=False)
+    for i, (w, h) in enumerate(sizes):
+        packer.add_rect(w, h, rid=i)
+    packer.add_bin(side, side)
+    packer.pack()
+    page = Image.new("RGBA", (side, side))
+    frames = {}
+    for _, x, y, w, h, i in packer.rect_list():
+        name, crop, box, size = crops[i]
+        page.paste(crop, (x, y))
+        frames[name] = {"frame": {"x": x, "y": y, "w": w, "h": h}, "spriteSourceSize": {"x": box[0], "y": box[1], "w": w, "h": h},
+                        "sourceSize": {"w": size[0], "h": size[1]}}
+    page.save(out)
+    out.with_suffix(".json").write_text(json.dumps({"frames": frames, "meta": {"image": out.name, "size": {"w": side, "h": side}}}))
+
+
+def timed(cmd: list[str]) -> tuple[float, float]:
+    """Wall and CPU seconds of a command in a fresh process (CPU time is steadier on a shared machine)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, env=dict(os.environ, PYTHONPATH=str(REPO)), stdout=subprocess.DEVNULL)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+
+
+def run_ours(folder: Path, out: Path) -> tuple[float, float, tuple[int, int]]:
+    """Wall and CPU seconds of the whole command, and the page size it wrote."""
+    wall, cpu = timed([sys.executable, "-m", "asset_studio", "sheet", str(folder), "--out", str(out), "--format",
+                       "texturepacker-hash", "--trim", "--padding", "0", "--max-size", "8192"])
+    size = json.loads(out.with_suffix(".json").read_text())["meta"]["size"]
+    return wall, cpu, (size["w"], size["h"])
+
+
+def run_rectpack(folder: Path, out: Path) -> tuple[float, float, int]:
+    wall, cpu = timed([sys.executable, __file__, "--rectpack-script", str(folder), str(out)])
+    return wall, cpu, json.loads(out.with_suffix(".json").read_text())["meta"]["size"]["w"]
+
+
+def old_area(folder: Path, ref: str) -> int:
+    """Sheet area of the layout search at git commit REF, on the same trimmed rectangles."""
+    source = subprocess.run(["git", "-C", str(REPO), "show", f"{ref}:asset_studio/core/sheet.py"], check=True,
+                            capture_output=True, text=True).stdout
+    module = sys.modules["old_sheet"] = type(sys)("old_sheet")  # dataclasses look their module up
+    exec(compile(source, f"{ref}:asset_studio/core/sheet.py", "exec"), module.__dict__)
+    sizes = [(s.trim[2], s.trim[3]) for s in load_sprites([folder], trim=True)]
+    _, (w, h) = module.best_layout(sizes, module.SheetOptions(max_size=8192), 0)
+    return w * h
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--count", type=int, default=2000)
+    ap.add_argument("--also", type=int, nargs="*", default=[10000], help="sprite counts timed for ours only")
+    ap.add_argument("--old-ref", help="git commit whose packer's area to measure on the same sprites")
+    ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "asset-studio-sheet-speed")
+    ap.add_argument("--no-baseline", action="store_true", help="skip the rectpack script (no ratio)")
+    ap.add_argument("--rectpack-script", nargs=2, type=Path, metavar=("DIR", "OUT"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.rectpack_script:  # the baseline's own process
+        rectpack_script(*args.rectpack_script)
+        return 0
+
+    warm = make_sprites(args.work / "sprites-20", 20, seed=1)
+    run_ours(warm, args.work / "warm.png")  # compiles and caches the kernels, as any later run finds them
+
+    ok = True
+    folder = make_sprites(args.work / f"sprites-{args.count}", args.count)
+    used = sum(s.trim[2] * s.trim[3] for s in load_sprites([folder], trim=True))
+    wall, cpu, (w, h) = run_ours(folder, args.work / "ours.png")
+    print(f"{args.count} sprites, {used} px once trimmed")
+    print(f"  ours      {wall:8.2f} s wall {cpu:8.2f} s CPU  {w}x{h} = {w * h} px (fill {used / (w * h):.3f})")
+    if not args.no_baseline:
+        rp_wall, rp_cpu, side = run_rectpack(folder, args.work / "rectpack.png")
+        ok &= rp_wall / wall >= 40
+        print(f"  rectpack  {rp_wall:8.2f} s wall {rp_cpu:8.2f} s CPU  {side}x{side} = {side * side} px (fill {used / side**2:.3f})")
+        print(f"  rectpack / ours: {rp_wall / wall:.1f}x wall, {rp_cpu / cpu:.1f}x CPU (goal >= 40)   area ours / rectpack: {w * h / side**2:.4f}")
+    if args.old_ref:
+        t0 = time.perf_counter()
+        old = old_area(folder, args.old_ref)
+        ok &= w * h <= old
+        print(f"  packer at {args.old_ref}: {old} px ({time.perf_counter() - t0:.0f} s); area ours / old = {w * h / old:.4f} (goal <= 1)")
+    for n in args.also:
+        folder = make_sprites(args.work / f"sprites-{n}", n)
+        used = sum(s.trim[2] * s.trim[3] for s in load_sprites([folder], trim=True))
+        wall, cpu, (w, h) = run_ours(folder, args.work / f"ours-{n}.png")
+        print(f"{n} sprites: ours {wall:.2f} s wall {cpu:.2f} s CPU  {w}x{h} (fill {used / (w * h):.3f})")
+    print(f"\ngoals: {'OK' if ok else 'MISSED'}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
