@@ -31,12 +31,15 @@ class Saved:
     raw_image: Any
     index: int
     seed: int
+    frame: int | None = None  # an animation's frame index; raw.parent is the animation's folder
+    previews: list[Path] = field(default_factory=list)  # written with an animation's last frame
 
 
 @dataclass
 class RunResult:
     saved: list[Saved] = field(default_factory=list)
     cancelled: bool = False
+    animations: list[Path] = field(default_factory=list)  # one folder of frames per animation
 
     @property
     def paths(self) -> list[Path]:
@@ -80,8 +83,16 @@ def run_job(job: GenerationJob, backend: Backend, out_dir: str | Path, *,
     one-image job (a pose of a pose set)."""
     check_job(job, backend, out_dir)
     result = RunResult()
+    frames: dict[int, list] = {}  # animation index -> the pictures its preview shows
     for event in backend.run(job, should_cancel):
-        if isinstance(event, ImageReady):
+        if isinstance(event, ImageReady) and event.frame is not None:
+            if event.index not in frames:
+                frames[event.index] = []
+                result.animations.append(animation_folder(event.job, out_dir, event.seed))
+            saved = save_frame(event, result.animations[-1], frames[event.index])
+            result.saved.append(saved)
+            event = saved
+        elif isinstance(event, ImageReady):
             saved = save_result(event.image, event.job, out_dir, event.seed, event.index, name=name)
             result.saved.append(saved)
             event = saved
@@ -112,6 +123,41 @@ def save_result(image, job: GenerationJob, out_dir: str | Path, seed: int, index
         sprite_path = write_file(folder / raw.name, png_writer(sprite, pnginfo=png_info(job, seed)))
         shown = sprite
     return Saved(raw=raw, sprite=sprite_path, image=shown, raw_image=image, index=index, seed=int(seed))
+
+
+def animation_folder(job: GenerationJob, out_dir: str | Path, seed: int) -> Path:
+    """A new folder for one animation's frames: `00001-<seed>-<slug>`, numbered like the images."""
+    from asset_studio.core.library import next_number, slugify
+
+    out = Path(out_dir)
+    slug = slugify(job.source.subject or job.prompt.text)
+    number = next_number(out)
+    while True:  # another process may take a number first: take the next one
+        folder = out / f"{number:05d}-{seed}-{slug}"
+        try:
+            folder.mkdir(parents=True)
+            return folder
+        except FileExistsError:
+            number = max(number + 1, next_number(out))
+
+
+def save_frame(event: ImageReady, folder: Path, shown: list) -> Saved:
+    """One frame of an animation, saved like an image (raw with the job inside, then the sprite)
+    as `<slug>-007.png` in its folder; with the last frame, the previews beside the folder."""
+    from asset_studio.core.animation import frame_name
+    from asset_studio.core.library import slugify
+
+    slug = slugify(event.job.source.subject or event.job.prompt.text)
+    saved = save_result(event.image, event.job, folder, event.seed, event.index, name=frame_name(slug, event.frame))
+    saved.frame = event.frame
+    shown.append(saved.image)
+    if event.frame == event.frame_count - 1 and len(shown) == event.frame_count:
+        from asset_studio.engine.video_io import write_previews
+
+        a = event.job.animation
+        saved.previews = write_previews(shown, a.fps, folder.parent / folder.name, video=event.job.output == "video")
+        shown.clear()
+    return saved
 
 
 def failed_event(exc: BaseException) -> Failed:

@@ -247,3 +247,9 @@ def apply_loras(pipe, loras: list[LoraRef], family: str) -> None:
 
     _set_enabled(pipe, True)
     pipe.set_adapters(list(active), list(active.values()))
+
+
+def forget_all(pipe) -> None:
+    """Take every LoRA off PIPE (its layers become plain again); the next apply_loras loads anew."""
+    pipe.unload_lora_weights()
+    _LOADED.pop(pipe, None)
