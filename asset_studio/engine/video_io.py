@@ -20,7 +20,22 @@ MAX_VIDEO_BYTES = 2 * 1024**3
 MAX_FRAME_PIXELS = 4096 * 4096
 
 
+def probe_video(path: str | Path, max_frames: int = 0) -> tuple[int, tuple[int, int]]:
+    """(frame count up to MAX_FRAMES or the limit, size of the first frame), keeping one frame in
+    memory at a time: what a command needs to know before the model loads."""
+    count, size = 0, (0, 0)
+    for frame in iter_frames(path, max_frames):
+        count, size = count + 1, size if count else frame.size
+    return count, size
+
+
 def read_frames(path: str | Path, max_frames: int = 0) -> list[Image.Image]:
+    """The frames of a video file, an animated GIF/WebP or a folder of pictures, as RGB images
+    (at most MAX_FRAMES, or MAX_FRAMES given here); one sentence for anything unreadable."""
+    return list(iter_frames(path, max_frames))
+
+
+def iter_frames(path: str | Path, max_frames: int = 0):
     """The frames of a video file, an animated GIF/WebP or a folder of pictures, as RGB images
     (at most MAX_FRAMES, or MAX_FRAMES given here); one sentence for anything unreadable."""
     from asset_studio.core.images import read_image
@@ -33,7 +48,7 @@ def read_frames(path: str | Path, max_frames: int = 0) -> list[Image.Image]:
                        key=lambda p: natural_key(p.name))
         if not files:
             raise UserError(f"The frame folder {src} holds no pictures.")
-        return [read_image(p, "RGB", what=f"The frame {p.name}") for p in files[:limit]]
+        return (read_image(p, "RGB", what=f"The frame {p.name}") for p in files[:limit])
     if not src.is_file():
         raise UserError(f"The video {src} does not exist.")
     if src.stat().st_size > MAX_VIDEO_BYTES:
@@ -43,27 +58,25 @@ def read_frames(path: str | Path, max_frames: int = 0) -> list[Image.Image]:
     return _av_frames(src, limit)
 
 
-def _pillow_frames(src: Path, limit: int) -> list[Image.Image]:
+def _pillow_frames(src: Path, limit: int):
     from PIL import ImageSequence, UnidentifiedImageError
 
     try:
         with Image.open(src) as im:
             if im.width * im.height > MAX_FRAME_PIXELS:
                 raise UserError(f"The frames of {src.name} are {im.width}x{im.height}, larger than 4096x4096.")
-            frames = []
-            for frame in ImageSequence.Iterator(im):
-                frames.append(frame.convert("RGB"))
-                if len(frames) >= limit:
+            for i, frame in enumerate(ImageSequence.Iterator(im)):
+                if i >= limit:
                     break
+                yield frame.convert("RGB")
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise UserError(f"{src.name} is not a readable animation ({type(exc).__name__}).") from None
-    return frames
 
 
-def _av_frames(src: Path, limit: int) -> list[Image.Image]:
+def _av_frames(src: Path, limit: int):
     import av
 
-    frames = []
+    count = 0
     try:
         with av.open(str(src)) as container:
             if not container.streams.video:
@@ -72,14 +85,14 @@ def _av_frames(src: Path, limit: int) -> list[Image.Image]:
             if (stream.width or 0) * (stream.height or 0) > MAX_FRAME_PIXELS:
                 raise UserError(f"The frames of {src.name} are {stream.width}x{stream.height}, larger than 4096x4096.")
             for frame in container.decode(stream):
-                frames.append(frame.to_image().convert("RGB"))
-                if len(frames) >= limit:
+                if count >= limit:
                     break
+                count += 1
+                yield frame.to_image().convert("RGB")
     except av.FFmpegError as exc:  # not a video, truncated, unknown codec
         raise UserError(f"{src.name} is not a readable video ({exc.__class__.__name__}).") from None
-    if not frames:
+    if not count:
         raise UserError(f"The video {src.name} has no frames.")
-    return frames
 
 
 def video_fps(path: str | Path, default: float = 8.0) -> float:
