@@ -239,6 +239,9 @@ def export_sheet(request: SheetExport) -> SheetResult:
     inputs = [path for _, path in collect_images(list(request.inputs), exclude=own_page)]
     sprites = load_sprites(list(request.inputs), trim=opts.trim, exclude=own_page)
     sheet = pack_sheet(sprites, opts)
+    from asset_studio.core.animation import timing_from_jobs
+
+    timing_from_jobs(sheet, dict(collect_images(list(request.inputs), exclude=own_page)))
     if request.format == "aseprite" and len(sheet.pages) > 1:  # refuse before writing any page
         raise UserError("The Aseprite format holds a single image: raise the maximum size (--max-size) so every "
                         "frame fits one sheet.")

@@ -172,7 +172,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_animation(job, out_dir: Path, device: str | None, download: bool, announce_seed: bool = False) -> list[Path]:
-    """Run an animation job on the local backend; returns its folders (one per animation)."""
+    """Run an animation job on the local backend; returns the folders `sheet` packs (one per
+    animation: its sprites/ when the job finishes the frames, else the raw frames)."""
     from asset_studio.core.backend import Notice, Progress
     from asset_studio.engine.backend import LocalBackend
     from asset_studio.service import Saved, check_job, run_job
@@ -197,4 +198,6 @@ def run_animation(job, out_dir: Path, device: str | None, download: bool, announ
     result = run_job(job, backend, out_dir, on_event=on_event)
     if show:
         print("\r\033[K", end="", file=sys.stderr)
-    return result.animations
+    from asset_studio.core.library import SPRITES_DIR
+
+    return [f / SPRITES_DIR if job.finishing.active else f for f in result.animations]

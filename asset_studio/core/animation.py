@@ -32,6 +32,23 @@ def frame_paths(folder: Path) -> list[Path]:
     return sorted(found, key=lambda p: natural_key(p.name))
 
 
+def timing_from_jobs(sheet, paths: dict) -> None:
+    """Give each of SHEET's animations the speed and loop flag of the animation job its first
+    frame carries (frames Asset Studio made); other animations keep the export's speed."""
+    from asset_studio.core.library import read_job
+
+    for anim in sheet.animations:
+        path = paths.get(anim.frames[0])
+        if path is None or Path(path).suffix.lower() != ".png":
+            continue
+        try:
+            job = read_job(path)
+        except UserError:  # a frame drawn elsewhere carries no job
+            continue
+        if job.animation is not None:
+            anim.fps, anim.loop = float(job.animation.fps), bool(job.animation.loop)
+
+
 # --- video to video in batches --------------------------------------------------------------------
 
 
