@@ -67,9 +67,10 @@ def build_tiny_svd(seed: int = 0):
         block_out_channels=[32, 64], in_channels=3, out_channels=3,
         down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"], latent_channels=4,
     )
+    # SVD resizes the picture to 224² for its encoder whatever the config says: 16x16 patches of 14
     encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(
-        hidden_size=32, projection_dim=32, num_hidden_layers=5, num_attention_heads=4, image_size=32,
-        intermediate_size=37, patch_size=1,
+        hidden_size=32, projection_dim=32, num_hidden_layers=2, num_attention_heads=4, image_size=224,
+        intermediate_size=37, patch_size=14,
     ))
     return StableVideoDiffusionPipeline(
         unet=unet, image_encoder=encoder, scheduler=scheduler, vae=vae,
