@@ -34,9 +34,9 @@ def backend():
     return LocalBackend(device="cpu")
 
 
-def job_for(model, adapter, frames=4, **animation) -> GenerationJob:
+def job_for(model, adapter, frames=4, cfg=7.0, **animation) -> GenerationJob:
     return GenerationJob(model=ModelRef(str(model)), prompt=Prompt("a knight walking"),
-                         sampling=Sampling(steps=1, width=32, height=32, seed=11), output="animation",
+                         sampling=Sampling(steps=1, width=32, height=32, seed=11, cfg_scale=cfg), output="animation",
                          animation=Animation(frames=frames, fps=6.0, motion_adapter=str(adapter), **animation))
 
 
@@ -232,3 +232,28 @@ def test_image_to_video_decodes_in_chunks_and_saves_each_frame(tiny_svd_dir, bac
     job.animation.loop = True
     with pytest.raises(UserError, match="cannot make loops"):
         backend.check(job)
+
+
+def test_a_reference_steers_every_frame_through_the_ip_adapter(tiny_sd15_dir, adapters, backend, tmp_path):
+    from diffusers import UNet2DConditionModel
+    from test_ip_adapter import save_adapter, save_encoder
+
+    from asset_studio.core.job import Reference
+    from asset_studio.service import run_job
+
+    unet = UNet2DConditionModel.from_pretrained(tiny_sd15_dir / "unet")
+    ip = save_adapter(unet, tmp_path / "ip-adapter_tiny.safetensors")
+    encoder = save_encoder(tmp_path / "image_encoder")
+    ref = tmp_path / "ref.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(ref)
+    plain = run_job(job_for(tiny_sd15_dir, adapters["folder"]), backend, tmp_path / "plain")
+    job = job_for(tiny_sd15_dir, adapters["folder"])
+    job.references = [Reference(image=str(ref), scale=1.0)]
+    job.model.ip_adapter, job.model.image_encoder = str(ip), str(encoder)
+    steered = run_job(job, backend, tmp_path / "ref")
+    assert len(steered.saved) == 4
+    for a, b in zip(plain.saved, steered.saved):
+        assert np.abs(np.asarray(Image.open(a.raw), np.float32) - np.asarray(Image.open(b.raw), np.float32)).max() > 1
+    # released: the next animation without a reference is the plain one again
+    again = run_job(job_for(tiny_sd15_dir, adapters["folder"]), backend, tmp_path / "again")
+    assert np.array_equal(np.asarray(Image.open(again.saved[0].raw)), np.asarray(Image.open(plain.saved[0].raw)))

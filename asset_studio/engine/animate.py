@@ -268,6 +268,10 @@ class AnimateDiff(Stage):
 
         a = job.animation
         config = check_adapter(a.motion_adapter)
+        if job.references:
+            from asset_studio.engine.plan import References
+
+            References().check(job)
         frames = min(a.video.batch_frames, a.frames) if a.video is not None else a.frames
         temporal_plan(frames, a.loop, a.context, int(config.get("motion_max_seq_length", 32)))
         for lora in a.motion_loras:
@@ -296,7 +300,15 @@ class AnimateDiff(Stage):
         ctx.notices += prompt_notices(ctx.loaded.pipe, job)
         motion = motion_pipeline(ctx.loaded, a.motion_adapter, ctx.device, ctx.dtype)
         apply_loras(motion, list(job.model.loras) + list(a.motion_loras), ctx.loaded.family)
-        self.pipe = self._wrapped(ctx, motion)
+        if job.references:  # IP-Adapter on the motion UNet: every frame sees the same reference embeddings
+            from asset_studio.engine import ip_adapter
+
+            info = ip_adapter.load_ip_adapter(motion, job.model.ip_adapter, job.model.image_encoder, len(job.references))
+            ip_adapter.set_reference_scales(motion, job.references)
+            ctx.inputs["ip_adapter_image_embeds"] = ip_adapter.reference_embeds(
+                motion, job.references, info, do_cfg=job.sampling.cfg_scale > 1)
+            ctx.undo.append(lambda: ip_adapter.unload_ip_adapter(motion))
+        self.pipe = self._wrapped(ctx, motion)  # after the IP-Adapter: the wrapped pipeline shares its modules
         s = job.sampling
         ctx.inputs.update(width=s.width, height=s.height)
         if a.video is not None:
@@ -559,7 +571,8 @@ def animation_stages(job: GenerationJob, download: bool = False) -> list[Stage]:
 
     a = job.animation
     unsupported = [name for name, used in (
-        ("reference images (IP-Adapter)", bool(job.references)), ("seamless tiling", job.tiling != "off"),
+        ("reference images (IP-Adapter)", bool(job.references) and a.method == "svd"),
+        ("seamless tiling", job.tiling != "off"),
         ("the hires fix", job.passes.hires is not None), ("a refiner", job.passes.refiner is not None),
         ("a start image", job.init is not None and a.method == "animatediff"),
     ) if used]
