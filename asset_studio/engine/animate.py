@@ -567,8 +567,10 @@ class ImageToVideo(Stage):
 
 def animation_stages(job: GenerationJob, download: bool = False) -> list[Stage]:
     """The stages of an animation job (plan() calls this): what animations cannot do yet is refused by name."""
+    from asset_studio.core.job import check_animation
     from asset_studio.engine.plan import LoadModel
 
+    check_animation(job)  # also for a job that skipped check_limits: its settings exist and agree
     a = job.animation
     unsupported = [name for name, used in (
         ("reference images (IP-Adapter)", bool(job.references) and a.method == "svd"),
