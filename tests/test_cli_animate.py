@@ -66,6 +66,13 @@ def test_animate_prints_the_folder_that_sheet_packs_as_one_animation(tiny_sd15_d
     tres = (tmp_path / "slime.tres").read_text()
     assert tres.count('"name": &') == 1 and '&"a-slime-bouncing"' in tres
     assert '"speed": 5.0' in tres and '"loop": true' in tres
+    # rerun of one frame's PNG: the whole animation again, in a new folder beside the first
+    capsys.readouterr()
+    assert main(["rerun", str(folder / "a-slime-bouncing-002.png")]) == 0
+    again = tmp_path / "00002-9-a-slime-bouncing"
+    assert capsys.readouterr().out.strip() == str(again)
+    assert (again / "a-slime-bouncing-002.png").read_bytes() != b"" and len(list(again.glob("*.png"))) == 4
+    assert np.array_equal(frames_of(again)[2], frames_of(folder)[2])
 
 
 def test_motion_loras_reach_the_motion_modules_with_their_weight(tiny_sd15_dir, adapter, motion_lora, tmp_path, capsys):
