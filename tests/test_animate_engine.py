@@ -140,11 +140,27 @@ def test_missing_and_pickled_adapters_are_one_sentence(tiny_sd15_dir, backend, t
             backend.check(job_for(tiny_sd15_dir, ref))
 
 
-def test_animations_refuse_what_they_cannot_do_yet(tiny_sd15_dir, adapters, backend):
+def test_animations_refuse_what_they_cannot_do_yet(tiny_sd15_dir, tiny_sdxl_dir, adapters, backend):
     job = job_for(tiny_sd15_dir, adapters["folder"])
     job.tiling = "x"
     with pytest.raises(UserError, match="seamless tiling"):
         backend.check(job)
+    with pytest.raises(UserError, match="SD 1.5 models here; tiny-sdxl is SDXL"):
+        backend.check(job_for(tiny_sdxl_dir, adapters["folder"]))
+
+
+def test_a_cancel_keeps_the_frames_already_saved(tiny_sd15_dir, adapters, backend, tmp_path):
+    from asset_studio.service import run_job
+
+    asked = []
+
+    def should_cancel():  # asked before the run, before each animation, at each step and before each frame's decode
+        asked.append(1)
+        return len(asked) >= 6
+
+    result = run_job(job_for(tiny_sd15_dir, adapters["folder"], frames=6), backend, tmp_path, should_cancel=should_cancel)
+    assert result.cancelled and 0 < len(result.saved) < 6
+    assert all(s.raw.is_file() for s in result.saved) and not any(s.previews for s in result.saved)
 
 
 def test_pose_sequence_steers_every_frame_through_controlnet(tiny_sd15_dir, adapters, backend, tmp_path):

@@ -266,7 +266,15 @@ class AnimateDiff(Stage):
         from asset_studio.core.animation import control_frame_files
         from asset_studio.engine.controlnet import check_controlnet_ref
 
+        from asset_studio.engine.loader import detect_family, resolve_model
+
         a = job.animation
+        family = detect_family(resolve_model(job.model.checkpoint))  # a header read: refused before any load
+        if family != "sd15":
+            from asset_studio.core import families
+
+            raise UserError(f"AnimateDiff motion adapters work with SD 1.5 models here; "
+                            f"{Path(job.model.checkpoint).name} is {families.label(family)}.")
         config = check_adapter(a.motion_adapter)
         if job.references:
             from asset_studio.engine.plan import References
