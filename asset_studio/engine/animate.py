@@ -292,6 +292,14 @@ class AnimateDiff(Stage):
             elif unit.image:
                 raise UserError(f"ControlNet {i} of a video to video job draws its control images from the video; "
                                 "give no control image.")
+            else:
+                from asset_studio.engine.annotators import REFERENCE_TYPES, REFERENCE_TYPES_NO_MODEL, find_weights
+
+                if unit.type not in REFERENCE_TYPES:
+                    raise UserError(f"Control images of type {unit.type} cannot be drawn from video frames; use one "
+                                    f"of {', '.join(REFERENCE_TYPES)}.")
+                if unit.type not in REFERENCE_TYPES_NO_MODEL:
+                    find_weights(unit.type)  # a missing annotator is said now, not after the model loads
         if a.video is not None:
             from asset_studio.engine.video_io import read_frames
 
@@ -397,7 +405,10 @@ class AnimateDiff(Stage):
         if a.video is not None:
             return self._run_video(ctx, item)
         latents = _call(ctx, self.pipe, item, dict(ctx.inputs, num_frames=a.frames), ctx.job.sampling.steps)
-        _decode_each(ctx, self.pipe, latents, range(a.frames), lambda i: i)
+        for i in range(a.frames):
+            if ctx.should_cancel is not None and ctx.should_cancel():
+                raise Cancelled()
+            ctx.on_frame(i, _decode_one(self.pipe, latents, i))
         return item
 
     def _run_video(self, ctx, item):
@@ -475,13 +486,6 @@ def _decode_one(pipe, latents, frame: int):
     return pipe.video_processor.postprocess_video(video=video, output_type="pil")[0][0]
 
 
-def _decode_each(ctx, pipe, latents, frames, index_of) -> None:
-    for i in frames:
-        if ctx.should_cancel is not None and ctx.should_cancel():
-            raise Cancelled()
-        ctx.on_frame(index_of(i), _decode_one(pipe, latents, i))
-
-
 # --- image to video --------------------------------------------------------------------------------------
 
 
@@ -545,11 +549,10 @@ class ImageToVideo(Stage):
     def run(self, ctx, item):
         import torch
 
-        job, a = ctx.job, ctx.job.animation
-        v = a.svd
         from asset_studio.core.job import ImageToVideo as Settings
 
-        v = v or Settings()
+        job, a = ctx.job, ctx.job.animation
+        v = a.svd or Settings()
         result = self.pipe(
             image=self.image, height=job.sampling.height, width=job.sampling.width, num_frames=a.frames,
             num_inference_steps=job.sampling.steps, min_guidance_scale=float(v.min_cfg),
