@@ -18,6 +18,8 @@ from asset_studio.errors import UserError, describe_os_error, is_environment_err
 COMMAND_MODULES = [
     "gui",
     "generate",
+    "animate",
+    "video2video",
     "rerun",
     "style",
     "layout",

@@ -31,12 +31,15 @@ class Saved:
     raw_image: Any
     index: int
     seed: int
+    frame: int | None = None  # an animation's frame index; raw.parent is the animation's folder
+    previews: list[Path] = field(default_factory=list)  # written with an animation's last frame
 
 
 @dataclass
 class RunResult:
     saved: list[Saved] = field(default_factory=list)
     cancelled: bool = False
+    animations: list[Path] = field(default_factory=list)  # one folder of frames per animation
 
     @property
     def paths(self) -> list[Path]:
@@ -120,8 +123,16 @@ def run_job(job: GenerationJob, backend: Backend, out_dir: str | Path, *,
     blocker = finishing_blocker(job)
     if blocker and on_event is not None:
         on_event(Notice(blocker))
+    frames: dict[int, list] = {}  # animation index -> the pictures its preview shows
     for event in backend.run(job, should_cancel):
-        if isinstance(event, ImageReady):
+        if isinstance(event, ImageReady) and event.frame is not None:
+            if event.index not in frames:
+                frames[event.index] = []
+                result.animations.append(animation_folder(event.job, out_dir, event.seed))
+            saved = save_frame(event, result.animations[-1], frames[event.index], finish=blocker is None)
+            result.saved.append(saved)
+            event = saved
+        elif isinstance(event, ImageReady):
             saved = save_result(event.image, event.job, out_dir, event.seed, event.index, name=name,
                                 finish=blocker is None)
             result.saved.append(saved)
@@ -182,6 +193,43 @@ def make_sprites(folder: str | Path) -> list[Path]:
         made.append(write_file(target, png_writer(apply_postprocess(image, job.finishing),
                                                   pnginfo=png_info(job, job.sampling.seed))))
     return made
+
+
+def animation_folder(job: GenerationJob, out_dir: str | Path, seed: int) -> Path:
+    """A new folder for one animation's frames: `00001-<seed>-<slug>`, numbered like the images."""
+    from asset_studio.core.library import next_number, slugify
+
+    out = Path(out_dir)
+    slug = slugify(job.source.subject or job.prompt.text)
+    number = next_number(out)
+    while True:  # another process may take a number first: take the next one
+        folder = out / f"{number:05d}-{seed}-{slug}"
+        try:
+            folder.mkdir(parents=True)
+            return folder
+        except FileExistsError:
+            number = max(number + 1, next_number(out))
+
+
+def save_frame(event: ImageReady, folder: Path, shown: list, finish: bool = True) -> Saved:
+    """One frame of an animation, saved like an image (raw with the job inside, then the sprite)
+    as `<slug>-007.png` in its folder; with the last frame, the previews beside the folder."""
+    from asset_studio.core.animation import frame_name
+    from asset_studio.core.library import slugify
+
+    slug = slugify(event.job.source.subject or event.job.prompt.text)
+    saved = save_result(event.image, event.job, folder, event.seed, event.index, name=frame_name(slug, event.frame),
+                        finish=finish)
+    saved.frame = event.frame
+    shown.append(saved.image)
+    if event.frame == event.frame_count - 1 and len(shown) == event.frame_count:
+        from asset_studio.engine.video_io import write_previews
+
+        a = event.job.animation
+        saved.previews = write_previews(shown, a.fps, folder.parent / folder.name, video=event.job.output == "video")
+        shown.clear()
+    return saved
+
 
 
 def readable_error(exc: BaseException) -> str:
@@ -259,6 +307,9 @@ def export_sheet(request: SheetExport) -> SheetResult:
     inputs = [path for _, path in collect_images(list(request.inputs), exclude=own_page)]
     sprites = load_sprites(list(request.inputs), trim=opts.trim, exclude=own_page)
     sheet = pack_sheet(sprites, opts)
+    from asset_studio.core.animation import timing_from_jobs
+
+    timing_from_jobs(sheet, dict(collect_images(list(request.inputs), exclude=own_page)))
     if request.format == "aseprite" and len(sheet.pages) > 1:  # refuse before writing any page
         raise UserError("The Aseprite format holds a single image: raise the maximum size (--max-size) so every "
                         "frame fits one sheet.")

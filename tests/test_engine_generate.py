@@ -234,8 +234,15 @@ def test_the_plan_lists_the_stages_a_job_needs_and_refuses_what_none_implements(
     job.tiling = "x"
     job.references = [Reference("r.png")]
     assert names(job) == ["model", "LoRAs", "image to image", "ControlNet", "references", "seamless tiling"]
-    for change, words in ((lambda j: setattr(j, "output", "animation"), "animations"),):
+    from asset_studio.core.job import Animation
+
+    anim = job_for(tiny_sd15_dir)
+    anim.output, anim.animation = "animation", Animation(motion_adapter="mm")
+    assert names(anim) == ["model", "AnimateDiff"]  # engine/animate.py's base pass
+    for change, words in ((lambda j: setattr(j, "animation", None), "no animation settings"),
+                          (lambda j: setattr(j, "tiling", "x"), "cannot use seamless tiling")):
         bad = job_for(tiny_sd15_dir)
+        bad.output, bad.animation = "animation", Animation(motion_adapter="mm")
         change(bad)
         with pytest.raises(UserError, match=words):
             stages.plan(bad)

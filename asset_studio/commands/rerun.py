@@ -35,6 +35,15 @@ def run(args: argparse.Namespace) -> int:
     if args.model_config:
         job.model.config = str(Path(args.model_config).expanduser().resolve())
     job.made_by = ""  # the backend of this run says who makes the new image
+    if job.animation is not None:  # a frame's PNG: its whole animation again, in a new folder beside its own
+        from asset_studio.commands.animate import run_animation
+        from asset_studio.core.library import SPRITES_DIR
+
+        folder = image.resolve().parent
+        folder = folder.parent if folder.name == SPRITES_DIR else folder
+        for made in run_animation(job, Path(args.out) if args.out else folder.parent, args.device, args.download):
+            print(made, flush=True)
+        return 0
     out_dir = Path(args.out) if args.out else image.resolve().parent
     run_job(job, out_dir, args.device, args.download, engine=args.engine, servers=args.server)
     return 0

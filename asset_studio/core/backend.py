@@ -56,6 +56,8 @@ class ImageReady:
     job: GenerationJob  # this image alone, with its own seed: what its PNG carries
     index: int
     seed: int
+    frame: int | None = None  # an animation's frame: its index (job.source.frame), else None
+    frame_count: int = 0  # the frames of that animation
 
 
 @dataclass

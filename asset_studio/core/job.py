@@ -28,11 +28,14 @@ MAX_SEED = 2**64 - 1
 MAX_LORA_WEIGHT = 10.0  # A1111 lets a slider reach ±2; far beyond ±10 only makes NaNs
 MAX_PROMPT_CHARS = 20000
 MAX_REFERENCES = 4
+MAX_FRAMES = 1024  # one animation; FreeNoise windows make long ones possible, memory is the real bound
+MAX_FPS = 120.0
 
 Tiling = Literal["off", "x", "y", "both"]
 OutputKind = Literal["image", "animation", "video"]
 BackgroundMethod = Literal["auto", "model", "key"]
 ReferenceMode = Literal["full", "style"]
+AnimationMethod = Literal["animatediff", "svd"]
 
 
 @dataclass
@@ -137,6 +140,43 @@ class Passes:
 
 
 @dataclass
+class ImageToVideo:
+    """Stable Video Diffusion settings: the job's model is the SVD model, job.init.image the start picture."""
+
+    motion_bucket: int = 127  # more = more motion (SVD's micro-conditioning, 0 to 255)
+    noise_aug: float = 0.02  # noise added to the start picture: more = freer from it
+    decode_chunk: int = 8  # frames the temporal VAE decodes at once (memory)
+    min_cfg: float = 1.0  # guidance rises from min_cfg on the first frame to the job's CFG on the last
+
+
+@dataclass
+class VideoSource:
+    """Video to video: the frames of this file (MP4, WebM, GIF or a folder of frames) are redrawn
+    at DENOISE, each followed by the job's ControlNets through a control image drawn from it."""
+
+    path: str
+    denoise: float = 0.6
+    batch_frames: int = 16  # frames generated together; memory grows with it
+    overlap: int = 4  # frames shared by neighbouring batches, blended where they join
+    # the animation's `frames` are the video's first frames that are redrawn
+
+
+@dataclass
+class Animation:
+    """An animation instead of a picture: how many frames, how fast, and what moves them."""
+
+    frames: int = 16
+    fps: float = 8.0
+    loop: bool = False  # the last frame leads into the first (circular temporal context)
+    method: AnimationMethod = "animatediff"
+    motion_adapter: str = ""  # AnimateDiff: a folder, a .safetensors file or a repo id
+    motion_loras: list[LoraRef] = field(default_factory=list)  # camera moves and the like, on the motion modules
+    context: int = 0  # frames the motion modules see at once; 0 = the adapter's window (16)
+    svd: ImageToVideo | None = None  # method "svd"
+    video: VideoSource | None = None  # video to video (AnimateDiff)
+
+
+@dataclass
 class Finishing:
     """What turns the raw image into the finished sprite (saved in sprites/ beside the raw one)."""
 
@@ -163,6 +203,7 @@ class Source:
     subject: str = ""
     fields: dict[str, str] = field(default_factory=dict)
     pose: str = ""  # the pose of a pose set this image was made for ("walk-3")
+    frame: int | None = None  # the frame of an animation this picture is; its job makes the whole animation
 
 
 @dataclass
@@ -176,6 +217,7 @@ class GenerationJob:
     passes: Passes = field(default_factory=Passes)
     tiling: Tiling = "off"
     output: OutputKind = "image"
+    animation: Animation | None = None  # required when output is animation or video
     finishing: Finishing = field(default_factory=Finishing)
     source: Source = field(default_factory=Source)
     # Which backend and server made this image ("comfyui http://gpu-3:8188"); empty = this machine.
@@ -377,6 +419,7 @@ def check_limits(job: GenerationJob) -> None:
     if refiner is not None and not 0 < refiner.switch_at < 1:
         raise UserError(f"The refiner switch must be between 0 and 1 (the fraction of steps the base model runs), "
                         f"not {refiner.switch_at:g}.")
+    check_animation(job)
     f = job.finishing
     if not 0 <= f.pixel_grid <= MAX_SIDE or not 0 <= f.palette_size <= 256:
         raise UserError("Finishing needs a pixel grid of 0 to 4096 and a palette of 0 to 256 colours.")
@@ -384,6 +427,57 @@ def check_limits(job: GenerationJob) -> None:
         raise UserError(f"The prompt is longer than {MAX_PROMPT_CHARS} characters.")
     if not job.prompt.text.strip() and not job.prompt.negative.strip() and not job.controls and job.init is None:
         raise UserError("The prompt is empty.")
+
+
+def check_animation(job: GenerationJob) -> None:
+    """The animation's numbers in range, and its parts consistent with the job's output."""
+    a = job.animation
+    if job.output == "image":
+        if a is not None:
+            raise UserError("The job describes an animation but its output is an image: set output to animation.")
+        return
+    if a is None:
+        raise UserError(f"The job's output is {job.output} but it has no animation settings.")
+    if not 1 <= a.frames <= MAX_FRAMES:
+        raise UserError(f"An animation has 1 to {MAX_FRAMES} frames, not {a.frames}.")
+    if not 0 < a.fps <= MAX_FPS:
+        raise UserError(f"The animation speed must be above 0 and at most {MAX_FPS:g} fps, not {a.fps:g}.")
+    if a.context and not 2 <= a.context <= MAX_FRAMES:
+        raise UserError(f"The motion context must be 0 (the adapter's window) or 2 to {MAX_FRAMES} frames, not {a.context}.")
+    for lora in a.motion_loras:
+        if abs(lora.weight) > MAX_LORA_WEIGHT:
+            raise UserError(f"The motion LoRA weight {lora.weight:g} of {lora.path} is outside "
+                            f"-{MAX_LORA_WEIGHT:g} to {MAX_LORA_WEIGHT:g}.")
+    if a.method == "animatediff":
+        if not a.motion_adapter:
+            raise UserError("An AnimateDiff animation needs a motion adapter (--motion-adapter).")
+        if a.svd is not None:
+            raise UserError("Stable Video Diffusion settings belong to method svd, not animatediff.")
+    else:
+        if job.init is None:
+            raise UserError("Stable Video Diffusion animates a picture: give the start image (--image).")
+        if a.motion_adapter or a.motion_loras or a.video is not None:
+            raise UserError("Stable Video Diffusion takes no motion adapter, motion LoRAs or video.")
+        v = a.svd or ImageToVideo()
+        if not 0 <= v.motion_bucket <= 255:
+            raise UserError(f"The motion amount must be between 0 and 255, not {v.motion_bucket}.")
+        if not 0 <= v.noise_aug <= 1:
+            raise UserError(f"The noise augmentation must be between 0 and 1, not {v.noise_aug:g}.")
+        if not 1 <= v.decode_chunk <= MAX_FRAMES:
+            raise UserError(f"The decode chunk must be 1 to {MAX_FRAMES} frames, not {v.decode_chunk}.")
+        if not 0 <= v.min_cfg <= 100:
+            raise UserError(f"The first frame's CFG must be between 0 and 100, not {v.min_cfg:g}.")
+    v = a.video
+    if v is not None:
+        if not 0 < v.denoise <= 1:
+            raise UserError(f"The denoise strength must be above 0 and at most 1, not {v.denoise:g}.")
+        if not 2 <= v.batch_frames <= MAX_FRAMES:
+            raise UserError(f"A batch holds 2 to {MAX_FRAMES} frames, not {v.batch_frames}.")
+        if not 0 <= v.overlap < v.batch_frames:
+            raise UserError(f"The overlap must be at least 0 and fewer than the batch's {v.batch_frames} frames, "
+                            f"not {v.overlap}.")
+    elif a.loop and a.frames < 3:
+        raise UserError(f"A loop needs at least 3 frames, not {a.frames}.")
 
 
 def hires_size(job: GenerationJob) -> tuple[int, int]:

@@ -12,6 +12,7 @@ nothing is resolved on disk): the live prompt preview calls it.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import math
 import random
@@ -23,7 +24,7 @@ from asset_studio.core.compose import (
     clean_text, compose_negative, compose_prompt, field_values, lora_refs, resolve_model, size_for, style_seed,
 )
 from asset_studio.core.job import (
-    MAX_PROMPT_CHARS, MAX_SEED, ControlUnit, Finishing, GenerationJob, HiresFix, InitImage, LoraRef, ModelRef,
+    MAX_PROMPT_CHARS, MAX_SEED, Animation, ControlUnit, Finishing, GenerationJob, HiresFix, InitImage, LoraRef, ModelRef,
     Passes, Prompt, Reference, Refiner, Sampling, Source, check_limits, checked,
 )
 from asset_studio.core.lora_tags import extract_lora_tags, find_lora_by_name
@@ -92,6 +93,9 @@ class AssetRequest:
     references: list[Reference] = field(default_factory=list)  # pictures that steer (IP-Adapter)
     ip_adapter: str | None = None
     image_encoder: str | None = None
+    animation: Animation | None = None  # an animation instead of images (output "animation", or "video")
+    output: str = "image"
+    pose_frames: str = ""  # an animation's pose set (name or folder): one OpenPose control picture per frame
 
 
 def prepare(request: AssetRequest, out_dir: str | Path | None = None, *, preview: bool = False,
@@ -196,7 +200,16 @@ def prepare(request: AssetRequest, out_dir: str | Path | None = None, *, preview
     job.references = [Reference(image=_path_ref(r.image), scale=r.scale, mode=r.mode) for r in request.references]
     job.model.ip_adapter = _path_ref(request.ip_adapter) if request.ip_adapter else None
     job.model.image_encoder = _path_ref(request.image_encoder) if request.image_encoder else None
-    job.controls = _controls(request, layout, tpl, job, out_dir, preview)
+    if request.animation is not None:
+        job.output, job.animation = request.output, _animation(request.animation)
+    if request.pose_frames:
+        job.controls = _pose_frames(request, job, out_dir, preview)
+    elif request.animation is not None and request.animation.video is not None:
+        # video to video: the engine draws each unit's control images from the video's frames
+        job.controls = [ControlUnit(model=_path_ref(c.model), image="", type=c.type or "lineart", scale=float(c.scale),
+                                    start=float(c.start), end=float(c.end)) for c in request.controls]
+    else:
+        job.controls = _controls(request, layout, tpl, job, out_dir, preview)
     if not preview:
         check_limits(job)
     return job
@@ -369,6 +382,40 @@ def _controls(request: AssetRequest, layout, tpl, job: GenerationJob, out_dir, p
         units.append(ControlUnit(model=_path_ref(c.model), image=str(rendered[kind]), type=kind,
                                  scale=float(c.scale), start=float(c.start), end=float(c.end)))
     return units
+
+
+def _animation(a: Animation) -> Animation:
+    """The request's animation with its files as absolute paths (the job re-runs from anywhere)."""
+    out = copy.deepcopy(a)
+    if out.motion_adapter:
+        out.motion_adapter = _path_ref(out.motion_adapter)
+    out.motion_loras = [LoraRef(path=_path_ref(x.path), weight=x.weight, name=x.name or Path(x.path).stem)
+                        for x in out.motion_loras]
+    if out.video is not None:
+        out.video.path = _path_ref(out.video.path)
+    return out
+
+
+def _pose_frames(request: AssetRequest, job: GenerationJob, out_dir, preview: bool) -> list[ControlUnit]:
+    """An animation that walks as a pose set is drawn: every OpenPose ControlNet follows one
+    skeleton per frame (the set repeated as a cycle), drawn into OUT/.controls/<set>-WxH-N/."""
+    if request.animation is None:
+        raise UserError("A pose sequence drives an animation's frames; for one image per pose use --pose-set of generate.")
+    kinds = [c.type or "pose" for c in request.controls]
+    if not kinds:
+        raise UserError("A pose sequence is followed through an OpenPose ControlNet: choose one (--controlnet).")
+    if any(k != "pose" for k in kinds):
+        raise UserError("An animation's pose sequence is followed by OpenPose ControlNets only (--control pose).")
+    folder = ""
+    if not preview:
+        from asset_studio.core.animation import pose_control_frames
+        from asset_studio.core.pose_sets import pose_name
+
+        w, h, n = job.sampling.width, job.sampling.height, request.animation.frames
+        name = f"{pose_name(Path(str(request.pose_frames)).name)}-{w}x{h}-{n}"
+        folder = str(pose_control_frames(str(request.pose_frames), n, w, h, Path(out_dir or "output") / CONTROLS_DIR / name))
+    return [ControlUnit(model=_path_ref(c.model) if not preview else c.model, image=folder, type="pose",
+                        scale=float(c.scale), start=float(c.start), end=float(c.end)) for c in request.controls]
 
 
 def _pose(pose, preview: bool):

@@ -74,6 +74,8 @@ class Frame:
 class Animation:
     name: str
     frames: list[str]  # frame names in play order
+    fps: float | None = None  # its own speed (an animation Asset Studio made says it); None = the export's
+    loop: bool = True
 
 
 @dataclass

@@ -13,6 +13,7 @@ so the caller (the GUI worker, the CLI) sees live progress through a plain itera
 
 from __future__ import annotations
 
+import copy
 import queue
 import threading
 from typing import Callable, Iterator
@@ -22,7 +23,7 @@ from asset_studio.core.job import GenerationJob, check_limits
 from asset_studio.engine import plan as stages
 from asset_studio.errors import UserError
 
-CAPABILITIES = {"txt2img", "img2img", "controlnet", "lora", "vae", "clip_skip", "tiling"}
+CAPABILITIES = {"txt2img", "img2img", "controlnet", "lora", "vae", "clip_skip", "tiling", "animation", "video"}
 _DONE = object()
 
 
@@ -138,10 +139,14 @@ class LocalBackend:
                     emit(Cancelled())
                     return
                 items = [stages.Item(index=start + i, seed=int(s)) for i, s in enumerate(seeds[start:start + size])]
+                if job.animation is not None:  # the base pass hands on each frame as it is decoded
+                    ctx.on_frame = self._frames(job, emit, items[0].index, items[0].seed)
                 for stage in plan:
                     items = stage.run_many(ctx, items)
-                for item in items:  # saved as soon as their batch decodes: a crash loses at most one batch
-                    emit(ImageReady(image=item.image, job=job.for_seed(item.seed), index=item.index, seed=item.seed))
+                if job.animation is None:  # saved as soon as their batch decodes: a crash loses at most one batch
+                    for item in items:
+                        emit(ImageReady(image=item.image, job=job.for_seed(item.seed), index=item.index,
+                                        seed=item.seed))
         finally:
             for undo in reversed(ctx.undo):
                 undo()
@@ -149,12 +154,26 @@ class LocalBackend:
                 stage.release(ctx)
         emit(Finished())
 
+    @staticmethod
+    def _frames(job: GenerationJob, emit, index: int, seed: int):
+        """ctx.on_frame for animation INDEX: one ImageReady per frame, its job naming the frame."""
+        one = job.for_seed(seed)
+        count = job.animation.frames
+
+        def on_frame(frame: int, image) -> None:
+            frame_job = copy.deepcopy(one)
+            frame_job.source.frame = int(frame)
+            emit(ImageReady(image=image, job=frame_job, index=index, seed=seed, frame=int(frame), frame_count=count))
+
+        return on_frame
+
     def _progress(self, ctx, emit, count: int, preview: bool):
         previewer = None
         if preview:
             from asset_studio.engine.preview import Previewer
 
-            previewer = Previewer(ctx.loaded.family, self.device, self.dtype)
+            family = ctx.loaded.family if ctx.loaded is not None else "sd15"  # SVD: an SD-style latent space
+            previewer = Previewer(family, self.device, self.dtype)
 
         def on_progress(step, total, index, latents):
             image = previewer(latents) if previewer is not None else None

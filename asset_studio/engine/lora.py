@@ -428,3 +428,13 @@ def _activate(pipe, active: dict[str, float]) -> None:
                 layer.set_adapter(names)
             for name in names:
                 layer.set_scale(name, active[name])
+
+
+def forget_all(pipe) -> None:
+    """Take every LoRA off PIPE (its layers become plain again); the next apply_loras loads anew."""
+    pipe.unload_lora_weights()
+    _LOADED.pop(pipe, None)
+    for component in ("unet", "text_encoder", "text_encoder_2"):
+        model = getattr(pipe, component, None)
+        if model is not None:
+            _TUNER_LAYERS.pop(model, None)

@@ -41,6 +41,7 @@ class RunContext:
     download: bool = False
     on_progress: Callable | None = None  # (step, total, image_index, latents) per denoising step
     should_cancel: Callable[[], bool] | None = None
+    on_frame: Callable | None = None  # (frame_index, image) as each frame of an animation is decoded
     loaded: Any = None  # engine.loader.LoadedModel
     pipe: Any = None  # the pipeline the base pass calls
     inputs: dict = field(default_factory=dict)  # call arguments every image of the batch shares
@@ -381,8 +382,10 @@ class HiresFix(Stage):
 
 def plan(job: GenerationJob, download: bool = False) -> list[Stage]:
     """The stages JOB needs, in order. Refuses, by name, a part of the job no stage implements."""
-    if job.output != "image":
-        raise UserError(f"The local engine cannot make {job.output}s yet; generate images.")
+    if job.output != "image":  # animations and videos: their own base passes (engine/animate.py)
+        from asset_studio.engine.animate import animation_stages
+
+        return animation_stages(job, download)
     stages: list[Stage] = [LoadModel(download), Loras()]
     stages.append(Img2Img() if job.init is not None else Txt2Img())
     if job.controls:

@@ -27,7 +27,7 @@ def ordered_frames(sheet) -> list:
 
 
 def document(sheet, image_name: str, fps: float) -> dict:
-    duration = max(1, round(1000 / fps))
+    speed = {n: a.fps for a in sheet.animations if a.fps for n in a.frames}  # each animation's own fps
     frames = ordered_frames(sheet)
     index = {f.name: i for i, f in enumerate(frames)}
     tags = []
@@ -46,7 +46,7 @@ def document(sheet, image_name: str, fps: float) -> dict:
                 "trimmed": f.trimmed,
                 "spriteSourceSize": {"x": f.offset_x, "y": f.offset_y, "w": f.w, "h": f.h},
                 "sourceSize": {"w": f.source_w, "h": f.source_h},
-                "duration": duration,
+                "duration": max(1, round(1000 / speed.get(f.name, fps))),
             }
             for i, f in enumerate(frames)
         ],

@@ -40,13 +40,16 @@ def number(value: float) -> str:
     return repr(float(value))  # Godot writes floats with a decimal point: 1.0, 5.0
 
 
-def animations_of(sheet) -> list[tuple[str, list[str]]]:
-    anims = [(a.name, list(a.frames)) for a in sheet.animations]
-    used = {n for _, frames in anims for n in frames}
+def animations_of(sheet) -> list:
+    """The sheet's animations, then its loose frames as one more ("default")."""
+    from asset_studio.core.sheet import Animation
+
+    anims = list(sheet.animations)
+    used = {n for a in anims for n in a.frames}
     rest = [f.name for f in sheet.frames if f.name not in used]
     if rest:
-        name = "default" if all(a != "default" for a, _ in anims) else "frames"
-        anims.append((name, rest))
+        name = "default" if all(a.name != "default" for a in anims) else "frames"
+        anims.append(Animation(name, rest))
     return anims
 
 
@@ -81,13 +84,13 @@ def document(sheet, png_paths: list[Path], tres: Path, fps: float) -> str:
         out.append("")
 
     anim_texts = []
-    for name, frames in animations_of(sheet):
+    for anim in animations_of(sheet):
         frame_texts = [
-            '{\n"duration": 1.0,\n"texture": SubResource("' + sub_ids[n] + '")\n}' for n in frames
+            '{\n"duration": 1.0,\n"texture": SubResource("' + sub_ids[n] + '")\n}' for n in anim.frames
         ]
         anim_texts.append(
-            '{\n"frames": [' + ", ".join(frame_texts) + '],\n"loop": true,\n"name": &' + quote(name)
-            + ',\n"speed": ' + number(fps) + "\n}"
+            '{\n"frames": [' + ", ".join(frame_texts) + '],\n"loop": ' + ("true" if anim.loop else "false")
+            + ',\n"name": &' + quote(anim.name) + ',\n"speed": ' + number(anim.fps or fps) + "\n}"
         )
     out.append("[resource]")
     out.append("animations = [" + ", ".join(anim_texts) + "]")

@@ -61,7 +61,7 @@ def document(sheet, png_paths: list[Path], fps: float, pixels_per_unit: float = 
         "pixelsPerUnit": pixels_per_unit,
         "pages": pages,
         "animations": [
-            {"name": a.name, "fps": fps, "frames": [sprite_name(n) for n in a.frames]} for a in sheet.animations
+            {"name": a.name, "fps": a.fps or fps, "frames": [sprite_name(n) for n in a.frames]} for a in sheet.animations
         ],
     }
 

@@ -1,0 +1,158 @@
+"""Animations as files and as numbers, without torch: frame names, the batches of a long
+video-to-video run and how their overlaps are blended, pose sequences as control frames.
+
+A finished animation is a folder `OUT/00001-<seed>-<slug>/` holding `<slug>-000.png`,
+`<slug>-001.png` … (each with the job inside and its frame index), which core/sheet.find_animations
+reads as one animation named `<slug>`; previews (GIF, WebP, and MP4/WebM for videos) lie beside
+the folder, `OUT/00001-<seed>-<slug>.gif`, so packing the folder never packs a preview.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from asset_studio.errors import UserError
+
+FRAME_DIGITS = 3  # 000 … 999; a longer animation still sorts right (natural order), it only widens
+
+
+def frame_name(slug: str, frame: int) -> str:
+    """The file name of frame FRAME: `<slug>-007.png` (the sheet's sequence rule: prefix, dash, index)."""
+    return f"{slug}-{frame:0{FRAME_DIGITS}d}.png"
+
+
+def frame_paths(folder: Path) -> list[Path]:
+    """The frame files of an animation folder, in frame order (sprites/ and other files left out)."""
+    from asset_studio.core.sheet import _SEQ, natural_key
+
+    found = [p for p in Path(folder).iterdir() if p.is_file() and p.suffix.lower() == ".png" and _SEQ.match(p.stem)]
+    return sorted(found, key=lambda p: natural_key(p.name))
+
+
+def timing_from_jobs(sheet, paths: dict) -> None:
+    """Give each of SHEET's animations the speed and loop flag of the animation job its first
+    frame carries (frames Asset Studio made); other animations keep the export's speed."""
+    from asset_studio.core.library import read_job
+
+    for anim in sheet.animations:
+        path = paths.get(anim.frames[0])
+        if path is None or Path(path).suffix.lower() != ".png":
+            continue
+        try:
+            job = read_job(path)
+        except UserError:  # a frame drawn elsewhere carries no job
+            continue
+        if job.animation is not None:
+            anim.fps, anim.loop = float(job.animation.fps), bool(job.animation.loop)
+
+
+# --- video to video in batches --------------------------------------------------------------------
+
+
+def batch_spans(total: int, batch: int, overlap: int) -> list[tuple[int, int]]:
+    """[start, end) of each batch of at most BATCH frames covering TOTAL frames, neighbours sharing
+    at least OVERLAP frames (our notes' recipe: generate a few extra frames per batch and blend
+    them where batches join). Every batch is full length, so the motion model always has the same
+    context; the batches are spread evenly, so no join gets a sliver of a batch."""
+    if total < 1:
+        raise UserError("The video has no frames.")
+    if not 0 <= overlap < batch:
+        raise UserError(f"The overlap ({overlap}) must be smaller than the batch ({batch} frames).")
+    if total <= batch:
+        return [(0, total)]
+    count = math.ceil((total - overlap) / (batch - overlap))
+    starts = [round(i * (total - batch) / (count - 1)) for i in range(count)]
+    return [(s, s + batch) for s in starts]
+
+
+def join_weights(span: tuple[int, int], previous: tuple[int, int] | None) -> np.ndarray:
+    """The weight of SPAN's frames where it overlaps PREVIOUS: rising linearly across the overlap
+    (so the join cross-fades from the earlier batch to the later one), 1 after it."""
+    start, end = span
+    weights = np.ones(end - start, np.float32)
+    if previous is not None and previous[1] > start:
+        shared = previous[1] - start
+        weights[:shared] = np.arange(1, shared + 1, dtype=np.float32) / (shared + 1)
+    return weights
+
+
+class BatchJoiner:
+    """Joins the batches of a video-to-video run as they come: add() takes the next batch's
+    frames (an array (frames, H, W, C)) and returns the (index, pixels) of every frame that is
+    now final, i.e. no later batch overlaps it, so each frame is saved as soon as it can be."""
+
+    def __init__(self, total: int, batch: int, overlap: int):
+        self.total = total
+        self.spans = batch_spans(total, batch, overlap)
+        self.done = 0  # batches added
+        self.given = 0  # frames handed out
+        self.pending: np.ndarray | None = None  # frames of the last batch a later one still blends into
+
+    def add(self, frames) -> list[tuple[int, np.ndarray]]:
+        if self.done >= len(self.spans):
+            raise ValueError("every batch was already added")
+        start, end = self.spans[self.done]
+        frames = np.asarray(frames, np.float32)
+        if len(frames) != end - start:
+            raise ValueError(f"batch {self.done} has {len(frames)} frames for a span of {end - start}")
+        w = join_weights((start, end), self.spans[self.done - 1] if self.done else None)
+        w = w.reshape(-1, *([1] * (frames.ndim - 1)))
+        mixed = frames.copy()
+        if self.pending is not None:  # the frames from self.given on, as the earlier batches left them
+            shared = min(len(self.pending), end - start)
+            before = self.pending[:shared]
+            mixed[:shared] = before * (1 - w[:shared]) + frames[:shared] * w[:shared]
+        self.done += 1
+        final = self.spans[self.done][0] if self.done < len(self.spans) else self.total
+        out = [(start + j, mixed[j]) for j in range(self.given - start, final - start)]
+        self.given = final
+        self.pending = mixed[final - start:]
+        return out
+
+
+def join_batches(total: int, batch: int, overlap: int, batches: list) -> np.ndarray:
+    """TOTAL frames from BATCHES (arrays (frames, H, W, C), one per span of batch_spans): each
+    frame is its batch's frame, or a cross-fade of two batches where they overlap."""
+    joiner = BatchJoiner(total, batch, overlap)
+    frames = [pixels for frames_ in batches for _, pixels in joiner.add(frames_)]
+    return np.stack(frames)
+
+
+# --- pose sequences as per-frame control images ---------------------------------------------------
+
+
+def pose_control_frames(pose_set: str, frames: int, width: int, height: int, folder: Path) -> Path:
+    """FRAMES OpenPose control images drawn from POSE_SET (a set name like walk-8 or a folder of
+    pose JSON), the poses repeated in order as a cycle, written to FOLDER as 000.png, 001.png …"""
+    from asset_studio.core.outputs import png_writer, write_file
+    from asset_studio.core.pose import scaled
+    from asset_studio.core.pose_render import render_pose
+    from asset_studio.core.pose_sets import load_pose_set
+
+    poses = load_pose_set(pose_set, (width, height))
+    if not poses:
+        raise UserError(f"The pose set {pose_set} holds no poses.")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    drawn = [render_pose(scaled(p.pose, width, height)) for p in poses]
+    for i in range(frames):
+        write_file(folder / f"{i:03d}.png", png_writer(drawn[i % len(drawn)]))
+    return folder
+
+
+def control_frame_files(folder: str | Path, frames: int) -> list[Path]:
+    """The control images of an animation's ControlNet: a folder of FRAMES pictures in name order."""
+    from asset_studio.core.sheet import IMAGE_SUFFIXES, natural_key
+
+    path = Path(folder)
+    if not path.is_dir():
+        raise UserError(f"An animation's ControlNet follows a folder of control frames; {path} is not a folder.")
+    files = sorted((p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
+                   key=lambda p: natural_key(p.name))
+    if len(files) < frames:
+        raise UserError(f"The control folder {path} holds {len(files)} pictures for {frames} frames; "
+                        "give one per frame.")
+    return files[:frames]
