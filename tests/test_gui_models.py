@@ -92,8 +92,9 @@ def test_style_change_fills_parameters_and_keeps_a_locked_seed(form):
     assert (form.steps, form.cfg_scale, form.sampler) == (25, 7.5, "Euler a")
     assert form.seed == 5
     form.seed_locked = False
+    form.seed_mode = "style"
     form.template_id = "icon"
-    assert form.seed != 5, "an unlocked seed shows the style's choice"
+    assert form.seed != 5, "under the style's policy, an unlocked seed shows the style's choice"
     form.style_id = "no-such-style"
     assert form.style_id == "" and form.to_request().style is None
 
@@ -258,7 +259,9 @@ def test_queue_tracks_states_and_reorders_removes_and_cancels(qapp):
     queue.on_loading(1, "Loading the model…")
     queue.on_step(1, 3, 8)
     running = queue.running()
-    assert (running.job_id, running.state, running.step, running.status) == (1, RUNNING, 3, "Step 3 / 8")
+    assert (running.job_id, running.state, running.step, running.status) == (1, RUNNING, 3, "Image 1 of 2 · step 3 / 4")
+    queue.on_step(1, 6, 8)
+    assert (running.image_index, running.image_count, running.status) == (2, 2, "Image 2 of 2 · step 2 / 4")
     assert running.label == "a"
 
     assert queue.move(4, 0)

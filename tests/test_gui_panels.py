@@ -269,6 +269,50 @@ def test_app_theme_follows_the_system_scheme_and_has_an_icon(qtbot, home, monkey
 # --- the Create panel -------------------------------------------------------------------------
 
 
+def _reload_tokens(form) -> bool:
+    """The vocabulary loads on a thread; once it has, the next preview counts exactly."""
+    from asset_studio.gui.model.tokens import ready
+
+    if ready():
+        form.set_field("text", form.field("text") + " ")
+        form.flush_preview()
+    return False
+
+
+def test_wheel_changes_only_a_focused_control(qtbot, home):
+    from PySide6.QtCore import QPoint, QPointF, Qt
+    from PySide6.QtGui import QWheelEvent
+    from PySide6.QtWidgets import QApplication
+
+    from asset_studio.gui.model.create_form import CreateForm
+    from asset_studio.gui.model.queue import JobQueue
+    from asset_studio.gui.ui.create_panel import CreatePanel
+
+    form = CreateForm()
+    panel = CreatePanel(form, JobQueue())
+    qtbot.addWidget(panel)
+    panel.resize(420, 500)
+    panel.show()
+    qtbot.waitExposed(panel)
+
+    def wheel(widget, notches: int = -3):
+        event = QWheelEvent(QPointF(5, 5), QPointF(widget.mapToGlobal(QPoint(5, 5))), QPoint(0, 0),
+                            QPoint(0, 120 * notches), Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier,
+                            Qt.ScrollPhase.NoScrollPhase, False)
+        QApplication.sendEvent(widget, event)
+
+    template, steps = panel.template_combo.currentIndex(), form.steps
+    panel.subject_edit.setFocus()
+    wheel(panel.template_combo)
+    wheel(panel.steps_spin, 3)
+    assert panel.template_combo.currentIndex() == template and form.template_id == ""
+    assert form.steps == steps, "scrolling over the form changed nothing"
+    panel.steps_spin.setFocus()
+    qtbot.waitUntil(panel.steps_spin.hasFocus, timeout=2000)
+    wheel(panel.steps_spin, 2)
+    assert form.steps == steps + 2, "the control being used takes the wheel"
+
+
 def test_create_panel_shows_the_form_and_writes_the_artists_edits_back(qtbot, home):
     from asset_studio.gui.model.create_form import CreateForm
     from asset_studio.gui.model.queue import JobQueue
@@ -300,9 +344,22 @@ def test_create_panel_shows_the_form_and_writes_the_artists_edits_back(qtbot, ho
     assert form.size_auto and panel.width_spin.value() == form.width != 320
     panel.seed_plus.click()
     assert form.seed == 4_000_000_001 and panel.seed_spin.value() == 4_000_000_001
+    panel.resize(420, 900)
+    panel.show()
+    qtbot.waitExposed(panel)
+    qtbot.wait(20)
+    below = panel.reset_btn.mapTo(panel, panel.reset_btn.rect().topLeft()).y()
     with qtbot.waitSignal(form.prompt_preview_changed, timeout=5000):
-        panel.prompt_edit.setPlainText("gold trim")
-    assert panel.final_prompt.text() == form.prompt_preview and "PLAY" in panel.final_prompt.text()
+        panel.prompt_edit.setPlainText("gold trim, " + "shiny " * 60)
+    assert panel.final_prompt.full_text() == form.prompt_preview and "PLAY" in panel.final_prompt.full_text()
+    assert panel.final_prompt.toolTip() == form.prompt_preview
+    qtbot.wait(20)
+    # a long composed prompt is one elided line: the controls below do not move under the pointer
+    assert panel.reset_btn.mapTo(panel, panel.reset_btn.rect().topLeft()).y() == below
+    assert panel.final_prompt.text().endswith("…")
+    # the token counter: CLIP's count, over the 75 it reads
+    qtbot.waitUntil(lambda: form.tokens is not None and form.tokens.exact or _reload_tokens(form), timeout=10_000)
+    assert form.tokens.count > 75 and form.tokens.over and "ignored" in panel.tokens_label.text()
     assert not panel.denoise_spin.isEnabled()
     panel.init_edit.setText("start.png")
     assert panel.denoise_spin.isEnabled() and form.init_image == "start.png"

@@ -92,14 +92,23 @@ def test_generate_shows_image_in_gallery_and_on_disk_and_reruns(qtbot, window):
         assert ImageChops.difference(a.convert("RGB"), b.convert("RGB")).getbbox() is None
     assert w.gallery.model.rowCount() == 2
 
-    # variations: new seeds, one image each
-    w.gallery.variation_count = 2
+    # re-roll and variations: new seeds, as many as the Create tab's batch
+    w.create_panel.batch_spin.setValue(2)
     w.gallery.select_row(0)
     with qtbot.waitSignal(w.job_finished, timeout=JOB_TIMEOUT_MS) as blocker:
-        w.gallery.vary_btn.click()
+        w.gallery.reroll_btn.click()
     seeds = {read_job(p).sampling.seed for p in blocker.args[1]}
-    assert len(blocker.args[1]) == 2 and len(seeds) == 2
+    assert len(blocker.args[1]) == 2 and len(seeds) == 2 and read_job(blocker.args[1][0]).init is None
     assert w.gallery.model.rowCount() == 4
+    w.gallery.view.clearSelection()
+    w.gallery.select_row(3)  # the first image
+    with qtbot.waitSignal(w.job_finished, timeout=JOB_TIMEOUT_MS) as blocker:
+        w.gallery.vary_btn.click()
+    made = [read_job(p) for p in blocker.args[1]]
+    assert len(made) == 2 and len({j.sampling.seed for j in made}) == 2
+    assert all(j.init is not None and Path(j.init.image).name == path.name and j.init.denoise == 0.35 for j in made), \
+        "variations are img2img of the selected image at a low denoise"
+    assert w.gallery.model.rowCount() == 6
 
 
 def test_gui_thread_stays_responsive_while_generating(qtbot, window):
@@ -141,14 +150,14 @@ def test_cancel_stops_within_a_step_and_next_job_runs(qtbot, window):
     w.create_panel.steps_spin.setValue(150)
     w.create_panel.subject_edit.setText("long job")
     w.create_panel.generate_btn.click()
-    qtbot.waitUntil(lambda: w.create_panel.progress.format().startswith("Step"), timeout=JOB_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: "step" in w.create_panel.progress_text.full_text().lower(), timeout=JOB_TIMEOUT_MS)
     assert w.create_panel.cancel_btn.isEnabled()
     steps = []
     w.worker.step.connect(lambda jid, s, t, img: steps.append(s))
     with qtbot.waitSignal(w.job_cancelled, timeout=10_000):
         w.create_panel.cancel_btn.click()
     assert len(steps) <= 2, "cancel stops within a step"
-    assert w.create_panel.progress.format() == "Cancelled"
+    assert w.create_panel.progress_text.full_text().startswith("Cancelled")
     assert w.gallery.model.rowCount() == 1  # only the warm-up image
     w.create_panel.steps_spin.setValue(2)
     _, paths = _generate(qtbot, w, "after cancel")
@@ -336,7 +345,7 @@ def test_window_opens_on_the_existing_library_and_keyboard_drives_it(qtbot, stud
         qtbot.waitUntil(w.isActiveWindow, timeout=5000)  # window shortcuts need the active window
         w.create_panel.subject_edit.setFocus()
         qtbot.keyClick(w.create_panel.subject_edit, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
-        qtbot.waitUntil(lambda: w.create_panel.progress.format().startswith("Step"), timeout=60_000)
+        qtbot.waitUntil(lambda: "step" in w.create_panel.progress_text.full_text().lower(), timeout=60_000)
         with qtbot.waitSignal(w.job_cancelled, timeout=10_000):
             qtbot.keyClick(w.create_panel.subject_edit, Qt.Key.Key_Escape)
     finally:

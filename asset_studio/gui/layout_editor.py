@@ -214,7 +214,11 @@ class LayoutEditor(QWidget):
 
         self.props_box = QGroupBox("Properties")
         self.props_form = QFormLayout(self.props_box)
+        # Rows keep their natural height (the panel scrolls), never squeezed into clipped fields.
+        self.props_form.setSizeConstraint(QFormLayout.SizeConstraint.SetMinimumSize)
+        self.props_form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         props_scroll = QScrollArea()
+        props_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         props_scroll.setWidgetResizable(True)
         props_scroll.setWidget(self.props_box)
         props_scroll.setMinimumWidth(260)
