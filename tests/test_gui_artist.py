@@ -380,3 +380,22 @@ def test_token_counter_is_clips_count_without_torch():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                             cwd=Path(__file__).resolve().parents[1])
     assert result.stdout.split() == ["False", "False"]
+
+
+def test_finishing_is_the_styles_until_the_artist_changes_it_for_a_run(form):
+    from asset_studio.core.request import prepare
+
+    form.style_id = "pixel-art"  # removes the background
+    form.template_id = "icon"
+    form.subject = "gem"
+    assert form.remove_background and form.to_request().overrides.finishing == {}, "the style decides"
+    form.remove_background = False  # this run: keep the background
+    form.palette_size = 16
+    request = form.to_request()
+    assert request.overrides.finishing == {"remove_background": False, "palette_size": 16}
+    job = prepare(request, preview=True)
+    assert not job.finishing.remove_background and job.finishing.palette_size == 16
+    form.style_id = "cel-shaded"
+    assert not form.remove_background, "a style change keeps the artist's choice"
+    form.reset_to_style()
+    assert form.remove_background and form.palette_size == 0 and form.to_request().overrides.finishing == {}

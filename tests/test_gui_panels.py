@@ -363,3 +363,25 @@ def test_create_panel_shows_the_form_and_writes_the_artists_edits_back(qtbot, ho
     assert not panel.denoise_spin.isEnabled()
     panel.init_edit.setText("start.png")
     assert panel.denoise_spin.isEnabled() and form.init_image == "start.png"
+
+
+def test_style_editor_marks_unsaved_changes_and_a_new_pack_id_follows_its_name(qtbot, home):
+    from asset_studio.gui.style_editor import StyleEditor
+
+    editor = StyleEditor()
+    qtbot.addWidget(editor)
+    editor.new_pack()
+    assert not editor.is_dirty() and editor.save_btn.text() == "Save"
+    editor.name_edit.clear()
+    qtbot.keyClicks(editor.name_edit, "Retro Icons")
+    assert editor.id_edit.text() == "retro-icons", "an unsaved pack's id follows its name"
+    assert editor.is_dirty() and editor.save_btn.text().endswith("•")
+    editor.save()
+    assert not editor.is_dirty() and editor.pack.id == "retro-icons"
+    editor.steps_spin.setValue(12)
+    editor.steps_spin.editingFinished.emit()
+    assert editor.is_dirty()
+    qtbot.keyClicks(editor.id_edit, "-v2")
+    editor.name_edit.clear()
+    qtbot.keyClicks(editor.name_edit, "Other")
+    assert editor.id_edit.text() == "retro-icons-v2", "a saved pack keeps its id"

@@ -496,6 +496,7 @@ class SheetExportDialog(QDialog):
         from asset_studio.core.exporters import FORMATS
 
         self.setWindowTitle("Export sprite sheet")
+        self.resize(820, 480)  # room for the sheet preview
         self.paths = list(paths)
         self.model = SheetExportModel(self.paths, Path(output_dir) / "sheets" / "sheet.png", self)
         # ask(text) -> bool: the overwrite question (a message box; tests answer it)

@@ -186,6 +186,12 @@ class ModelManager(QWidget):
         cat_box = QGroupBox("Download (catalog: models/catalog.toml)")
         cb = QVBoxLayout(cat_box)
         cb.addWidget(self.catalog_tree, 1)
+        # The selected model's description, in the page (not only as a tooltip).
+        self.description = QLabel("Select a model to read what it is for.")
+        self.description.setWordWrap(True)
+        self.description.setFixedHeight(self.description.fontMetrics().lineSpacing() * 2 + 6)
+        self.description.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        cb.addWidget(self.description)
         row2 = QHBoxLayout()
         row2.addWidget(self.download_btn)
         row2.addWidget(self.cancel_btn)
@@ -303,6 +309,10 @@ class ModelManager(QWidget):
                 self.catalog_tree.setCurrentItem(self.catalog_tree.topLevelItem(i))
 
     def _update_buttons(self) -> None:
+        entry = self._selected_entry()
+        if entry is not None:
+            licence = f" Licence: {entry.license}." if entry.license else ""
+            self.description.setText(f"{entry.name}: {entry.description or 'no description.'}{licence}")
         busy = self._downloading is not None
         self.download_btn.setEnabled(not busy and self._selected_entry() is not None)
         self.cancel_btn.setEnabled(busy)

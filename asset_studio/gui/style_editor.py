@@ -310,7 +310,49 @@ class StyleEditor(QWidget):
         splitter.setSizes([240, 900])
         layout = QVBoxLayout(self)
         layout.addWidget(splitter)
+        self._dirty = False
+        self._filling = False
+        self._id_typed = False  # the artist typed the id: a new name no longer renames it
+        self._watch(form)
         self.reload()
+
+    # --- unsaved changes ----------------------------------------------------------------------
+
+    def _watch(self, form: QWidget) -> None:
+        """Any edit of the form marks the pack unsaved (the Save button and the title say so)."""
+        from PySide6.QtWidgets import QAbstractSpinBox, QCheckBox, QComboBox, QPlainTextEdit
+
+        for w in form.findChildren(QWidget):
+            signal = (w.textChanged if isinstance(w, (QLineEdit, QPlainTextEdit)) else
+                      w.currentTextChanged if isinstance(w, QComboBox) else
+                      w.toggled if isinstance(w, QCheckBox) else
+                      w.editingFinished if isinstance(w, QAbstractSpinBox) else None)
+            if signal is not None:
+                signal.connect(self._edited)
+        self.loras.itemChanged.connect(self._edited)
+        self.id_edit.textEdited.connect(lambda _t: setattr(self, "_id_typed", True))
+        self.name_edit.textEdited.connect(self._name_edited)
+
+    def _edited(self, *_args) -> None:
+        if not self._filling:
+            self.set_dirty(True)
+
+    def _name_edited(self, name: str) -> None:
+        # A pack not saved under its own id yet follows its name: "My Pixels" → my-pixels.
+        if self._id_typed or (self.pack is not None and self.pack.folder is not None and is_user_pack(self.pack)):
+            return
+        from asset_studio.core.library import slugify
+
+        self.id_edit.setText(_unique_id(slugify(name) or "style", {p.id for p in self.packs}))
+
+    def is_dirty(self) -> bool:
+        return self._dirty
+
+    def set_dirty(self, dirty: bool) -> None:
+        self._dirty = bool(dirty)
+        self.save_btn.setText("Save •" if dirty else "Save")
+        self.save_btn.setToolTip("Unsaved changes: save the pack into your styles folder." if dirty
+                                 else "Save the pack into your styles folder.")
 
     # --- list -------------------------------------------------------------------------------
 
@@ -340,7 +382,13 @@ class StyleEditor(QWidget):
     def edit(self, pack: StylePack) -> None:
         self.pack = copy.deepcopy(pack)
         self._pending_loras = []
-        self._fill(self.pack)
+        self._filling = True
+        try:
+            self._fill(self.pack)
+        finally:
+            self._filling = False
+        self._id_typed = False
+        self.set_dirty(False)
 
     # --- form <-> pack ----------------------------------------------------------------------
 
@@ -494,6 +542,7 @@ class StyleEditor(QWidget):
             self._say(f"Could not save the pack: {exc}")
             return None
         self._pending_loras = []
+        self.set_dirty(False)
         self._say(f"Saved {pack.name} to {target}.")
         self._saved(pack.id)
         return target

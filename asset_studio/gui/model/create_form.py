@@ -27,15 +27,18 @@ DEFAULTS = {
     "style_id": "", "template_id": "", "subject": "", "extra_prompt": "", "negative": "", "model": "",
     "width": 512, "height": 512, "size_auto": True, "steps": 25, "cfg_scale": 7.0, "sampler": "Euler a",
     "seed": 0, "seed_locked": False, "seed_mode": "new", "count": 1, "init_image": "", "denoise": 0.6, "lora_weight": 1.0,
+    # finishing (the sprite made from the raw image): the style's and template's, until the artist sets one
+    "remove_background": False, "trim": False, "pixel_grid": 0, "palette_size": 0,
 }
+FINISHING = ("remove_background", "trim", "pixel_grid", "palette_size")
 # Changes that cannot alter the composed prompt do not recompute the preview.
-_NOT_IN_PROMPT = {"seed", "seed_locked", "seed_mode", "width", "height", "size_auto", "steps", "cfg_scale", "sampler",
+_NOT_IN_PROMPT = {"seed", "seed_locked", "seed_mode", *FINISHING, "width", "height", "size_auto", "steps", "cfg_scale", "sampler",
                   "count", "denoise", "lora_weight", "model", "negative", "init_image"}
 
 
 # The values the style and template fill in; once the artist sets one, theirs is kept
 # (fill_from_style skips it) until "Reset to style".
-STYLE_FILLED = ("steps", "cfg_scale", "sampler")
+STYLE_FILLED = ("steps", "cfg_scale", "sampler", *FINISHING)
 # Unlocked seeds: "new" = a new random seed on every press; "style" = the style's seed policy
 # (per-asset: the same subject always gets the same seed; fixed; random).
 SEED_MODES = ("new", "style")
@@ -104,6 +107,10 @@ class CreateForm(QObject):
     init_image = _value("init_image")
     denoise = _value("denoise")
     lora_weight = _value("lora_weight")
+    remove_background = _value("remove_background")
+    trim = _value("trim")
+    pixel_grid = _value("pixel_grid")
+    palette_size = _value("palette_size")
 
     def _set(self, name: str, value) -> None:
         if self._values[name] == value:
@@ -267,7 +274,7 @@ class CreateForm(QObject):
             self._set("height", s.height)
         for name in STYLE_FILLED:
             if name not in self._artist_set:  # a value the artist set is theirs
-                self._set(name, getattr(s, name))
+                self._set(name, getattr(job.finishing if name in FINISHING else s, name))
         if not self.seed_locked and self.seed_mode == "style":
             self._set("seed", s.seed)  # the seed the style's policy gives this subject
 
@@ -358,6 +365,8 @@ class CreateForm(QObject):
         lora_scale = None
         if pack is not None and pack.loras and self.lora_weight != pack.loras[0].weight:
             lora_scale = self.lora_weight / (pack.loras[0].weight or 1.0)
+        # Finishing the artist changed in the Create tab for this run; the rest stays the style's.
+        overrides.finishing = {name: self._values[name] for name in FINISHING if name in self._artist_set}
         request = AssetRequest(subject=subject, style=pack, template=tpl, fields=self.field_values(),
                                model=self.model.strip() or None, extra_prompt=extra, overrides=overrides,
                                lora_scale=lora_scale)

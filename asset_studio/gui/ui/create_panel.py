@@ -114,6 +114,7 @@ class CreatePanel(QWidget):
         outer.addWidget(self._style_box())
         outer.addWidget(self._asset_box())
         outer.addWidget(self._params_box())
+        outer.addWidget(self._finishing_box())
         outer.addStretch(1)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
@@ -132,7 +133,7 @@ class CreatePanel(QWidget):
         self._rebuild_fields()
         for name in ("subject", "extra_prompt", "negative", "model", "width", "height", "size_auto", "steps",
                      "cfg_scale", "sampler", "seed", "seed_locked", "seed_mode", "count", "init_image", "denoise",
-                     "lora_weight"):
+                     "lora_weight", "remove_background", "trim", "pixel_grid", "palette_size"):
             self._sync(name)
         self._show_style()
         self._show_layout()
@@ -307,6 +308,26 @@ class CreatePanel(QWidget):
                 label.setToolTip(field.toolTip())
         return box
 
+    def _finishing_box(self) -> QGroupBox:
+        """The sprite made from each raw image (saved in sprites/): the style's choice, per run."""
+        box = QGroupBox("Finishing (the sprite)")
+        box.setToolTip("What turns each raw image into the finished sprite in sprites/. The style and template "
+                       "decide until you change one here.")
+        fl = QFormLayout(box)
+        self.cutout_box = QCheckBox("Remove the background")
+        self.trim_box = QCheckBox("Trim transparent edges")
+        self.pixel_spin = _spin(0, 512, 0, 8, "Snap to a pixel grid of this many logical pixels on the longer side (0 = off).")
+        self.pixel_spin.setSpecialValueText("off")
+        self.palette_spin = _spin(0, 256, 0, 4, "Reduce to this many colours (0 = off).")
+        self.palette_spin.setSpecialValueText("off")
+        row = QHBoxLayout()
+        row.addWidget(self.cutout_box)
+        row.addWidget(self.trim_box)
+        fl.addRow(row)
+        fl.addRow("Pixel grid", self.pixel_spin)
+        fl.addRow("Palette", self.palette_spin)
+        return box
+
     def _generate_bar(self) -> QWidget:
         self.generate_btn = QPushButton("Generate")
         self.generate_btn.setToolTip("Generate (Ctrl+Enter). Press again while running to queue more.")
@@ -375,6 +396,10 @@ class CreatePanel(QWidget):
         self.denoise_spin.valueChanged.connect(edit(lambda v: setattr(f, "denoise", round(v, 2))))
         self.lora_weight.valueChanged.connect(edit(lambda v: setattr(f, "lora_weight", round(v, 3))))
         self.reset_btn.clicked.connect(f.reset_to_style)
+        self.cutout_box.toggled.connect(edit(lambda on: setattr(f, "remove_background", on)))
+        self.trim_box.toggled.connect(edit(lambda on: setattr(f, "trim", on)))
+        self.pixel_spin.valueChanged.connect(edit(lambda v: setattr(f, "pixel_grid", v)))
+        self.palette_spin.valueChanged.connect(edit(lambda v: setattr(f, "palette_size", v)))
         self.generate_btn.clicked.connect(self.generate_requested)
         self.cancel_btn.clicked.connect(self.cancel_requested)
 
@@ -438,6 +463,14 @@ class CreatePanel(QWidget):
                 self.denoise_spin.setValue(f.denoise)
             elif name == "lora_weight":
                 self.lora_weight.setValue(f.lora_weight)
+            elif name == "remove_background":
+                self.cutout_box.setChecked(f.remove_background)
+            elif name == "trim":
+                self.trim_box.setChecked(f.trim)
+            elif name == "pixel_grid":
+                self.pixel_spin.setValue(f.pixel_grid)
+            elif name == "palette_size":
+                self.palette_spin.setValue(f.palette_size)
             if name in ("seed", "seed_locked", "seed_mode", "style_id"):
                 self.seed_rule.set_text(f.seed_rule())
             if name in ("width", "height") and self.layout_badge.isVisible():
