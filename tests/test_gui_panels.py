@@ -385,3 +385,52 @@ def test_style_editor_marks_unsaved_changes_and_a_new_pack_id_follows_its_name(q
     editor.name_edit.clear()
     qtbot.keyClicks(editor.name_edit, "Other")
     assert editor.id_edit.text() == "retro-icons-v2", "a saved pack keeps its id"
+
+
+def test_viewer_canvas_zooms_pans_and_drags_the_split(qtbot, home):
+    from PySide6.QtCore import QPoint, QPointF, Qt
+    from PySide6.QtGui import QColor, QImage, QWheelEvent
+    from PySide6.QtWidgets import QApplication
+
+    from asset_studio.gui.ui.viewer import Viewer
+
+    viewer = Viewer()
+    qtbot.addWidget(viewer)
+    viewer.resize(400, 330)
+    viewer.show()
+    qtbot.waitExposed(viewer)
+    red, blue = QImage(16, 16, QImage.Format.Format_RGBA8888), QImage(16, 16, QImage.Format.Format_RGBA8888)
+    red.fill(QColor("red"))
+    blue.fill(QColor("blue"))
+    viewer.state.show_image(red, "red.png", "red.png")
+    assert viewer.nearest_box.isChecked(), "a 16 px image is pixel art: nearest-neighbour"
+    canvas = viewer.canvas
+    centre = QPointF(canvas.width() / 2, canvas.height() / 2)
+    event = QWheelEvent(centre, QPointF(canvas.mapToGlobal(centre.toPoint())), QPoint(0, 0), QPoint(0, 120),
+                        Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
+    fit = viewer.state.effective_zoom(canvas.width(), canvas.height())
+    QApplication.sendEvent(canvas, event)
+    assert viewer.state.zoom > fit
+    qtbot.mousePress(canvas, Qt.MouseButton.LeftButton, pos=QPoint(100, 100))
+    qtbot.mouseMove(canvas, QPoint(130, 110))
+    qtbot.mouseRelease(canvas, Qt.MouseButton.LeftButton, pos=QPoint(130, 110))
+    assert viewer.state.pan == (30.0, 10.0)
+    viewer.fit_btn.click()
+    assert viewer.state.zoom is None and viewer.state.pan == (0.0, 0.0)
+
+    viewer.state.set_compare(blue, "red", "blue")
+    assert viewer.compare_btn.isChecked()
+    rect = canvas.image_rect()
+    x = int(canvas.split_x())
+    y = int(rect.center().y())
+    qtbot.mousePress(canvas, Qt.MouseButton.LeftButton, pos=QPoint(x, y))
+    qtbot.mouseMove(canvas, QPoint(int(rect.left() + rect.width() * 0.25), y))
+    qtbot.mouseRelease(canvas, Qt.MouseButton.LeftButton, pos=QPoint(int(rect.left() + rect.width() * 0.25), y))
+    assert viewer.state.split == pytest.approx(0.25, abs=0.02)
+    shot = canvas.grab().toImage()
+    left = shot.pixelColor(int(rect.left() + rect.width() * 0.1), y)
+    right = shot.pixelColor(int(rect.left() + rect.width() * 0.6), y)
+    assert (left.red(), left.blue()) == (255, 0) and (right.red(), right.blue()) == (0, 255), "A left, B right"
+
+    viewer.state.show_step(red, "step 3 / 10")
+    assert viewer.caption.text().startswith("Preview")
