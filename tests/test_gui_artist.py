@@ -399,3 +399,15 @@ def test_finishing_is_the_styles_until_the_artist_changes_it_for_a_run(form):
     assert not form.remove_background, "a style change keeps the artist's choice"
     form.reset_to_style()
     assert form.remove_background and form.palette_size == 0 and form.to_request().overrides.finishing == {}
+
+
+def test_a_style_of_another_family_than_the_model_is_named(form, tiny_sd15_dir):
+    form.style_id = "hand-painted-fantasy"  # an SDXL style
+    form.model = str(tiny_sd15_dir)
+    warning = form.family_warning()
+    assert "SDXL" in warning and "SD 1.5" in warning
+    form.style_id = "pixel-art"  # SD 1.5
+    assert form.family_warning() == ""
+    form.model = "not/on-this-computer"
+    form.style_id = "hand-painted-fantasy"
+    assert form.family_warning() == "", "an unknown model is the backend's to check, not guessed at"

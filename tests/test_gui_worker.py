@@ -183,3 +183,16 @@ def test_notices_reach_the_queue_and_the_window(qtbot, tmp_path):
         assert queue.entry(job_id).notices == notices
     finally:
         w.shutdown()
+
+
+def test_a_cutout_that_removed_almost_everything_is_reported():
+    from PIL import Image
+
+    from asset_studio.gui.worker import cutout_warning
+
+    empty = Image.new("RGBA", (100, 100), (0, 0, 0, 0))
+    empty.paste(Image.new("RGBA", (1, 1), (255, 0, 0, 255)), (50, 50))
+    assert "kept 0.0%" in cutout_warning(empty, "00001-gem.png") and "00001-gem.png" in cutout_warning(empty, "00001-gem.png")
+    kept = Image.new("RGBA", (100, 100), (0, 0, 0, 0))
+    kept.paste(Image.new("RGBA", (30, 30), (255, 0, 0, 255)), (10, 10))
+    assert cutout_warning(kept, "x.png") == "" and cutout_warning(Image.new("RGB", (4, 4)), "x.png") == ""

@@ -10,6 +10,7 @@ core.control_image from the same model, so the preview is what the ControlNet re
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
@@ -34,10 +35,12 @@ class LayoutCommand(QUndoCommand):
     """One undoable change: the whole layout before and after (layouts are small)."""
 
     MERGE_ID = 4004
+    MERGE_WINDOW_S = 1.5  # edits of one field closer together than this are one step (a burst of typing)
 
     def __init__(self, editor: "LayoutEditor", before: dict, after: dict, text: str, merge_key=None):
         super().__init__(text)
         self.editor, self.before, self.after, self.merge_key = editor, before, after, merge_key
+        self.stamp = time.monotonic()
 
     def redo(self) -> None:
         self.editor._apply(self.after)
@@ -50,9 +53,12 @@ class LayoutCommand(QUndoCommand):
 
     def mergeWith(self, other) -> bool:
         # Typing in a field or dragging a spin box is one step to undo, not one per keystroke.
+        # A pause ends the burst: typing a word, pausing, typing another are two steps.
         if getattr(other, "merge_key", None) != self.merge_key:
             return False
-        self.after = other.after
+        if getattr(other, "stamp", 0.0) - self.stamp > self.MERGE_WINDOW_S:
+            return False
+        self.after, self.stamp = other.after, other.stamp
         return True
 
 
@@ -509,6 +515,10 @@ class LayoutEditor(QWidget):
     def _centre_box(self, w: float, h: float) -> Box:
         lw, lh = self._layout.width, self._layout.height
         w, h = min(w, lw), min(h, lh)
+        if self.snap:  # a new element lands on the grid, like everything dragged there
+            g = self.grid
+            w, h = min(self.snap_size(w), lw), min(self.snap_size(h), lh)
+            return Box(round((lw - w) / 2 / g) * g, round((lh - h) / 2 / g) * g, round(w), round(h))
         return Box(round((lw - w) / 2), round((lh - h) / 2), round(w), round(h))
 
     def add_text(self, text: str = "TEXT", font: str | None = None) -> int:

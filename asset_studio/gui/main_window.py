@@ -101,6 +101,7 @@ class MainWindow(QMainWindow):
         self._restore()
         self.model_manager.refresh()
         self.library.refresh()  # the library as it is on disk; thumbnails load as rows are painted
+        self._build_status_progress()
         self.statusBar().showMessage(f"Output folder: {self.output_dir}")
 
     # --- building ---------------------------------------------------------------------------
@@ -113,6 +114,28 @@ class MainWindow(QMainWindow):
             splitter.setStretchFactor(i, stretch[i])
         splitter.setSizes(sizes)
         return splitter
+
+    def _build_status_progress(self) -> None:
+        """The running job's progress in the status bar, so it shows on every tab (Layout, Styles…)."""
+        from PySide6.QtWidgets import QProgressBar
+
+        self.status_progress = QProgressBar()
+        self.status_progress.setFixedWidth(140)
+        self.status_progress.setFixedHeight(12)
+        self.status_progress.setTextVisible(False)
+        self.status_progress.setVisible(False)
+        self.statusBar().addPermanentWidget(self.status_progress)
+
+        def update(job_id: int) -> None:
+            entry = self.queue.entry(job_id)
+            running = entry is not None and entry.state == "running"
+            self.status_progress.setVisible(running or bool(self.queue.waiting()))
+            if running:
+                self.status_progress.setRange(0, max(1, entry.total) if entry.step else 0)
+                self.status_progress.setValue(entry.step)
+                self.status_progress.setToolTip(f"{entry.label}: {entry.status}")
+
+        self.queue.entry_changed.connect(update)
 
     def _build_layout_tab(self):
         """The layout editor with the ControlNet that follows it; absent in a build without it."""

@@ -88,6 +88,24 @@ def default_backend_factory(device: str | None) -> object:
     return backend
 
 
+CUTOUT_KEPT_MIN = 0.02  # a sprite with less than this share of visible pixels lost its subject
+
+
+def cutout_warning(sprite, name: str) -> str:
+    """A sentence when the finished sprite kept almost nothing (the background removal took the
+    subject too); "" otherwise. Runs in the worker thread (numpy over the alpha channel)."""
+    if "A" not in sprite.getbands():
+        return ""
+    import numpy as np
+
+    alpha = np.asarray(sprite.getchannel("A"))
+    kept = float(np.count_nonzero(alpha > 8)) / max(1, alpha.size)
+    if kept >= CUTOUT_KEPT_MIN:
+        return ""
+    return (f"The cut-out of {name} kept {kept:.1%} of the image: the background removal took the subject too. "
+            "The raw image is kept (Raw images in the gallery); try another background method in the style.")
+
+
 def available_devices() -> list[str]:
     """The devices torch can use here (checked in the worker thread: the GUI never imports torch)."""
     found = []
@@ -262,6 +280,10 @@ class GenerationWorker(QObject):
                 paths.append(str(event.raw))
                 # Decoded here, not on the GUI thread: a large PNG takes tens of ms to read back.
                 self.image_saved.emit(job_id, str(event.raw), pil_to_qimage(event.image, SHOWN_MAX))
+                if event.sprite is not None:
+                    warning = cutout_warning(event.image, Path(event.raw).name)
+                    if warning:
+                        self.notice.emit(job_id, warning)
             elif isinstance(event, Loading):
                 self.loading.emit(job_id, event.what)
             elif isinstance(event, Notice):

@@ -8,6 +8,8 @@ prompt preview is computed by that same prepare(preview=True), once per burst of
 from __future__ import annotations
 
 import random
+from functools import lru_cache
+from pathlib import Path
 
 from PySide6.QtCore import QCoreApplication, QObject, QTimer, Signal
 
@@ -47,6 +49,22 @@ POLICY_TEXT = {
     "fixed": "fixed: every image of this style starts from the style's seed",
     "random": "random: a new seed every time",
 }
+
+
+@lru_cache(maxsize=64)
+def _family_cached(ref: str, stamp: float) -> str | None:
+    from asset_studio.core.request import model_family
+
+    return model_family(ref)
+
+
+def _model_family(ref: str) -> str | None:
+    """The model's family from its files (a header read), cached while the file is unchanged."""
+    try:
+        stamp = Path(ref).expanduser().stat().st_mtime
+    except OSError:
+        stamp = 0.0
+    return _family_cached(ref, stamp)
 
 
 def _value(name: str):
@@ -342,6 +360,21 @@ class CreateForm(QObject):
         """After a generate: an unlocked seed shows the one the style chose, ready to lock."""
         if not self.seed_locked:
             self._set("seed", job.sampling.seed)
+
+    def family_warning(self) -> str:
+        """A sentence when the style is made for another model family than the chosen model's
+        (an SDXL style on an SD 1.5 model: its LoRAs do not load, its sizes are wrong); else ""."""
+        pack, ref = self.current_style(), self.model.strip()
+        if pack is None or not ref:
+            return ""
+        found = _model_family(ref)
+        if found is None or found == pack.family:
+            return ""
+        from asset_studio.core import families
+
+        what = "its LoRAs will not load and its sizes do not fit" if pack.loras else "its sizes do not fit"
+        return (f"The style {pack.name} is made for {families.label(pack.family)} models, but this model is "
+                f"{families.label(found)}: {what}. Choose a {families.label(pack.family)} model or another style.")
 
     # --- the request ---------------------------------------------------------------------------
 

@@ -240,6 +240,9 @@ class CreatePanel(QWidget):
         self.model_combo.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
         self.model_combo.setToolTip(TIPS["model"])
         self.model_combo.lineEdit().setPlaceholderText("the style's recommended model")
+        self.family_note = two_line_label()
+        self.family_note.setStyleSheet("color: #e0a040; font-size: 11px;")
+        self.family_note.setVisible(False)
         self.width_spin = _spin(64, 2048, 512, 8, TIPS["size"])
         self.height_spin = _spin(64, 2048, 512, 8, TIPS["size"])
         self.size_auto_btn = QToolButton()
@@ -297,7 +300,11 @@ class CreatePanel(QWidget):
         self.denoise_spin = _double(0.0, 1.0, 0.6, 0.05, TIPS["denoise"])
         self.reset_btn = QPushButton("Reset to style")
         self.reset_btn.setToolTip("Fill the parameters (and an automatic size) from the style pack and template again.")
-        for label, field in (("Model", self.model_combo), ("Size", size_row), ("Steps", self.steps_spin),
+        model_box = QVBoxLayout()
+        model_box.setSpacing(2)
+        model_box.addWidget(self.model_combo)
+        model_box.addWidget(self.family_note)
+        for label, field in (("Model", model_box), ("Size", size_row), ("Steps", self.steps_spin),
                              ("CFG", self.cfg_spin), ("Sampler", self.sampler_combo), ("Seed", seed_box),
                              ("Batch", self.batch_spin), ("Init image", init_row), ("Denoise", self.denoise_spin)):
             pl.addRow(label, field)
@@ -471,6 +478,10 @@ class CreatePanel(QWidget):
                 self.pixel_spin.setValue(f.pixel_grid)
             elif name == "palette_size":
                 self.palette_spin.setValue(f.palette_size)
+            if name in ("model", "style_id"):
+                warning = f.family_warning()
+                self.family_note.set_text(warning)
+                self.family_note.setVisible(bool(warning))
             if name in ("seed", "seed_locked", "seed_mode", "style_id"):
                 self.seed_rule.set_text(f.seed_rule())
             if name in ("width", "height") and self.layout_badge.isVisible():
