@@ -411,3 +411,28 @@ def test_a_style_of_another_family_than_the_model_is_named(form, tiny_sd15_dir):
     form.model = "not/on-this-computer"
     form.style_id = "hand-painted-fantasy"
     assert form.family_warning() == "", "an unknown model is the backend's to check, not guessed at"
+
+
+def test_a_gallery_image_becomes_a_preview_of_the_artists_own_style(home):
+    from asset_studio.core.stylepack import find_style, save_stylepack, user_styles_dir
+    from asset_studio.gui.model.style_previews import add_preview
+
+    image = home / "gem.png"
+    Image.new("RGBA", (512, 512), (200, 40, 40, 255)).save(image)
+    bundled = find_style("pixel-art")
+    with pytest.raises(UserError, match="bundled and read-only"):
+        add_preview(bundled, image)
+    with pytest.raises(UserError, match="Choose a style pack"):
+        add_preview(None, image)
+    import copy
+
+    mine = copy.deepcopy(bundled)
+    mine.id, mine.name, mine.previews = "my-pixels", "My pixels", []
+    folder = user_styles_dir() / "my-pixels"
+    save_stylepack(mine, folder)
+    mine.folder = folder
+    saved = add_preview(mine, image)
+    assert saved.previews == ["previews/gem.png"]
+    with Image.open(folder / "previews" / "gem.png") as im:
+        assert max(im.size) == 256, "stored small: a preview, not an asset"
+    assert find_style("my-pixels").previews == ["previews/gem.png"]

@@ -270,6 +270,7 @@ class GalleryWidget(QWidget):
     rerun_requested = Signal(object)  # GenerationJob
     export_requested = Signal(list)  # [Path]: the files to pack (the sprites by default)
     current_changed = Signal(object)  # the LibraryEntry selected alone, or None
+    style_preview_requested = Signal(object)  # Path: make this image the current style's preview
     message = Signal(str)
 
     def __init__(self, library: Library | Path, parent=None):
@@ -338,6 +339,11 @@ class GalleryWidget(QWidget):
         self.delete_btn = QPushButton("Delete")
         self.delete_btn.setToolTip(f"Move the selected images (raw and sprite) to {TRASH_DIR}/ inside the output "
                                    "folder; Undo delete puts them back.")
+        self.preview_btn = QPushButton("Style preview")
+        self.preview_btn.setToolTip("Use this image as a preview picture of the Create tab's style pack "
+                                    "(your own packs; duplicate a bundled one first).")
+        self.preview_btn.clicked.connect(
+            lambda: self._current_entry and self.style_preview_requested.emit(self._current_entry.shown()))
         self.folder_btn = QPushButton("Open folder")
         self.folder_btn.setToolTip("Show the output folder in the file manager.")
         self.batch_count = lambda: 4  # the window points this at the Create tab's batch count
@@ -364,6 +370,7 @@ class GalleryWidget(QWidget):
         row2 = QHBoxLayout()
         row2.addWidget(self.export_btn)
         row2.addWidget(self.delete_btn)
+        row2.addWidget(self.preview_btn)
         row2.addWidget(self.folder_btn)
         side_layout.addLayout(row2)
 
@@ -442,6 +449,7 @@ class GalleryWidget(QWidget):
             btn.setEnabled(self._current_job is not None)
         can_vary = self._current_job is not None and self._current_entry is not None and self._current_entry.raw is not None
         self.vary_btn.setEnabled(can_vary)
+        self.preview_btn.setEnabled(self._current_entry is not None and self._current_entry.kind == "image")
         self.current_changed.emit(self._current_entry)
 
     def current_job(self) -> GenerationJob | None:

@@ -202,6 +202,7 @@ class MainWindow(QMainWindow):
         self.gallery.rerun_requested.connect(self.submit_job)
         self.gallery.export_requested.connect(self.export_sheet)
         self.gallery.current_changed.connect(self.show_entry)
+        self.gallery.style_preview_requested.connect(self.set_style_preview)
         self.gallery.message.connect(status)
         self.viewer.compare_toggled.connect(self.compare)
         self.viewer.raw_toggled.connect(self.gallery.raw_box.setChecked)
@@ -395,6 +396,20 @@ class MainWindow(QMainWindow):
         self.size_fix_box = box  # reachable for tests
         self.error_shown.emit(message)
         return box
+
+    def set_style_preview(self, image) -> bool:
+        """The gallery image as the current style pack's first preview (the artist's own packs)."""
+        from asset_studio.gui.model.style_previews import add_preview
+
+        try:
+            pack = add_preview(self.form.current_style(), Path(image))
+        except UserError as exc:
+            self.show_error(str(exc))
+            return False
+        self.form.reload_styles()
+        self.style_editor.reload()
+        self.statusBar().showMessage(f"{Path(image).name} is now a preview of the style {pack.name}.")
+        return True
 
     def get_controlnet(self, control_type: str) -> None:
         """The Models page, with a ControlNet for CONTROL_TYPE selected in the catalog where one is listed."""

@@ -27,6 +27,7 @@ from asset_studio.core.stylepack import (
     list_styles, load_stylepack, save_stylepack, user_styles_dir,
 )
 from asset_studio.errors import UserError
+from asset_studio.gui.model.style_previews import is_user_pack
 
 MAX_LORA_BYTES = packfile.Limits().max_file_bytes
 NEW_PROMPT = "{subject}, game asset, clean shapes, plain background"
@@ -40,13 +41,6 @@ def _unique_id(base: str, taken: set[str]) -> str:
     while f"{base}-{n}" in taken:
         n += 1
     return f"{base}-{n}"
-
-
-def is_user_pack(pack: StylePack) -> bool:
-    try:
-        return pack.folder is not None and Path(pack.folder).resolve().is_relative_to(user_styles_dir().resolve())
-    except OSError:
-        return False
 
 
 def style_icon(pack: StylePack | None, size: int = 48) -> QIcon:
