@@ -119,9 +119,15 @@ def test_screenshots_of_every_page(qtbot, studio, tmp_path):
             w.layout_tab.use_box.setChecked(True)
             _check_and_save(qtbot, w, folder, f"layout-{width}x{height}")
             w.tabs.setCurrentIndex(0)
+            w.select_template("ui-button")
             assert w.create_panel.layout_badge.isVisible()
+            assert "PLAY" in w.create_panel._field_edits["text"].placeholderText(), "the layout's text fills the field"
+            fix = w.form.layout_size_fix()
+            assert (fix is None) == w.create_panel.layout_fix_btn.isHidden(), "the fix button follows the form's size"
+            w.form.flush_preview()
             _check_and_save(qtbot, w, folder, f"create-layout-{width}x{height}")
             w.layout_tab.use_box.setChecked(False)
+            w.select_template("icon")
         w.tabs.setCurrentWidget(w.style_editor)
         _check_and_save(qtbot, w, folder, f"styles-{width}x{height}")
         w.tabs.setCurrentWidget(w.model_manager)

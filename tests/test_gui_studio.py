@@ -247,8 +247,10 @@ def test_style_and_template_fill_the_parameters(qtbot, studio_env):
         w.select_template("ui-button")
         assert (w.create_panel.steps_spin.value(), w.create_panel.cfg_spin.value(), w.create_panel.sampler_combo.currentText()) == (25, 7.5, "Euler a")
         assert w.create_panel.width_spin.value() / w.create_panel.height_spin.value() == pytest.approx(3.0, rel=0.05)
-        assert "Text" in [w.create_panel.fields_layout.itemAt(i, w.create_panel.fields_layout.ItemRole.LabelRole).widget().text()
-                          for i in range(w.create_panel.fields_layout.rowCount())]
+        edit = w.create_panel._field_edits["text"]
+        label = w.create_panel.fields_layout.labelForField(edit)
+        assert label.text() == "Text" and label.parentWidget() is w.create_panel.subject_edit.parentWidget(), \
+            "the template's fields are rows of the Asset form, aligned with it"
         w.create_panel.subject_edit.setText("wooden")
         w.create_panel._field_edits["text"].setText("PLAY")
         w.create_panel.steps_spin.setValue(9)  # the user's override wins

@@ -205,9 +205,8 @@ class CreatePanel(QWidget):
         self.subject_edit = QLineEdit()
         self.subject_edit.setPlaceholderText("health potion")
         self.subject_edit.setToolTip(TIPS["subject"])
-        self.fields_host = QWidget()
-        self.fields_layout = QFormLayout(self.fields_host)
-        self.fields_layout.setContentsMargins(0, 0, 0, 0)
+        # The template's and style's fields are rows of this same form, so their labels line up.
+        self.fields_layout = al
         self.prompt_edit = QPlainTextEdit()
         self.prompt_edit.setPlaceholderText("optional extra words: glowing, gold trim…")
         self.prompt_edit.setToolTip(TIPS["extra"])
@@ -224,7 +223,6 @@ class CreatePanel(QWidget):
         self.tokens_label.setStyleSheet("color: palette(placeholder-text); font-size: 11px;")
         al.addRow("Template", self.template_combo)
         al.addRow("Subject", self.subject_edit)
-        al.addRow(self.fields_host)
         al.addRow("Prompt", self.prompt_edit)
         al.addRow("Negative", self.negative_edit)
         al.addRow(self.final_prompt)
@@ -484,7 +482,7 @@ class CreatePanel(QWidget):
                 self.family_note.setVisible(bool(warning))
             if name in ("seed", "seed_locked", "seed_mode", "style_id"):
                 self.seed_rule.set_text(f.seed_rule())
-            if name in ("width", "height") and self.layout_badge.isVisible():
+            if name in ("width", "height") and f.layout.follow:
                 self._show_layout()
         finally:
             self._syncing = False
@@ -580,20 +578,26 @@ class CreatePanel(QWidget):
         return strip.copy(0, 0, drawn * 68, 64)
 
     def _rebuild_fields(self) -> None:
-        """One line edit per named field the style and template declare (e.g. the button's text)."""
-        while self.fields_layout.rowCount():
-            self.fields_layout.removeRow(0)
+        """One line edit per named field the style and template declare (e.g. the button's text),
+        as rows of the Asset form right after the subject."""
+        for edit in self._field_edits.values():
+            self.fields_layout.removeRow(edit)
         self._field_edits = {}
-        declared = self.form.declared_fields()
-        for name, spec in declared.items():
+        row = self._field_row()
+        for name, spec in self.form.declared_fields().items():
             edit = QLineEdit(self.form.field(name))
             edit.setPlaceholderText(spec.default if spec.default is not None else "required")
             edit.setToolTip(spec.description)
             edit.textChanged.connect(lambda text, n=name: self.form.set_field(n, text))
-            self.fields_layout.addRow(name.replace("_", " ").capitalize(), edit)
+            self.fields_layout.insertRow(row, name.replace("_", " ").capitalize(), edit)
+            row += 1
             self._field_edits[name] = edit
-        self.fields_host.setVisible(bool(declared))
         self._show_layout()
+
+    def _field_row(self) -> int:
+        """The form row after the subject's."""
+        row, _role = self.fields_layout.getWidgetPosition(self.subject_edit)
+        return row + 1
 
     # --- models --------------------------------------------------------------------------------
 
