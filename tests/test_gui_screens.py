@@ -144,3 +144,29 @@ def test_screenshots_of_every_page(qtbot, studio, tmp_path):
     dialog.grab().save(str(folder / "export-dialog.png"))
     dialog.reject()
     print(f"\nscreenshots: {folder}")
+
+
+def test_file_dialogs_start_in_the_output_and_models_folders(qtbot, studio, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
+    w, _raws = studio
+    asked = []
+
+    def capture(parent, title, start="", *rest, **kw):
+        asked.append((title, str(start)))
+        return ("", "")
+
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", staticmethod(capture))
+    monkeypatch.setattr(QFileDialog, "getOpenFileNames", staticmethod(lambda *a, **k: (capture(*a, **k)[0] and [], "")))
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(capture))
+    w.create_panel._browse_init()
+    if w.layout_tab is not None:
+        w.layout_tab._browse()
+        w.layout_tab.editor._open_dialog()
+    w.style_editor._add_lora_dialog()
+    starts = dict(asked)
+    assert starts["Start from an image"] == str(w.output_dir)
+    assert starts["Add a LoRA"] == str(w.models_dir)
+    if w.layout_tab is not None:
+        assert starts["ControlNet model"] == str(w.models_dir)
+        assert starts["Open layout"] == str(w.output_dir)

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (QCheckBox, QColorDialog, QComboBox, QDoubleSpinBo
                                QLabel, QMessageBox, QPlainTextEdit, QPushButton, QScrollArea, QSizePolicy, QSpinBox,
                                QSplitter, QToolBar, QVBoxLayout, QWidget)
 
+from asset_studio.gui.ui.dialogs import start_in
 from asset_studio.core.control_image import CONTROL_TYPES, render_control
 from asset_studio.core.layout import (SHAPE_KINDS, Box, ImageElement, Layout, ShapeElement, TextElement,
                                       element_bounds, element_to_dict, layout_from_dict, load_layout, save_layout,
@@ -208,6 +209,7 @@ class LayoutEditor(QWidget):
         self._from_panel = False
         self._last_control = None
         self.text_edit: QPlainTextEdit | None = None
+        self.start_dir = ""  # where Open, Save and Place image start (the window sets the output folder)
         self.undo_stack = QUndoStack(self)
         self.undo_stack.cleanChanged.connect(self._update_title)
 
@@ -742,7 +744,7 @@ class LayoutEditor(QWidget):
     # ---- dialogs ---------------------------------------------------------------------------------
 
     def _open_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open layout", str(self.current_path or ""), "Layouts (*.json)")
+        path, _ = QFileDialog.getOpenFileName(self, "Open layout", str(self.current_path or start_in(self.start_dir)), "Layouts (*.json)")
         if path:
             try:
                 self.open_file(path)
@@ -752,7 +754,7 @@ class LayoutEditor(QWidget):
     def _save_dialog(self) -> None:
         path = self.current_path
         if path is None:
-            chosen, _ = QFileDialog.getSaveFileName(self, "Save layout", "layout.json", "Layouts (*.json)")
+            chosen, _ = QFileDialog.getSaveFileName(self, "Save layout", start_in(self.start_dir, "layout.json"), "Layouts (*.json)")
             if not chosen:
                 return
             path = Path(chosen)
@@ -762,7 +764,7 @@ class LayoutEditor(QWidget):
             QMessageBox.warning(self, "Save layout", str(exc))
 
     def _import_image_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Place an image", "", "Images (*.png *.jpg *.jpeg *.webp *.bmp)")
+        path, _ = QFileDialog.getOpenFileName(self, "Place an image", start_in(self.start_dir), "Images (*.png *.jpg *.jpeg *.webp *.bmp)")
         if path:
             try:
                 self.add_image(path)

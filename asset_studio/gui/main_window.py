@@ -88,8 +88,11 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.style_editor, "Style packs")
         self.tabs.addTab(self.model_manager, "Models")
         self.setCentralWidget(self.tabs)
+        self.style_editor.models_dir = str(self.models_dir)
+        self.style_editor.export_dir = str(self.output_dir)
         if self.layout_tab is not None:
             self.layout_tab.start_dir = str(self.models_dir)
+            self.layout_tab.editor.start_dir = str(self.output_dir)
             guard_wheel(self.layout_tab)
         self._build_menus()
         # The worker thread starts last, so a failure above never leaves a thread running.

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget,
 )
 
+from asset_studio.gui.ui.dialogs import start_in
 from asset_studio.core import families
 from asset_studio.core import models as core_models
 from asset_studio.errors import UserError
@@ -253,7 +254,7 @@ class ModelManager(QWidget):
         QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.models_dir)))
 
     def _import_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Import a checkpoint", "", "Safetensors models (*.safetensors)")
+        path, _ = QFileDialog.getOpenFileName(self, "Import a checkpoint", start_in(None), "Safetensors models (*.safetensors)")
         if path:
             self.import_file(Path(path))
 

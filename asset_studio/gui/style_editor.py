@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QSpinBox, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
+from asset_studio.gui.ui.dialogs import start_in
 from asset_studio.core import packfile
 from asset_studio.core.safetensors_header import read_header_file
 from asset_studio.core import families
@@ -127,6 +128,8 @@ class StyleEditor(QWidget):
         self.packs: list[StylePack] = []
         self.pack: StylePack | None = None  # the pack being edited (a working copy)
         self._pending_loras: list[Path] = []  # dropped before the pack has a folder of its own
+        self.models_dir = ""  # where "Add a LoRA" opens (the window sets the models folder)
+        self.export_dir = ""  # where Export opens (the window sets the output folder)
 
         # list side
         self.list = QListWidget()
@@ -577,7 +580,7 @@ class StyleEditor(QWidget):
             tmp.replace(dest)
 
     def _add_lora_dialog(self) -> None:
-        paths, _ = QFileDialog.getOpenFileNames(self, "Add a LoRA", "", "LoRA weights (*.safetensors)")
+        paths, _ = QFileDialog.getOpenFileNames(self, "Add a LoRA", start_in(self.models_dir), "LoRA weights (*.safetensors)")
         if paths:
             self.add_loras([Path(p) for p in paths])
 
@@ -617,13 +620,13 @@ class StyleEditor(QWidget):
     def _export_dialog(self) -> None:
         if self.pack is None:
             return
-        path, _ = QFileDialog.getSaveFileName(self, "Export style pack", f"{self.pack.id}{packfile.SUFFIX}",
+        path, _ = QFileDialog.getSaveFileName(self, "Export style pack", start_in(self.export_dir, f"{self.pack.id}{packfile.SUFFIX}"),
                                               f"Style packs (*{packfile.SUFFIX})")
         if path:
             self.export_to(Path(path))
 
     def _import_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Import style pack", "", f"Style packs (*{packfile.SUFFIX})")
+        path, _ = QFileDialog.getOpenFileName(self, "Import style pack", start_in(None), f"Style packs (*{packfile.SUFFIX})")
         if path:
             self.import_from(Path(path))
 
