@@ -157,6 +157,14 @@ def test_model_manager_lists_imports_and_survives_offline_download(qtbot, home, 
         assert page.import_file(ckpt)
     assert {page.local_tree.topLevelItem(i).text(0) for i in range(2)} == {"tiny", "dreamy"}
     assert not page.import_file(home / "nothing.ckpt") and "pickle" in page.status.text()
+    # a LoRA imports too, copied on the thread pool (a checkpoint is gigabytes), into models/loras
+    lora = home / "inkwash.safetensors"
+    save_file({"lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight": np.zeros((4, 320), dtype=np.float16)},
+              str(lora))
+    assert "LoRA" in page.import_btn.toolTip()
+    with qtbot.waitSignal(page.imported, timeout=10_000) as blocker:
+        page.import_in_background(lora)
+    assert blocker.args[0] and "lora" in blocker.args[1] and (page.models_dir / "loras" / lora.name).is_file()
 
     page.select_catalog("taesd")
     assert page.download_btn.isEnabled()
@@ -168,7 +176,7 @@ def test_model_manager_lists_imports_and_survives_offline_download(qtbot, home, 
     # nothing else broke: the page still scans
     with qtbot.waitSignal(page.models_changed, timeout=10_000):
         page.refresh()
-    assert page.local_tree.topLevelItemCount() == 2
+    assert page.local_tree.topLevelItemCount() == 3  # tiny, dreamy and the LoRA
     page.shutdown()
 
 
