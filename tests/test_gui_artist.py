@@ -436,3 +436,20 @@ def test_a_gallery_image_becomes_a_preview_of_the_artists_own_style(home):
     with Image.open(folder / "previews" / "gem.png") as im:
         assert max(im.size) == 256, "stored small: a preview, not an asset"
     assert find_style("my-pixels").previews == ["previews/gem.png"]
+
+
+def test_the_cores_sentences_use_the_windows_words(form):
+    from asset_studio.gui.model.wording import gui_words
+
+    form.style_id = "pixel-art"
+    form.template_id = "ui-button"  # its text field is required
+    form.subject = "wooden"
+    from asset_studio.core.request import prepare
+
+    with pytest.raises(UserError) as err:
+        prepare(form.to_request(), preview=True)
+    shown = gui_words(str(err.value))
+    assert "text" in shown and "--" not in shown and "command line" not in shown, shown
+    assert gui_words("A ControlNet needs a layout to follow: the control image is drawn from it (--layout).") == \
+        "A ControlNet needs a layout to follow: the control image is drawn from it (the Layout tab)."
+    assert "--" not in gui_words("None of the models the style 'x' recommends is installed (a, b); pass --model PATH_OR_ID.")

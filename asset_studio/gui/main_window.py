@@ -20,6 +20,7 @@ from asset_studio.gui.gallery import GalleryWidget
 from asset_studio.gui.model.create_form import CreateForm
 from asset_studio.gui.model.layout_state import LayoutState
 from asset_studio.gui.model.library import Library
+from asset_studio.gui.model.wording import gui_words
 from asset_studio.gui.model.queue import JobQueue
 from asset_studio.gui.model_manager import ModelManager
 from asset_studio.gui.settings import Settings
@@ -379,6 +380,7 @@ class MainWindow(QMainWindow):
 
     def offer_size_fix(self, message: str, size: tuple[int, int]) -> QMessageBox:
         """The layout's aspect error with a one-click fix: the size that has the layout's shape."""
+        message = gui_words(message)
         self.last_error = message
         self.statusBar().showMessage(message)
         box = QMessageBox(QMessageBox.Icon.Warning, "Asset Studio", message, QMessageBox.StandardButton.Cancel, self)
@@ -427,6 +429,7 @@ class MainWindow(QMainWindow):
 
     def show_error(self, message: str) -> None:
         """A non-blocking dialog (the window keeps working behind it) and the status bar."""
+        message = gui_words(message)  # the core names command-line flags; the window has boxes and tabs
         self.last_error = message
         self.statusBar().showMessage(message)
         box = QMessageBox(QMessageBox.Icon.Warning, "Asset Studio", message, QMessageBox.StandardButton.Ok, self)
