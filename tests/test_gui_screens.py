@@ -170,3 +170,32 @@ def test_file_dialogs_start_in_the_output_and_models_folders(qtbot, studio, tmp_
     if w.layout_tab is not None:
         assert starts["ControlNet model"] == str(w.models_dir)
         assert starts["Open layout"] == str(w.output_dir)
+
+
+def test_escape_stops_the_running_job_and_keeps_the_queue(qtbot, tmp_path, monkeypatch):
+    monkeypatch.setenv("ASSET_STUDIO_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("ASSET_STUDIO_SETTINGS", str(tmp_path / "settings.ini"))
+    from asset_studio.gui.app import create_app
+    from asset_studio.gui.main_window import MainWindow
+    from jobs import make_job
+    from scripted_backend import ScriptedBackend
+
+    create_app([])
+    w = MainWindow(output_dir=tmp_path / "out", models_dir=tmp_path / "models",
+                   backend_factory=lambda device: ScriptedBackend(step_delay=0.05))
+    qtbot.addWidget(w)
+    try:
+        jobs = [make_job(model="m", prompt=f"gem {i}", steps=40, width=16, height=16, seed=i) for i in range(3)]
+        ids = [w.submit_job(j) for j in jobs]
+        qtbot.waitUntil(lambda: w.queue.running() is not None and w.queue.running().step > 0, timeout=10_000)
+        first = w.queue.running().job_id
+        with qtbot.waitSignal(w.job_cancelled, timeout=10_000) as blocker:
+            w.cancel()  # Esc
+        assert blocker.args[0] == first == ids[0]
+        qtbot.waitUntil(lambda: w.queue.running() is not None and w.queue.running().job_id == ids[1], timeout=10_000)
+        assert [e.job_id for e in w.queue.waiting()] == [ids[2]], "the queue behind it stays"
+        w.cancel_all()  # Shift+Esc
+        qtbot.waitUntil(lambda: not w.queue.busy(), timeout=10_000)
+        assert {w.queue.entry(i).state for i in ids} == {"cancelled"}
+    finally:
+        w.close()

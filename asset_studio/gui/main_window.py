@@ -199,6 +199,7 @@ class MainWindow(QMainWindow):
         for seq in ("Ctrl+Return", "Ctrl+Enter"):
             QShortcut(QKeySequence(seq), self, self.generate)
         QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.cancel)
+        QShortcut(QKeySequence("Shift+Escape"), self, self.cancel_all)
 
         status = self.statusBar().showMessage
         self.form.message.connect(status)
@@ -293,9 +294,21 @@ class MainWindow(QMainWindow):
         return job_id
 
     def cancel(self) -> None:
+        """Stop the running job (Cancel, Esc); the jobs waiting behind it stay queued."""
+        running = self.queue.running()
+        if running is not None:
+            self.worker.cancel(running.job_id)
+            waiting = len(self.queue.waiting())
+            self.statusBar().showMessage("Cancelling…" + (f" {waiting} job(s) still queued (Shift+Esc cancels them too)."
+                                                          if waiting else ""))
+        elif self.worker.busy():
+            self.cancel_all()
+
+    def cancel_all(self) -> None:
+        """Stop the running job and drop every queued one (Shift+Esc)."""
         if self.worker.busy():
             self.worker.cancel()
-            self.statusBar().showMessage("Cancelling…")
+            self.statusBar().showMessage("Cancelling everything…")
 
     def _on_started(self, job_id: int) -> None:
         entry = self.queue.entry(job_id)

@@ -341,7 +341,8 @@ class CreatePanel(QWidget):
         font.setBold(True)
         self.generate_btn.setFont(font)
         self.cancel_btn = QPushButton("Cancel")
-        self.cancel_btn.setToolTip("Stop the running job and drop the queue (Esc). Finished images are kept.")
+        self.cancel_btn.setToolTip("Stop the running job (Esc); jobs waiting behind it still run. Shift+Esc drops "
+                                   "the queue too. Finished images are kept.")
         self.cancel_btn.setMinimumHeight(36)
         self.progress = QProgressBar()
         self.progress.setRange(0, 1)
