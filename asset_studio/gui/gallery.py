@@ -296,6 +296,8 @@ class GalleryWidget(QWidget):
         self.view.setToolTip("Your results, newest first: the finished sprite where the style makes one. "
                              "Drag images out to a folder; Delete moves them to the trash (Ctrl+Z undoes).")
         self.view.selectionModel().selectionChanged.connect(self._selection_changed)
+        self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.view.customContextMenuRequested.connect(self._menu)
 
         # What the grid shows: sprites (the cut-outs) unless Raw; sheets kept out unless asked for.
         self.raw_box = QCheckBox("Raw images")
@@ -473,6 +475,23 @@ class GalleryWidget(QWidget):
         # From the raw image: img2img over a cut-out's transparent background would paint a new one.
         self.rerun_requested.emit(runs.variations(self._current_job, entry.raw, self.batch_count(),
                                                   round(self.vary_strength.value(), 2)))
+
+    def _menu(self, pos) -> None:
+        """Right-click: the selected image's file in other programs (the viewer shows it here)."""
+        from PySide6.QtWidgets import QMenu
+
+        entry = self._current_entry
+        menu = QMenu(self)
+        if entry is not None:
+            path = entry.shown(self.library.show_raw)
+            menu.addAction("Open in another program",
+                           lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(path))))
+            menu.addAction("Show in folder", lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(path.parent))))
+            menu.addAction("Use as style preview", self.preview_btn.click)
+            menu.addSeparator()
+        for btn in (self.rerun_btn, self.reroll_btn, self.vary_btn, self.export_btn, self.delete_btn):
+            menu.addAction(btn.text(), btn.click).setEnabled(btn.isEnabled())
+        menu.exec(self.view.viewport().mapToGlobal(pos))
 
     def delete_selected(self) -> None:
         self.library.trash(self.selected_rows())

@@ -6,7 +6,6 @@ second direction, so a value the style fills in is not mistaken for the artist's
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
