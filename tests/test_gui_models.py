@@ -365,3 +365,25 @@ def test_many_signals_do_not_exhaust_true_references():
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "alive", done.stderr[-400:]
+
+
+def test_many_void_calls_do_not_exhaust_none_references():
+    """PySide6 6.12.0 returns None from every C++ void method without a reference of its own: a
+    painted checkerboard or a progress bar makes tens of thousands of such calls. Guarded too."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "n = sys.getrefcount(None) + 20000  # more calls than None has references, before the guard\n"
+            "import asset_studio.gui\n"
+            "from PySide6.QtWidgets import QApplication\n"
+            "from PySide6.QtGui import QColor, QImage, QPainter\n"
+            "from PySide6.QtCore import QRectF\n"
+            "app = QApplication([])\n"
+            "image = QImage(64, 64, QImage.Format.Format_RGBA8888)\n"
+            "p = QPainter(image)\n"
+            "for i in range(n):\n    p.fillRect(QRectF(0, 0, 4, 4), QColor(1, 2, 3))\n"
+            "p.end()\nprint('alive')\n")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "QT_QPA_PLATFORM": "offscreen"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "alive", done.stderr[-400:]

@@ -199,3 +199,26 @@ def test_escape_stops_the_running_job_and_keeps_the_queue(qtbot, tmp_path, monke
         assert {w.queue.entry(i).state for i in ids} == {"cancelled"}
     finally:
         w.close()
+
+
+def test_the_wheel_over_a_control_made_later_does_not_change_it(qtbot, studio):
+    """The layout editor makes its property fields per selection; the application-wide guard covers them."""
+    from PySide6.QtCore import QPoint, QPointF, Qt
+    from PySide6.QtGui import QWheelEvent
+    from PySide6.QtWidgets import QAbstractSpinBox, QApplication
+
+    w, _raws = studio
+    if w.layout_tab is None:
+        pytest.skip("the layout editor is not in this build")
+    w.tabs.setCurrentWidget(w.layout_tab)
+    editor = w.layout_tab.editor
+    editor.add_text("PLAY")
+    spins = editor.props_box.findChildren(QAbstractSpinBox)
+    assert spins and all(s.property("wheel_guarded") for s in spins), "the new fields are guarded"
+    spin = spins[0]
+    before = spin.value()
+    w.layout_tab.use_box.setFocus()
+    event = QWheelEvent(QPointF(5, 5), QPointF(spin.mapToGlobal(QPoint(5, 5))), QPoint(0, 0), QPoint(0, 360),
+                        Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
+    QApplication.sendEvent(spin, event)
+    assert spin.value() == before

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (QCheckBox, QColorDialog, QComboBox, QDoubleSpinBo
                                QSplitter, QToolBar, QVBoxLayout, QWidget)
 
 from asset_studio.gui.ui.dialogs import start_in
+from asset_studio.gui.ui.wheel_guard import guard_wheel
 from asset_studio.core.control_image import CONTROL_TYPES, render_control
 from asset_studio.core.layout import (SHAPE_KINDS, Box, ImageElement, Layout, ShapeElement, TextElement,
                                       element_bounds, element_to_dict, layout_from_dict, load_layout, save_layout,
@@ -630,6 +631,10 @@ class LayoutEditor(QWidget):
     # ---- the properties panel -------------------------------------------------------------------
 
     def _refresh_panel(self) -> None:
+        self._fill_panel()
+        guard_wheel(self.props_box)  # the new fields, too, take the wheel only when focused
+
+    def _fill_panel(self) -> None:
         form = self.props_form
         while form.rowCount():
             form.removeRow(0)

@@ -16,7 +16,8 @@ GUARDED = (QComboBox, QAbstractSpinBox, QAbstractSlider)
 
 class WheelGuard(QObject):
     def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt's name
-        if event.type() == QEvent.Type.Wheel and isinstance(obj, GUARDED) and not obj.hasFocus():
+        if (event.type() == QEvent.Type.Wheel and isinstance(obj, GUARDED) and not isinstance(obj, QScrollBar)
+                and not obj.hasFocus()):
             # Not the control's: the scroll area around it scrolls instead (its scroll bar takes the turn).
             area = obj.parentWidget()
             while area is not None and not isinstance(area, QAbstractScrollArea):
@@ -30,17 +31,22 @@ class WheelGuard(QObject):
 _GUARD: WheelGuard | None = None
 
 
-def guard_wheel(root: QWidget) -> int:
-    """Guard every combo box, spin box and slider under ROOT (and ROOT itself); returns how many."""
+def _guard() -> WheelGuard:
     global _GUARD
     if _GUARD is None:
         _GUARD = WheelGuard()
+    return _GUARD
+
+
+def guard_wheel(root: QWidget) -> int:
+    """Guard every combo box, spin box and slider under ROOT (and ROOT itself); returns how many."""
+    guard = _guard()
     widgets = [root, *root.findChildren(QWidget)]
     count = 0
     for w in widgets:
         if isinstance(w, GUARDED) and not isinstance(w, QScrollBar) and not w.property("wheel_guarded"):
             w.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # click or Tab, not the wheel, gives focus
-            w.installEventFilter(_GUARD)
+            w.installEventFilter(guard)
             w.setProperty("wheel_guarded", True)
             count += 1
     return count
