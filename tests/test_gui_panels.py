@@ -157,6 +157,14 @@ def test_model_manager_lists_imports_and_survives_offline_download(qtbot, home, 
         assert page.import_file(ckpt)
     assert {page.local_tree.topLevelItem(i).text(0) for i in range(2)} == {"tiny", "dreamy"}
     assert not page.import_file(home / "nothing.ckpt") and "pickle" in page.status.text()
+    # a LoRA imports too, copied on the thread pool (a checkpoint is gigabytes), into models/loras
+    lora = home / "inkwash.safetensors"
+    save_file({"lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight": np.zeros((4, 320), dtype=np.float16)},
+              str(lora))
+    assert "LoRA" in page.import_btn.toolTip()
+    with qtbot.waitSignal(page.imported, timeout=10_000) as blocker:
+        page.import_in_background(lora)
+    assert blocker.args[0] and "lora" in blocker.args[1] and (page.models_dir / "loras" / lora.name).is_file()
 
     page.select_catalog("taesd")
     assert page.download_btn.isEnabled()
@@ -168,7 +176,7 @@ def test_model_manager_lists_imports_and_survives_offline_download(qtbot, home, 
     # nothing else broke: the page still scans
     with qtbot.waitSignal(page.models_changed, timeout=10_000):
         page.refresh()
-    assert page.local_tree.topLevelItemCount() == 2
+    assert page.local_tree.topLevelItemCount() == 3  # tiny, dreamy and the LoRA
     page.shutdown()
 
 
@@ -269,6 +277,50 @@ def test_app_theme_follows_the_system_scheme_and_has_an_icon(qtbot, home, monkey
 # --- the Create panel -------------------------------------------------------------------------
 
 
+def _reload_tokens(form) -> bool:
+    """The vocabulary loads on a thread; once it has, the next preview counts exactly."""
+    from asset_studio.gui.model.tokens import ready
+
+    if ready():
+        form.set_field("text", form.field("text") + " ")
+        form.flush_preview()
+    return False
+
+
+def test_wheel_changes_only_a_focused_control(qtbot, home):
+    from PySide6.QtCore import QPoint, QPointF, Qt
+    from PySide6.QtGui import QWheelEvent
+    from PySide6.QtWidgets import QApplication
+
+    from asset_studio.gui.model.create_form import CreateForm
+    from asset_studio.gui.model.queue import JobQueue
+    from asset_studio.gui.ui.create_panel import CreatePanel
+
+    form = CreateForm()
+    panel = CreatePanel(form, JobQueue())
+    qtbot.addWidget(panel)
+    panel.resize(420, 500)
+    panel.show()
+    qtbot.waitExposed(panel)
+
+    def wheel(widget, notches: int = -3):
+        event = QWheelEvent(QPointF(5, 5), QPointF(widget.mapToGlobal(QPoint(5, 5))), QPoint(0, 0),
+                            QPoint(0, 120 * notches), Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier,
+                            Qt.ScrollPhase.NoScrollPhase, False)
+        QApplication.sendEvent(widget, event)
+
+    template, steps = panel.template_combo.currentIndex(), form.steps
+    panel.subject_edit.setFocus()
+    wheel(panel.template_combo)
+    wheel(panel.steps_spin, 3)
+    assert panel.template_combo.currentIndex() == template and form.template_id == ""
+    assert form.steps == steps, "scrolling over the form changed nothing"
+    panel.steps_spin.setFocus()
+    qtbot.waitUntil(panel.steps_spin.hasFocus, timeout=2000)
+    wheel(panel.steps_spin, 2)
+    assert form.steps == steps + 2, "the control being used takes the wheel"
+
+
 def test_create_panel_shows_the_form_and_writes_the_artists_edits_back(qtbot, home):
     from asset_studio.gui.model.create_form import CreateForm
     from asset_studio.gui.model.queue import JobQueue
@@ -300,9 +352,93 @@ def test_create_panel_shows_the_form_and_writes_the_artists_edits_back(qtbot, ho
     assert form.size_auto and panel.width_spin.value() == form.width != 320
     panel.seed_plus.click()
     assert form.seed == 4_000_000_001 and panel.seed_spin.value() == 4_000_000_001
+    panel.resize(420, 900)
+    panel.show()
+    qtbot.waitExposed(panel)
+    qtbot.wait(20)
+    below = panel.reset_btn.mapTo(panel, panel.reset_btn.rect().topLeft()).y()
     with qtbot.waitSignal(form.prompt_preview_changed, timeout=5000):
-        panel.prompt_edit.setPlainText("gold trim")
-    assert panel.final_prompt.text() == form.prompt_preview and "PLAY" in panel.final_prompt.text()
+        panel.prompt_edit.setPlainText("gold trim, " + "shiny " * 60)
+    assert panel.final_prompt.full_text() == form.prompt_preview and "PLAY" in panel.final_prompt.full_text()
+    assert panel.final_prompt.toolTip() == form.prompt_preview
+    qtbot.wait(20)
+    # a long composed prompt is one elided line: the controls below do not move under the pointer
+    assert panel.reset_btn.mapTo(panel, panel.reset_btn.rect().topLeft()).y() == below
+    assert panel.final_prompt.text().endswith("…")
+    # the token counter: CLIP's count, over the 75 it reads
+    qtbot.waitUntil(lambda: form.tokens is not None and form.tokens.exact or _reload_tokens(form), timeout=10_000)
+    assert form.tokens.count > 75 and form.tokens.over and "ignored" in panel.tokens_label.text()
     assert not panel.denoise_spin.isEnabled()
     panel.init_edit.setText("start.png")
     assert panel.denoise_spin.isEnabled() and form.init_image == "start.png"
+
+
+def test_style_editor_marks_unsaved_changes_and_a_new_pack_id_follows_its_name(qtbot, home):
+    from asset_studio.gui.style_editor import StyleEditor
+
+    editor = StyleEditor()
+    qtbot.addWidget(editor)
+    editor.new_pack()
+    assert not editor.is_dirty() and editor.save_btn.text() == "Save"
+    editor.name_edit.clear()
+    qtbot.keyClicks(editor.name_edit, "Retro Icons")
+    assert editor.id_edit.text() == "retro-icons", "an unsaved pack's id follows its name"
+    assert editor.is_dirty() and editor.save_btn.text().endswith("•")
+    editor.save()
+    assert not editor.is_dirty() and editor.pack.id == "retro-icons"
+    editor.steps_spin.setValue(12)
+    editor.steps_spin.editingFinished.emit()
+    assert editor.is_dirty()
+    qtbot.keyClicks(editor.id_edit, "-v2")
+    editor.name_edit.clear()
+    qtbot.keyClicks(editor.name_edit, "Other")
+    assert editor.id_edit.text() == "retro-icons-v2", "a saved pack keeps its id"
+
+
+def test_viewer_canvas_zooms_pans_and_drags_the_split(qtbot, home):
+    from PySide6.QtCore import QPoint, QPointF, Qt
+    from PySide6.QtGui import QColor, QImage, QWheelEvent
+    from PySide6.QtWidgets import QApplication
+
+    from asset_studio.gui.ui.viewer import Viewer
+
+    viewer = Viewer()
+    qtbot.addWidget(viewer)
+    viewer.resize(400, 330)
+    viewer.show()
+    qtbot.waitExposed(viewer)
+    red, blue = QImage(16, 16, QImage.Format.Format_RGBA8888), QImage(16, 16, QImage.Format.Format_RGBA8888)
+    red.fill(QColor("red"))
+    blue.fill(QColor("blue"))
+    viewer.state.show_image(red, "red.png", "red.png")
+    assert viewer.nearest_box.isChecked(), "a 16 px image is pixel art: nearest-neighbour"
+    canvas = viewer.canvas
+    centre = QPointF(canvas.width() / 2, canvas.height() / 2)
+    event = QWheelEvent(centre, QPointF(canvas.mapToGlobal(centre.toPoint())), QPoint(0, 0), QPoint(0, 120),
+                        Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
+    fit = viewer.state.effective_zoom(canvas.width(), canvas.height())
+    QApplication.sendEvent(canvas, event)
+    assert viewer.state.zoom > fit
+    qtbot.mousePress(canvas, Qt.MouseButton.LeftButton, pos=QPoint(100, 100))
+    qtbot.mouseMove(canvas, QPoint(130, 110))
+    qtbot.mouseRelease(canvas, Qt.MouseButton.LeftButton, pos=QPoint(130, 110))
+    assert viewer.state.pan == (30.0, 10.0)
+    viewer.fit_btn.click()
+    assert viewer.state.zoom is None and viewer.state.pan == (0.0, 0.0)
+
+    viewer.state.set_compare(blue, "red", "blue")
+    assert viewer.compare_btn.isChecked()
+    rect = canvas.image_rect()
+    x = int(canvas.split_x())
+    y = int(rect.center().y())
+    qtbot.mousePress(canvas, Qt.MouseButton.LeftButton, pos=QPoint(x, y))
+    qtbot.mouseMove(canvas, QPoint(int(rect.left() + rect.width() * 0.25), y))
+    qtbot.mouseRelease(canvas, Qt.MouseButton.LeftButton, pos=QPoint(int(rect.left() + rect.width() * 0.25), y))
+    assert viewer.state.split == pytest.approx(0.25, abs=0.02)
+    shot = canvas.grab().toImage()
+    left = shot.pixelColor(int(rect.left() + rect.width() * 0.1), y)
+    right = shot.pixelColor(int(rect.left() + rect.width() * 0.6), y)
+    assert (left.red(), left.blue()) == (255, 0) and (right.red(), right.blue()) == (0, 255), "A left, B right"
+
+    viewer.state.show_step(red, "step 3 / 10")
+    assert viewer.caption.text().startswith("Preview")

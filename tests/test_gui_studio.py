@@ -92,14 +92,23 @@ def test_generate_shows_image_in_gallery_and_on_disk_and_reruns(qtbot, window):
         assert ImageChops.difference(a.convert("RGB"), b.convert("RGB")).getbbox() is None
     assert w.gallery.model.rowCount() == 2
 
-    # variations: new seeds, one image each
-    w.gallery.variation_count = 2
+    # re-roll and variations: new seeds, as many as the Create tab's batch
+    w.create_panel.batch_spin.setValue(2)
     w.gallery.select_row(0)
     with qtbot.waitSignal(w.job_finished, timeout=JOB_TIMEOUT_MS) as blocker:
-        w.gallery.vary_btn.click()
+        w.gallery.reroll_btn.click()
     seeds = {read_job(p).sampling.seed for p in blocker.args[1]}
-    assert len(blocker.args[1]) == 2 and len(seeds) == 2
+    assert len(blocker.args[1]) == 2 and len(seeds) == 2 and read_job(blocker.args[1][0]).init is None
     assert w.gallery.model.rowCount() == 4
+    w.gallery.view.clearSelection()
+    w.gallery.select_row(3)  # the first image
+    with qtbot.waitSignal(w.job_finished, timeout=JOB_TIMEOUT_MS) as blocker:
+        w.gallery.vary_btn.click()
+    made = [read_job(p) for p in blocker.args[1]]
+    assert len(made) == 2 and len({j.sampling.seed for j in made}) == 2
+    assert all(j.init is not None and Path(j.init.image).name == path.name and j.init.denoise == 0.35 for j in made), \
+        "variations are img2img of the selected image at a low denoise"
+    assert w.gallery.model.rowCount() == 6
 
 
 def test_gui_thread_stays_responsive_while_generating(qtbot, window):
@@ -141,14 +150,16 @@ def test_cancel_stops_within_a_step_and_next_job_runs(qtbot, window):
     w.create_panel.steps_spin.setValue(150)
     w.create_panel.subject_edit.setText("long job")
     w.create_panel.generate_btn.click()
-    qtbot.waitUntil(lambda: w.create_panel.progress.format().startswith("Step"), timeout=JOB_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: "step" in w.create_panel.progress_text.full_text().lower(), timeout=JOB_TIMEOUT_MS)
     assert w.create_panel.cancel_btn.isEnabled()
     steps = []
     w.worker.step.connect(lambda jid, s, t, img: steps.append(s))
     with qtbot.waitSignal(w.job_cancelled, timeout=10_000):
         w.create_panel.cancel_btn.click()
     assert len(steps) <= 2, "cancel stops within a step"
-    assert w.create_panel.progress.format() == "Cancelled"
+    assert w.viewer.state.preview and w.viewer.state.stale and "cancelled" in w.viewer.state.caption(), \
+        "the half-made preview stays marked"
+    assert w.create_panel.progress_text.full_text().startswith("Cancelled")
     assert w.gallery.model.rowCount() == 1  # only the warm-up image
     w.create_panel.steps_spin.setValue(2)
     _, paths = _generate(qtbot, w, "after cancel")
@@ -182,12 +193,28 @@ def test_bad_form_input_is_one_sentence_not_a_job(qtbot, window):
     assert not submitted and "prompt is empty" in w.last_error  # no style: the subject is the whole prompt
 
 
+def test_devices_offered_are_the_ones_found_and_controlnets_are_one_click_away(qtbot, window):
+    w = window
+    w.set_available_devices(["cpu"])  # what the worker reports after warm-up on a machine without GPUs
+    assert not w.device_actions["cuda"].isEnabled() and not w.device_actions["mps"].isEnabled()
+    assert w.device_actions["cpu"].isEnabled() and w.device_actions["auto"].isEnabled()
+    w.set_available_devices(["cuda", "cpu"])
+    assert w.device_actions["cuda"].isEnabled() and not w.device_actions["mps"].isEnabled()
+    if w.layout_tab is not None:
+        w.layout_tab.get_btn.click()  # "Get one…" beside the ControlNet box
+        assert w.tabs.currentWidget() is w.model_manager
+        entry = w.model_manager._selected_entry()
+        assert entry is not None and entry.kind == "controlnet" and w.layout_state.control_type in entry.id
+        assert entry.description in w.model_manager.description.text() or entry.name in w.model_manager.description.text()
+
+
 def test_settings_survive_a_restart(qtbot, studio_env):
     w = _open_window(qtbot, studio_env)
     w.resize(790, 700)  # inside the offscreen screen (800 x 800): restoring clamps to it
     w.select_style("pixel-art")
     w.select_template("icon")
     w.set_model("my/model-repo")
+    w.create_panel.subject_edit.setText("health potion")
     w.create_splitter.setSizes([450, 600])
     w.set_output_dir(studio_env / "elsewhere")
     w.set_device("cpu")
@@ -201,6 +228,7 @@ def test_settings_survive_a_restart(qtbot, studio_env):
         assert w2.current_style_id() == "pixel-art"
         assert w2.current_template_id() == "icon"
         assert w2.current_model() == "my/model-repo"
+        assert w2.form.subject == "health potion" and w2.create_panel.subject_edit.text() == "health potion"
         assert w2.output_dir == studio_env / "elsewhere"
         assert w2.models_dir == studio_env / "models"
         assert w2.worker.output_dir == studio_env / "elsewhere"
@@ -219,8 +247,10 @@ def test_style_and_template_fill_the_parameters(qtbot, studio_env):
         w.select_template("ui-button")
         assert (w.create_panel.steps_spin.value(), w.create_panel.cfg_spin.value(), w.create_panel.sampler_combo.currentText()) == (25, 7.5, "Euler a")
         assert w.create_panel.width_spin.value() / w.create_panel.height_spin.value() == pytest.approx(3.0, rel=0.05)
-        assert "Text" in [w.create_panel.fields_layout.itemAt(i, w.create_panel.fields_layout.ItemRole.LabelRole).widget().text()
-                          for i in range(w.create_panel.fields_layout.rowCount())]
+        edit = w.create_panel._field_edits["text"]
+        label = w.create_panel.fields_layout.labelForField(edit)
+        assert label.text() == "Text" and label.parentWidget() is w.create_panel.subject_edit.parentWidget(), \
+            "the template's fields are rows of the Asset form, aligned with it"
         w.create_panel.subject_edit.setText("wooden")
         w.create_panel._field_edits["text"].setText("PLAY")
         w.create_panel.steps_spin.setValue(9)  # the user's override wins
@@ -264,11 +294,18 @@ def test_generate_follows_the_layout_tab_through_controlnet(qtbot, window, tiny_
     w.create_panel.width_spin.setValue(64)
     w.create_panel.height_spin.setValue(64)
     w.create_panel.subject_edit.setText("button")
-    # 512x256 layout, 64x64 image: prepare()'s sentence names the size that fixes it (what the button sets)
+    # Create shows that it follows the layout, with a one-click fix for the size
+    assert w.create_panel.layout_badge.isVisibleTo(w.create_panel) and "512×256" in w.create_panel.layout_label.text()
+    assert w.create_panel.layout_fix_btn.text() == "Use 128×64"
+    # 512x256 layout, 64x64 image: the error names the size, and its button sets it and generates
     assert w.generate() is None and "use the size 128x64 (the layout's shape)" in w.last_error
-    tab.match_size()
-    assert w.create_panel.width_spin.value() == 2 * w.create_panel.height_spin.value()
-    job_id, paths = _generate(qtbot, w, "wooden button")
+    box = w.size_fix_box
+    use = next(b for b in box.buttons() if "128×64" in b.text())
+    w.create_panel.subject_edit.setText("wooden button")
+    with qtbot.waitSignal(w.job_finished, timeout=JOB_TIMEOUT_MS) as blocker:
+        use.click()
+    assert (w.create_panel.width_spin.value(), w.create_panel.height_spin.value()) == (128, 64)
+    paths = blocker.args[1]
     job = read_job(paths[0])
     assert len(job.controls) == 1
     unit = job.controls[0]
@@ -336,7 +373,7 @@ def test_window_opens_on_the_existing_library_and_keyboard_drives_it(qtbot, stud
         qtbot.waitUntil(w.isActiveWindow, timeout=5000)  # window shortcuts need the active window
         w.create_panel.subject_edit.setFocus()
         qtbot.keyClick(w.create_panel.subject_edit, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
-        qtbot.waitUntil(lambda: w.create_panel.progress.format().startswith("Step"), timeout=60_000)
+        qtbot.waitUntil(lambda: "step" in w.create_panel.progress_text.full_text().lower(), timeout=60_000)
         with qtbot.waitSignal(w.job_cancelled, timeout=10_000):
             qtbot.keyClick(w.create_panel.subject_edit, Qt.Key.Key_Escape)
     finally:

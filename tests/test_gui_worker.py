@@ -155,3 +155,44 @@ def test_a_job_the_backend_refuses_fails_before_it_runs(qtbot, worker):
         job_id = worker.submit(_job(prompt="refuse"))
     assert blocker.args == [job_id, "The scripted backend cannot run this job."]
     assert worker.backend_for_test.checked == ["refuse"] and not worker.backend_for_test.threads
+
+
+def test_notices_reach_the_queue_and_the_window(qtbot, tmp_path):
+    """A backend's Notice (a prompt CLIP cuts) becomes the worker's notice signal and a queue note."""
+    from asset_studio.core.backend import Notice
+    from asset_studio.gui.model.queue import JobQueue
+    from asset_studio.gui.worker import GenerationWorker
+
+    class Noticing(ScriptedBackend):
+        def run(self, job, should_cancel):
+            yield Notice("The prompt is 91 tokens long; CLIP reads the first 75.")
+            yield from super().run(job, should_cancel)
+
+    w = GenerationWorker(tmp_path / "out", backend_factory=lambda device: Noticing())
+    relay = _relay_class()(w)
+    queue = JobQueue(w)
+    w.queued.connect(queue.on_queued)
+    w.notice.connect(queue.on_notice)
+    notices = []
+    w.notice.connect(lambda jid, text: notices.append(text))
+    try:
+        with qtbot.waitSignal(relay.finished, timeout=10000) as blocker:
+            job_id = w.submit(_job())
+        qtbot.waitUntil(lambda: bool(queue.entry(job_id) and queue.entry(job_id).notices), timeout=5000)
+        assert blocker.args[0] == job_id and notices == ["The prompt is 91 tokens long; CLIP reads the first 75."]
+        assert queue.entry(job_id).notices == notices
+    finally:
+        w.shutdown()
+
+
+def test_a_cutout_that_removed_almost_everything_is_reported():
+    from PIL import Image
+
+    from asset_studio.gui.worker import cutout_warning
+
+    empty = Image.new("RGBA", (100, 100), (0, 0, 0, 0))
+    empty.paste(Image.new("RGBA", (1, 1), (255, 0, 0, 255)), (50, 50))
+    assert "kept 0.0%" in cutout_warning(empty, "00001-gem.png") and "00001-gem.png" in cutout_warning(empty, "00001-gem.png")
+    kept = Image.new("RGBA", (100, 100), (0, 0, 0, 0))
+    kept.paste(Image.new("RGBA", (30, 30), (255, 0, 0, 255)), (10, 10))
+    assert cutout_warning(kept, "x.png") == "" and cutout_warning(Image.new("RGB", (4, 4)), "x.png") == ""

@@ -164,3 +164,29 @@ def test_shrunk_control_preview_keeps_thin_strokes_visible(editor, qtbot):
     w, h, bpl = shown.width(), shown.height(), shown.bytesPerLine()
     pixels = np.frombuffer(shown.constBits(), np.uint8, count=bpl * h).reshape(h, bpl)[:, :w]
     assert w <= 300 and pixels.max() >= 200
+
+
+def test_new_elements_land_on_the_snap_grid_and_pauses_split_text_undo(editor, qtbot, monkeypatch):
+    from asset_studio.core.layout import element_bounds
+    from asset_studio.gui import layout_editor
+
+    assert editor.snap
+    editor._set_grid(16)
+    for index in (editor.add_shape("rect"), editor.add_text("PLAY")):
+        box = element_bounds(editor.layout().elements[index])
+        assert box.x % 16 == 0 and box.y % 16 == 0 and box.w % 16 == 0, box
+
+    clock = [1000.0]
+    monkeypatch.setattr(layout_editor.time, "monotonic", lambda: clock[0])
+    index = len(editor.layout().elements) - 1
+    editor.select(index)
+    before = editor.undo_stack.count()
+    for text in ("PLAY ", "PLAY N", "PLAY NOW"):  # one burst of typing: one step
+        clock[0] += 0.2
+        editor.set_property("text", text, index)
+    assert editor.undo_stack.count() == before + 1
+    clock[0] += 5  # a pause, then more typing: a second step
+    editor.set_property("text", "PLAY NOW!", index)
+    assert editor.undo_stack.count() == before + 2
+    editor.undo_stack.undo()
+    assert editor.layout().elements[index].text == "PLAY NOW"

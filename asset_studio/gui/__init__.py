@@ -1,5 +1,5 @@
 """The PySide6 desktop studio."""
 
-from asset_studio.gui.pyside_fix import guard_true_refcount
+from asset_studio.gui.pyside_fix import guard_refcounts
 
-guard_true_refcount()  # before any signal is emitted
+guard_refcounts()  # before any signal is emitted or any Qt method called from Python

@@ -7,7 +7,6 @@ row is painted, so a library of thousands of images opens at once. Deleting move
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 
 from PySide6.QtCore import (
@@ -15,13 +14,16 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QColor, QDesktopServices, QIcon, QImage, QImageReader, QKeySequence, QPainter, QPixmap, QShortcut
 from PySide6.QtWidgets import (
-    QAbstractItemView, QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFormLayout, QHBoxLayout, QLabel,
-    QLineEdit, QListView, QPlainTextEdit, QPushButton, QSpinBox, QSplitter, QVBoxLayout, QWidget,
+    QAbstractItemView, QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout, QHBoxLayout,
+    QLabel, QLineEdit, QListView, QMessageBox, QPlainTextEdit, QPushButton, QSizePolicy, QSpinBox, QSplitter,
+    QVBoxLayout, QWidget,
 )
 
 from asset_studio.core.job import GenerationJob
 from asset_studio.errors import UserError
-from asset_studio.gui.model.library import TRASH_DIR, Library
+from asset_studio.gui.model import variations as runs
+from asset_studio.gui.model.library import TRASH_DIR, Library, LibraryEntry
+from asset_studio.gui.model.sheet_export import SheetExportModel, SheetPlan
 
 THUMB = 128
 
@@ -93,6 +95,7 @@ class LibraryModel(QAbstractListModel):
         library.reset.connect(self._reset)
         library.inserted.connect(self._inserted)
         library.removed.connect(self._removed)
+        library.entry_changed.connect(self._entry_changed)
 
     # model API
     def rowCount(self, parent=QModelIndex()) -> int:
@@ -103,6 +106,11 @@ class LibraryModel(QAbstractListModel):
             return None
         path = self._paths[index.row()]
         if role == Qt.ItemDataRole.DisplayRole:
+            entry = self._entry(index.row())
+            if entry is not None and entry.kind == "sheet":
+                return f"▦ sheet · {path.stem}"  # badged: a result of the export, not of generation
+            if entry is not None and entry.group:
+                return f"{Path(entry.group).name} / {path.stem}"  # a run of its own (a pose set)
             return path.stem
         if role == Qt.ItemDataRole.DecorationRole:
             key = str(path)
@@ -112,6 +120,9 @@ class LibraryModel(QAbstractListModel):
                 return self._placeholder
             return icon
         if role == Qt.ItemDataRole.ToolTipRole:
+            entry = self._entry(index.row())
+            if entry is not None and entry.raw is not None and entry.sprite is not None:
+                return f"Sprite: {entry.sprite}\nRaw image: {entry.raw}"
             return str(path)
         if role == self.PathRole:
             return str(path)
@@ -144,6 +155,17 @@ class LibraryModel(QAbstractListModel):
 
     def paths(self) -> list[Path]:
         return list(self._paths)
+
+    def _entry(self, row: int):
+        lib = self.library
+        if row < len(lib) and lib.path(row) == self._paths[row]:
+            return lib.entry(row)
+        return None
+
+    def _entry_changed(self, row: int) -> None:
+        self._paths[row] = self.library.path(row)
+        idx = self.index(row)
+        self.dataChanged.emit(idx, idx)
 
     def _reset(self) -> None:
         self.beginResetModel()
@@ -215,6 +237,13 @@ def describe_job(job: GenerationJob) -> list[tuple[str, str]]:
         rows.append(("Init image", f"{Path(job.init.image).name}, denoise {job.init.denoise:g}"))
     if job.tiling != "off":
         rows.append(("Tiling", job.tiling))
+    f = job.finishing
+    done = [name for name, on in ((f"cut-out ({f.method})", f.remove_background),
+                                  (f"pixel grid {f.pixel_grid}", f.pixel_grid > 0),
+                                  (f"palette of {f.palette_size}", f.palette_size > 0),
+                                  ("trim", f.trim), ("exact text", bool(f.crisp_text))) if on]
+    if done:
+        rows.append(("Finishing", ", ".join(done)))
     return rows
 
 
@@ -236,10 +265,12 @@ class HintListView(QListView):
 
 
 class GalleryWidget(QWidget):
-    """The library grid plus a details panel; emits jobs to run and selection to export."""
+    """The library grid plus a details panel; emits jobs to run, the entry to view, and selections to export."""
 
     rerun_requested = Signal(object)  # GenerationJob
-    export_requested = Signal(list)  # [Path]
+    export_requested = Signal(list)  # [Path]: the files to pack (the sprites by default)
+    current_changed = Signal(object)  # the LibraryEntry selected alone, or None
+    style_preview_requested = Signal(object)  # Path: make this image the current style's preview
     message = Signal(str)
 
     def __init__(self, library: Library | Path, parent=None):
@@ -262,9 +293,30 @@ class GalleryWidget(QWidget):
         self.view.setDragEnabled(True)
         self.view.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
         self.view.setDefaultDropAction(Qt.DropAction.CopyAction)
-        self.view.setToolTip("Your results, newest first. Drag images out to a folder; Delete moves them to the trash.")
+        self.view.setToolTip("Your results, newest first: the finished sprite where the style makes one. "
+                             "Drag images out to a folder; Delete moves them to the trash (Ctrl+Z undoes).")
         self.view.selectionModel().selectionChanged.connect(self._selection_changed)
-        self.view.doubleClicked.connect(self._open)
+        self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.view.customContextMenuRequested.connect(self._menu)
+
+        # What the grid shows: sprites (the cut-outs) unless Raw; sheets kept out unless asked for.
+        self.raw_box = QCheckBox("Raw images")
+        self.raw_box.setToolTip("Show the raw generated images (with their background) instead of the finished sprites.")
+        self.sheets_box = QCheckBox("Sheets")
+        self.sheets_box.setToolTip("Also list the sprite sheets you exported (badged ▦).")
+        self.undo_btn = QPushButton("Undo delete")
+        self.undo_btn.setToolTip("Put the last deleted images back (Ctrl+Z).")
+        self.undo_btn.setEnabled(False)
+        self.raw_box.toggled.connect(self.library.set_show_raw)
+        self.sheets_box.toggled.connect(self.library.set_show_sheets)
+        self.undo_btn.clicked.connect(self.undo_delete)
+        self.library.undo_available.connect(self.undo_btn.setEnabled)
+        top = QHBoxLayout()
+        top.setContentsMargins(0, 0, 0, 2)
+        top.addWidget(self.raw_box)
+        top.addWidget(self.sheets_box)
+        top.addStretch(1)
+        top.addWidget(self.undo_btn)
 
         self.title = QLabel("No image selected")
         self.title.setWordWrap(True)
@@ -272,25 +324,41 @@ class GalleryWidget(QWidget):
         self.details = QPlainTextEdit()
         self.details.setReadOnly(True)
         self.details.setPlaceholderText("Select an image to see how it was made.")
-        self.rerun_btn = QPushButton("Re-run same seed")
+        self.rerun_btn = QPushButton("Re-run")
         self.rerun_btn.setToolTip("Make this exact image again (same job, same seed).")
+        self.reroll_btn = QPushButton("Re-roll")
+        self.reroll_btn.setToolTip("The same job with new random seeds (as many images as the Create tab's batch).")
         self.vary_btn = QPushButton("Variations")
-        self.vary_btn.setToolTip("Run this image's job with new random seeds (the batch count of the form).")
+        self.vary_btn.setToolTip("Variations of this image: it is the start of an img2img run at the strength "
+                                 "beside, with new seeds (as many as the Create tab's batch).")
+        self.vary_strength = QDoubleSpinBox()
+        self.vary_strength.setRange(0.05, 0.95)
+        self.vary_strength.setSingleStep(0.05)
+        self.vary_strength.setValue(runs.VARIATION_DENOISE)
+        self.vary_strength.setToolTip("Variation strength (denoise): 0.2 changes small details, 0.5 repaints more.")
         self.export_btn = QPushButton("Export sheet…")
-        self.export_btn.setToolTip("Pack the selected images into a sprite sheet for a game engine.")
+        self.export_btn.setToolTip("Pack the selected sprites into a sprite sheet for a game engine.")
         self.delete_btn = QPushButton("Delete")
-        self.delete_btn.setToolTip(f"Move the selected images to {TRASH_DIR}/ inside the output folder.")
+        self.delete_btn.setToolTip(f"Move the selected images (raw and sprite) to {TRASH_DIR}/ inside the output "
+                                   "folder; Undo delete puts them back.")
+        self.preview_btn = QPushButton("Style preview")
+        self.preview_btn.setToolTip("Use this image as a preview picture of the Create tab's style pack "
+                                    "(your own packs; duplicate a bundled one first).")
+        self.preview_btn.clicked.connect(
+            lambda: self._current_entry and self.style_preview_requested.emit(self._current_entry.shown()))
         self.folder_btn = QPushButton("Open folder")
         self.folder_btn.setToolTip("Show the output folder in the file manager.")
-        self.variation_count = 4
+        self.batch_count = lambda: 4  # the window points this at the Create tab's batch count
 
         self.rerun_btn.clicked.connect(self.rerun_same_seed)
+        self.reroll_btn.clicked.connect(self.reroll)
         self.vary_btn.clicked.connect(self.run_variations)
-        self.export_btn.clicked.connect(lambda: self.export_requested.emit(self.selected_paths()))
+        self.export_btn.clicked.connect(lambda: self.export_requested.emit(self.export_paths()))
         self.delete_btn.clicked.connect(self.delete_selected)
         self.folder_btn.clicked.connect(
             lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.model.output_dir))))
         QShortcut(QKeySequence.StandardKey.Delete, self.view, self.delete_selected)
+        QShortcut(QKeySequence.StandardKey.Undo, self.view, self.undo_delete)
 
         side = QWidget()
         side_layout = QVBoxLayout(side)
@@ -298,17 +366,24 @@ class GalleryWidget(QWidget):
         side_layout.addWidget(self.title)
         side_layout.addWidget(self.details, 1)
         row1 = QHBoxLayout()
-        row1.addWidget(self.rerun_btn)
-        row1.addWidget(self.vary_btn)
+        for w in (self.rerun_btn, self.reroll_btn, self.vary_btn, self.vary_strength):
+            row1.addWidget(w)
         side_layout.addLayout(row1)
         row2 = QHBoxLayout()
         row2.addWidget(self.export_btn)
         row2.addWidget(self.delete_btn)
+        row2.addWidget(self.preview_btn)
         row2.addWidget(self.folder_btn)
         side_layout.addLayout(row2)
 
+        grid = QWidget()
+        gl = QVBoxLayout(grid)
+        gl.setContentsMargins(0, 0, 0, 0)
+        gl.setSpacing(0)
+        gl.addLayout(top)
+        gl.addWidget(self.view, 1)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
-        self.splitter.addWidget(self.view)
+        self.splitter.addWidget(grid)
         self.splitter.addWidget(side)
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 1)
@@ -317,6 +392,8 @@ class GalleryWidget(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.splitter)
         self._current_job: GenerationJob | None = None
+        self._current_entry: LibraryEntry | None = None
+        self.model.modelReset.connect(self._selection_changed)
         self._selection_changed()
 
     # content
@@ -335,86 +412,100 @@ class GalleryWidget(QWidget):
     def selected_paths(self) -> list[Path]:
         return [self.model.path(r) for r in self.selected_rows()]
 
+    def selected_entries(self) -> list[LibraryEntry]:
+        return [self.library.entry(r) for r in self.selected_rows() if r < len(self.library)]
+
+    def export_paths(self) -> list[Path]:
+        """What Export sheet packs: the selected sprites (raw images only where no sprite exists,
+        or when the grid shows raw images); sheets are never packed again."""
+        return self.library.export_paths(self.selected_rows(), raw=self.library.show_raw)
+
     def select_row(self, row: int) -> None:
         self.view.setCurrentIndex(self.model.index(row))
 
     # details and actions
     def _selection_changed(self, *_args) -> None:
-        paths = self.selected_paths()
-        has = bool(paths)
+        entries = self.selected_entries()
+        has = bool(entries)
         for btn in (self.export_btn, self.delete_btn):
             btn.setEnabled(has)
         self._current_job = None
-        if len(paths) != 1:
-            self.title.setText(f"{len(paths)} images selected" if paths else "No image selected")
+        self._current_entry = entries[0] if len(entries) == 1 else None
+        if len(entries) != 1:
+            self.title.setText(f"{len(entries)} images selected" if entries else "No image selected")
             self.details.setPlainText("")
         else:
-            path = paths[0]
-            self.title.setText(path.name)
-            job = read_image_job(path)
+            entry = entries[0]
+            path = entry.shown(self.library.show_raw)
+            kinds = "sprite + raw image" if entry.sprite and entry.raw else ("sheet" if entry.kind == "sheet" else "")
+            self.title.setText(path.name + (f"  ({kinds})" if kinds else ""))
+            job = read_image_job(entry.raw or entry.sprite)
             self._current_job = job
-            if job is None:
+            if entry.kind == "sheet":
+                self.details.setPlainText("A sprite sheet you exported (it is not packed again).")
+            elif job is None:
                 self.details.setPlainText("This PNG carries no Asset Studio job, so it cannot be re-run.")
             else:
                 self.details.setPlainText("\n".join(f"{k}: {v}" for k, v in describe_job(job)))
-        self.rerun_btn.setEnabled(self._current_job is not None)
-        self.vary_btn.setEnabled(self._current_job is not None)
+        for btn in (self.rerun_btn, self.reroll_btn):
+            btn.setEnabled(self._current_job is not None)
+        can_vary = self._current_job is not None and self._current_entry is not None and self._current_entry.raw is not None
+        self.vary_btn.setEnabled(can_vary)
+        self.preview_btn.setEnabled(self._current_entry is not None and self._current_entry.kind == "image")
+        self.current_changed.emit(self._current_entry)
 
     def current_job(self) -> GenerationJob | None:
         return self._current_job
 
+    def current_entry(self) -> LibraryEntry | None:
+        return self._current_entry
+
     def rerun_same_seed(self) -> None:
-        job = self._current_job
-        if job is not None:
-            # A PNG holds one image of a batch; its own seed is the one it was made with.
-            self.rerun_requested.emit(job.for_seed(job.image_seeds()[0]))
+        if self._current_job is not None:
+            self.rerun_requested.emit(runs.rerun(self._current_job))
+
+    def reroll(self) -> None:
+        if self._current_job is not None:
+            self.rerun_requested.emit(runs.reroll(self._current_job, self.batch_count()))
 
     def run_variations(self) -> None:
-        job = self._current_job
-        if job is None:
+        entry = self._current_entry
+        if self._current_job is None or entry is None or entry.raw is None:
             return
-        seeds = [random.randrange(2**32) for _ in range(max(1, self.variation_count))]
-        variations = job.for_seed(seeds[0])
-        variations.sampling.seeds, variations.sampling.count = seeds, len(seeds)
-        self.rerun_requested.emit(variations)
+        # From the raw image: img2img over a cut-out's transparent background would paint a new one.
+        self.rerun_requested.emit(runs.variations(self._current_job, entry.raw, self.batch_count(),
+                                                  round(self.vary_strength.value(), 2)))
+
+    def _menu(self, pos) -> None:
+        """Right-click: the selected image's file in other programs (the viewer shows it here)."""
+        from PySide6.QtWidgets import QMenu
+
+        entry = self._current_entry
+        menu = QMenu(self)
+        if entry is not None:
+            path = entry.shown(self.library.show_raw)
+            menu.addAction("Open in another program",
+                           lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(path))))
+            menu.addAction("Show in folder", lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(path.parent))))
+            menu.addAction("Use as style preview", self.preview_btn.click)
+            menu.addSeparator()
+        for btn in (self.rerun_btn, self.reroll_btn, self.vary_btn, self.export_btn, self.delete_btn):
+            menu.addAction(btn.text(), btn.click).setEnabled(btn.isEnabled())
+        menu.exec(self.view.viewport().mapToGlobal(pos))
 
     def delete_selected(self) -> None:
         self.library.trash(self.selected_rows())
 
-    def _open(self, index: QModelIndex) -> None:
-        QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.model.path(index.row()))))
+    def undo_delete(self) -> None:
+        self.library.undo_trash()
 
 
 # --- sprite sheet export ----------------------------------------------------------------------
 
 
-class _ExportSignals(QObject):
-    done = Signal(list, list)  # files written, warnings
-    failed = Signal(str)
-
-
-class _ExportTask(QRunnable):
-    def __init__(self, kwargs: dict, signals: _ExportSignals):
-        super().__init__()
-        self.kwargs = kwargs
-        self.signals = signals
-
-    def run(self) -> None:
-        try:
-            from asset_studio.service import SheetExport, export_sheet
-
-            result = export_sheet(SheetExport(**self.kwargs))  # the one export, as `asset-studio sheet`
-            self.signals.done.emit(result.pages + result.data_files, result.warnings)
-        except UserError as exc:
-            self.signals.failed.emit(str(exc))
-        except OSError as exc:
-            from asset_studio.errors import describe_os_error
-
-            self.signals.failed.emit(describe_os_error(exc, self.kwargs.get("out")))
-
-
 class SheetExportDialog(QDialog):
-    """Options for one sprite sheet; packing and writing run off the GUI thread."""
+    """Options for one sprite sheet, bound to a SheetExportModel: a live preview of the packed sheet
+    (size, occupancy, animations) while options change; packing and writing run off the GUI thread."""
 
     message = Signal(str)
     exported = Signal(list)
@@ -427,16 +518,22 @@ class SheetExportDialog(QDialog):
         "unity": "Unity (sprite sheet + importer)",
     }
 
-    def __init__(self, paths: list[Path], output_dir: Path, parent=None):
+    def __init__(self, paths: list[Path], output_dir: Path, parent=None, ask=None):
         super().__init__(parent)
         from asset_studio.core.exporters import FORMATS
 
         self.setWindowTitle("Export sprite sheet")
+        self.resize(820, 480)  # room for the sheet preview
         self.paths = list(paths)
+        self.model = SheetExportModel(self.paths, Path(output_dir) / "sheets" / "sheet.png", self)
+        # ask(text) -> bool: the overwrite question (a message box; tests answer it)
+        self.ask = ask or (lambda text: QMessageBox.question(self, "Replace files?", text) ==
+                           QMessageBox.StandardButton.Yes)
+        o = self.model.options
         self.format_combo = QComboBox()
         for fmt in FORMATS:
             self.format_combo.addItem(self.FORMAT_LABELS.get(fmt, fmt), fmt)
-        self.out_edit = QLineEdit(str(Path(output_dir) / "sheets" / "sheet.png"))
+        self.out_edit = QLineEdit(str(o.out))
         browse = QPushButton("…")
         browse.setFixedWidth(32)
         browse.clicked.connect(self._browse)
@@ -444,19 +541,32 @@ class SheetExportDialog(QDialog):
         out_row.addWidget(self.out_edit, 1)
         out_row.addWidget(browse)
         self.trim_box = QCheckBox("Trim transparent borders (offsets are kept)")
-        self.trim_box.setChecked(True)
+        self.trim_box.setChecked(o.trim)
         self.padding_spin = QSpinBox()
         self.padding_spin.setRange(0, 64)
-        self.padding_spin.setValue(2)
+        self.padding_spin.setValue(o.padding)
         self.padding_spin.setToolTip("Transparent pixels between frames, so filtering never bleeds a neighbour in.")
         self.extrude_spin = QSpinBox()
         self.extrude_spin.setRange(0, 16)
         self.extrude_spin.setToolTip("Repeat each frame's edge pixels outward: stops seams on tiles.")
+        self.square_box = QCheckBox("Near-square pages (as TexturePacker packs)")
+        self.square_box.setChecked(o.square)
         self.pot_box = QCheckBox("Power-of-two page size")
         self.max_spin = QSpinBox()
         self.max_spin.setRange(64, 16384)
         self.max_spin.setSingleStep(512)
-        self.max_spin.setValue(4096)
+        self.max_spin.setValue(o.max_size)
+        self.fps_spin = QDoubleSpinBox()
+        self.fps_spin.setRange(0.5, 120)
+        self.fps_spin.setValue(o.fps)
+        self.fps_spin.setToolTip("Frames per second of the animations (numbered names: walk_1, walk_2…).")
+        self.preview = QLabel()
+        self.preview.setMinimumSize(240, 200)
+        self.preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.preview.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.preview.setStyleSheet("background: #2a2b30;")
+        self.summary = QLabel("Packing the preview…")
+        self.summary.setWordWrap(True)
         self.status = QLabel(f"{len(self.paths)} image(s) selected.")
         self.status.setWordWrap(True)
         form = QFormLayout()
@@ -465,20 +575,60 @@ class SheetExportDialog(QDialog):
         form.addRow(self.trim_box)
         form.addRow("Padding", self.padding_spin)
         form.addRow("Extrude", self.extrude_spin)
+        form.addRow(self.square_box)
         form.addRow(self.pot_box)
         form.addRow("Max page size", self.max_spin)
+        form.addRow("Animation fps", self.fps_spin)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
         self.export_btn = self.buttons.addButton("Export", QDialogButtonBox.ButtonRole.AcceptRole)
+        self.reveal_btn = self.buttons.addButton("Reveal", QDialogButtonBox.ButtonRole.ActionRole)
+        self.reveal_btn.setToolTip("Show the sheet's folder in the file manager.")
+        self.reveal_btn.setEnabled(False)
         self.buttons.accepted.connect(self.start)
         self.buttons.rejected.connect(self.reject)
+        self.reveal_btn.clicked.connect(self.reveal)
+        left = QVBoxLayout()
+        left.addLayout(form)
+        left.addWidget(self.status)
+        left.addStretch(1)
+        right = QVBoxLayout()
+        right.addWidget(self.preview, 1)
+        right.addWidget(self.summary)
+        columns = QHBoxLayout()
+        columns.addLayout(left, 1)
+        columns.addLayout(right, 1)
         layout = QVBoxLayout(self)
-        layout.addLayout(form)
-        layout.addWidget(self.status)
+        layout.addLayout(columns, 1)
         layout.addWidget(self.buttons)
-        self._signals = _ExportSignals()
-        self._signals.done.connect(self._done)
-        self._signals.failed.connect(self._failed)
         self.result_paths: list[Path] = []
+        self._bind()
+        self.model.refresh_preview()
+
+    def _bind(self) -> None:
+        m = self.model
+        self.format_combo.currentIndexChanged.connect(lambda _i: m.set_option("format", self.format_combo.currentData()))
+        self.out_edit.textChanged.connect(lambda t: m.set_option("out", Path(t)))
+        self.trim_box.toggled.connect(lambda on: m.set_option("trim", on))
+        self.padding_spin.valueChanged.connect(lambda v: m.set_option("padding", v))
+        self.extrude_spin.valueChanged.connect(lambda v: m.set_option("extrude", v))
+        self.square_box.toggled.connect(lambda on: m.set_option("square", on))
+        self.pot_box.toggled.connect(lambda on: m.set_option("pot", on))
+        self.max_spin.valueChanged.connect(lambda v: m.set_option("max_size", v))
+        self.fps_spin.valueChanged.connect(lambda v: m.set_option("fps", round(v, 2)))
+        m.preview_ready.connect(self._show_plan)
+        m.preview_failed.connect(self.summary.setText)
+        m.exported.connect(self._done)
+        m.failed.connect(self._failed)
+        m.confirm_overwrite.connect(self._confirm)
+
+    def _show_plan(self, plan: SheetPlan) -> None:
+        self.summary.setText(plan.summary())
+        if plan.image is not None and not plan.image.isNull():
+            pix = QPixmap.fromImage(plan.image)
+            box = self.preview.size()
+            if pix.width() > box.width() or pix.height() > box.height():
+                pix = pix.scaled(box, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
+            self.preview.setPixmap(pix)
 
     def _browse(self) -> None:
         from PySide6.QtWidgets import QFileDialog
@@ -487,22 +637,30 @@ class SheetExportDialog(QDialog):
         if path:
             self.out_edit.setText(path)
 
-    def start(self) -> None:
+    def start(self, force: bool = False) -> None:
         self.export_btn.setEnabled(False)
-        self.status.setText("Packing…")
-        out = Path(self.out_edit.text()).expanduser()
-        kwargs = dict(inputs=self.paths, out=out if out.suffix.lower() == ".png" else out.with_suffix(".png"),
-                      format=self.format_combo.currentData(), trim=self.trim_box.isChecked(),
-                      padding=self.padding_spin.value(), extrude=self.extrude_spin.value(),
-                      pot=self.pot_box.isChecked(), max_size=self.max_spin.value())
-        QThreadPool.globalInstance().start(_ExportTask(kwargs, self._signals))
+        self.status.setText("Packing and writing…")
+        self.model.export(force=force)
+
+    def _confirm(self, text: str) -> None:
+        if self.ask(text):
+            self.start(force=True)
+        else:
+            self.export_btn.setEnabled(True)
+            self.status.setText("Not exported: choose another sheet file, or agree to replace the files.")
 
     def _done(self, files: list, warnings: list) -> None:
         self.result_paths = [Path(f) for f in files]
         text = "Exported " + ", ".join(Path(f).name for f in files) + "".join(f"; warning: {w}" for w in warnings)
+        self.status.setText(text)
         self.message.emit(text)
+        self.export_btn.setEnabled(True)
+        self.reveal_btn.setEnabled(True)
         self.exported.emit(self.result_paths)
-        self.accept()
+
+    def reveal(self) -> None:
+        folder = self.result_paths[0].parent if self.result_paths else self.model.out.parent
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
 
     def _failed(self, text: str) -> None:
         self.export_btn.setEnabled(True)

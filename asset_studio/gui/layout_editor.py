@@ -10,6 +10,7 @@ core.control_image from the same model, so the preview is what the ControlNet re
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
@@ -19,6 +20,8 @@ from PySide6.QtWidgets import (QCheckBox, QColorDialog, QComboBox, QDoubleSpinBo
                                QLabel, QMessageBox, QPlainTextEdit, QPushButton, QScrollArea, QSizePolicy, QSpinBox,
                                QSplitter, QToolBar, QVBoxLayout, QWidget)
 
+from asset_studio.gui.ui.dialogs import start_in
+from asset_studio.gui.ui.wheel_guard import guard_wheel
 from asset_studio.core.control_image import CONTROL_TYPES, render_control
 from asset_studio.core.layout import (SHAPE_KINDS, Box, ImageElement, Layout, ShapeElement, TextElement,
                                       element_bounds, element_to_dict, layout_from_dict, load_layout, save_layout,
@@ -34,10 +37,12 @@ class LayoutCommand(QUndoCommand):
     """One undoable change: the whole layout before and after (layouts are small)."""
 
     MERGE_ID = 4004
+    MERGE_WINDOW_S = 1.5  # edits of one field closer together than this are one step (a burst of typing)
 
     def __init__(self, editor: "LayoutEditor", before: dict, after: dict, text: str, merge_key=None):
         super().__init__(text)
         self.editor, self.before, self.after, self.merge_key = editor, before, after, merge_key
+        self.stamp = time.monotonic()
 
     def redo(self) -> None:
         self.editor._apply(self.after)
@@ -50,9 +55,12 @@ class LayoutCommand(QUndoCommand):
 
     def mergeWith(self, other) -> bool:
         # Typing in a field or dragging a spin box is one step to undo, not one per keystroke.
+        # A pause ends the burst: typing a word, pausing, typing another are two steps.
         if getattr(other, "merge_key", None) != self.merge_key:
             return False
-        self.after = other.after
+        if getattr(other, "stamp", 0.0) - self.stamp > self.MERGE_WINDOW_S:
+            return False
+        self.after, self.stamp = other.after, other.stamp
         return True
 
 
@@ -202,6 +210,7 @@ class LayoutEditor(QWidget):
         self._from_panel = False
         self._last_control = None
         self.text_edit: QPlainTextEdit | None = None
+        self.start_dir = ""  # where Open, Save and Place image start (the window sets the output folder)
         self.undo_stack = QUndoStack(self)
         self.undo_stack.cleanChanged.connect(self._update_title)
 
@@ -214,7 +223,11 @@ class LayoutEditor(QWidget):
 
         self.props_box = QGroupBox("Properties")
         self.props_form = QFormLayout(self.props_box)
+        # Rows keep their natural height (the panel scrolls), never squeezed into clipped fields.
+        self.props_form.setSizeConstraint(QFormLayout.SizeConstraint.SetMinimumSize)
+        self.props_form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         props_scroll = QScrollArea()
+        props_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         props_scroll.setWidgetResizable(True)
         props_scroll.setWidget(self.props_box)
         props_scroll.setMinimumWidth(260)
@@ -505,6 +518,10 @@ class LayoutEditor(QWidget):
     def _centre_box(self, w: float, h: float) -> Box:
         lw, lh = self._layout.width, self._layout.height
         w, h = min(w, lw), min(h, lh)
+        if self.snap:  # a new element lands on the grid, like everything dragged there
+            g = self.grid
+            w, h = min(self.snap_size(w), lw), min(self.snap_size(h), lh)
+            return Box(round((lw - w) / 2 / g) * g, round((lh - h) / 2 / g) * g, round(w), round(h))
         return Box(round((lw - w) / 2), round((lh - h) / 2), round(w), round(h))
 
     def add_text(self, text: str = "TEXT", font: str | None = None) -> int:
@@ -614,6 +631,10 @@ class LayoutEditor(QWidget):
     # ---- the properties panel -------------------------------------------------------------------
 
     def _refresh_panel(self) -> None:
+        self._fill_panel()
+        guard_wheel(self.props_box)  # the new fields, too, take the wheel only when focused
+
+    def _fill_panel(self) -> None:
         form = self.props_form
         while form.rowCount():
             form.removeRow(0)
@@ -728,7 +749,7 @@ class LayoutEditor(QWidget):
     # ---- dialogs ---------------------------------------------------------------------------------
 
     def _open_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open layout", str(self.current_path or ""), "Layouts (*.json)")
+        path, _ = QFileDialog.getOpenFileName(self, "Open layout", str(self.current_path or start_in(self.start_dir)), "Layouts (*.json)")
         if path:
             try:
                 self.open_file(path)
@@ -738,7 +759,7 @@ class LayoutEditor(QWidget):
     def _save_dialog(self) -> None:
         path = self.current_path
         if path is None:
-            chosen, _ = QFileDialog.getSaveFileName(self, "Save layout", "layout.json", "Layouts (*.json)")
+            chosen, _ = QFileDialog.getSaveFileName(self, "Save layout", start_in(self.start_dir, "layout.json"), "Layouts (*.json)")
             if not chosen:
                 return
             path = Path(chosen)
@@ -748,7 +769,7 @@ class LayoutEditor(QWidget):
             QMessageBox.warning(self, "Save layout", str(exc))
 
     def _import_image_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Place an image", "", "Images (*.png *.jpg *.jpeg *.webp *.bmp)")
+        path, _ = QFileDialog.getOpenFileName(self, "Place an image", start_in(self.start_dir), "Images (*.png *.jpg *.jpeg *.webp *.bmp)")
         if path:
             try:
                 self.add_image(path)

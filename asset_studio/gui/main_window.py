@@ -20,14 +20,16 @@ from asset_studio.gui.gallery import GalleryWidget
 from asset_studio.gui.model.create_form import CreateForm
 from asset_studio.gui.model.layout_state import LayoutState
 from asset_studio.gui.model.library import Library
+from asset_studio.gui.model.wording import gui_words
 from asset_studio.gui.model.queue import JobQueue
 from asset_studio.gui.model.training import TrainingRun
 from asset_studio.gui.model_manager import ModelManager
 from asset_studio.gui.settings import Settings
 from asset_studio.gui.style_editor import StyleEditor
 from asset_studio.gui.ui.create_panel import CreatePanel
-from asset_studio.gui.ui.preview_panel import PreviewPanel
 from asset_studio.gui.ui.train_page import TrainPage
+from asset_studio.gui.ui.viewer import Viewer
+from asset_studio.gui.ui.wheel_guard import guard_wheel
 from asset_studio.gui.worker import GenerationWorker, default_backend_factory
 
 WARM_UP_DELAY_MS = 700  # let the window paint first, then load torch in the worker thread
@@ -66,11 +68,15 @@ class MainWindow(QMainWindow):
         self.form.style_id = s.last_style()
         self.form.template_id = s.last_template()
         self.form.model = s.last_model()
+        self.form.subject = s.last_subject()
 
         self.create_panel = CreatePanel(self.form, self.queue)
-        self.preview = PreviewPanel()
+        self.viewer = Viewer()
+        self.preview = self.viewer  # the live preview is the viewer's, marked as a preview
         self.gallery = GalleryWidget(self.library)
-        self.right_splitter = self._splitter(Qt.Orientation.Vertical, [self.preview, self.gallery], [420, 420], (1, 1))
+        self.gallery.batch_count = lambda: self.form.count  # re-roll and variations honour the batch
+        self.create_panel.start_dir = str(self.output_dir)
+        self.right_splitter = self._splitter(Qt.Orientation.Vertical, [self.viewer, self.gallery], [480, 360], (3, 2))
         self.create_splitter = self._splitter(Qt.Orientation.Horizontal, [self.create_panel, self.right_splitter],
                                               [400, 1000], (0, 1))
         self.create_splitter.setCollapsible(0, False)
@@ -88,6 +94,12 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.train_page, "Train")
         self.tabs.addTab(self.model_manager, "Models")
         self.setCentralWidget(self.tabs)
+        self.style_editor.models_dir = str(self.models_dir)
+        self.style_editor.export_dir = str(self.output_dir)
+        if self.layout_tab is not None:
+            self.layout_tab.start_dir = str(self.models_dir)
+            self.layout_tab.editor.start_dir = str(self.output_dir)
+            guard_wheel(self.layout_tab)
         self._build_menus()
         # The worker thread starts last, so a failure above never leaves a thread running.
         self.worker = GenerationWorker(self.output_dir, device=s.device(),
@@ -98,6 +110,7 @@ class MainWindow(QMainWindow):
         self._restore()
         self.model_manager.refresh()
         self.library.refresh()  # the library as it is on disk; thumbnails load as rows are painted
+        self._build_status_progress()
         self.statusBar().showMessage(f"Output folder: {self.output_dir}")
 
     # --- building ---------------------------------------------------------------------------
@@ -110,6 +123,28 @@ class MainWindow(QMainWindow):
             splitter.setStretchFactor(i, stretch[i])
         splitter.setSizes(sizes)
         return splitter
+
+    def _build_status_progress(self) -> None:
+        """The running job's progress in the status bar, so it shows on every tab (Layout, Styles…)."""
+        from PySide6.QtWidgets import QProgressBar
+
+        self.status_progress = QProgressBar()
+        self.status_progress.setFixedWidth(140)
+        self.status_progress.setFixedHeight(12)
+        self.status_progress.setTextVisible(False)
+        self.status_progress.setVisible(False)
+        self.statusBar().addPermanentWidget(self.status_progress)
+
+        def update(job_id: int) -> None:
+            entry = self.queue.entry(job_id)
+            running = entry is not None and entry.state == "running"
+            self.status_progress.setVisible(running or bool(self.queue.waiting()))
+            if running:
+                self.status_progress.setRange(0, max(1, entry.total) if entry.step else 0)
+                self.status_progress.setValue(entry.step)
+                self.status_progress.setToolTip(f"{entry.label}: {entry.status}")
+
+        self.queue.entry_changed.connect(update)
 
     def _build_layout_tab(self):
         """The layout editor with the ControlNet that follows it; absent in a build without it."""
@@ -160,19 +195,30 @@ class MainWindow(QMainWindow):
         w.finished.connect(self._on_finished)
         w.failed.connect(self._on_failed)
         w.cancelled.connect(self._on_cancelled)
+        w.notice.connect(q.on_notice)
+        w.notice.connect(self._on_notice)
+        w.devices_found.connect(self.set_available_devices)
 
         self.create_panel.generate_requested.connect(self.generate)
         self.create_panel.cancel_requested.connect(self.cancel)
         for seq in ("Ctrl+Return", "Ctrl+Enter"):
             QShortcut(QKeySequence(seq), self, self.generate)
         QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.cancel)
+        QShortcut(QKeySequence("Shift+Escape"), self, self.cancel_all)
 
         status = self.statusBar().showMessage
         self.form.message.connect(status)
         self.form.changed.connect(self._form_changed)
         self.gallery.rerun_requested.connect(self.submit_job)
         self.gallery.export_requested.connect(self.export_sheet)
+        self.gallery.current_changed.connect(self.show_entry)
+        self.gallery.style_preview_requested.connect(self.set_style_preview)
         self.gallery.message.connect(status)
+        self.viewer.compare_toggled.connect(self.compare)
+        self.viewer.raw_toggled.connect(self.gallery.raw_box.setChecked)
+        self.gallery.raw_box.toggled.connect(self._raw_toggled)
+        if self.layout_tab is not None:
+            self.layout_tab.get_controlnet.connect(self.get_controlnet)
         self.model_manager.models_changed.connect(self._models_changed)
         self.model_manager.use_model.connect(self._use_model)
         self.model_manager.message.connect(status)
@@ -239,7 +285,11 @@ class MainWindow(QMainWindow):
         try:
             job = self.build_job()
         except UserError as exc:
-            self.show_error(str(exc))
+            fix = self.form.layout_size_fix()
+            if fix is not None:
+                self.offer_size_fix(str(exc), fix)
+            else:
+                self.show_error(str(exc))
             return None
         self.settings.set_last_model(self.current_model())
         self.form.show_seed_used(job)
@@ -251,9 +301,21 @@ class MainWindow(QMainWindow):
         return job_id
 
     def cancel(self) -> None:
+        """Stop the running job (Cancel, Esc); the jobs waiting behind it stay queued."""
+        running = self.queue.running()
+        if running is not None:
+            self.worker.cancel(running.job_id)
+            waiting = len(self.queue.waiting())
+            self.statusBar().showMessage("Cancelling…" + (f" {waiting} job(s) still queued (Shift+Esc cancels them too)."
+                                                          if waiting else ""))
+        elif self.worker.busy():
+            self.cancel_all()
+
+    def cancel_all(self) -> None:
+        """Stop the running job and drop every queued one (Shift+Esc)."""
         if self.worker.busy():
             self.worker.cancel()
-            self.statusBar().showMessage("Cancelling…")
+            self.statusBar().showMessage("Cancelling everything…")
 
     def _on_started(self, job_id: int) -> None:
         entry = self.queue.entry(job_id)
@@ -261,29 +323,133 @@ class MainWindow(QMainWindow):
 
     def _on_step(self, job_id: int, step: int, total: int, preview: QImage) -> None:
         if not preview.isNull():
-            self.preview.set_image(preview)
+            entry = self.queue.entry(job_id)
+            self.viewer.state.show_step(preview, entry.status if entry else f"step {step} / {total}")
 
     def _on_image_saved(self, job_id: int, path: str, image: QImage) -> None:
-        if not image.isNull():
-            self.preview.set_image(image, crisp=True)
-        self.library.add(Path(path))
+        from asset_studio.core.library import SPRITES_DIR
+
+        path = Path(path)
+        sprite = path.parent / SPRITES_DIR / path.name  # on disk before this signal, when the style finishes
+        sprite = sprite if sprite.is_file() else None
+        if not image.isNull():  # the worker sends the finished sprite where there is one
+            entry = self.queue.entry(job_id)
+            self.viewer.state.show_image(image, str(sprite or path), (sprite or path).name,
+                                         entry.job.tiling if entry else "off")
+        self.library.add(path, sprite)
+
+    def _on_notice(self, job_id: int, text: str) -> None:
+        self.statusBar().showMessage(text, 15000)
 
     def _on_finished(self, job_id: int, paths: list) -> None:
         self.statusBar().showMessage(f"Saved {len(paths)} image(s) to {self.output_dir}")
         self.job_finished.emit(job_id, paths)
 
     def _on_failed(self, job_id: int, message: str) -> None:
+        self.viewer.state.end_preview("failed")
         self.show_error(message)
         self.job_failed.emit(job_id, message)
 
     def _on_cancelled(self, job_id: int) -> None:
+        self.viewer.state.end_preview("cancelled")
         self.statusBar().showMessage("Cancelled; finished images were kept.")
         self.job_cancelled.emit(job_id)
 
+    # --- the viewer -------------------------------------------------------------------------
+
+    def show_entry(self, entry) -> None:
+        """The gallery's selected asset, large: its sprite (or raw image with Raw on)."""
+        if entry is None:
+            return
+        job = self.gallery.current_job()
+        path = entry.shown(self.library.show_raw)
+        self.viewer.state.show_file(path, path.name, job.tiling if job is not None else "off")
+        if self.viewer.state.compare:
+            self.compare(True)
+        else:
+            self.viewer.state.set_compare(None)
+
+    def _raw_toggled(self, on: bool) -> None:
+        self.viewer.raw_btn.blockSignals(True)
+        self.viewer.raw_btn.setChecked(on)
+        self.viewer.raw_btn.blockSignals(False)
+        self.show_entry(self.gallery.current_entry())
+
+    def compare(self, on: bool) -> bool:
+        """A/B: two selected images, or the selected asset's raw image against its sprite."""
+        state = self.viewer.state
+        if not on:
+            state.set_compare(None)
+            self.show_entry(self.gallery.current_entry())  # back to the asset as the grid shows it
+            return False
+        entries = self.gallery.selected_entries()
+        raw = self.library.show_raw
+        if len(entries) == 2:
+            a, b = entries[0].shown(raw), entries[1].shown(raw)
+        elif len(entries) == 1 and entries[0].raw is not None and entries[0].sprite is not None:
+            a, b = entries[0].raw, entries[0].sprite
+        else:
+            state.set_compare(None)
+            self.statusBar().showMessage("Compare: select an image that has a sprite (raw vs sprite), or two images.")
+            return False
+        state.show_file(a, a.name)
+        state.set_compare(QImage(str(b)), f"{a.parent.name}/{a.name}", f"{b.parent.name}/{b.name}", str(b))
+        return True
+
     # --- messages ---------------------------------------------------------------------------
+
+    def offer_size_fix(self, message: str, size: tuple[int, int]) -> QMessageBox:
+        """The layout's aspect error with a one-click fix: the size that has the layout's shape."""
+        message = gui_words(message)
+        self.last_error = message
+        self.statusBar().showMessage(message)
+        box = QMessageBox(QMessageBox.Icon.Warning, "Asset Studio", message, QMessageBox.StandardButton.Cancel, self)
+        use = box.addButton(f"Use {size[0]}×{size[1]} and generate", QMessageBox.ButtonRole.AcceptRole)
+        box.setWindowModality(Qt.WindowModality.NonModal)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+
+        def done(*_):
+            if box.clickedButton() is use:
+                self.form.set_size(*size)
+                self.generate()
+            if box in self._dialogs:
+                self._dialogs.remove(box)
+
+        box.finished.connect(done)
+        self._dialogs.append(box)
+        box.show()
+        self.size_fix_box = box  # reachable for tests
+        self.error_shown.emit(message)
+        return box
+
+    def set_style_preview(self, image) -> bool:
+        """The gallery image as the current style pack's first preview (the artist's own packs)."""
+        from asset_studio.gui.model.style_previews import add_preview
+
+        try:
+            pack = add_preview(self.form.current_style(), Path(image))
+        except UserError as exc:
+            self.show_error(str(exc))
+            return False
+        self.form.reload_styles()
+        self.style_editor.reload()
+        self.statusBar().showMessage(f"{Path(image).name} is now a preview of the style {pack.name}.")
+        return True
+
+    def get_controlnet(self, control_type: str) -> None:
+        """The Models page, with a ControlNet for CONTROL_TYPE selected in the catalog where one is listed."""
+        self.tabs.setCurrentWidget(self.model_manager)
+        family = "sdxl" if "xl" in (self.current_model() or "").lower() else "sd15"
+        wanted = f"controlnet-{control_type}-{family}"
+        for entry in self.model_manager.catalog:
+            if entry.kind == "controlnet" and entry.id in (wanted, f"controlnet-{control_type}-sd15"):
+                self.model_manager.select_catalog(entry.id)
+                break
+        self.statusBar().showMessage("Download a ControlNet here; it appears in the Layout tab's list once saved.")
 
     def show_error(self, message: str) -> None:
         """A non-blocking dialog (the window keeps working behind it) and the status bar."""
+        message = gui_words(message)  # the core names command-line flags; the window has boxes and tabs
         self.last_error = message
         self.statusBar().showMessage(message)
         box = QMessageBox(QMessageBox.Icon.Warning, "Asset Studio", message, QMessageBox.StandardButton.Ok, self)
@@ -306,6 +472,7 @@ class MainWindow(QMainWindow):
         self.settings.set_output_dir(self.output_dir)
         self.worker.set_output_dir(self.output_dir)
         self.library.set_output_dir(self.output_dir)
+        self.create_panel.start_dir = str(self.output_dir)
         self.statusBar().showMessage(f"Output folder: {self.output_dir}")
 
     def _choose_output(self) -> None:
@@ -320,6 +487,15 @@ class MainWindow(QMainWindow):
             self.settings.set_models_dir(self.models_dir)
             self.model_manager.set_models_dir(self.models_dir)
 
+    def set_available_devices(self, devices: list) -> None:
+        """Offer only the devices this computer has (the worker checks torch after warm-up)."""
+        for key, action in self.device_actions.items():
+            present = key in ("auto", "cpu") or key in devices
+            action.setEnabled(present)
+            action.setToolTip("" if present else "Not found on this computer.")
+        if not self.device_actions.get(self.settings.device(), self.device_actions["auto"]).isEnabled():
+            self.device_actions["auto"].setChecked(True)
+
     def set_device(self, device: str) -> None:
         self.settings.set_device(device)
         self.worker.set_device(device)
@@ -328,6 +504,9 @@ class MainWindow(QMainWindow):
     def export_sheet(self, paths: list) -> None:
         from asset_studio.gui.gallery import SheetExportDialog
 
+        if not paths:
+            self.statusBar().showMessage("Select the images to pack first (sheets are not packed again).")
+            return
         dialog = SheetExportDialog([Path(p) for p in paths], self.output_dir, self)
         dialog.message.connect(self.statusBar().showMessage)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
@@ -369,6 +548,7 @@ class MainWindow(QMainWindow):
         s.set_last_style(self.form.style_id)
         s.set_last_template(self.form.template_id)
         s.set_last_model(self.current_model())
+        s.set_last_subject(self.form.subject)
         s.set_output_dir(self.output_dir)
         s.set_models_dir(self.models_dir)
         s.sync()

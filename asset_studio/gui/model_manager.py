@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget,
 )
 
+from asset_studio.gui.ui.dialogs import start_in
 from asset_studio.core import families
 from asset_studio.core import models as core_models
 from asset_studio.errors import UserError
@@ -23,6 +24,26 @@ from asset_studio.errors import UserError
 
 class _ScanSignals(QObject):
     done = Signal(list)
+
+
+class _ImportSignals(QObject):
+    done = Signal(bool, str)  # imported, the sentence
+
+
+class _ImportTask(QRunnable):
+    """Copying a multi-gigabyte checkpoint takes seconds: never on the GUI thread."""
+
+    def __init__(self, source: Path, models_dir: Path, signals: _ImportSignals):
+        super().__init__()
+        self.source, self.models_dir, self.signals = source, models_dir, signals
+
+    def run(self) -> None:
+        try:
+            model = core_models.import_checkpoint(self.source, self.models_dir)
+        except UserError as exc:
+            self.signals.done.emit(False, str(exc))
+            return
+        self.signals.done.emit(True, f"Imported {model.name} ({model.kind}, {model.family_label}).")
 
 
 class _ScanTask(QRunnable):
@@ -106,6 +127,7 @@ class ModelManager(QWidget):
     models_changed = Signal(list)  # [LocalModel]
     use_model = Signal(str)  # a model ref chosen for generation
     message = Signal(str)
+    imported = Signal(bool, str)  # a background import ended: imported, the sentence
 
     def __init__(self, models_dir: Path, catalog_path: Path | None = None, parent=None):
         super().__init__(parent)
@@ -117,6 +139,8 @@ class ModelManager(QWidget):
         self._pool.setMaxThreadCount(1)
         self._scan_signals = _ScanSignals()
         self._scan_signals.done.connect(self._scan_done)
+        self._import_signals = _ImportSignals()
+        self._import_signals.done.connect(self._imported)
         self._downloading: str | None = None
         self.downloader = DownloadWorker()
         self.downloader.progress.connect(self._dl_progress)
@@ -139,8 +163,9 @@ class ModelManager(QWidget):
         self.local_empty.setWordWrap(True)
         self.local_empty.setVisible(False)
         self.refresh_btn = QPushButton("Refresh")
-        self.import_btn = QPushButton("Import checkpoint…")
-        self.import_btn.setToolTip("Copy a single-file .safetensors model (as civitai ships them) into the models folder.")
+        self.import_btn = QPushButton("Import model file…")
+        self.import_btn.setToolTip("Copy a single-file .safetensors model (as civitai ships them) into the models "
+                                   "folder: a checkpoint, a LoRA, a VAE or a ControlNet; its kind is read from the file.")
         self.use_btn = QPushButton("Use for generation")
         self.use_btn.setToolTip("Select this model in the Create tab.")
         self.folder_btn = QPushButton("Open models folder")
@@ -186,6 +211,12 @@ class ModelManager(QWidget):
         cat_box = QGroupBox("Download (catalog: models/catalog.toml)")
         cb = QVBoxLayout(cat_box)
         cb.addWidget(self.catalog_tree, 1)
+        # The selected model's description, in the page (not only as a tooltip).
+        self.description = QLabel("Select a model to read what it is for.")
+        self.description.setWordWrap(True)
+        self.description.setFixedHeight(self.description.fontMetrics().lineSpacing() * 2 + 6)
+        self.description.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        cb.addWidget(self.description)
         row2 = QHBoxLayout()
         row2.addWidget(self.download_btn)
         row2.addWidget(self.cancel_btn)
@@ -247,9 +278,24 @@ class ModelManager(QWidget):
         QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.models_dir)))
 
     def _import_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Import a checkpoint", "", "Safetensors models (*.safetensors)")
+        path, _ = QFileDialog.getOpenFileName(self, "Import a model file", start_in(None),
+                                              "Safetensors models (*.safetensors)")
         if path:
-            self.import_file(Path(path))
+            self.import_in_background(Path(path))
+
+    def import_in_background(self, path: Path) -> None:
+        """Import PATH on the thread pool; `imported(ok, sentence)` follows."""
+        self.import_btn.setEnabled(False)
+        self.status.setText(f"Copying {Path(path).name} into the models folder…")
+        self._pool.start(_ImportTask(Path(path), self.models_dir, self._import_signals))
+
+    def _imported(self, ok: bool, text: str) -> None:
+        self.import_btn.setEnabled(True)
+        self.status.setText(text)
+        self.message.emit(text)
+        if ok:
+            self.refresh()
+        self.imported.emit(ok, text)
 
     def import_file(self, path: Path) -> bool:
         try:
@@ -303,6 +349,10 @@ class ModelManager(QWidget):
                 self.catalog_tree.setCurrentItem(self.catalog_tree.topLevelItem(i))
 
     def _update_buttons(self) -> None:
+        entry = self._selected_entry()
+        if entry is not None:
+            licence = f" Licence: {entry.license}." if entry.license else ""
+            self.description.setText(f"{entry.name}: {entry.description or 'no description.'}{licence}")
         busy = self._downloading is not None
         self.download_btn.setEnabled(not busy and self._selected_entry() is not None)
         self.cancel_btn.setEnabled(busy)

@@ -85,6 +85,12 @@ class Settings:
     def set_last_model(self, ref: str) -> None:
         self._q.setValue("generate/model", ref)
 
+    def last_subject(self) -> str:
+        return self._str("generate/subject")
+
+    def set_last_subject(self, subject: str) -> None:
+        self._q.setValue("generate/subject", subject)
+
     # folders and device
     def output_dir(self, default: Path) -> Path:
         value = self._str("paths/output")

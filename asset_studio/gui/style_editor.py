@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QSpinBox, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
+from asset_studio.gui.ui.dialogs import start_in
 from asset_studio.core import packfile
 from asset_studio.core.safetensors_header import read_header_file
 from asset_studio.core import families
@@ -27,6 +28,7 @@ from asset_studio.core.stylepack import (
     list_styles, load_stylepack, save_stylepack, user_styles_dir,
 )
 from asset_studio.errors import UserError
+from asset_studio.gui.model.style_previews import is_user_pack
 
 MAX_LORA_BYTES = packfile.Limits().max_file_bytes
 NEW_PROMPT = "{subject}, game asset, clean shapes, plain background"
@@ -40,13 +42,6 @@ def _unique_id(base: str, taken: set[str]) -> str:
     while f"{base}-{n}" in taken:
         n += 1
     return f"{base}-{n}"
-
-
-def is_user_pack(pack: StylePack) -> bool:
-    try:
-        return pack.folder is not None and Path(pack.folder).resolve().is_relative_to(user_styles_dir().resolve())
-    except OSError:
-        return False
 
 
 def style_icon(pack: StylePack | None, size: int = 48) -> QIcon:
@@ -133,6 +128,8 @@ class StyleEditor(QWidget):
         self.packs: list[StylePack] = []
         self.pack: StylePack | None = None  # the pack being edited (a working copy)
         self._pending_loras: list[Path] = []  # dropped before the pack has a folder of its own
+        self.models_dir = ""  # where "Add a LoRA" opens (the window sets the models folder)
+        self.export_dir = ""  # where Export opens (the window sets the output folder)
 
         # list side
         self.list = QListWidget()
@@ -310,7 +307,49 @@ class StyleEditor(QWidget):
         splitter.setSizes([240, 900])
         layout = QVBoxLayout(self)
         layout.addWidget(splitter)
+        self._dirty = False
+        self._filling = False
+        self._id_typed = False  # the artist typed the id: a new name no longer renames it
+        self._watch(form)
         self.reload()
+
+    # --- unsaved changes ----------------------------------------------------------------------
+
+    def _watch(self, form: QWidget) -> None:
+        """Any edit of the form marks the pack unsaved (the Save button and the title say so)."""
+        from PySide6.QtWidgets import QAbstractSpinBox, QCheckBox, QComboBox, QPlainTextEdit
+
+        for w in form.findChildren(QWidget):
+            signal = (w.textChanged if isinstance(w, (QLineEdit, QPlainTextEdit)) else
+                      w.currentTextChanged if isinstance(w, QComboBox) else
+                      w.toggled if isinstance(w, QCheckBox) else
+                      w.editingFinished if isinstance(w, QAbstractSpinBox) else None)
+            if signal is not None:
+                signal.connect(self._edited)
+        self.loras.itemChanged.connect(self._edited)
+        self.id_edit.textEdited.connect(lambda _t: setattr(self, "_id_typed", True))
+        self.name_edit.textEdited.connect(self._name_edited)
+
+    def _edited(self, *_args) -> None:
+        if not self._filling:
+            self.set_dirty(True)
+
+    def _name_edited(self, name: str) -> None:
+        # A pack not saved under its own id yet follows its name: "My Pixels" → my-pixels.
+        if self._id_typed or (self.pack is not None and self.pack.folder is not None and is_user_pack(self.pack)):
+            return
+        from asset_studio.core.library import slugify
+
+        self.id_edit.setText(_unique_id(slugify(name) or "style", {p.id for p in self.packs}))
+
+    def is_dirty(self) -> bool:
+        return self._dirty
+
+    def set_dirty(self, dirty: bool) -> None:
+        self._dirty = bool(dirty)
+        self.save_btn.setText("Save •" if dirty else "Save")
+        self.save_btn.setToolTip("Unsaved changes: save the pack into your styles folder." if dirty
+                                 else "Save the pack into your styles folder.")
 
     # --- list -------------------------------------------------------------------------------
 
@@ -340,7 +379,13 @@ class StyleEditor(QWidget):
     def edit(self, pack: StylePack) -> None:
         self.pack = copy.deepcopy(pack)
         self._pending_loras = []
-        self._fill(self.pack)
+        self._filling = True
+        try:
+            self._fill(self.pack)
+        finally:
+            self._filling = False
+        self._id_typed = False
+        self.set_dirty(False)
 
     # --- form <-> pack ----------------------------------------------------------------------
 
@@ -494,6 +539,7 @@ class StyleEditor(QWidget):
             self._say(f"Could not save the pack: {exc}")
             return None
         self._pending_loras = []
+        self.set_dirty(False)
         self._say(f"Saved {pack.name} to {target}.")
         self._saved(pack.id)
         return target
@@ -534,7 +580,7 @@ class StyleEditor(QWidget):
             tmp.replace(dest)
 
     def _add_lora_dialog(self) -> None:
-        paths, _ = QFileDialog.getOpenFileNames(self, "Add a LoRA", "", "LoRA weights (*.safetensors)")
+        paths, _ = QFileDialog.getOpenFileNames(self, "Add a LoRA", start_in(self.models_dir), "LoRA weights (*.safetensors)")
         if paths:
             self.add_loras([Path(p) for p in paths])
 
@@ -574,13 +620,13 @@ class StyleEditor(QWidget):
     def _export_dialog(self) -> None:
         if self.pack is None:
             return
-        path, _ = QFileDialog.getSaveFileName(self, "Export style pack", f"{self.pack.id}{packfile.SUFFIX}",
+        path, _ = QFileDialog.getSaveFileName(self, "Export style pack", start_in(self.export_dir, f"{self.pack.id}{packfile.SUFFIX}"),
                                               f"Style packs (*{packfile.SUFFIX})")
         if path:
             self.export_to(Path(path))
 
     def _import_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Import style pack", "", f"Style packs (*{packfile.SUFFIX})")
+        path, _ = QFileDialog.getOpenFileName(self, "Import style pack", start_in(None), f"Style packs (*{packfile.SUFFIX})")
         if path:
             self.import_from(Path(path))
 

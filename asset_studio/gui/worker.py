@@ -13,6 +13,7 @@ import collections
 import itertools
 import logging
 import os
+import sys
 import threading
 import traceback
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from typing import Callable
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 from PySide6.QtGui import QImage
 
-from asset_studio.core.backend import Loading, Progress
+from asset_studio.core.backend import Loading, Notice, Progress
 from asset_studio.errors import UserError
 from asset_studio.service import Saved, readable_error, run_job
 
@@ -87,12 +88,47 @@ def default_backend_factory(device: str | None) -> object:
     return backend
 
 
+CUTOUT_KEPT_MIN = 0.02  # a sprite with less than this share of visible pixels lost its subject
+
+
+def cutout_warning(sprite, name: str) -> str:
+    """A sentence when the finished sprite kept almost nothing (the background removal took the
+    subject too); "" otherwise. Runs in the worker thread (numpy over the alpha channel)."""
+    if "A" not in sprite.getbands():
+        return ""
+    import numpy as np
+
+    alpha = np.asarray(sprite.getchannel("A"))
+    kept = float(np.count_nonzero(alpha > 8)) / max(1, alpha.size)
+    if kept >= CUTOUT_KEPT_MIN:
+        return ""
+    return (f"The cut-out of {name} kept {kept:.1%} of the image: the background removal took the subject too. "
+            "The raw image is kept (Raw images in the gallery); try another background method in the style.")
+
+
+def available_devices() -> list[str]:
+    """The devices torch can use here (checked in the worker thread: the GUI never imports torch)."""
+    found = []
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            found.append("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            found.append("mps")
+    except Exception:  # noqa: BLE001 - no torch: the CPU is all there is
+        pass
+    return found + ["cpu"]
+
+
 class GenerationWorker(QObject):
     """Lives in its own QThread. Public methods are safe to call from the GUI thread."""
 
     queued = Signal(int, object)  # job_id, the job
     started = Signal(int)  # job_id
     loading = Signal(int, str)  # job_id, what is loading ("Loading the model…")
+    notice = Signal(int, str)  # job_id, something to know that does not stop the run (a prompt cut at 77 tokens)
     step = Signal(int, int, int, QImage)  # job_id, step (1-based), total, preview (may be null)
     image_saved = Signal(int, str, QImage)  # job_id, path (on disk already), the image for display
     finished = Signal(int, list)  # job_id, [paths]
@@ -100,6 +136,7 @@ class GenerationWorker(QObject):
     cancelled = Signal(int)  # job_id
     idle = Signal()  # the queue is empty
     warmed = Signal()  # warm_up() finished
+    devices_found = Signal(list)  # after warm-up: the devices this computer has ("cuda", "mps", "cpu")
 
     _wake = Signal()
     _warm = Signal()
@@ -224,6 +261,8 @@ class GenerationWorker(QObject):
                 self._backend = self._backend_factory(self.device)
             except Exception as exc:  # noqa: BLE001 - the first job reports it as a sentence
                 log.info("backend warm-up failed: %s", exc)
+        if "torch" in sys.modules:  # a backend without torch (a remote one) has no local devices to offer
+            self.devices_found.emit(available_devices())
         self.warmed.emit()
 
     def _run_one(self, item: _Pending) -> None:
@@ -241,8 +280,14 @@ class GenerationWorker(QObject):
                 paths.append(str(event.raw))
                 # Decoded here, not on the GUI thread: a large PNG takes tens of ms to read back.
                 self.image_saved.emit(job_id, str(event.raw), pil_to_qimage(event.image, SHOWN_MAX))
+                if event.sprite is not None:
+                    warning = cutout_warning(event.image, Path(event.raw).name)
+                    if warning:
+                        self.notice.emit(job_id, warning)
             elif isinstance(event, Loading):
                 self.loading.emit(job_id, event.what)
+            elif isinstance(event, Notice):
+                self.notice.emit(job_id, event.text)
 
         try:
             if self._backend is None:

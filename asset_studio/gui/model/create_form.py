@@ -8,6 +8,8 @@ prompt preview is computed by that same prepare(preview=True), once per burst of
 from __future__ import annotations
 
 import random
+from functools import lru_cache
+from pathlib import Path
 
 from PySide6.QtCore import QCoreApplication, QObject, QTimer, Signal
 
@@ -17,6 +19,8 @@ from asset_studio.core.stylepack import FieldSpec, StylePack, list_styles
 from asset_studio.core.templates import Template, list_templates
 from asset_studio.errors import UserError
 from asset_studio.gui.model.layout_state import LayoutState
+from asset_studio.gui.model.tokens import count_tokens
+from asset_studio.gui.model.tokens import preload as preload_tokens
 
 MAX_SEED = 2**32 - 1  # the seeds artists type and share (A1111's range); jobs accept up to 2^64-1
 PREVIEW_DELAY_MS = 150  # typing pauses longer than this refresh the prompt preview
@@ -24,11 +28,43 @@ PREVIEW_DELAY_MS = 150  # typing pauses longer than this refresh the prompt prev
 DEFAULTS = {
     "style_id": "", "template_id": "", "subject": "", "extra_prompt": "", "negative": "", "model": "",
     "width": 512, "height": 512, "size_auto": True, "steps": 25, "cfg_scale": 7.0, "sampler": "Euler a",
-    "seed": 0, "seed_locked": False, "count": 1, "init_image": "", "denoise": 0.6, "lora_weight": 1.0,
+    "seed": 0, "seed_locked": False, "seed_mode": "new", "count": 1, "init_image": "", "denoise": 0.6, "lora_weight": 1.0,
+    # finishing (the sprite made from the raw image): the style's and template's, until the artist sets one
+    "remove_background": False, "trim": False, "pixel_grid": 0, "palette_size": 0,
 }
+FINISHING = ("remove_background", "trim", "pixel_grid", "palette_size")
 # Changes that cannot alter the composed prompt do not recompute the preview.
-_NOT_IN_PROMPT = {"seed", "seed_locked", "width", "height", "size_auto", "steps", "cfg_scale", "sampler",
+_NOT_IN_PROMPT = {"seed", "seed_locked", "seed_mode", *FINISHING, "width", "height", "size_auto", "steps", "cfg_scale", "sampler",
                   "count", "denoise", "lora_weight", "model", "negative", "init_image"}
+
+
+# The values the style and template fill in; once the artist sets one, theirs is kept
+# (fill_from_style skips it) until "Reset to style".
+STYLE_FILLED = ("steps", "cfg_scale", "sampler", *FINISHING)
+# Unlocked seeds: "new" = a new random seed on every press; "style" = the style's seed policy
+# (per-asset: the same subject always gets the same seed; fixed; random).
+SEED_MODES = ("new", "style")
+POLICY_TEXT = {
+    "per-asset": "per-asset: the same subject always gets the same seed",
+    "fixed": "fixed: every image of this style starts from the style's seed",
+    "random": "random: a new seed every time",
+}
+
+
+@lru_cache(maxsize=64)
+def _family_cached(ref: str, stamp: float) -> str | None:
+    from asset_studio.core.request import model_family
+
+    return model_family(ref)
+
+
+def _model_family(ref: str) -> str | None:
+    """The model's family from its files (a header read), cached while the file is unchanged."""
+    try:
+        stamp = Path(ref).expanduser().stat().st_mtime
+    except OSError:
+        stamp = 0.0
+    return _family_cached(ref, stamp)
 
 
 def _value(name: str):
@@ -37,6 +73,8 @@ def _value(name: str):
 
     def put(self, value):
         self._set(name, value)
+        if name in STYLE_FILLED:
+            self._artist_set.add(name)
 
     return property(get, put)
 
@@ -47,22 +85,28 @@ class CreateForm(QObject):
     templates_changed = Signal()
     fields_changed = Signal()  # the style and template declare other named fields
     prompt_preview_changed = Signal(str)
+    tokens_changed = Signal(object)  # a tokens.TokenCount of the composed prompt, or None without one
     message = Signal(str)  # a sentence for the status bar
 
     def __init__(self, layout: LayoutState | None = None, parent: QObject | None = None, load: bool = True):
         super().__init__(parent)
         self._values = dict(DEFAULTS)
+        self._artist_set: set[str] = set()  # STYLE_FILLED names the artist set: never overwritten
         self._field_values: dict[str, str] = {}
         self.styles: list[StylePack] = []
         self.templates: list[Template] = []
         self.layout = layout or LayoutState(self)
         self._preview = ""
+        self.tokens = None  # tokens.TokenCount of the composed prompt
         self._preview_stale = False
         self._preview_timer = QTimer(self)
         self._preview_timer.setSingleShot(True)
         self._preview_timer.setInterval(PREVIEW_DELAY_MS)
         self._preview_timer.timeout.connect(self._compute_preview)
+        # The layout's text fills the template's text field: the preview follows the layout.
+        self.layout.changed.connect(lambda name: self._schedule_preview() if name in ("layout", "follow") else None)
         if load:
+            preload_tokens()
             self.reload_styles()
             self.reload_templates()
 
@@ -81,6 +125,10 @@ class CreateForm(QObject):
     init_image = _value("init_image")
     denoise = _value("denoise")
     lora_weight = _value("lora_weight")
+    remove_background = _value("remove_background")
+    trim = _value("trim")
+    pixel_grid = _value("pixel_grid")
+    palette_size = _value("palette_size")
 
     def _set(self, name: str, value) -> None:
         if self._values[name] == value:
@@ -200,11 +248,29 @@ class CreateForm(QObject):
             self.changed.emit("fields")
             self._schedule_preview()
 
+    def layout_field(self, name: str) -> str:
+        """A field the followed layout fills: its text is the template's "text" (typed once, in the layout)."""
+        if name == "text" and self.layout.follow:
+            return self.layout.text()
+        return ""
+
+    def layout_size_fix(self) -> tuple[int, int] | None:
+        """The size that fits the followed layout's shape when the form's does not, else None."""
+        from asset_studio.core.request import ASPECT_TOLERANCE, layout_size
+
+        lay = self.layout.layout
+        if not self.layout.follow or not lay.width or not lay.height:
+            return None
+        ratio = lay.width / lay.height
+        if abs(ratio - self.width / self.height) <= ASPECT_TOLERANCE * ratio:
+            return None
+        return layout_size(lay.width, lay.height, self.width, self.height)
+
     def field_values(self, placeholder: str | None = None) -> dict[str, str]:
         """The declared fields the artist filled; with PLACEHOLDER, every field (defaults, else it)."""
         values = {}
         for name, spec in self.declared_fields().items():
-            text = self._field_values.get(name, "").strip()
+            text = self._field_values.get(name, "").strip() or self.layout_field(name)
             if text:
                 values[name] = text
             elif placeholder is not None:
@@ -224,17 +290,63 @@ class CreateForm(QObject):
         if self.size_auto:
             self._set("width", s.width)
             self._set("height", s.height)
-        self._set("steps", s.steps)
-        self._set("cfg_scale", s.cfg_scale)
-        self._set("sampler", s.sampler)
-        if not self.seed_locked:
-            self._set("seed", s.seed)
+        for name in STYLE_FILLED:
+            if name not in self._artist_set:  # a value the artist set is theirs
+                self._set(name, getattr(job.finishing if name in FINISHING else s, name))
+        if not self.seed_locked and self.seed_mode == "style":
+            self._set("seed", s.seed)  # the seed the style's policy gives this subject
+
+    def artist_set(self) -> set[str]:
+        """The style-filled values the artist changed (kept across style and template changes)."""
+        return set(self._artist_set)
 
     def reset_to_style(self) -> None:
+        self._artist_set.clear()
         self._set("size_auto", True)
         self.fill_from_style()
 
     # --- seed ----------------------------------------------------------------------------------
+
+    # Why unlocked means "new every press": a press of Generate asks for something new. The
+    # style's per-asset policy (same subject, same seed) made repeated presses produce identical
+    # batches, which reads as a broken button. So unlocked defaults to a new random seed per
+    # press; the style's policy stays one choice away (seed_mode "style"), the Create tab says
+    # which policy the style has and which rule is in force, and Lock keeps an exact seed.
+
+    @property
+    def seed_mode(self) -> str:
+        return self._values["seed_mode"]
+
+    @seed_mode.setter
+    def seed_mode(self, mode: str) -> None:
+        if mode not in SEED_MODES:
+            raise ValueError(f"seed mode {mode!r} is not one of {SEED_MODES}")
+        self._set("seed_mode", mode)
+        if mode == "style" and not self.seed_locked:
+            self.fill_from_style()
+
+    def style_seed_policy(self) -> str:
+        """The style's seed policy ("per-asset", "fixed", "random"), or "" without a style."""
+        pack = self.current_style()
+        return pack.defaults.seed_policy if pack is not None else ""
+
+    def seed_rule(self) -> str:
+        """One line for the Create tab: which seed the next press uses, and the style's policy."""
+        policy = self.style_seed_policy()
+        if self.seed_locked:
+            return f"Locked: every press uses seed {self.seed}."
+        if self.seed_mode == "style" and policy:
+            return f"In force: the style's {POLICY_TEXT.get(policy, policy)}."
+        rule = "In force: a new random seed on every press"
+        return f"{rule}; the style's policy ({policy}) is not used." if policy else rule + "."
+
+    def press_seed(self) -> int | None:
+        """The seed override of one press of Generate: the locked seed, a new one, or None (the style's)."""
+        if self.seed_locked:
+            return int(self.seed)
+        if self.seed_mode == "new" or not self.style_seed_policy():
+            return random.randrange(MAX_SEED + 1)
+        return None
 
     def random_seed(self) -> None:
         self.seed = random.randrange(MAX_SEED + 1)
@@ -247,13 +359,29 @@ class CreateForm(QObject):
     def show_seed_used(self, job) -> None:
         """After a generate: an unlocked seed shows the one the style chose, ready to lock."""
         if not self.seed_locked:
-            self.seed = job.sampling.seed
+            self._set("seed", job.sampling.seed)
+
+    def family_warning(self) -> str:
+        """A sentence when the style is made for another model family than the chosen model's
+        (an SDXL style on an SD 1.5 model: its LoRAs do not load, its sizes are wrong); else ""."""
+        pack, ref = self.current_style(), self.model.strip()
+        if pack is None or not ref:
+            return ""
+        found = _model_family(ref)
+        if found is None or found == pack.family:
+            return ""
+        from asset_studio.core import families
+
+        what = "its LoRAs will not load and its sizes do not fit" if pack.loras else "its sizes do not fit"
+        return (f"The style {pack.name} is made for {families.label(pack.family)} models, but this model is "
+                f"{families.label(found)}: {what}. Choose a {families.label(pack.family)} model or another style.")
 
     # --- the request ---------------------------------------------------------------------------
 
-    def to_request(self, with_layout: bool = True) -> AssetRequest:
+    def to_request(self, with_layout: bool = True, seed: int | None = None) -> AssetRequest:
         """The AssetRequest this form describes; raises UserError for a layout that cannot be followed.
-        with_layout=False leaves the Layout tab out (the prompt preview does not depend on it)."""
+        with_layout=False leaves the Layout tab out (the prompt preview does not depend on it).
+        SEED: the seed of this press (press_seed()); else the locked seed, or the style's."""
         subject = self.subject.strip()
         extra = " ".join(self.extra_prompt.split())
         pack, tpl = self.current_style(), self.current_template()
@@ -264,12 +392,14 @@ class CreateForm(QObject):
             negative=" ".join(self.negative.split()) or None,
             width=None if self.size_auto else self.width, height=None if self.size_auto else self.height,
             steps=self.steps, cfg_scale=round(self.cfg_scale, 2), sampler=self.sampler,
-            seed=int(self.seed) if self.seed_locked else None, count=self.count,
+            seed=seed if seed is not None else (int(self.seed) if self.seed_locked else None), count=self.count,
             init_image=init or None, denoise=round(self.denoise, 2) if init else None,
         )
         lora_scale = None
         if pack is not None and pack.loras and self.lora_weight != pack.loras[0].weight:
             lora_scale = self.lora_weight / (pack.loras[0].weight or 1.0)
+        # Finishing the artist changed in the Create tab for this run; the rest stays the style's.
+        overrides.finishing = {name: self._values[name] for name in FINISHING if name in self._artist_set}
         request = AssetRequest(subject=subject, style=pack, template=tpl, fields=self.field_values(),
                                model=self.model.strip() or None, extra_prompt=extra, overrides=overrides,
                                lora_scale=lora_scale)
@@ -279,7 +409,7 @@ class CreateForm(QObject):
 
     def build_job(self, out_dir=None):
         """The job to run (control images rendered into OUT/.controls); raises UserError with the sentence."""
-        return prepare(self.to_request(), out_dir)
+        return prepare(self.to_request(seed=self.press_seed()), out_dir)
 
     # --- the prompt preview ----------------------------------------------------------------------
 
@@ -304,13 +434,19 @@ class CreateForm(QObject):
 
     def _compute_preview(self) -> None:
         self._preview_stale = False
+        tokens = None
         if not self.subject.strip():
             text = ""
         else:
             try:
-                text = f"→ {prepare(self.to_request(with_layout=False), preview=True).prompt.text}"
+                prompt = prepare(self.to_request(with_layout=False), preview=True).prompt.text
+                text = f"→ {prompt}"
+                tokens = count_tokens(prompt, wait=False)
             except UserError as exc:
                 text = str(exc)
+        if tokens != self.tokens:
+            self.tokens = tokens
+            self.tokens_changed.emit(tokens)
         if text != self._preview:
             self._preview = text
             self.prompt_preview_changed.emit(text)

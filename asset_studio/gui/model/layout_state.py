@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QObject, Signal
 
-from asset_studio.core.layout import Layout
+from asset_studio.core.layout import Layout, TextElement
 from asset_studio.errors import UserError
 from asset_studio.core.request import ControlRequest
 
@@ -40,6 +40,10 @@ class LayoutState(QObject):
         """A snapshot of the editor's layout (the editor hands out copies)."""
         self._layout = layout
         self.changed.emit("layout")
+
+    def text(self) -> str:
+        """The layout's words (its text elements, in drawing order): what a button template's text is."""
+        return " ".join(e.text.strip() for e in self._layout.elements if isinstance(e, TextElement) and e.text.strip())
 
     @property
     def follow(self) -> bool:

@@ -1,43 +1,115 @@
-"""The library: every image in the output folder, newest first (the gallery shows this list).
+"""The library: one entry per asset in the output folder, newest first (the gallery shows this list).
 
-Deleting moves files into `.trash/` inside the output folder; hidden folders (the trash, the
-ControlNet inputs in `.controls/`) are not part of the library.
+An asset is the raw image (the job inside its PNG) and, when the style finishes it, the sprite
+written under the same name in `sprites/` (service.save_result). The entry shows the sprite where
+one exists (the cut-out is what the artist wants); `show_raw` flips every entry to the raw image.
+Sheets the export wrote (in `sheets/`, or a PNG with its engine data file beside it) are results
+of another kind: kept out of the grid unless `show_sheets`, and badged then. Images in a folder
+of their own (a pose set's run) carry that folder as their group.
+
+Deleting moves the entry's files into `.trash/` inside the output folder and can be undone;
+hidden folders (the trash, the ControlNet inputs in `.controls/`) are not part of the library.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
+from asset_studio.core.library import SPRITES_DIR
+
 TRASH_DIR = ".trash"
+SHEETS_DIR = "sheets"  # where the gallery's export writes by default
 IMAGE_SUFFIXES = {".png"}
+# The data files the sheet exporters write beside a page (TexturePacker/Aseprite, Godot, Unity, Tiled).
+SHEET_DATA_SUFFIXES = (".json", ".tres", ".meta", ".tsx", ".tmx", ".tpsheet")
+UNDO_DEPTH = 20
 
 
-def library_images(output_dir: Path) -> list[Path]:
-    """Every PNG under the output folder except the trash and control images, newest first."""
+@dataclass
+class LibraryEntry:
+    raw: Path | None  # the generated image (carries the job); None for a sprite whose raw is gone
+    sprite: Path | None = None  # the finished sprite, OUT/.../sprites/<same name>
+    kind: str = "image"  # "image" or "sheet"
+    group: str = ""  # the run's folder (a pose set), relative to the output folder; "" at the top
+    mtime: float = 0.0
+
+    @property
+    def name(self) -> str:
+        return (self.raw or self.sprite).stem
+
+    def shown(self, raw: bool = False) -> Path:
+        """The file to show: the sprite by default where one exists, else the raw image."""
+        if raw and self.raw is not None:
+            return self.raw
+        return self.sprite or self.raw
+
+    def files(self) -> list[Path]:
+        return [p for p in (self.raw, self.sprite) if p is not None]
+
+
+def _is_sheet(path: Path, output_dir: Path, names: set[str]) -> bool:
+    """A sheet page: in sheets/, or a PNG with a data file of the same stem (SHEET-1.png: SHEET's)."""
+    rel = path.relative_to(output_dir)
+    if rel.parts and rel.parts[0] == SHEETS_DIR:
+        return True
+    stem = path.stem
+    base = stem.rsplit("-", 1)[0] if "-" in stem and stem.rsplit("-", 1)[1].isdigit() else stem
+    return any(f"{s}{suffix}" in names for s in {stem, base} for suffix in SHEET_DATA_SUFFIXES)
+
+
+def library_entries(output_dir: Path) -> list[LibraryEntry]:
+    """Every asset under the output folder (not the trash, not control images), newest first."""
     output_dir = Path(output_dir)
     if not output_dir.is_dir():
         return []
-    found = []
+    raws: dict[Path, LibraryEntry] = {}
+    sprites: list[tuple[Path, float]] = []
     for root, dirs, files in os.walk(output_dir):
         dirs[:] = [d for d in dirs if not d.startswith(".")]  # .trash, .controls and other hidden folders
+        root_path = Path(root)
+        names = set(files)
         for name in files:
             # control-*.png are ControlNet inputs the CLI writes beside its results, not results
-            if Path(name).suffix.lower() in IMAGE_SUFFIXES and not name.startswith((".", "control-")):
-                path = Path(root) / name
-                try:
-                    found.append((path.stat().st_mtime, path))
-                except OSError:
-                    pass
-    found.sort(key=lambda t: (t[0], str(t[1])), reverse=True)
-    return [p for _, p in found]
+            if Path(name).suffix.lower() not in IMAGE_SUFFIXES or name.startswith((".", "control-")):
+                continue
+            path = root_path / name
+            try:
+                mtime = path.stat().st_mtime
+            except OSError:
+                continue
+            if root_path.name == SPRITES_DIR:
+                sprites.append((path, mtime))
+                continue
+            rel_parent = root_path.relative_to(output_dir)
+            kind = "sheet" if _is_sheet(path, output_dir, names) else "image"
+            group = "" if kind == "sheet" or not rel_parent.parts else rel_parent.as_posix()
+            raws[path] = LibraryEntry(raw=path, kind=kind, group=group, mtime=mtime)
+    for path, mtime in sprites:
+        owner = raws.get(path.parent.parent / path.name)
+        if owner is not None and owner.kind == "image":
+            owner.sprite = path
+            owner.mtime = max(owner.mtime, mtime)
+        else:  # a sprite whose raw image was deleted elsewhere is still an asset
+            rel_parent = path.parent.parent.relative_to(output_dir)
+            raws[path] = LibraryEntry(raw=None, sprite=path, group=rel_parent.as_posix() if rel_parent.parts else "",
+                                      mtime=mtime)
+    entries = list(raws.values())
+    entries.sort(key=lambda e: (e.mtime, str(e.shown())), reverse=True)
+    return entries
+
+
+def library_images(output_dir: Path) -> list[Path]:
+    """The shown file of every asset (sheets left out), newest first."""
+    return [e.shown() for e in library_entries(output_dir) if e.kind == "image"]
 
 
 def move_to_trash(path: Path, output_dir: Path) -> Path:
-    """Move an image into the output folder's .trash/, keeping its name unique there."""
+    """Move a file into the output folder's .trash/, keeping its name unique there."""
     trash = Path(output_dir) / TRASH_DIR
     trash.mkdir(parents=True, exist_ok=True)
     target = trash / path.name
@@ -49,67 +121,170 @@ def move_to_trash(path: Path, output_dir: Path) -> Path:
     return target
 
 
+@dataclass
+class _Trashed:
+    entry: LibraryEntry
+    moves: list[tuple[Path, Path]] = field(default_factory=list)  # (original, in the trash)
+
+
 class Library(QObject):
-    reset = Signal()  # the whole list changed (a rescan, another folder)
+    reset = Signal()  # the whole list changed (a rescan, another folder, raw/sprite, sheets shown)
     inserted = Signal(int)  # row
     removed = Signal(int)  # row, emitted once per row, highest first
+    entry_changed = Signal(int)  # row: the same asset, another file to show
     message = Signal(str)
+    undo_available = Signal(bool)
 
     def __init__(self, output_dir: Path, parent: QObject | None = None):
         super().__init__(parent)
         self.output_dir = Path(output_dir)
-        self._paths: list[Path] = []
+        self._all: list[LibraryEntry] = []
+        self._entries: list[LibraryEntry] = []  # the rows: _all without sheets unless shown
+        self._show_raw = False
+        self._show_sheets = False
+        self._undo: list[list[_Trashed]] = []
+
+    # --- reading -------------------------------------------------------------------------------
+
+    def entries(self) -> list[LibraryEntry]:
+        return list(self._entries)
+
+    def entry(self, row: int) -> LibraryEntry:
+        return self._entries[row]
 
     def paths(self) -> list[Path]:
-        return list(self._paths)
+        """The file each row shows (the sprite by default)."""
+        return [e.shown(self._show_raw) for e in self._entries]
 
     def path(self, row: int) -> Path:
-        return self._paths[row]
+        return self._entries[row].shown(self._show_raw)
+
+    def export_paths(self, rows: list[int], raw: bool = False) -> list[Path]:
+        """The files a sheet packs for ROWS: the sprites (the cut-outs), the raw image where none exists."""
+        return [self._entries[r].shown(raw) for r in rows if self._entries[r].kind == "image"]
 
     def __len__(self) -> int:
-        return len(self._paths)
+        return len(self._entries)
 
     def row(self, path: Path) -> int:
-        try:
-            return self._paths.index(Path(path))
-        except ValueError:
-            return -1
+        path = Path(path)
+        return next((i for i, e in enumerate(self._entries) if path in e.files()), -1)
+
+    # --- what is shown -------------------------------------------------------------------------
+
+    @property
+    def show_raw(self) -> bool:
+        return self._show_raw
+
+    def set_show_raw(self, raw: bool) -> None:
+        if raw != self._show_raw:
+            self._show_raw = bool(raw)
+            self.reset.emit()
+
+    @property
+    def show_sheets(self) -> bool:
+        return self._show_sheets
+
+    def set_show_sheets(self, show: bool) -> None:
+        if show != self._show_sheets:
+            self._show_sheets = bool(show)
+            self._filter()
+            self.reset.emit()
+
+    def _filter(self) -> None:
+        self._entries = [e for e in self._all if self._show_sheets or e.kind != "sheet"]
+
+    # --- changes -------------------------------------------------------------------------------
 
     def refresh(self) -> None:
-        self._paths = library_images(self.output_dir)
+        self._all = library_entries(self.output_dir)
+        self._filter()
         self.reset.emit()
 
     def set_output_dir(self, output_dir: Path) -> None:
         self.output_dir = Path(output_dir)
+        self._undo.clear()
+        self.undo_available.emit(False)
         self.refresh()
 
-    def add(self, path: Path) -> None:
-        """A freshly saved image goes to the top."""
+    def add(self, path: Path, sprite: Path | None = None) -> None:
+        """A freshly saved image (and its sprite) goes to the top."""
         path = Path(path)
-        if path in self._paths:
+        row = self.row(path)
+        if row >= 0:
+            if sprite is not None and self._entries[row].sprite is None:
+                self._entries[row].sprite = Path(sprite)
+                self.entry_changed.emit(row)  # the row shows the sprite now
             return
-        self._paths.insert(0, path)
+        try:
+            group = path.parent.relative_to(self.output_dir).as_posix()
+        except ValueError:
+            group = ""
+        entry = LibraryEntry(raw=path, sprite=Path(sprite) if sprite else None, group="" if group == "." else group)
+        self._all.insert(0, entry)
+        self._entries.insert(0, entry)
         self.inserted.emit(0)
 
     def remove_rows(self, rows: list[int]) -> None:
         """Forget rows (the files are left alone)."""
         for row in sorted(set(rows), reverse=True):
-            del self._paths[row]
+            entry = self._entries.pop(row)
+            if entry in self._all:
+                self._all.remove(entry)
             self.removed.emit(row)
 
     def trash(self, rows: list[int]) -> list[Path]:
-        """Move the rows' files into .trash/ and drop them from the list; returns the files moved."""
-        moved, done = [], []
-        for row in rows:
-            path = self._paths[row]
+        """Move the rows' files (raw and sprite) into .trash/ and drop them from the list; returns
+        the files moved. undo_trash() puts the last batch back."""
+        done_rows, moved, batch = [], [], []
+        for row in sorted(set(rows)):
+            entry = self._entries[row]
+            record = _Trashed(entry)
             try:
-                move_to_trash(path, self.output_dir)
+                for path in entry.files():
+                    record.moves.append((path, move_to_trash(path, self.output_dir)))
             except OSError as exc:
                 self.message.emit(f"Could not move {path.name} to the trash: {exc.strerror or exc}.")
+                self._restore(record)
                 continue
-            moved.append(row)
-            done.append(path)
-        self.remove_rows(moved)
-        if done:
-            self.message.emit(f"Moved {len(done)} image(s) to {TRASH_DIR}/ in the output folder.")
-        return done
+            done_rows.append(row)
+            moved += [original for original, _ in record.moves]
+            batch.append(record)
+        self.remove_rows(done_rows)
+        if batch:
+            self._undo.append(batch)
+            del self._undo[:-UNDO_DEPTH]
+            self.undo_available.emit(True)
+            self.message.emit(f"Moved {len(batch)} image(s) to {TRASH_DIR}/ in the output folder (Ctrl+Z puts them back).")
+        return moved
+
+    def can_undo(self) -> bool:
+        return bool(self._undo)
+
+    def undo_trash(self) -> list[Path]:
+        """Put the last trashed entries back where they were; returns the files restored."""
+        if not self._undo:
+            return []
+        batch = self._undo.pop()
+        restored = []
+        for record in batch:
+            restored += self._restore(record)
+        self.undo_available.emit(bool(self._undo))
+        self.refresh()
+        if restored:
+            self.message.emit(f"Restored {len(batch)} image(s) from the trash.")
+        return restored
+
+    def _restore(self, record: _Trashed) -> list[Path]:
+        back = []
+        for original, trashed in record.moves:
+            if original.exists():  # something new took the name meanwhile: leave it in the trash
+                self.message.emit(f"{original.name} exists again, so its trashed copy stays in {TRASH_DIR}/.")
+                continue
+            try:
+                original.parent.mkdir(parents=True, exist_ok=True)
+                shutil.move(str(trashed), str(original))
+                back.append(original)
+            except OSError as exc:
+                self.message.emit(f"Could not restore {original.name}: {exc.strerror or exc}.")
+        return back

@@ -7,6 +7,7 @@ anything with cancel(job_id) and move(job_id, position) — the GenerationWorker
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from PySide6.QtCore import QObject, Signal
@@ -22,8 +23,18 @@ class QueueEntry:
     state: str = QUEUED
     step: int = 0
     total: int = 0
-    status: str = ""  # "Loading the model…", "Step 3 / 20", the failure's sentence
+    status: str = ""  # "Loading the model…", "Image 2 of 4 · step 3 / 20", the failure's sentence
     paths: list[str] = field(default_factory=list)
+    image_index: int = 0  # 1-based image of the batch being made (0 before the first step)
+    image_count: int = 1
+    loading: str = ""  # what is loading now ("" once steps run)
+    loading_since: float | None = None
+    load_seconds: float | None = None  # how long loading took before the first step
+    started_at: float | None = None
+    notices: list[str] = field(default_factory=list)
+    first_step: int = 0  # the step (and time) the rate is measured from: loading does not skew it
+    first_step_at: float | None = None
+    last_step_at: float | None = None
 
     @property
     def label(self) -> str:
@@ -34,9 +45,10 @@ class JobQueue(QObject):
     changed = Signal()  # entries added, removed or reordered
     entry_changed = Signal(int)  # job_id: its state or progress changed
 
-    def __init__(self, controller=None, parent: QObject | None = None):
+    def __init__(self, controller=None, parent: QObject | None = None, clock=time.perf_counter):
         super().__init__(parent)
         self.controller = controller
+        self.clock = clock  # tests pass a fake clock
         self._entries: list[QueueEntry] = []
 
     # --- reading -------------------------------------------------------------------------------
@@ -64,13 +76,37 @@ class JobQueue(QObject):
         self.changed.emit()
 
     def on_started(self, job_id: int) -> None:
-        self._update(job_id, state=RUNNING, status="Starting…")
+        self._update(job_id, state=RUNNING, status="Starting…", started_at=self.clock())
 
     def on_loading(self, job_id: int, text: str) -> None:
-        self._update(job_id, status=text)
+        entry = self.entry(job_id)
+        since = entry.loading_since if entry is not None and entry.loading_since is not None else self.clock()
+        self._update(job_id, status=text, loading=text, loading_since=since)
+
+    def on_notice(self, job_id: int, text: str) -> None:
+        entry = self.entry(job_id)
+        if entry is not None:
+            entry.notices.append(text)
+            self.entry_changed.emit(job_id)
 
     def on_step(self, job_id: int, step: int, total: int, *_preview) -> None:
-        self._update(job_id, step=step, total=total, status=f"Step {step} / {total}")
+        entry = self.entry(job_id)
+        if entry is None:
+            return
+        # The worker counts the steps of the whole batch; each image has total / count of them.
+        count = max(1, len(entry.job.image_seeds()))
+        per = max(1, total // count)
+        index = min(count, (max(1, step) - 1) // per + 1)
+        now = self.clock()
+        values = dict(step=step, total=total, image_index=index, image_count=count, loading="", last_step_at=now)
+        if entry.first_step_at is None:
+            values.update(first_step=step, first_step_at=now)
+        if entry.loading_since is not None and entry.load_seconds is None:
+            values["load_seconds"] = self.clock() - entry.loading_since
+        within = step - (index - 1) * per
+        batch = f"Image {index} of {count} · " if count > 1 else ""
+        values["status"] = f"{batch}step {within} / {per}" if batch else f"Step {step} / {total}"
+        self._update(job_id, **values)
 
     def on_image_saved(self, job_id: int, path: str, *_image) -> None:
         entry = self.entry(job_id)
@@ -86,6 +122,16 @@ class JobQueue(QObject):
 
     def on_cancelled(self, job_id: int) -> None:
         self._update(job_id, state=CANCELLED, status="Cancelled")
+
+    def seconds_left(self, job_id: int, now: float | None = None) -> float | None:
+        """Time left of a running job: the rate of its steps so far, counted down between steps
+        (so the estimate moves every second, not only when a step lands). None until two steps."""
+        e = self.entry(job_id)
+        if e is None or e.state != RUNNING or e.first_step_at is None or e.step <= e.first_step:
+            return None
+        now = self.clock() if now is None else now
+        rate = (e.last_step_at - e.first_step_at) / (e.step - e.first_step)
+        return max(0.0, rate * (e.total - e.step) - (now - e.last_step_at))
 
     def _update(self, job_id: int, **values) -> None:
         entry = self.entry(job_id)

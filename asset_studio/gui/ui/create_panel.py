@@ -6,14 +6,13 @@ second direction, so a value the style fills in is not mistaken for the artist's
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QPainter, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QFrame, QGroupBox, QHBoxLayout, QLabel, QLayout,
-    QLineEdit, QPlainTextEdit, QProgressBar, QPushButton, QScrollArea, QSpinBox, QToolButton, QVBoxLayout, QWidget,
+    QLineEdit, QPlainTextEdit, QProgressBar, QPushButton, QScrollArea, QSizePolicy, QSpinBox, QToolButton, QVBoxLayout, QWidget,
 )
 
 from asset_studio.core.stylepack import StylePack
@@ -23,6 +22,7 @@ from asset_studio.gui.model.queue import CANCELLED, DONE, FAILED, JobQueue
 from asset_studio.gui.style_editor import style_icon
 from asset_studio.gui.ui.queue_view import QueueView
 from asset_studio.gui.ui.tips import TIPS
+from asset_studio.gui.ui.wheel_guard import guard_wheel
 
 
 def _spin(lo: int, hi: int, value: int, step: int, tip: str) -> QSpinBox:
@@ -43,6 +43,45 @@ def _double(lo: float, hi: float, value: float, step: float, tip: str) -> QDoubl
     return spin
 
 
+def two_line_label() -> QLabel:
+    """A word-wrapped label of a fixed two lines: its text changes without reflowing the form."""
+    label = QLabel()
+    label.setWordWrap(True)
+    label.setFixedHeight(label.fontMetrics().lineSpacing() * 2 + 4)
+    label.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+    label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+    label.set_text = lambda text: (label.setText(text), label.setToolTip(text))
+    return label
+
+
+class ElidedLabel(QLabel):
+    """One line, fixed height, elided: a changing text never reflows the form under the pointer.
+    The whole text is in the tooltip."""
+
+    def __init__(self, text: str = ""):
+        super().__init__()
+        self._full = ""
+        self.setFixedHeight(self.fontMetrics().height() + 4)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.setMinimumWidth(40)
+        self.set_text(text)
+
+    def set_text(self, text: str) -> None:
+        self._full = text
+        self.setToolTip(text)
+        self._elide()
+
+    def full_text(self) -> str:
+        return self._full
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._elide()
+
+    def _elide(self) -> None:
+        super().setText(self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideRight, max(10, self.width() - 2)))
+
+
 def fmt_time(seconds: float) -> str:
     seconds = max(0, int(round(seconds)))
     return f"{seconds // 60}:{seconds % 60:02d}" if seconds >= 60 else f"{seconds} s"
@@ -57,18 +96,24 @@ class CreatePanel(QWidget):
         self.form = form
         self.queue = queue
         self._syncing = False
+        self.start_dir = ""  # where file dialogs open (the window sets the output folder)
         self._field_edits: dict[str, QLineEdit] = {}
         self._t_first_step: float | None = None
         self._first_step = 0
         self._shown_job: int | None = None  # the job the progress bar shows
+        self._eta_timer = QTimer(self)  # the time left counts down between steps
+        self._eta_timer.setInterval(1000)
+        self._eta_timer.timeout.connect(self._tick)
         host = QWidget()
         outer = QVBoxLayout(host)
         outer.setContentsMargins(8, 8, 8, 8)
         # Word-wrapped labels under-report their height; never squeeze the form below its minimum.
         outer.setSizeConstraint(QLayout.SizeConstraint.SetMinimumSize)
+        outer.addWidget(self._layout_badge())
         outer.addWidget(self._style_box())
         outer.addWidget(self._asset_box())
         outer.addWidget(self._params_box())
+        outer.addWidget(self._finishing_box())
         outer.addStretch(1)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
@@ -86,11 +131,39 @@ class CreatePanel(QWidget):
         self._fill_templates()
         self._rebuild_fields()
         for name in ("subject", "extra_prompt", "negative", "model", "width", "height", "size_auto", "steps",
-                     "cfg_scale", "sampler", "seed", "seed_locked", "count", "init_image", "denoise", "lora_weight"):
+                     "cfg_scale", "sampler", "seed", "seed_locked", "seed_mode", "count", "init_image", "denoise",
+                     "lora_weight", "remove_background", "trim", "pixel_grid", "palette_size"):
             self._sync(name)
         self._show_style()
+        self._show_layout()
+        guard_wheel(self)  # the wheel scrolls the form; it changes only the control being used
 
     # --- building ------------------------------------------------------------------------------
+
+    def _layout_badge(self) -> QFrame:
+        """Shown while generation follows the Layout tab: which layout, which ControlNet, and a
+        one-click fix when the image size does not have the layout's shape."""
+        box = QFrame()
+        box.setFrameShape(QFrame.Shape.StyledPanel)
+        box.setStyleSheet("QFrame { background: rgba(122, 162, 247, 40); border-radius: 4px; }")
+        column = QVBoxLayout(box)
+        column.setContentsMargins(8, 4, 8, 4)
+        column.setSpacing(2)
+        row = QHBoxLayout()
+        self.layout_label = two_line_label()
+        self.layout_fix_btn = QPushButton("Fix size")
+        self.layout_fix_btn.setToolTip("Set the image size to the layout's shape, at about the same pixel count.")
+        self.layout_fix_btn.clicked.connect(self.fix_layout_size)
+        self.layout_off_btn = QToolButton()
+        self.layout_off_btn.setText("Stop following")
+        self.layout_off_btn.clicked.connect(lambda: setattr(self.form.layout, "follow", False))
+        column.addWidget(self.layout_label)
+        row.addStretch(1)
+        row.addWidget(self.layout_fix_btn)
+        row.addWidget(self.layout_off_btn)
+        column.addLayout(row)
+        self.layout_badge = box
+        return box
 
     def _style_box(self) -> QGroupBox:
         box = QGroupBox("Style pack")
@@ -131,9 +204,8 @@ class CreatePanel(QWidget):
         self.subject_edit = QLineEdit()
         self.subject_edit.setPlaceholderText("health potion")
         self.subject_edit.setToolTip(TIPS["subject"])
-        self.fields_host = QWidget()
-        self.fields_layout = QFormLayout(self.fields_host)
-        self.fields_layout.setContentsMargins(0, 0, 0, 0)
+        # The template's and style's fields are rows of this same form, so their labels line up.
+        self.fields_layout = al
         self.prompt_edit = QPlainTextEdit()
         self.prompt_edit.setPlaceholderText("optional extra words: glowing, gold trim…")
         self.prompt_edit.setToolTip(TIPS["extra"])
@@ -142,16 +214,18 @@ class CreatePanel(QWidget):
         self.negative_edit.setPlaceholderText("optional: things to avoid")
         self.negative_edit.setToolTip(TIPS["negative"])
         self.negative_edit.setFixedHeight(54)
-        self.final_prompt = QLabel()
-        self.final_prompt.setWordWrap(True)
-        self.final_prompt.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.final_prompt = ElidedLabel()
         self.final_prompt.setStyleSheet("color: palette(placeholder-text); font-size: 11px;")
+        self.tokens_label = QLabel("")
+        self.tokens_label.setFixedHeight(self.tokens_label.fontMetrics().height() + 4)
+        self.tokens_label.setToolTip("CLIP reads the first 75 tokens of the composed prompt; words after that are ignored.")
+        self.tokens_label.setStyleSheet("color: palette(placeholder-text); font-size: 11px;")
         al.addRow("Template", self.template_combo)
         al.addRow("Subject", self.subject_edit)
-        al.addRow(self.fields_host)
         al.addRow("Prompt", self.prompt_edit)
         al.addRow("Negative", self.negative_edit)
         al.addRow(self.final_prompt)
+        al.addRow(self.tokens_label)
         return box
 
     def _params_box(self) -> QGroupBox:
@@ -163,6 +237,9 @@ class CreatePanel(QWidget):
         self.model_combo.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
         self.model_combo.setToolTip(TIPS["model"])
         self.model_combo.lineEdit().setPlaceholderText("the style's recommended model")
+        self.family_note = two_line_label()
+        self.family_note.setStyleSheet("color: #e0a040; font-size: 11px;")
+        self.family_note.setVisible(False)
         self.width_spin = _spin(64, 2048, 512, 8, TIPS["size"])
         self.height_spin = _spin(64, 2048, 512, 8, TIPS["size"])
         self.size_auto_btn = QToolButton()
@@ -196,6 +273,18 @@ class CreatePanel(QWidget):
         seed_row.addWidget(self.seed_spin, 1)
         for w in (self.seed_lock, self.seed_random, self.seed_plus):
             seed_row.addWidget(w)
+        self.seed_mode_combo = QComboBox()
+        self.seed_mode_combo.addItem("New seed every press", "new")
+        self.seed_mode_combo.addItem("Style's seed policy", "style")
+        self.seed_mode_combo.setToolTip("What an unlocked seed does on each press of Generate.")
+        self.seed_rule = two_line_label()
+        self.seed_rule.setStyleSheet("color: palette(placeholder-text); font-size: 11px;")
+        self.seed_rule.setFixedHeight(self.seed_rule.fontMetrics().lineSpacing() * 2 + 2)
+        seed_box = QVBoxLayout()
+        seed_box.setSpacing(2)
+        seed_box.addLayout(seed_row)
+        seed_box.addWidget(self.seed_mode_combo)
+        seed_box.addWidget(self.seed_rule)
         self.batch_spin = _spin(1, 64, 1, 1, TIPS["batch"])
         self.init_edit = QLineEdit()
         self.init_edit.setPlaceholderText("optional: start from an image")
@@ -208,8 +297,12 @@ class CreatePanel(QWidget):
         self.denoise_spin = _double(0.0, 1.0, 0.6, 0.05, TIPS["denoise"])
         self.reset_btn = QPushButton("Reset to style")
         self.reset_btn.setToolTip("Fill the parameters (and an automatic size) from the style pack and template again.")
-        for label, field in (("Model", self.model_combo), ("Size", size_row), ("Steps", self.steps_spin),
-                             ("CFG", self.cfg_spin), ("Sampler", self.sampler_combo), ("Seed", seed_row),
+        model_box = QVBoxLayout()
+        model_box.setSpacing(2)
+        model_box.addWidget(self.model_combo)
+        model_box.addWidget(self.family_note)
+        for label, field in (("Model", model_box), ("Size", size_row), ("Steps", self.steps_spin),
+                             ("CFG", self.cfg_spin), ("Sampler", self.sampler_combo), ("Seed", seed_box),
                              ("Batch", self.batch_spin), ("Init image", init_row), ("Denoise", self.denoise_spin)):
             pl.addRow(label, field)
         pl.addRow(self.reset_btn)
@@ -217,6 +310,26 @@ class CreatePanel(QWidget):
             label = pl.labelForField(field)
             if label is not None:
                 label.setToolTip(field.toolTip())
+        return box
+
+    def _finishing_box(self) -> QGroupBox:
+        """The sprite made from each raw image (saved in sprites/): the style's choice, per run."""
+        box = QGroupBox("Finishing (the sprite)")
+        box.setToolTip("What turns each raw image into the finished sprite in sprites/. The style and template "
+                       "decide until you change one here.")
+        fl = QFormLayout(box)
+        self.cutout_box = QCheckBox("Remove the background")
+        self.trim_box = QCheckBox("Trim transparent edges")
+        self.pixel_spin = _spin(0, 512, 0, 8, "Snap to a pixel grid of this many logical pixels on the longer side (0 = off).")
+        self.pixel_spin.setSpecialValueText("off")
+        self.palette_spin = _spin(0, 256, 0, 4, "Reduce to this many colours (0 = off).")
+        self.palette_spin.setSpecialValueText("off")
+        row = QHBoxLayout()
+        row.addWidget(self.cutout_box)
+        row.addWidget(self.trim_box)
+        fl.addRow(row)
+        fl.addRow("Pixel grid", self.pixel_spin)
+        fl.addRow("Palette", self.palette_spin)
         return box
 
     def _generate_bar(self) -> QWidget:
@@ -227,13 +340,16 @@ class CreatePanel(QWidget):
         font.setBold(True)
         self.generate_btn.setFont(font)
         self.cancel_btn = QPushButton("Cancel")
-        self.cancel_btn.setToolTip("Stop the running job and drop the queue (Esc). Finished images are kept.")
+        self.cancel_btn.setToolTip("Stop the running job (Esc); jobs waiting behind it still run. Shift+Esc drops "
+                                   "the queue too. Finished images are kept.")
         self.cancel_btn.setMinimumHeight(36)
         self.progress = QProgressBar()
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
         self.progress.setFormat("Idle")
-        self.progress.setTextVisible(True)
+        self.progress.setTextVisible(False)  # the text sits above the bar, never drawn over it
+        self.progress.setFixedHeight(8)
+        self.progress_text = ElidedLabel("Idle")
         self.queue_label = QLabel("")
         self.queue_label.setStyleSheet("color: palette(placeholder-text);")
         self.queue_view = QueueView(self.queue)
@@ -244,6 +360,7 @@ class CreatePanel(QWidget):
         buttons.addWidget(self.generate_btn, 3)
         buttons.addWidget(self.cancel_btn, 1)
         bl.addLayout(buttons)
+        bl.addWidget(self.progress_text)
         bl.addWidget(self.progress)
         bl.addWidget(self.queue_label)
         bl.addWidget(self.queue_view)
@@ -274,6 +391,8 @@ class CreatePanel(QWidget):
         self.sampler_combo.currentTextChanged.connect(edit(lambda t: setattr(f, "sampler", t)))
         self.seed_spin.valueChanged.connect(edit(lambda v: setattr(f, "seed", int(v))))
         self.seed_lock.toggled.connect(edit(lambda on: setattr(f, "seed_locked", on)))
+        self.seed_mode_combo.currentIndexChanged.connect(
+            edit(lambda _i: setattr(f, "seed_mode", self.seed_mode_combo.currentData())))
         self.seed_random.clicked.connect(f.random_seed)
         self.seed_plus.clicked.connect(f.next_seed)
         self.batch_spin.valueChanged.connect(edit(lambda v: setattr(f, "count", v)))
@@ -282,6 +401,10 @@ class CreatePanel(QWidget):
         self.denoise_spin.valueChanged.connect(edit(lambda v: setattr(f, "denoise", round(v, 2))))
         self.lora_weight.valueChanged.connect(edit(lambda v: setattr(f, "lora_weight", round(v, 3))))
         self.reset_btn.clicked.connect(f.reset_to_style)
+        self.cutout_box.toggled.connect(edit(lambda on: setattr(f, "remove_background", on)))
+        self.trim_box.toggled.connect(edit(lambda on: setattr(f, "trim", on)))
+        self.pixel_spin.valueChanged.connect(edit(lambda v: setattr(f, "pixel_grid", v)))
+        self.palette_spin.valueChanged.connect(edit(lambda v: setattr(f, "palette_size", v)))
         self.generate_btn.clicked.connect(self.generate_requested)
         self.cancel_btn.clicked.connect(self.cancel_requested)
 
@@ -289,7 +412,9 @@ class CreatePanel(QWidget):
         f.styles_changed.connect(self._fill_styles)
         f.templates_changed.connect(self._fill_templates)
         f.fields_changed.connect(self._rebuild_fields)
-        f.prompt_preview_changed.connect(self.final_prompt.setText)
+        f.prompt_preview_changed.connect(self.final_prompt.set_text)
+        f.tokens_changed.connect(self._show_tokens)
+        f.layout.changed.connect(lambda _name: self._show_layout())
         self.queue.changed.connect(self._queue_changed)
         self.queue.entry_changed.connect(self._entry_changed)
         self._queue_changed()
@@ -330,6 +455,9 @@ class CreatePanel(QWidget):
                 self.seed_spin.setValue(f.seed)
             elif name == "seed_locked":
                 self.seed_lock.setChecked(f.seed_locked)
+                self.seed_mode_combo.setEnabled(not f.seed_locked)
+            elif name == "seed_mode":
+                self.seed_mode_combo.setCurrentIndex(max(0, self.seed_mode_combo.findData(f.seed_mode)))
             elif name == "count":
                 self.batch_spin.setValue(f.count)
             elif name == "init_image":
@@ -340,8 +468,56 @@ class CreatePanel(QWidget):
                 self.denoise_spin.setValue(f.denoise)
             elif name == "lora_weight":
                 self.lora_weight.setValue(f.lora_weight)
+            elif name == "remove_background":
+                self.cutout_box.setChecked(f.remove_background)
+            elif name == "trim":
+                self.trim_box.setChecked(f.trim)
+            elif name == "pixel_grid":
+                self.pixel_spin.setValue(f.pixel_grid)
+            elif name == "palette_size":
+                self.palette_spin.setValue(f.palette_size)
+            if name in ("model", "style_id"):
+                warning = f.family_warning()
+                self.family_note.set_text(warning)
+                self.family_note.setVisible(bool(warning))
+            if name in ("seed", "seed_locked", "seed_mode", "style_id"):
+                self.seed_rule.set_text(f.seed_rule())
+            if name in ("width", "height") and f.layout.follow:
+                self._show_layout()
         finally:
             self._syncing = False
+
+    def _show_tokens(self, tokens) -> None:
+        if tokens is None:
+            self.tokens_label.setText("")
+            return
+        self.tokens_label.setText(tokens.label() + ("  — the words after the 75th are ignored" if tokens.over else ""))
+        self.tokens_label.setStyleSheet("font-size: 11px; color: %s;" % ("#e0a040" if tokens.over
+                                                                          else "palette(placeholder-text)"))
+
+    def _show_layout(self) -> None:
+        """The badge: visible while generation follows the layout."""
+        state = self.form.layout
+        self.layout_badge.setVisible(state.follow)
+        if not state.follow:
+            return
+        lay = state.layout
+        net = Path(state.controlnet).name if state.controlnet else "no ControlNet chosen (Layout tab)"
+        self.layout_label.set_text(f"Following the layout ({lay.width}×{lay.height}) through ControlNet: "
+                                   f"{state.control_type} · {net}")
+        fix = self.form.layout_size_fix()
+        self.layout_fix_btn.setVisible(fix is not None)
+        if fix is not None:
+            self.layout_fix_btn.setText(f"Use {fix[0]}×{fix[1]}")
+        for name, edit in self._field_edits.items():
+            if self.form.layout_field(name):
+                edit.setPlaceholderText(f"from the layout: {self.form.layout_field(name)}")
+
+    def fix_layout_size(self) -> None:
+        fix = self.form.layout_size_fix()
+        if fix is not None:
+            self.form.set_size(*fix)
+            self._show_layout()
 
     # --- styles, templates, fields ---------------------------------------------------------------
 
@@ -402,19 +578,26 @@ class CreatePanel(QWidget):
         return strip.copy(0, 0, drawn * 68, 64)
 
     def _rebuild_fields(self) -> None:
-        """One line edit per named field the style and template declare (e.g. the button's text)."""
-        while self.fields_layout.rowCount():
-            self.fields_layout.removeRow(0)
+        """One line edit per named field the style and template declare (e.g. the button's text),
+        as rows of the Asset form right after the subject."""
+        for edit in self._field_edits.values():
+            self.fields_layout.removeRow(edit)
         self._field_edits = {}
-        declared = self.form.declared_fields()
-        for name, spec in declared.items():
+        row = self._field_row()
+        for name, spec in self.form.declared_fields().items():
             edit = QLineEdit(self.form.field(name))
             edit.setPlaceholderText(spec.default if spec.default is not None else "required")
             edit.setToolTip(spec.description)
             edit.textChanged.connect(lambda text, n=name: self.form.set_field(n, text))
-            self.fields_layout.addRow(name.replace("_", " ").capitalize(), edit)
+            self.fields_layout.insertRow(row, name.replace("_", " ").capitalize(), edit)
+            row += 1
             self._field_edits[name] = edit
-        self.fields_host.setVisible(bool(declared))
+        self._show_layout()
+
+    def _field_row(self) -> int:
+        """The form row after the subject's."""
+        row, _role = self.fields_layout.getWidgetPosition(self.subject_edit)
+        return row + 1
 
     # --- models --------------------------------------------------------------------------------
 
@@ -447,7 +630,7 @@ class CreatePanel(QWidget):
         return text
 
     def _browse_init(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Start from an image", "", "Images (*.png *.jpg *.jpeg *.webp)")
+        path, _ = QFileDialog.getOpenFileName(self, "Start from an image", self.start_dir, "Images (*.png *.jpg *.jpeg *.webp)")
         if path:
             self.form.init_image = path
 
@@ -457,42 +640,53 @@ class CreatePanel(QWidget):
         busy = self.queue.busy()
         self.cancel_btn.setEnabled(busy)
         waiting = len(self.queue.waiting())
-        self.queue_label.setText(f"{waiting} job(s) queued" if waiting else "")
-        if not busy and self.progress.format() in ("Idle", ""):
-            self.progress.setValue(0)
+        self.queue_label.setText(f"{waiting} job(s) waiting — right-click one to move, cancel or remove it"
+                                 if waiting else "")
+        if not busy:
+            self._eta_timer.stop()
+            if self.progress_text.full_text() in ("Idle", ""):
+                self.progress.setValue(0)
+
+    def _tick(self) -> None:
+        if self._shown_job is not None:
+            self._entry_changed(self._shown_job)
 
     def _entry_changed(self, job_id: int) -> None:
         entry = self.queue.entry(job_id)
         if entry is None:
             return
-        bar = self.progress
+        bar, text = self.progress, self.progress_text
         if entry.state == "running":
             self._shown_job = job_id
         elif job_id != self._shown_job:
             self._queue_changed()  # a queued job ended (cancelled or removed): the bar shows another
             return
         if entry.state == "running" and entry.step == 0:
-            self._t_first_step = None
-            bar.setRange(0, max(1, entry.total))
-            bar.setValue(0)
-            bar.setFormat("Loading the model…" if entry.status in ("Starting…", "") else entry.status)
+            if not self._eta_timer.isActive():
+                self._eta_timer.start()
+            bar.setRange(0, 0)  # busy: loading has no steps to count
+            what = entry.loading or ("Loading the model…" if entry.status in ("Starting…", "") else entry.status)
+            since = entry.loading_since if entry.loading_since is not None else entry.started_at
+            waited = f" ({fmt_time(self.queue.clock() - since)})" if since is not None else ""
+            text.set_text(what + waited)
         elif entry.state == "running":
-            now = time.perf_counter()
-            if self._t_first_step is None:
-                # Time left is measured from the first step, so model loading does not skew it.
-                self._t_first_step, self._first_step = now, entry.step
-            done = entry.step - self._first_step
-            rate = (now - self._t_first_step) / done if done > 0 else None
-            left = f" · {fmt_time(rate * (entry.total - entry.step))} left" if rate else ""
-            bar.setRange(0, entry.total)
+            left = self.queue.seconds_left(job_id)
+            extra = f" · {fmt_time(left)} left" if left is not None else ""
+            if entry.load_seconds is not None and entry.load_seconds >= 1 and entry.step - entry.first_step < 3:
+                extra += f" · loaded in {fmt_time(entry.load_seconds)}"
+            bar.setRange(0, max(1, entry.total))
             bar.setValue(entry.step)
-            bar.setFormat(f"Step {entry.step} / {entry.total}{left}")
-        elif entry.state == DONE:
-            bar.setFormat(f"Done: {len(entry.paths)} image(s)")
-            bar.setValue(bar.maximum())
-        elif entry.state == FAILED:
-            bar.setFormat("Failed")
-        elif entry.state == CANCELLED:
-            bar.setFormat("Cancelled")
-            bar.setValue(0)
+            text.set_text(entry.status + extra)
+        else:
+            self._eta_timer.stop()
+            bar.setRange(0, 1)
+            if entry.state == DONE:
+                text.set_text(f"Done: {len(entry.paths)} image(s)")
+                bar.setValue(1)
+            elif entry.state == FAILED:
+                text.set_text("Failed: " + entry.status)
+                bar.setValue(0)
+            elif entry.state == CANCELLED:
+                text.set_text("Cancelled; finished images were kept.")
+                bar.setValue(0)
         self._queue_changed()

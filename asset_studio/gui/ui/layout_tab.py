@@ -6,7 +6,10 @@ touches another tab's widgets.
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QHBoxLayout, QLabel, QPushButton, QToolButton, QVBoxLayout, QWidget,
+)
 
 from asset_studio.core.request import layout_size
 from asset_studio.gui.model.create_form import CreateForm
@@ -24,8 +27,11 @@ def _spin(lo: float, hi: float, value: float, tip: str) -> QDoubleSpinBox:
 
 
 class LayoutTab(QWidget):
+    get_controlnet = Signal(str)  # "get one in Models": the control type wanted (lineart, canny…)
+
     def __init__(self, editor, state: LayoutState, form: CreateForm):
         super().__init__()
+        self.start_dir = ""  # where Browse opens (the window sets the models folder)
         self.editor = editor
         self.state = state
         self.form = form
@@ -42,6 +48,14 @@ class LayoutTab(QWidget):
                                 "Guidance start: the fraction of the steps after which ControlNet begins to steer.")
         self.end_spin = _spin(0.0, 1.0, state.end, "Guidance end: ControlNet lets go after this fraction of the steps, "
                                                    "so the model can finish details freely.")
+        self.browse_btn = QToolButton()
+        self.browse_btn.setText("…")
+        self.browse_btn.setToolTip("Choose a ControlNet file (.safetensors) or folder on this computer.")
+        self.browse_btn.clicked.connect(self._browse)
+        self.get_btn = QToolButton()
+        self.get_btn.setText("Get one…")
+        self.get_btn.setToolTip("Download a ControlNet that suits the layout's control type on the Models page.")
+        self.get_btn.clicked.connect(lambda: self.get_controlnet.emit(self.state.control_type))
         self.size_btn = QPushButton("Image size from layout")
         self.size_btn.setToolTip("Set the Create tab's width and height to the layout's aspect, at about the same pixel count.")
         bar = QHBoxLayout()
@@ -49,6 +63,8 @@ class LayoutTab(QWidget):
         bar.addSpacing(12)
         bar.addWidget(QLabel("ControlNet"))
         bar.addWidget(self.model_combo, 2)
+        bar.addWidget(self.browse_btn)
+        bar.addWidget(self.get_btn)
         scale_label = QLabel("Scale")
         scale_label.setToolTip(TIPS["controlnet_scale"])
         for widget in (scale_label, self.scale_spin, QLabel("Start"), self.start_spin, QLabel("End"), self.end_spin,
@@ -104,6 +120,12 @@ class LayoutTab(QWidget):
         if index >= 0 and text == self.model_combo.itemText(index):
             return self.model_combo.itemData(index) or ""
         return text
+
+    def _browse(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "ControlNet model", self.start_dir,
+                                              "ControlNet (*.safetensors);;All files (*)")
+        if path:
+            self.model_combo.setEditText(path)
 
     def match_size(self) -> None:
         """The Create form's size to the layout's aspect, at about the same pixel count."""

@@ -1,0 +1,33 @@
+"""The core's sentences in the window's words.
+
+prepare() and the service speak to the command line too, naming flags ("pass --model PATH_OR_ID",
+"(--layout)"). In the window the artist has boxes and tabs instead; this table says where.
+Flags with no counterpart in the window are left as they are.
+"""
+
+from __future__ import annotations
+
+import re
+
+# (pattern, replacement): the most specific first.
+_RULES = [
+    (r"\s*\(on the command line, [^)]*\)", ""),
+    (r"; pass --model PATH_OR_ID\.", "; choose a model in the Model box of the Create tab (or get one on the Models page)."),
+    (r"\(--field (\w+)=VALUE\)", r"(the \1 box of the Create tab)"),
+    (r"--field (\w+)=VALUE", r"the \1 box of the Create tab"),
+    (r"\(--template\)", "(the Template box)"),
+    (r"\(--layout\)", "(the Layout tab)"),
+    (r"\(--controlnet\)", "(the ControlNet box of the Layout tab)"),
+    (r"\(--crisp-text\)", "(crisp text)"),
+    (r"\(--max-size\)", "(Max page size)"),
+    (r"\(--out\)", "(the sheet file)"),
+    (r"\(--no-postprocess\)", "(Finishing off)"),
+    (r"--model PATH_OR_ID", "a model in the Model box"),
+    (r"pass --force to replace it", "agree to replace it"),
+]
+
+
+def gui_words(message: str) -> str:
+    for pattern, replacement in _RULES:
+        message = re.sub(pattern, replacement, message)
+    return message
