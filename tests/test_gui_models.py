@@ -387,3 +387,28 @@ def test_many_void_calls_do_not_exhaust_none_references():
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "QT_QPA_PLATFORM": "offscreen"}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0 and done.stdout.strip() == "alive", done.stderr[-400:]
+
+
+def test_extra_loras_from_the_create_tab_reach_the_job(qapp, tmp_path, tiny_sd15_dir):
+    """The Create tab's LoRA list does what --lora PATH:WEIGHT does on the command line."""
+    from asset_studio.cli import build_parser
+    from asset_studio.commands.generate import build_request
+    from asset_studio.core.request import prepare
+    from asset_studio.gui.model.create_form import CreateForm
+    from lora_factory import make_kohya_lora
+
+    lora = make_kohya_lora(tmp_path / "inky.safetensors", "sd15")
+    form = CreateForm()
+    form.style_id, form.template_id = "", ""
+    form.subject, form.model, form.seed, form.seed_locked = "a castle", str(tiny_sd15_dir), 3, True
+    seen = []
+    form.changed.connect(seen.append)
+    form.add_lora(str(lora), 0.8)
+    form.add_lora(f"{lora}:0.3")  # as typed on the command line
+    form.set_lora_weight(1, 0.4)
+    assert [(l.name, l.weight) for l in form.loras] == [("inky", 0.8), ("inky", 0.4)] and "loras" in seen
+    form.remove_lora(1)
+    job = prepare(form.to_request())
+    cli = prepare(build_request(build_parser().parse_args(
+        ["generate", "a castle", "--model", str(tiny_sd15_dir), "--seed", "3", "--lora", f"{lora}:0.8"])))
+    assert job.model.loras == cli.model.loras and job.model.loras[0].weight == 0.8

@@ -14,6 +14,7 @@ from pathlib import Path
 from PySide6.QtCore import QCoreApplication, QObject, QTimer, Signal
 
 from asset_studio.core import controls
+from asset_studio.core.job import LoraRef
 from asset_studio.core.request import AssetRequest, Overrides, prepare
 from asset_studio.core.stylepack import FieldSpec, StylePack, list_styles
 from asset_studio.core.templates import Template, list_templates
@@ -91,6 +92,7 @@ class CreateForm(QObject):
     def __init__(self, layout: LayoutState | None = None, parent: QObject | None = None, load: bool = True):
         super().__init__(parent)
         self._values = dict(DEFAULTS)
+        self._loras: list[LoraRef] = []
         self._artist_set: set[str] = set()  # STYLE_FILLED names the artist set: never overwritten
         self._field_values: dict[str, str] = {}
         self.styles: list[StylePack] = []
@@ -376,6 +378,33 @@ class CreateForm(QObject):
         return (f"The style {pack.name} is made for {families.label(pack.family)} models, but this model is "
                 f"{families.label(found)}: {what}. Choose a {families.label(pack.family)} model or another style.")
 
+    # --- LoRAs besides the style's (as --lora PATH:WEIGHT on the command line) ----------------------
+
+    @property
+    def loras(self) -> list[LoraRef]:
+        return list(self._loras)
+
+    def add_lora(self, path: str, weight: float | None = None) -> None:
+        """A .safetensors LoRA the artist picked (or PATH:WEIGHT as typed on the command line); the
+        file is checked with the job, in one sentence when it does not fit."""
+        from asset_studio.core.lora_tags import parse_lora_arg
+
+        path, typed = parse_lora_arg(str(path))
+        self._loras.append(LoraRef(path=path, weight=float(typed if weight is None else weight), name=Path(path).stem))
+        self.changed.emit("loras")
+        self._schedule_preview()
+
+    def set_lora_weight(self, index: int, weight: float) -> None:
+        if 0 <= index < len(self._loras) and self._loras[index].weight != weight:
+            self._loras[index].weight = round(float(weight), 3)
+            self.changed.emit("loras")
+
+    def remove_lora(self, index: int) -> None:
+        if 0 <= index < len(self._loras):
+            del self._loras[index]
+            self.changed.emit("loras")
+            self._schedule_preview()
+
     # --- the request ---------------------------------------------------------------------------
 
     def to_request(self, with_layout: bool = True, seed: int | None = None) -> AssetRequest:
@@ -402,7 +431,7 @@ class CreateForm(QObject):
         overrides.finishing = {name: self._values[name] for name in FINISHING if name in self._artist_set}
         request = AssetRequest(subject=subject, style=pack, template=tpl, fields=self.field_values(),
                                model=self.model.strip() or None, extra_prompt=extra, overrides=overrides,
-                               lora_scale=lora_scale)
+                               lora_scale=lora_scale, loras=[LoraRef(l.path, l.weight, l.name) for l in self.loras])
         if with_layout:
             self.layout.contribute(request)
         return request

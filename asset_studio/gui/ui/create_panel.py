@@ -12,7 +12,7 @@ from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QPainter, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QFrame, QGroupBox, QHBoxLayout, QLabel, QLayout,
-    QLineEdit, QPlainTextEdit, QProgressBar, QPushButton, QScrollArea, QSizePolicy, QSpinBox, QToolButton, QVBoxLayout, QWidget,
+    QLineEdit, QListWidget, QPlainTextEdit, QProgressBar, QPushButton, QScrollArea, QSizePolicy, QSpinBox, QToolButton, QVBoxLayout, QWidget,
 )
 
 from asset_studio.core.stylepack import StylePack
@@ -193,7 +193,52 @@ class CreatePanel(QWidget):
         sl.addWidget(self.style_combo)
         sl.addLayout(top)
         sl.addLayout(row)
+        sl.addLayout(self._extra_loras())
         return box
+
+    def _extra_loras(self) -> QHBoxLayout:
+        """LoRAs besides the style's: a short list, a weight for the selected one, Add… and Remove."""
+        self.lora_list = QListWidget()
+        self.lora_list.setFixedHeight(self.lora_list.fontMetrics().lineSpacing() * 3 + 8)
+        self.lora_list.setToolTip("LoRA files added to this run besides the style's; <lora:NAME:WEIGHT> in the "
+                                  "prompt does the same.")
+        self.extra_lora_weight = _double(-2.0, 3.0, 1.0, 0.05, "Weight of the selected LoRA.")
+        add, remove = QPushButton("Add LoRA…"), QPushButton("Remove")
+        add.clicked.connect(self._add_lora)
+        remove.clicked.connect(lambda: self.form.remove_lora(self.lora_list.currentRow()))
+        self.extra_lora_weight.valueChanged.connect(
+            lambda v: self.form.set_lora_weight(self.lora_list.currentRow(), v))
+        self.lora_list.currentRowChanged.connect(self._lora_selected)
+        buttons = QVBoxLayout()
+        for widget in (add, remove, self.extra_lora_weight):
+            buttons.addWidget(widget)
+        row = QHBoxLayout()
+        row.addWidget(self.lora_list, 1)
+        row.addLayout(buttons)
+        return row
+
+    def _add_lora(self) -> None:
+        from asset_studio.core.models import DEFAULT_MODELS_DIR
+
+        path, _ = QFileDialog.getOpenFileName(self, "Add a LoRA", str(DEFAULT_MODELS_DIR / "loras"),
+                                              "LoRA (*.safetensors)")
+        if path:
+            self.form.add_lora(path, 1.0)
+            self.lora_list.setCurrentRow(len(self.form.loras) - 1)
+
+    def _lora_selected(self, row: int) -> None:
+        loras = self.form.loras
+        if 0 <= row < len(loras):
+            self.extra_lora_weight.blockSignals(True)
+            self.extra_lora_weight.setValue(loras[row].weight)
+            self.extra_lora_weight.blockSignals(False)
+
+    def _show_loras(self) -> None:
+        row = self.lora_list.currentRow()
+        self.lora_list.clear()
+        for lora in self.form.loras:
+            self.lora_list.addItem(f"{lora.name}  × {lora.weight:g}")
+        self.lora_list.setCurrentRow(min(row, self.lora_list.count() - 1))
 
     def _asset_box(self) -> QGroupBox:
         box = QGroupBox("Asset")
@@ -424,7 +469,9 @@ class CreatePanel(QWidget):
         f = self.form
         self._syncing = True
         try:
-            if name == "style_id":
+            if name == "loras":
+                self._show_loras()
+            elif name == "style_id":
                 self.style_combo.setCurrentIndex(max(0, self.style_combo.findData(f.style_id)))
                 self._show_style()
             elif name == "template_id":
