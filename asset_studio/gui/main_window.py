@@ -18,6 +18,7 @@ from asset_studio.core.stylepack import app_home
 from asset_studio.errors import UserError
 from asset_studio.gui.gallery import GalleryWidget
 from asset_studio.gui.model.create_form import CreateForm
+from asset_studio.gui.model.engine_choice import EngineChoice
 from asset_studio.gui.model.layout_state import LayoutState
 from asset_studio.gui.model.library import Library
 from asset_studio.gui.model.wording import gui_words
@@ -30,7 +31,7 @@ from asset_studio.gui.ui.create_panel import CreatePanel
 from asset_studio.gui.ui.train_page import TrainPage
 from asset_studio.gui.ui.viewer import Viewer
 from asset_studio.gui.ui.wheel_guard import guard_wheel
-from asset_studio.gui.worker import GenerationWorker, default_backend_factory
+from asset_studio.gui.worker import GenerationWorker
 
 WARM_UP_DELAY_MS = 700  # let the window paint first, then load torch in the worker thread
 
@@ -102,8 +103,9 @@ class MainWindow(QMainWindow):
             guard_wheel(self.layout_tab)
         self._build_menus()
         # The worker thread starts last, so a failure above never leaves a thread running.
+        self.engine_choice = EngineChoice(s, self)
         self.worker = GenerationWorker(self.output_dir, device=s.device(),
-                                       backend_factory=backend_factory or default_backend_factory)
+                                       backend_factory=backend_factory or self.engine_choice.backend_factory)
         self.queue.controller = self.worker
         self._connect()
         QApplication.instance().aboutToQuit.connect(self.shutdown)
@@ -165,7 +167,9 @@ class MainWindow(QMainWindow):
         quit_action = file_menu.addAction("Quit", self.close)
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
 
-        device_menu = self.menuBar().addMenu("&Engine").addMenu("Device")
+        engine_menu = self.menuBar().addMenu("&Engine")
+        engine_menu.addAction("Where images are made…", self.choose_engine)
+        device_menu = engine_menu.addMenu("Device")
         group = QActionGroup(self)
         self.device_actions: dict[str, QAction] = {}
         for key, label in (("auto", "Automatic (GPU when present)"), ("cuda", "NVIDIA GPU (CUDA)"),
@@ -226,6 +230,7 @@ class MainWindow(QMainWindow):
         self.style_editor.message.connect(status)
         self.model_manager.models_changed.connect(self.train_page.set_models)
         self.train_page.use_style.connect(self.use_trained_style)
+        self.engine_choice.changed.connect(lambda: self.worker.set_device(self.worker.device))  # rebuild the backend
 
     # --- the form ---------------------------------------------------------------------------
 
@@ -495,6 +500,13 @@ class MainWindow(QMainWindow):
             action.setToolTip("" if present else "Not found on this computer.")
         if not self.device_actions.get(self.settings.device(), self.device_actions["auto"]).isEnabled():
             self.device_actions["auto"].setChecked(True)
+
+    def choose_engine(self) -> None:
+        """This computer or ComfyUI servers; the next job runs on the new choice."""
+        from asset_studio.gui.ui.engine_dialog import EngineDialog
+
+        if EngineDialog(self.engine_choice, self).exec():
+            self.statusBar().showMessage(f"Images are made on: {self.engine_choice.label()}.")
 
     def set_device(self, device: str) -> None:
         self.settings.set_device(device)

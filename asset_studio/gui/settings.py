@@ -112,3 +112,16 @@ class Settings:
 
     def set_device(self, device: str) -> None:
         self._q.setValue("engine/device", device)
+
+    def engine(self) -> str:
+        """'local' (this computer) or 'comfyui' (servers)."""
+        return self._str("engine/kind", "local") or "local"
+
+    def set_engine(self, engine: str) -> None:
+        self._q.setValue("engine/kind", engine)
+
+    def servers(self) -> list[str]:
+        return [s for s in self._str("engine/servers", "").split("\n") if s.strip()]
+
+    def set_servers(self, servers: list[str]) -> None:
+        self._q.setValue("engine/servers", "\n".join(servers))
