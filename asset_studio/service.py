@@ -122,7 +122,7 @@ def run_job(job: GenerationJob, backend: Backend, out_dir: str | Path, *,
     result = RunResult()
     blocker = finishing_blocker(job)
     if blocker and on_event is not None:
-        on_event(Notice(blocker))
+        on_event(Notice(blocker, missing_model=job.finishing.bg_model))
     frames: dict[int, list] = {}  # animation index -> the pictures its preview shows
     for event in backend.run(job, should_cancel):
         if isinstance(event, ImageReady) and event.frame is not None:

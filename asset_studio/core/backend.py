@@ -37,6 +37,7 @@ class Notice:
     """Something the artist should know that does not stop the run (a prompt cut at 77 tokens)."""
 
     text: str
+    missing_model: str = ""  # a cut-out model the run needed and did not find (the window offers to download it)
 
 
 @dataclass

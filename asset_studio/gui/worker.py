@@ -129,6 +129,7 @@ class GenerationWorker(QObject):
     started = Signal(int)  # job_id
     loading = Signal(int, str)  # job_id, what is loading ("Loading the model…")
     notice = Signal(int, str)  # job_id, something to know that does not stop the run (a prompt cut at 77 tokens)
+    model_missing = Signal(str)  # a cut-out model the run needs is not installed: the window offers it
     step = Signal(int, int, int, QImage)  # job_id, step (1-based), total, preview (may be null)
     image_saved = Signal(int, str, QImage)  # job_id, path (on disk already), the image for display
     finished = Signal(int, list)  # job_id, [paths]
@@ -288,6 +289,8 @@ class GenerationWorker(QObject):
                 self.loading.emit(job_id, event.what)
             elif isinstance(event, Notice):
                 self.notice.emit(job_id, event.text)
+                if event.missing_model:
+                    self.model_missing.emit(event.missing_model)
 
         try:
             if self._backend is None:
