@@ -14,20 +14,7 @@ from PIL import Image  # noqa: E402
 
 from asset_studio.core.layout import Box, Layout, TextElement  # noqa: E402
 from asset_studio.errors import UserError  # noqa: E402
-
-
-@pytest.fixture
-def home(tmp_path, monkeypatch, qapp):
-    monkeypatch.setenv("ASSET_STUDIO_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("ASSET_STUDIO_SETTINGS", str(tmp_path / "settings.ini"))
-    return tmp_path
-
-
-@pytest.fixture
-def form(home):
-    from asset_studio.gui.model.create_form import CreateForm
-
-    return CreateForm()
+from gui_fixtures import form, home  # noqa: E402,F401  (shared fixtures)
 
 
 def _play_layout() -> Layout:
