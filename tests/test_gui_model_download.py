@@ -48,14 +48,14 @@ def test_the_window_offers_the_model_once_and_then_makes_the_sprites(qtbot, tmp_
     job = make_job("m", "a coin", width=32, height=32)
     job.finishing = Finishing(remove_background=True, method="key")
     raw = save_image(Image.new("RGB", (32, 32), "white"), job, tmp_path / "out", seed=1)
-    box = window.offer_model_download("u2netp")
+    box = window.download_offer.offer("u2netp")
     assert box is not None and "u2netp" in box.text()
-    assert window.offer_model_download("u2netp") is None  # offered once, not per image
+    assert window.download_offer.offer("u2netp") is None  # offered once, not per image
     box.close()
     url, md5 = model_server
     source = ModelSource(name="u2netp", url=url, known_hash=md5, folder=tmp_path / "rembg", fname="u2netp.onnx")
-    with qtbot.waitSignal(window.model_download.finished, timeout=60000) as done:
-        window.download_model("u2netp", source=source)
+    with qtbot.waitSignal(window.download_offer.download.finished, timeout=60000) as done:
+        window.download_offer.start("u2netp", source=source)
     path, made = done.args
     assert (tmp_path / "rembg" / "u2netp.onnx").is_file() and path.endswith("u2netp.onnx")
     assert made == [str(tmp_path / "out" / "sprites" / raw.name)]

@@ -11,9 +11,7 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QAction, QActionGroup, QDesktopServices, QImage, QKeySequence, QShortcut
-from PySide6.QtWidgets import (
-    QApplication, QFileDialog, QMainWindow, QMessageBox, QProgressBar, QPushButton, QSplitter, QTabWidget,
-)
+from PySide6.QtWidgets import QApplication, QFileDialog, QMainWindow, QMessageBox, QSplitter, QTabWidget
 
 from asset_studio.core.models import DEFAULT_MODELS_DIR
 from asset_studio.core.stylepack import app_home
@@ -21,7 +19,6 @@ from asset_studio.errors import UserError
 from asset_studio.gui.gallery import GalleryWidget
 from asset_studio.gui.model.create_form import CreateForm
 from asset_studio.gui.model.engine_choice import EngineChoice
-from asset_studio.gui.model.model_download import ModelDownload
 from asset_studio.gui.model.layout_state import LayoutState
 from asset_studio.gui.model.library import Library
 from asset_studio.gui.model.wording import gui_words
@@ -31,6 +28,7 @@ from asset_studio.gui.model_manager import ModelManager
 from asset_studio.gui.settings import Settings
 from asset_studio.gui.style_editor import StyleEditor
 from asset_studio.gui.ui.create_panel import CreatePanel
+from asset_studio.gui.ui.download_offer import DownloadOffer
 from asset_studio.gui.ui.train_page import TrainPage
 from asset_studio.gui.ui.viewer import Viewer
 from asset_studio.gui.ui.wheel_guard import guard_wheel
@@ -107,14 +105,7 @@ class MainWindow(QMainWindow):
         self._build_menus()
         # The worker thread starts last, so a failure above never leaves a thread running.
         self.engine_choice = EngineChoice(s, self)
-        self.model_download = ModelDownload(self)
-        self._offered_models: set[str] = set()
-        self.download_bar = QProgressBar()
-        self.download_bar.setMaximumWidth(160)
-        self.download_cancel = QPushButton("Cancel download")
-        for widget in (self.download_bar, self.download_cancel):
-            self.statusBar().addPermanentWidget(widget)
-            widget.hide()
+        self.download_offer = DownloadOffer(self, lambda: self.output_dir, self.show_error, self.library.refresh)
         self.worker = GenerationWorker(self.output_dir, device=s.device(),
                                        backend_factory=backend_factory or self.engine_choice.backend_factory)
         self.queue.controller = self.worker
@@ -242,14 +233,7 @@ class MainWindow(QMainWindow):
         self.model_manager.models_changed.connect(self.train_page.set_models)
         self.train_page.use_style.connect(self.use_trained_style)
         self.engine_choice.changed.connect(lambda: self.worker.set_device(self.worker.device))  # rebuild the backend
-        w.model_missing.connect(self.offer_model_download)
-        d = self.model_download
-        self.download_cancel.clicked.connect(d.cancel)
-        d.progress.connect(self._download_progress)
-        d.finished.connect(lambda path, made: self._download_ended(
-            f"Installed {Path(path).name}; made {len(made)} sprite(s) the earlier runs could not."))
-        d.failed.connect(self._download_failed)
-        d.cancelled.connect(lambda: self._download_ended("The download was cancelled; nothing was kept."))
+        w.model_missing.connect(self.download_offer.offer)
 
     # --- the form ---------------------------------------------------------------------------
 
@@ -364,47 +348,6 @@ class MainWindow(QMainWindow):
 
     def _on_notice(self, job_id: int, text: str) -> None:
         self.statusBar().showMessage(text, 15000)
-
-    def offer_model_download(self, name: str) -> QMessageBox | None:
-        """A run needed rembg's NAME and it is not installed: offer it once (non-blocking). The raw
-        images are kept either way; their sprites are made once the file is here."""
-        if name in self._offered_models or self.model_download.busy():
-            return None
-        self._offered_models.add(name)
-        box = QMessageBox(QMessageBox.Icon.Question, "Asset Studio",
-                          f"Cutting the background out needs rembg's {name} model, which is not installed. "
-                          "Download it now? The raw images are kept, and their sprites are made as soon as it "
-                          "is here.", QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
-        box.setWindowModality(Qt.WindowModality.NonModal)
-        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        box.button(QMessageBox.StandardButton.Yes).clicked.connect(lambda: self.download_model(name))
-        box.show()
-        return box
-
-    def download_model(self, name: str, source=None) -> None:
-        """Fetch NAME with a progress bar in the status bar and Cancel; then make the missing sprites."""
-        if self.model_download.busy():
-            return
-        self.download_bar.setRange(0, 0)
-        self.download_bar.show()
-        self.download_cancel.show()
-        self.statusBar().showMessage(f"Downloading {name}…")
-        self.model_download.start(name, self.output_dir, source=source)
-
-    def _download_progress(self, done: int, total: int) -> None:
-        if total:
-            self.download_bar.setRange(0, total)
-            self.download_bar.setValue(done)
-
-    def _download_failed(self, message: str) -> None:
-        self._download_ended(message)
-        self.show_error(message)
-
-    def _download_ended(self, message: str) -> None:
-        self.download_bar.hide()
-        self.download_cancel.hide()
-        self.statusBar().showMessage(message)
-        self.library.refresh()
 
     def _on_finished(self, job_id: int, paths: list) -> None:
         self.statusBar().showMessage(f"Saved {len(paths)} image(s) to {self.output_dir}")
