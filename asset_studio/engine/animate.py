@@ -18,7 +18,9 @@ import threading
 from pathlib import Path
 
 from asset_studio.core.job import GenerationJob
-from asset_studio.engine.plan import Cancelled, Item, RunContext, Stage, load_image, prompt_notices
+from asset_studio.engine.plan import (
+    Cancelled, Item, RunContext, Stage, load_image, prompt_notices, run_pipeline, step_callback,
+)
 from asset_studio.errors import UserError
 
 DEFAULT_WINDOW = 16  # the frames AnimateDiff's motion modules were trained on at once
@@ -439,42 +441,10 @@ class AnimateDiff(Stage):
 def _call(ctx: RunContext, pipe, item: Item, inputs: dict, steps: int):
     """One AnimateDiff call for one animation, returning its latents (b, c, frames, h, w)."""
     import torch
-    from diffusers.utils import logging as dlog
 
-    from asset_studio.engine.samplers import build_scheduler
-
-    job = ctx.job
-    pipe.scheduler = build_scheduler(job.sampling.sampler, ctx.loaded.scheduler_config, seed=item.seed)
-    level = dlog.get_verbosity()
-    dlog.set_verbosity_error()
-    try:
-        result = pipe(
-            prompt=job.prompt.text,
-            negative_prompt=job.prompt.negative or None,
-            num_inference_steps=steps,
-            guidance_scale=float(job.sampling.cfg_scale),
-            clip_skip=(job.model.clip_skip - 1) if job.model.clip_skip > 1 else None,
-            output_type="latent",
-            generator=torch.Generator("cpu").manual_seed(int(item.seed)),
-            callback_on_step_end=_step_callback(ctx, item.index, lambda lat: lat[:, :, 0]),
-            callback_on_step_end_tensor_inputs=["latents"],
-            **inputs,
-        )
-    finally:
-        dlog.set_verbosity(level)
+    result = run_pipeline(ctx, pipe, item, inputs, steps, "latent", preview_latents=lambda lat: lat[:, :, 0],
+                          generator=torch.Generator("cpu").manual_seed(int(item.seed)))
     return result.frames
-
-
-def _step_callback(ctx: RunContext, index: int, first_frame):
-    def callback(pipe, step_index, timestep, tensors):
-        if ctx.should_cancel is not None and ctx.should_cancel():
-            raise Cancelled()
-        if ctx.on_progress is not None:
-            total = getattr(pipe, "_num_timesteps", None) or ctx.job.sampling.steps
-            ctx.on_progress(step_index + 1, int(total), index, first_frame(tensors["latents"]))
-        return {}
-
-    return callback
 
 
 def _decode_one(pipe, latents, frame: int):
@@ -560,7 +530,7 @@ class ImageToVideo(Stage):
             motion_bucket_id=int(v.motion_bucket), noise_aug_strength=float(v.noise_aug),
             decode_chunk_size=int(v.decode_chunk), output_type="latent",
             generator=torch.Generator("cpu").manual_seed(int(item.seed)),
-            callback_on_step_end=_step_callback(ctx, item.index, lambda lat: lat[:, 0]),
+            callback_on_step_end=step_callback(ctx, item.index, lambda lat: lat[:, 0]),
             callback_on_step_end_tensor_inputs=["latents"],
         )
         latents = result.frames  # (b, frames, c, h, w)

@@ -444,17 +444,30 @@ def _call(ctx: RunContext, pipe, items: list[Item], inputs: dict, steps: int, ou
     means the same starting noise on every device and in any batch, and each image re-runs alone
     from its embedded job. Returns PIL images, or latents (one per item) when OUTPUT is "latent"."""
     import torch
+
+    result = run_pipeline(ctx, pipe, items[0], inputs, steps, output, scheduler_config,
+                          generator=[torch.Generator("cpu").manual_seed(int(item.seed)) for item in items],
+                          num_images_per_prompt=len(items))
+    return list(result.images)
+
+
+def run_pipeline(ctx: RunContext, pipe, item: Item, inputs: dict, steps: int, output: str,
+                 scheduler_config: dict | None = None, preview_latents=None, **call):
+    """The call every base and after-pass shares (images and animations alike): a fresh scheduler
+    for the job's sampler, the job's prompt, CFG and clip skip, the step callback (cancel and
+    progress), and diffusers' own truncation warning silenced (prompt_notices says it once).
+    CALL adds the generator(s); PREVIEW_LATENTS picks what the step preview shows."""
     from diffusers.utils import logging as dlog
 
     from asset_studio.engine.samplers import build_scheduler
 
     job = ctx.job
     pipe.scheduler = build_scheduler(job.sampling.sampler, scheduler_config or ctx.loaded.scheduler_config,
-                                     seed=items[0].seed)
+                                     seed=item.seed)
     level = dlog.get_verbosity()
-    dlog.set_verbosity_error()  # the truncation warning is said once, by prompt_notices
+    dlog.set_verbosity_error()
     try:
-        result = pipe(
+        return pipe(
             prompt=job.prompt.text,
             negative_prompt=job.prompt.negative or None,
             num_inference_steps=steps,
@@ -462,24 +475,26 @@ def _call(ctx: RunContext, pipe, items: list[Item], inputs: dict, steps: int, ou
             # A1111's clip skip 1 is the last layer; diffusers counts layers skipped beyond it.
             clip_skip=(job.model.clip_skip - 1) if job.model.clip_skip > 1 else None,
             output_type=output,
-            generator=[torch.Generator("cpu").manual_seed(int(item.seed)) for item in items],
-            num_images_per_prompt=len(items),
-            callback_on_step_end=_step_callback(ctx, items[0].index),
+            callback_on_step_end=step_callback(ctx, item.index, preview_latents),
             callback_on_step_end_tensor_inputs=["latents"],
+            **call,
             **inputs,
         )
     finally:
         dlog.set_verbosity(level)
-    return list(result.images)
 
 
-def _step_callback(ctx: RunContext, index: int):
+def step_callback(ctx: RunContext, index: int, preview_latents=None):
+    """diffusers' step-end callback: stop at once on cancel, report progress with the latents the
+    preview shows (PREVIEW_LATENTS picks them, e.g. an animation's first frame)."""
     def callback(pipe, step_index, timestep, tensors):
         if ctx.should_cancel is not None and ctx.should_cancel():
             raise Cancelled()
         if ctx.on_progress is not None:
             total = getattr(pipe, "_num_timesteps", None) or ctx.job.sampling.steps
-            ctx.on_progress(step_index + 1, int(total), index, tensors["latents"])
+            latents = tensors["latents"]
+            ctx.on_progress(step_index + 1, int(total), index,
+                            preview_latents(latents) if preview_latents is not None else latents)
         return {}
 
     return callback
