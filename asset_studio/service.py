@@ -289,7 +289,7 @@ def export_sheet(request: SheetExport) -> SheetResult:
     set (core/outputs: nothing replaced until every file is complete; inputs and files this
     command did not write are never overwritten without force)."""
     from asset_studio.core.exporters import ExportOptions, is_sheet_page, rotation_supported, write_sheet
-    from asset_studio.core.sheet import SheetOptions, collect_images, load_sprites, pack_sheet
+    from asset_studio.core.sheet import SheetOptions, collect_images, pack_sheet, read_sprites
 
     out = Path(request.out)
     if out.suffix.lower() != ".png":
@@ -304,12 +304,13 @@ def export_sheet(request: SheetExport) -> SheetResult:
     def own_page(path: Path) -> bool:  # a sheet written inside its input folder is not packed next time
         return is_sheet_page(path, out)
 
-    inputs = [path for _, path in collect_images(list(request.inputs), exclude=own_page)]
-    sprites = load_sprites(list(request.inputs), trim=opts.trim, exclude=own_page)
+    found = collect_images(list(request.inputs), exclude=own_page)
+    inputs = [path for _, path in found]
+    sprites = read_sprites(found, trim=opts.trim)
     sheet = pack_sheet(sprites, opts)
     from asset_studio.core.animation import timing_from_jobs
 
-    timing_from_jobs(sheet, dict(collect_images(list(request.inputs), exclude=own_page)))
+    timing_from_jobs(sheet, dict(found))
     if request.format == "aseprite" and len(sheet.pages) > 1:  # refuse before writing any page
         raise UserError("The Aseprite format holds a single image: raise the maximum size (--max-size) so every "
                         "frame fits one sheet.")
