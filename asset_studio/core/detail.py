@@ -24,7 +24,7 @@ _CLASS_NAME = re.compile(r"^[\w .\-]{1,64}$")
 
 def parse_region_spec(text: str) -> Box | list[str]:
     """`x,y,w,h` → a drawn Box; anything else → the detector classes it names (`face`, `face,hand`,
-    `0`; `all` = every class, an empty list)."""
+    `0`; `all` = every class, an empty list). Four numbers are a box: four class numbers join with +."""
     match = _BOX_SPEC.match(text)
     if match:
         x, y, w, h = map(int, match.groups())
