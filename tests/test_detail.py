@@ -224,3 +224,37 @@ def test_region_specs_and_crop_geometry():
     assert inpaint_size(100, 50, 512 * 512) == (728, 360)  # 512² pixels at 2:1, multiples of 8
     regions = [(0, 0, 4, 4), (50, 0, 70, 20), (10, 30, 20, 40)]
     assert pick_regions(regions, 2) == [(10, 30, 20, 40), (50, 0, 70, 20)]  # the two largest, left to right
+
+
+@pytest.fixture(scope="module")
+def tiny_inpaint_dir(tmp_path_factory):
+    """An SD-1.5-shaped inpainting model: its UNet also takes the mask and the masked picture (9 channels)."""
+    from diffusers import UNet2DConditionModel
+
+    from tiny_models import build_tiny_sd15, save_diffusers
+
+    pipe = build_tiny_sd15(seed=9)
+    pipe.unet = UNet2DConditionModel(**{**pipe.unet.config, "in_channels": 9})
+    pipe.register_modules(unet=pipe.unet)
+    return save_diffusers(pipe, tmp_path_factory.mktemp("inpaint") / "tiny-sd15-inpainting")
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("one_thread_and_a_private_cache")
+def test_a_separate_inpainting_model_redraws_the_region(engine, cache, tiny_sd15_dir, tiny_inpaint_dir, tiny_sdxl_dir):
+    job = make_job(tiny_sd15_dir, "a red potion", width=64, height=64, steps=4, seed=3)
+    [plain] = engine.generate(job)
+    job.passes = Passes(detail=[DetailPass(boxes=[Box(16, 16, 16, 16)], dilate=0, mask_blur=0, padding=8,
+                                           denoise=1.0, inpaint_model=str(tiny_inpaint_dir))])
+    [out] = engine.generate(job)
+    diff = changed(plain.image, out.image)
+    assert diff[16:32, 16:32].mean() > 0.9 and not outside(diff, (16, 16, 32, 32)).any()
+    import torch
+
+    inpainting = cache.get(str(tiny_inpaint_dir), engine.device, torch.float32)
+    assert inpainting.derived["inpaint"].unet.config.in_channels == 9
+    [again] = engine.generate(out.job)
+    assert np.array_equal(np.asarray(out.image), np.asarray(again.image))
+    job.passes.detail[0].inpaint_model = str(tiny_sdxl_dir)
+    with pytest.raises(UserError, match="inpainting model tiny-sdxl is an SDXL model but the model is SD 1.5"):
+        engine.check(job)

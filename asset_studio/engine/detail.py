@@ -26,8 +26,9 @@ class Detail(Stage):
         for d in job.passes.detail:
             if d.detector:
                 load_detector(d.detector).class_ids(d.classes)  # a bad file or an unknown class: one sentence
-            if d.inpaint_model:
-                detect_family(resolve_model(d.inpaint_model, download=False))
+            if d.inpaint_model:  # headers only: a model of another family is refused before anything loads
+                check_family(detect_family(resolve_model(d.inpaint_model, download=False)),
+                             detect_family(resolve_model(job.model.checkpoint, download=False)), d.inpaint_model)
 
     def prepare(self, ctx):
         from asset_studio.engine.detect import load_detector
@@ -43,15 +44,11 @@ class Detail(Stage):
         """(loaded model, inpaint pipeline over its modules) for pass D."""
         loaded = ctx.loaded
         if d.inpaint_model:
+            from asset_studio.engine.loader import detect_family, resolve_model
+
+            check_family(detect_family(resolve_model(d.inpaint_model, download=ctx.download)), loaded.family,
+                         d.inpaint_model)
             loaded = ctx.cache.get(d.inpaint_model, ctx.device, ctx.dtype, download=ctx.download)
-            if (loaded.family == "sdxl") != (ctx.loaded.family == "sdxl"):
-                from pathlib import Path
-
-                from asset_studio.core import families
-
-                raise UserError(f"The inpainting model {Path(d.inpaint_model).name} is an "
-                                f"{families.label(loaded.family)} model but the model is "
-                                f"{families.label(ctx.loaded.family)}; use one of the same family.")
         return loaded, derived_pipeline(loaded, "inpaint")
 
     def run(self, ctx, item):
@@ -100,3 +97,14 @@ class Detail(Stage):
         out = image.copy()
         out.paste(redrawn, (left, top), mask)
         return out
+
+
+def check_family(family: str, base_family: str, ref: str) -> None:
+    """An inpainting model must take the base model's latents and prompts: the same family."""
+    if family != base_family:
+        from pathlib import Path
+
+        from asset_studio.core import families
+
+        raise UserError(f"The inpainting model {Path(ref).name} is an {families.label(family)} model but the "
+                        f"model is {families.label(base_family)}; use one of the same family.")
