@@ -120,6 +120,7 @@ def test_decode_and_nms_by_hand():
     assert boxes[0].tolist() == [40, 40, 60, 60] and classes.tolist()[:3] == [0, 0, 1]
     assert nms(boxes[:3], scores[:3], iou=0.5) == [0, 2]  # IoU(0, 1) = 18*20 / (2*400 - 360) ≈ 0.82
     assert nms(boxes[:3], scores[:3], iou=0.9) == [0, 1, 2]
+    assert nms(boxes[:3], scores[:3], iou=0.9, limit=2) == [0, 1]  # Ultralytics' max_det: the best ones
     # YOLOv5: (1, N, 5 + nc): objectness multiplies the class probability.
     v5 = np.concatenate([rows[:, :4], np.full((7, 1), 0.5, np.float32), rows[:, 4:]], axis=1)
     v5 = np.concatenate([v5, np.zeros((5, 7), np.float32)])  # 12 boxes: the long axis is the box axis

@@ -217,7 +217,7 @@ def build_request(args: argparse.Namespace):
         sampler=args.sampler, seed=args.seed, count=args.count, batch=args.batch, init_image=args.init,
         denoise=args.denoise,
         vae=args.vae, clip_skip=args.clip_skip, model_config=args.model_config, tiling=args.tile,
-        hires=hires, refiner=refiner, detail=detail_passes(args),
+        hires=hires, refiner=refiner, detail=detail_passes(args) or None,
         finishing=finishing, no_finishing=args.no_postprocess,
     )
     n = len(args.controlnet)

@@ -18,6 +18,7 @@ from asset_studio.errors import UserError
 
 LETTERBOX_FILL = 114  # the grey Ultralytics pads with; the detector was trained on it
 NMS_IOU = 0.7  # Ultralytics' predict default, which ADetailer uses
+MAX_DETECTIONS = 300  # Ultralytics' max_det: bounds NMS when a poor threshold lets thousands of boxes through
 
 
 @dataclass
@@ -80,13 +81,13 @@ def decode(raw: np.ndarray, class_count: int | None = None) -> tuple[np.ndarray,
     return boxes[finite], scores[finite], class_ids[finite]
 
 
-def nms(boxes: np.ndarray, scores: np.ndarray, iou: float = NMS_IOU) -> list[int]:
-    """Indices of the boxes kept by greedy non-maximum suppression, best score first."""
+def nms(boxes: np.ndarray, scores: np.ndarray, iou: float = NMS_IOU, limit: int = MAX_DETECTIONS) -> list[int]:
+    """Indices of the boxes kept by greedy non-maximum suppression, best score first (at most LIMIT)."""
     order = np.argsort(-scores, kind="stable")
     x1, y1, x2, y2 = boxes.T
     areas = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
     keep = []
-    while order.size:
+    while order.size and len(keep) < limit:
         i = order[0]
         keep.append(int(i))
         rest = order[1:]

@@ -70,7 +70,7 @@ class Overrides:
     tiling: str | None = None
     hires: HiresFix | None = None  # the hires fix after-pass
     refiner: Refiner | None = None  # the refiner hand-off
-    detail: list[DetailPass] = field(default_factory=list)  # detailer passes (drawn regions or a detector)
+    detail: list[DetailPass] | None = None  # detailer passes (drawn regions or a detector)
     finishing: dict = field(default_factory=dict)  # Finishing fields; crisp_text=True draws the layout's text
     no_finishing: bool = False  # keep only the raw image, whatever the style asks for
 
@@ -195,7 +195,7 @@ def prepare(request: AssetRequest, out_dir: str | Path | None = None, *, preview
                         Refiner(model=_path_ref(o.refiner.model), switch_at=o.refiner.switch_at))
     if o.hires is not None and not o.hires.upscaler.startswith(("latent", "lanczos", "nearest")):
         job.passes.hires.upscaler = _path_ref(o.hires.upscaler)
-    job.passes.detail = [_detail_pass(d) for d in o.detail]
+    job.passes.detail = [_detail_pass(d) for d in o.detail or []]
     job.finishing = _finishing(pack, tpl, o, layout, out_dir, preview)
     job.source = Source(style=pack.id if pack else "", template=tpl.id if tpl else "",
                         subject=subject if (pack or tpl) else "",
