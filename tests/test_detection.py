@@ -16,9 +16,10 @@ pytest.importorskip("onnx", reason="onnx (the test extra) writes the tiny detect
 
 
 def save_detector(path: Path, rows, names: dict | None = None, size: int = 64, find_square: bool = False,
-                  layout: str = "v8", output_shape=None) -> Path:
+                  layout: str = "v8", output_shape=None, dynamic: bool = False) -> Path:
     """A tiny YOLO-format detector as ONNX. ROWS: fixed boxes (cx, cy, w, h, class scores…) in the
-    detector's pixels. FIND_SQUARE adds a first row: the box of the white pixels of its input, with
+    detector's pixels. DYNAMIC leaves the input's sides open and records SIZE as Ultralytics' `imgsz`
+    metadata. FIND_SQUARE adds a first row: the box of the white pixels of its input, with
     score 0.9 for class 0. LAYOUT v8 emits (1, 4 + nc, N); v5 emits (1, N, 5 + nc) with objectness 1."""
     import onnx
     import torch
@@ -55,10 +56,13 @@ def save_detector(path: Path, rows, names: dict | None = None, size: int = 64, f
     with warnings.catch_warnings():  # the TorchScript exporter's deprecation notice
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(Net(), torch.zeros(1, 3, size, size), buffer, dynamo=False,
-                          input_names=["images"], output_names=["output0"])
+                          input_names=["images"], output_names=["output0"],
+                          dynamic_axes={"images": {2: "height", 3: "width"}} if dynamic else None)
     model = onnx.load_from_string(buffer.getvalue())
     if names is not None:
         model.metadata_props.add(key="names", value=repr(names))
+    if dynamic:
+        model.metadata_props.add(key="imgsz", value=repr([size, size]))
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(path))
     return path
@@ -103,9 +107,9 @@ def test_the_square_is_found_in_image_pixels_and_nms_keeps_one_per_class(tmp_pat
 def test_yolov5_layout_and_a_model_without_names(tmp_path):
     from asset_studio.engine.detect import load_detector
 
-    path = save_detector(tmp_path / "v5.onnx", fixed_rows(), find_square=True, layout="v5")
+    path = save_detector(tmp_path / "v5.onnx", fixed_rows(), find_square=True, layout="v5", dynamic=True)
     detector = load_detector(str(path))
-    assert detector.names == {}
+    assert detector.names == {} and detector.size == (64, 64)  # open sides: the size from `imgsz`
     found = detector.detect(square_image(), 0.3, [])
     assert [(d.class_id, round(d.score, 2)) for d in found] == [(0, 0.9), (1, 0.7)]
     with pytest.raises(UserError, match="does not name its classes; give class numbers"):
