@@ -222,6 +222,7 @@ def test_region_specs_and_crop_geometry():
     assert mask_rect((10, 10, 20, 20), -5, (64, 64)) is None  # eroded away
     assert crop_rect((6, 6, 24, 24), 32, (64, 48)) == (0, 0, 56, 48)
     assert inpaint_size(100, 50, 512 * 512) == (728, 360)  # 512² pixels at 2:1, multiples of 8
+    assert inpaint_size(2, 4000, 1024 * 1024) == (8, 4096)  # a sliver stops at the largest side
     regions = [(0, 0, 4, 4), (50, 0, 70, 20), (10, 30, 20, 40)]
     assert pick_regions(regions, 2) == [(10, 30, 20, 40), (50, 0, 70, 20)]  # the two largest, left to right
 

@@ -13,7 +13,7 @@ import math
 import re
 from pathlib import Path
 
-from asset_studio.core.job import Box, DetailPass
+from asset_studio.core.job import MAX_SIDE, Box, DetailPass
 from asset_studio.errors import UserError
 
 Rect = tuple[int, int, int, int]  # left, top, right, bottom (right and bottom exclusive)
@@ -53,8 +53,8 @@ def crop_rect(mask: Rect, padding: int, size: tuple[int, int]) -> Rect:
 
 def inpaint_size(width: int, height: int, area: int) -> tuple[int, int]:
     """The size a WIDTH x HEIGHT crop is redrawn at: AREA pixels (the job's base size), the crop's
-    aspect, multiples of 8."""
-    scale = math.sqrt(area / (width * height))
+    aspect, multiples of 8; a sliver of a crop is not stretched past the largest side a job may have."""
+    scale = min(math.sqrt(area / (width * height)), MAX_SIDE / max(width, height))
     return max(8, round(width * scale / 8) * 8), max(8, round(height * scale / 8) * 8)
 
 
