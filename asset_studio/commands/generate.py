@@ -81,6 +81,7 @@ def register(subparsers) -> None:
     passes.add_argument("--refiner", metavar="PATH_OR_ID", help="second model for the end of the schedule (SDXL refiner)")
     passes.add_argument("--refiner-switch", type=float, metavar="F",
                         help="fraction of the steps the base model runs before the refiner (default 0.8)")
+    add_detail_flags(p)
     post = p.add_argument_group("post-processing (saved in OUT/sprites/ beside the raw image)")
     post.add_argument("--remove-bg", action="store_true", help="cut the subject out of its background")
     post.add_argument("--pixel-grid", type=int, metavar="N", help="snap to a pixel grid N logical pixels across")
@@ -90,6 +91,54 @@ def register(subparsers) -> None:
         "--no-postprocess", action="store_true", help="keep only the raw image, whatever the style pack asks for"
     )
     p.set_defaults(func=run)
+
+
+def add_detail_flags(p) -> None:
+    """The detailer's flags: regions redrawn by inpainting after the image is made (ADetailer)."""
+    g = p.add_argument_group("detailer (redraw regions: drawn boxes, or what a YOLO .onnx detector finds)")
+    g.add_argument("--detail", action="append", default=[], metavar="REGION",
+                   help="a region x,y,w,h in pixels of the finished image (repeatable), or the --detector's "
+                        "classes to redraw (face, face,hand, 0, all)")
+    g.add_argument("--detector", metavar="MODEL.onnx",
+                   help="a YOLO detector exported to ONNX (none ships: the common face/hand weights are AGPL)")
+    g.add_argument("--detail-denoise", type=float, metavar="F", help="how much each region changes, 0-1 (default 0.4)")
+    g.add_argument("--detail-prompt", metavar="TEXT", help="prompt of the regions ([PROMPT] = the image's; default it)")
+    g.add_argument("--detail-negative", metavar="TEXT", help="negative prompt of the regions (default the image's)")
+    g.add_argument("--detail-confidence", type=float, metavar="F", help="lowest detector score kept (default 0.3)")
+    g.add_argument("--detail-max", type=int, metavar="N", help="only the N largest regions (default all)")
+    g.add_argument("--detail-dilate", type=int, metavar="PX", help="grow (or, negative, shrink) the mask (default 4)")
+    g.add_argument("--detail-blur", type=int, metavar="PX", help="mask blur of the pasted region (default 4)")
+    g.add_argument("--detail-padding", type=int, metavar="PX", help="context around the region (default 32)")
+    g.add_argument("--detail-steps", type=int, metavar="N", help="steps run per region (default: base steps x denoise)")
+    g.add_argument("--detail-inpaint-model", metavar="PATH_OR_ID",
+                   help="an inpainting model of the same family (default: the model itself)")
+
+
+def detail_passes(args: argparse.Namespace) -> list:
+    """The detailer passes the flags describe: one for the drawn boxes, one for the detector's classes."""
+    from asset_studio.core.detail import parse_region_spec
+    from asset_studio.core.job import Box, DetailPass
+
+    settings = {name: getattr(args, f"detail_{flag}") for name, flag in (
+        ("denoise", "denoise"), ("prompt", "prompt"), ("negative", "negative"), ("confidence", "confidence"),
+        ("max_regions", "max"), ("dilate", "dilate"), ("mask_blur", "blur"), ("padding", "padding"),
+        ("steps", "steps"), ("inpaint_model", "inpaint_model"))}
+    settings = {k: v for k, v in settings.items() if v is not None}
+    if not args.detail and not args.detector:
+        if settings:
+            raise UserError("The --detail-… settings go with --detail (regions) or --detector.")
+        return []
+    specs = [parse_region_spec(text) for text in args.detail]
+    boxes = [s for s in specs if isinstance(s, Box)]
+    class_specs = [s for s in specs if not isinstance(s, Box)]
+    if class_specs and not args.detector:
+        raise UserError("--detail with class names needs --detector MODEL.onnx (a YOLO detector exported to ONNX); "
+                        "or give regions as x,y,w,h.")
+    passes = [DetailPass(boxes=boxes, **settings)] if boxes else []
+    if args.detector:
+        classes = [] if any(s == [] for s in class_specs) else [c for s in class_specs for c in s]
+        passes.append(DetailPass(detector=args.detector, classes=classes, **settings))
+    return passes
 
 
 def add_engine_flags(p) -> None:
@@ -168,7 +217,7 @@ def build_request(args: argparse.Namespace):
         sampler=args.sampler, seed=args.seed, count=args.count, batch=args.batch, init_image=args.init,
         denoise=args.denoise,
         vae=args.vae, clip_skip=args.clip_skip, model_config=args.model_config, tiling=args.tile,
-        hires=hires, refiner=refiner,
+        hires=hires, refiner=refiner, detail=detail_passes(args) or None,
         finishing=finishing, no_finishing=args.no_postprocess,
     )
     n = len(args.controlnet)

@@ -30,6 +30,8 @@ MAX_PROMPT_CHARS = 20000
 MAX_REFERENCES = 4
 MAX_FRAMES = 1024  # one animation; FreeNoise windows make long ones possible, memory is the real bound
 MAX_FPS = 120.0
+MAX_DETAIL_PASSES = 8
+MAX_DETAIL_BOXES = 64
 
 Tiling = Literal["off", "x", "y", "both"]
 OutputKind = Literal["image", "animation", "video"]
@@ -132,11 +134,42 @@ class Refiner:
 
 
 @dataclass
+class Box:
+    """A rectangle in image pixels: left, top, width, height."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+
+
+@dataclass
+class DetailPass:
+    """One detailer pass (ADetailer's "inpaint only masked"): find regions, redraw each crop at the
+    job's base size by inpainting over the loaded modules, paste it back through a blurred mask."""
+
+    boxes: list[Box] = field(default_factory=list)  # drawn regions, in pixels of the image the pass sees
+    detector: str = ""  # or a YOLO-format .onnx detector that finds them
+    classes: list[str] = field(default_factory=list)  # the detector's classes to keep (names or numbers); empty = all
+    confidence: float = 0.3  # the detector's lowest score kept
+    max_regions: int = 0  # only the N largest regions; 0 = all
+    dilate: int = 4  # grow the mask by this many pixels (negative: shrink it), ADetailer's "dilate erode"
+    mask_blur: int = 4  # the pasted crop fades out over this radius
+    denoise: float = 0.4
+    padding: int = 32  # pixels of context around the mask that the crop takes in
+    steps: int = 0  # steps actually run; 0 = the base pass's count x denoise
+    prompt: str = ""  # empty = the job's; [PROMPT] stands for the job's prompt
+    negative: str = ""  # empty = the job's
+    inpaint_model: str = ""  # an inpainting model of the same family; empty = the base model's own modules
+
+
+@dataclass
 class Passes:
-    """After-passes, in the order they run: refiner hand-off, then hires fix."""
+    """After-passes, in the order they run: refiner hand-off, then hires fix, then the detailer."""
 
     refiner: Refiner | None = None
     hires: HiresFix | None = None
+    detail: list[DetailPass] = field(default_factory=list)
 
 
 @dataclass
@@ -419,6 +452,7 @@ def check_limits(job: GenerationJob) -> None:
     if refiner is not None and not 0 < refiner.switch_at < 1:
         raise UserError(f"The refiner switch must be between 0 and 1 (the fraction of steps the base model runs), "
                         f"not {refiner.switch_at:g}.")
+    check_detail(job)
     check_animation(job)
     f = job.finishing
     if not 0 <= f.pixel_grid <= MAX_SIDE or not 0 <= f.palette_size <= 256:
@@ -478,6 +512,43 @@ def check_animation(job: GenerationJob) -> None:
                             f"not {v.overlap}.")
     elif a.loop and a.frames < 3:
         raise UserError(f"A loop needs at least 3 frames, not {a.frames}.")
+
+
+def check_detail(job: GenerationJob) -> None:
+    """Each detailer pass: one source of regions, boxes inside the image it sees, numbers in range."""
+    passes = job.passes.detail
+    if len(passes) > MAX_DETAIL_PASSES:
+        raise UserError(f"A job takes at most {MAX_DETAIL_PASSES} detailer passes, not {len(passes)}.")
+    width, height = hires_size(job)
+    for n, d in enumerate(passes, start=1):
+        where = f"Detailer pass {n}" if len(passes) > 1 else "The detailer"
+        if bool(d.boxes) == bool(d.detector.strip()):
+            raise UserError(f"{where} needs either drawn regions or a detector model, not "
+                            f"{'both' if d.boxes else 'neither'}.")
+        if len(d.boxes) > MAX_DETAIL_BOXES:
+            raise UserError(f"{where} has {len(d.boxes)} regions; at most {MAX_DETAIL_BOXES} are allowed.")
+        for b in d.boxes:
+            if b.width <= 0 or b.height <= 0 or b.x < 0 or b.y < 0 or b.x + b.width > width or b.y + b.height > height:
+                raise UserError(f"{where}'s region {b.x},{b.y},{b.width},{b.height} (x,y,w,h) is not inside the "
+                                f"{width}x{height} image.")
+        if d.classes and not d.detector:
+            raise UserError(f"{where} names classes ({', '.join(d.classes)[:60]}) but has no detector model.")
+        checks = ((0 < d.denoise <= 1, f"denoise must be above 0 and at most 1, not {d.denoise:g}"),
+                  (0 <= d.confidence <= 1, f"confidence must be between 0 and 1, not {d.confidence:g}"),
+                  (0 <= d.max_regions <= MAX_DETAIL_BOXES,
+                   f"largest-regions count must be 0 (all) to {MAX_DETAIL_BOXES}, not {d.max_regions}"),
+                  (-MAX_SIDE // 4 <= d.dilate <= MAX_SIDE // 4,
+                   f"dilate/erode must be between {-MAX_SIDE // 4} and {MAX_SIDE // 4} pixels, not {d.dilate}"),
+                  (0 <= d.mask_blur <= 256, f"mask blur must be between 0 and 256 pixels, not {d.mask_blur}"),
+                  (0 <= d.padding <= MAX_SIDE, f"padding must be between 0 and {MAX_SIDE} pixels, not {d.padding}"),
+                  (0 <= d.steps <= MAX_STEPS, f"steps must be between 0 (as the base pass) and {MAX_STEPS}, not {d.steps}"),
+                  (len(d.classes) <= 64 and all(0 < len(c) <= 64 for c in d.classes),
+                   "classes must be at most 64 names of 1 to 64 characters"),
+                  (len(d.prompt) <= MAX_PROMPT_CHARS and len(d.negative) <= MAX_PROMPT_CHARS,
+                   f"prompt is longer than {MAX_PROMPT_CHARS} characters"))
+        for ok, text in checks:
+            if not ok:
+                raise UserError(f"{where}'s {text}.")
 
 
 def hires_size(job: GenerationJob) -> tuple[int, int]:

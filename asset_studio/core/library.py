@@ -82,6 +82,10 @@ def a1111_parameters(job: GenerationJob, seed: int | None = None) -> str:
     if job.passes.refiner is not None:
         fields.append(("Refiner", _model_name(job.passes.refiner.model)))
         fields.append(("Refiner switch at", _num(job.passes.refiner.switch_at)))
+    if job.passes.detail:
+        from asset_studio.core.detail import adetailer_fields
+
+        fields += adetailer_fields(job.passes.detail, _model_name)
     if job.model.clip_skip > 1:
         fields.append(("Clip skip", str(job.model.clip_skip)))
     if job.tiling != "off":

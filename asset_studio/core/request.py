@@ -27,6 +27,7 @@ from asset_studio.core.job import (
     MAX_PROMPT_CHARS, MAX_SEED, Animation, ControlUnit, Finishing, GenerationJob, HiresFix, InitImage, LoraRef, ModelRef,
     Passes, Prompt, Reference, Refiner, Sampling, Source, check_limits, checked,
 )
+from asset_studio.core.job import DetailPass  # the detailer's passes
 from asset_studio.core.lora_tags import extract_lora_tags, find_lora_by_name
 from asset_studio.core.samplers import canonical_name
 from asset_studio.core.stylepack import StylePack, find_style
@@ -69,6 +70,7 @@ class Overrides:
     tiling: str | None = None
     hires: HiresFix | None = None  # the hires fix after-pass
     refiner: Refiner | None = None  # the refiner hand-off
+    detail: list[DetailPass] | None = None  # detailer passes (drawn regions or a detector)
     finishing: dict = field(default_factory=dict)  # Finishing fields; crisp_text=True draws the layout's text
     no_finishing: bool = False  # keep only the raw image, whatever the style asks for
 
@@ -193,6 +195,7 @@ def prepare(request: AssetRequest, out_dir: str | Path | None = None, *, preview
                         Refiner(model=_path_ref(o.refiner.model), switch_at=o.refiner.switch_at))
     if o.hires is not None and not o.hires.upscaler.startswith(("latent", "lanczos", "nearest")):
         job.passes.hires.upscaler = _path_ref(o.hires.upscaler)
+    job.passes.detail = [_detail_pass(d) for d in o.detail or []]
     job.finishing = _finishing(pack, tpl, o, layout, out_dir, preview)
     job.source = Source(style=pack.id if pack else "", template=tpl.id if tpl else "",
                         subject=subject if (pack or tpl) else "",
@@ -305,6 +308,14 @@ def _path_ref(ref: str) -> str:
     """Local paths become absolute, so the embedded job re-runs from any folder; repo ids stay."""
     path = Path(str(ref)).expanduser()
     return str(path.resolve()) if ref and path.exists() else str(ref)
+
+
+def _detail_pass(d: DetailPass) -> DetailPass:
+    """A detailer pass with its model files as absolute paths (a copy: the request stays as it was)."""
+    d = copy.deepcopy(d)
+    d.detector = _path_ref(d.detector) if d.detector else ""
+    d.inpaint_model = _path_ref(d.inpaint_model) if d.inpaint_model else ""
+    return d
 
 
 def _check_seed_room(sampling: Sampling) -> None:

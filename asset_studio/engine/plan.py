@@ -399,6 +399,10 @@ def plan(job: GenerationJob, download: bool = False) -> list[Stage]:
         stages.append(RefinerPass(hands_on_latents=hires is not None and hires.wants_latents))
     if hires is not None:
         stages.append(hires)
+    if job.passes.detail:
+        from asset_studio.engine.detail import Detail
+
+        stages.append(Detail())
     return stages
 
 
@@ -452,24 +456,26 @@ def _call(ctx: RunContext, pipe, items: list[Item], inputs: dict, steps: int, ou
 
 
 def run_pipeline(ctx: RunContext, pipe, item: Item, inputs: dict, steps: int, output: str,
-                 scheduler_config: dict | None = None, preview_latents=None, **call):
+                 scheduler_config: dict | None = None, preview_latents=None, prompt=None, **call):
     """The call every base and after-pass shares (images and animations alike): a fresh scheduler
     for the job's sampler, the job's prompt, CFG and clip skip, the step callback (cancel and
     progress), and diffusers' own truncation warning silenced (prompt_notices says it once).
-    CALL adds the generator(s); PREVIEW_LATENTS picks what the step preview shows."""
+    CALL adds the generator(s); PREVIEW_LATENTS picks what the step preview shows; PROMPT (a core
+    Prompt) replaces the job's for a pass that has its own (the detailer's)."""
     from diffusers.utils import logging as dlog
 
     from asset_studio.engine.samplers import build_scheduler
 
     job = ctx.job
+    prompt = prompt or job.prompt
     pipe.scheduler = build_scheduler(job.sampling.sampler, scheduler_config or ctx.loaded.scheduler_config,
                                      seed=item.seed)
     level = dlog.get_verbosity()
     dlog.set_verbosity_error()
     try:
         return pipe(
-            prompt=job.prompt.text,
-            negative_prompt=job.prompt.negative or None,
+            prompt=prompt.text,
+            negative_prompt=prompt.negative or None,
             num_inference_steps=steps,
             guidance_scale=float(job.sampling.cfg_scale),
             # A1111's clip skip 1 is the last layer; diffusers counts layers skipped beyond it.
@@ -515,6 +521,9 @@ def derived_pipeline(loaded, kind: str):
             ("img2img", "sdxl"): diffusers.StableDiffusionXLImg2ImgPipeline,
             ("img2img", "sd15"): diffusers.StableDiffusionImg2ImgPipeline,
             ("img2img", "sd2"): diffusers.StableDiffusionImg2ImgPipeline,
+            ("inpaint", "sdxl"): diffusers.StableDiffusionXLInpaintPipeline,
+            ("inpaint", "sd15"): diffusers.StableDiffusionInpaintPipeline,
+            ("inpaint", "sd2"): diffusers.StableDiffusionInpaintPipeline,
         }[(kind, loaded.family)]
         from asset_studio.engine.loader import quiet_loading
 
