@@ -21,6 +21,7 @@ from asset_studio.gui.model.create_form import MAX_SEED, CreateForm
 from asset_studio.gui.model.queue import CANCELLED, DONE, FAILED, JobQueue
 from asset_studio.gui.style_editor import style_icon
 from asset_studio.gui.ui.queue_view import QueueView
+from asset_studio.gui.ui.references_box import ReferencesBox
 from asset_studio.gui.ui.tips import TIPS
 from asset_studio.gui.ui.wheel_guard import guard_wheel
 
@@ -112,6 +113,8 @@ class CreatePanel(QWidget):
         outer.addWidget(self._layout_badge())
         outer.addWidget(self._style_box())
         outer.addWidget(self._asset_box())
+        self.references_box = ReferencesBox(form, start_dir=lambda: self.start_dir)
+        outer.addWidget(self.references_box)
         outer.addWidget(self._params_box())
         outer.addWidget(self._finishing_box())
         outer.addStretch(1)
