@@ -70,6 +70,13 @@ def test_form_adds_changes_removes_references_and_the_request_carries_them(form,
     form.remove_reference(5)  # nothing there: nothing happens
     form.ip_adapter = ""
     assert form.to_request().ip_adapter is None
+    from asset_studio.errors import UserError
+    from asset_studio.gui.model.wording import gui_words
+
+    with pytest.raises(UserError) as err:
+        form.build_job(home / "out")
+    assert gui_words(str(err.value)) == ("Reference images need an IP-Adapter model (the Adapter box under References): "
+                                         "it is what lets a picture steer.")
 
 
 def test_the_styles_references_come_first_and_can_be_switched_off(form, home):
