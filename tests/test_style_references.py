@@ -304,3 +304,44 @@ def test_cli_add_reference_show_and_generate_flag(tmp_path, capsys):
     job = prepare(generate.build_request(args), tmp_path / "out")
     assert [Path(r.image).name for r in job.references] == ["front.png"]
     assert job.model.ip_adapter == "ip-adapter-plus-sd15"
+
+
+# --- end to end on the tiny model ------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("one_thread_and_a_private_cache")
+def test_an_imported_pack_steers_with_its_reference_and_its_own_adapter(tmp_path, tiny_sd15_dir):
+    """A pack that ships its reference and its (tiny) IP-Adapter: exported, imported, then used with no
+    reference flag at all; switching the style's references off gives the plain image back."""
+    import numpy as np
+
+    from asset_studio.engine.backend import LocalBackend
+    from test_ip_adapter import save_adapter, save_encoder
+    from tiny_models import build_tiny_sd15
+
+    src = tmp_path / "src" / "knight"
+    rng = np.random.default_rng(0)
+    (src / "references").mkdir(parents=True)
+    Image.fromarray(rng.integers(0, 255, (48, 40, 3), dtype=np.uint8)).save(src / "references" / "front.png")
+    (src / "adapters").mkdir()
+    save_adapter(build_tiny_sd15().unet, src / "adapters" / "ip-tiny.safetensors")
+    save_stylepack(StylePack(id="knight", name="Knight", prompt="{subject}, knight",
+                             references=[ReferenceEntry("references/front.png", 1.0)],
+                             ip_adapter="adapters/ip-tiny.safetensors"), src)
+    installed = import_stylepack(export_stylepack(str(src), tmp_path / "knight.stylepack")).pack
+    encoder = save_encoder(tmp_path / "image_encoder")  # tiny: no catalog encoder matches it
+
+    def run(**kw):
+        request = AssetRequest("a knight", style="knight", model=str(tiny_sd15_dir), image_encoder=str(encoder), **kw)
+        request.overrides.width = request.overrides.height = 64
+        request.overrides.steps, request.overrides.seed, request.overrides.cfg_scale = 2, 7, 2.0
+        job = prepare(request, tmp_path / "out")
+        [result] = LocalBackend(device="cpu").generate(job)
+        return job, np.asarray(result.image, dtype=float)
+
+    job, steered = run()
+    assert job.references == [Reference(str((installed.folder / "references" / "front.png").resolve()), 1.0)]
+    assert job.model.ip_adapter == str((installed.folder / "adapters" / "ip-tiny.safetensors").resolve())
+    off, plain = run(style_references=False)
+    assert off.references == [] and off.model.ip_adapter is None
+    assert np.abs(steered - plain).mean() > 0.5  # the pack's picture changed the image
