@@ -216,3 +216,20 @@ def test_window_keeps_the_adapter_offers_one_and_shows_two_references(qtbot, win
     assert again.form.image_encoder == "ip-adapter-image-encoder-vit-h"
     assert again.create_panel.references_box.encoder_combo.currentData() == "ip-adapter-image-encoder-vit-h"
     again.close()
+
+
+def test_style_editor_keeps_the_references_when_it_saves(qtbot, home):
+    from asset_studio.core.stylepack import find_style
+    from asset_studio.gui.style_editor import StyleEditor
+
+    knight_style()
+    editor = StyleEditor()
+    qtbot.addWidget(editor)
+    editor.reload(select_id="knight")
+    assert editor.pack is not None and editor.pack.id == "knight"
+    editor.name_edit.setText("Knight Hero II")
+    assert editor.save() == user_styles_dir() / "knight"
+    pack = find_style("knight")
+    assert pack.name == "Knight Hero II"
+    assert pack.references == [ReferenceEntry("references/knight-front.png", 0.7)]
+    assert pack.ip_adapter == "ip-adapter-plus-sd15"
