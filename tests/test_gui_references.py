@@ -233,3 +233,30 @@ def test_style_editor_keeps_the_references_when_it_saves(qtbot, home):
     assert pack.name == "Knight Hero II"
     assert pack.references == [ReferenceEntry("references/knight-front.png", 0.7)]
     assert pack.ip_adapter == "ip-adapter-plus-sd15"
+
+
+def test_keep_a_reference_in_the_style_pack(qtbot, form, home):
+    from asset_studio.gui.ui.references_box import ReferencesBox
+
+    knight_style()
+    form.reload_styles()
+    form.style_id = "pixel-art"  # bundled: read-only
+    mine = character(home / "red-cape.png", (180, 40, 40))
+    form.add_references([mine], 1.1, "style")
+    heard = []
+    form.message.connect(heard.append)
+    assert not form.keep_in_style(0)
+    assert heard[-1].startswith("The style Pixel Art is bundled and read-only") and len(form.references) == 1
+
+    form.style_id = "knight"
+    form.use_style_references = False
+    box = ReferencesBox(form)
+    qtbot.addWidget(box)
+    assert len(box.rows) == 2
+    box.rows[1].actions()[0].trigger()  # right-click ▸ Keep in the style pack
+    assert heard[-1] == "red-cape.png is now a reference of the style Knight Hero."
+    assert form.references == [] and form.use_style_references
+    kept = user_styles_dir() / "knight" / "references" / "red-cape.png"
+    assert kept.is_file()
+    assert form.style_references()[1] == Reference(str(kept.resolve()), 1.1, "style")
+    assert len(box.rows) == 2 and box.rows[1].name.plain_text() == "red-cape.png · style's"

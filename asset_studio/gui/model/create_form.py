@@ -478,6 +478,32 @@ class CreateForm(QObject):
             del self._references[index]
             self.changed.emit("references")
 
+    def keep_in_style(self, index: int) -> bool:
+        """Copy the artist's reference INDEX into the current style pack (its references/ folder), so every
+        asset of the style starts from it; from then on it is listed as the style's. The adapter chosen
+        here goes with it when the pack names none (a catalog id: a path on this computer would not travel)."""
+        from asset_studio.core.pack_references import add_reference
+        from asset_studio.core.stylepack import ID_PATTERN
+
+        pack = self.current_style()
+        if pack is None or not 0 <= index < len(self._references):
+            self.message.emit("Choose a style pack first: the reference is kept in it.")
+            return False
+        ref = self._references[index]
+        adapter = self.ip_adapter.strip()
+        adapter = adapter if adapter and not pack.ip_adapter and ID_PATTERN.fullmatch(adapter) else None
+        try:
+            add_reference(pack, ref.image, ref.scale, ref.mode, ip_adapter=adapter)
+        except UserError as exc:
+            self.message.emit(str(exc))
+            return False
+        del self._references[index]
+        self.use_style_references = True  # it is the style's now: switched off, it would be lost from this run
+        self.reload_styles()  # the pack as saved, with its new reference
+        self.changed.emit("references")
+        self.message.emit(f"{Path(ref.image).name} is now a reference of the style {pack.name}.")
+        return True
+
     # --- the request ---------------------------------------------------------------------------
 
     def to_request(self, with_layout: bool = True, seed: int | None = None) -> AssetRequest:

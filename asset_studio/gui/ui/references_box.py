@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QImageReader, QPixmap
+from PySide6.QtGui import QAction, QImageReader, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QFrame, QGridLayout, QGroupBox, QHBoxLayout, QLabel,
     QPushButton, QSizePolicy, QSlider, QToolButton, QVBoxLayout, QWidget,
@@ -82,6 +82,7 @@ class ReferenceRow(QFrame):
     scale_changed = Signal(float)
     mode_changed = Signal(str)
     remove_clicked = Signal()
+    keep_clicked = Signal()  # "Keep in the style pack" (the artist's rows)
 
     def __init__(self, ref: Reference, from_style: bool):
         super().__init__()
@@ -131,6 +132,13 @@ class ReferenceRow(QFrame):
         self.spin.valueChanged.connect(self._spun)
         self.mode.currentIndexChanged.connect(lambda _i: self.mode_changed.emit(self.mode.currentData()))
         self.remove.clicked.connect(self.remove_clicked)
+        if not from_style:
+            self.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+            keep = QAction("Keep in the style pack", self)
+            keep.setToolTip("Copy this picture into the chosen style pack: every asset of the style starts from it.")
+            keep.triggered.connect(self.keep_clicked)
+            self.addAction(keep)
+            self.thumb.setToolTip(f"{ref.image}\nRight-click: keep it in the style pack.")
 
     def _show(self, ref: Reference) -> None:
         for w in (self.slider, self.spin, self.mode):
@@ -297,6 +305,7 @@ class ReferencesBox(QGroupBox):
             row.scale_changed.connect(lambda v, i=i: f.set_reference_scale(i, v))
             row.mode_changed.connect(lambda m, i=i: f.set_reference_mode(i, m))
             row.remove_clicked.connect(lambda i=i: f.remove_reference(i))
+            row.keep_clicked.connect(lambda i=i: f.keep_in_style(i))
             self._add_row(row)
 
     def _add_row(self, row: ReferenceRow) -> None:
