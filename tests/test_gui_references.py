@@ -92,6 +92,10 @@ def test_the_styles_references_come_first_and_can_be_switched_off(form, home):
     job = prepare(form.to_request(), home / "out")
     assert [r.image for r in job.references] == [style_ref, str(mine)]
     assert job.model.ip_adapter == "ip-adapter-plus-sd15"  # the style's, with no flag and no choice
+    from asset_studio.gui.model.wording import gui_words
+    from asset_studio.remote.graph import unsupported
+
+    assert gui_words(unsupported(job)).endswith("remove them (a style pack's own: untick \"Use the style's references\").")
 
     form.use_style_references = False
     assert form.active_references() == [Reference(str(mine))]

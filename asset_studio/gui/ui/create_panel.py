@@ -599,6 +599,8 @@ class CreatePanel(QWidget):
             self.style_desc.setToolTip("")
         else:
             loras = ", ".join(Path(l.file or l.filename).name for l in pack.loras) or "no LoRA (prompt-only style)"
+            if pack.references:
+                loras += f" · {len(pack.references)} reference" + ("s" if len(pack.references) > 1 else "")
             # What drives the look comes first, so a long description never hides it.
             self.style_desc.setText(f"{loras}\n{pack.description.splitlines()[0] if pack.description else ''}")
             self.style_desc.setToolTip(pack.description)
