@@ -9,13 +9,14 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import tomli_w
 from PIL import Image, PngImagePlugin
 
 from asset_studio.cli import main
 from asset_studio.core import stylepack
 from asset_studio.core.job import Reference
 from asset_studio.core.pack_references import add_reference
-from asset_studio.core.packfile import export_stylepack, import_stylepack, inspect_stylepack
+from asset_studio.core.packfile import export_stylepack, import_stylepack
 from asset_studio.core.request import AssetRequest, prepare
 from asset_studio.core.stylepack import (
     ReferenceEntry, StylePack, find_style, load_stylepack, parse_stylepack_text, save_stylepack, user_styles_dir,
@@ -118,7 +119,7 @@ def test_an_adapter_shipped_in_the_pack_must_be_there(tmp_path):
     folder = knight_pack(tmp_path / "knight")
     raw = load_stylepack(folder).to_toml_dict()
     raw["ip_adapter"] = "adapters/ip.safetensors"
-    (folder / "style.toml").write_text(__import__("tomli_w").dumps(raw))
+    (folder / "style.toml").write_text(tomli_w.dumps(raw))
     with pytest.raises(UserError, match=r"^style.toml: ip_adapter names adapters/ip.safetensors, which is not in the pack\.$"):
         load_stylepack(folder)
 
@@ -217,7 +218,7 @@ def test_the_style_adapter_and_encoder_and_the_artists_own(tmp_path):
     save_file({"image_proj.proj.weight": np.zeros((4, 4), np.float32)}, str(folder / "adapters" / "ip.safetensors"))
     raw = load_stylepack(folder).to_toml_dict()
     raw["ip_adapter"] = "adapters/ip.safetensors"
-    (folder / "style.toml").write_text(__import__("tomli_w").dumps(raw))
+    (folder / "style.toml").write_text(tomli_w.dumps(raw))
     pack = load_stylepack(folder)
 
     job = prepare(AssetRequest("x", style=pack, model="tiny/model"), tmp_path / "out")
@@ -232,7 +233,7 @@ def test_a_style_without_an_adapter_needs_one_from_the_artist(tmp_path):
     folder = knight_pack(tmp_path / "knight")
     raw = load_stylepack(folder).to_toml_dict()
     del raw["ip_adapter"]
-    (folder / "style.toml").write_text(__import__("tomli_w").dumps(raw))
+    (folder / "style.toml").write_text(tomli_w.dumps(raw))
     with pytest.raises(UserError, match=r"Reference images need an IP-Adapter model \(--ip-adapter\)"):
         prepare(AssetRequest("x", style=load_stylepack(folder), model="tiny/model"), tmp_path / "out")
 

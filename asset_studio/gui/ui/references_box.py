@@ -15,7 +15,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QImageReader, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QFrame, QGridLayout, QGroupBox, QHBoxLayout, QLabel,
-    QPushButton, QSizePolicy, QSlider, QToolButton, QVBoxLayout, QWidget,
+    QPushButton, QSizePolicy, QSlider, QToolButton, QVBoxLayout,
 )
 
 from asset_studio.core.job import Reference
