@@ -130,9 +130,16 @@ def test_references_box_rows_drop_and_controls(qtbot, form, home):
     pictures = [character(home / "a.png"), character(home / "b.png")]
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(p)) for p in pictures] + [QUrl.fromLocalFile(str(home / "notes.txt"))])
+    from PySide6.QtGui import QDragEnterEvent
+
+    hint = box.hint.text()
+    box.dragEnterEvent(QDragEnterEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                                       Qt.KeyboardModifier.NoModifier))
+    assert box.hint.text() == "Release to add 2 pictures."  # the text file is not counted
     drop = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
                       Qt.KeyboardModifier.NoModifier)
     box.dropEvent(drop)
+    assert box.hint.text() == hint
     assert [r.image for r in form.references] == [str(p) for p in pictures]  # the text file is not a picture
     assert len(box.rows) == 3 and box.rows[1].remove.isVisibleTo(box)
 

@@ -167,9 +167,9 @@ class ReferencesBox(QGroupBox):
         self._shown: tuple | None = None
         self.setAcceptDrops(True)
         self.setToolTip("Pictures that keep a character or a look across assets (IP-Adapter). Drop images here.")
-        self.hint = QLabel("Drop pictures here to keep a character or a look (IP-Adapter).")
+        self.hint = QLabel()
         self.hint.setWordWrap(True)
-        self.hint.setStyleSheet("color: palette(placeholder-text); font-size: 11px;")
+        self._show_hint()
         self.style_switch = QCheckBox()
         self.style_switch.setToolTip("The style pack ships these references; switched off, only your own are used.")
         self.rows_box = QVBoxLayout()
@@ -328,15 +328,30 @@ class ReferencesBox(QGroupBox):
         urls = event.mimeData().urls() if event.mimeData().hasUrls() else []
         return [u.toLocalFile() for u in urls if u.isLocalFile() and u.toLocalFile().lower().endswith(IMAGE_SUFFIXES)]
 
+    def _show_hint(self, dropping: int = 0) -> None:
+        """The line above the rows; while pictures are dragged over the box, what a drop will do."""
+        if dropping:
+            self.hint.setText(f"Release to add {dropping} picture{'s' if dropping > 1 else ''}.")
+            self.hint.setStyleSheet("color: palette(highlight); font-size: 11px; font-weight: bold;")
+        else:
+            self.hint.setText("Drop pictures here to keep a character or a look (IP-Adapter).")
+            self.hint.setStyleSheet("color: palette(placeholder-text); font-size: 11px;")
+
     def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt's name
-        if self._pictures(event):
+        pictures = self._pictures(event)
+        if pictures:
+            self._show_hint(len(pictures))
             event.acceptProposedAction()
+
+    def dragLeaveEvent(self, event) -> None:  # noqa: N802
+        self._show_hint()
 
     def dragMoveEvent(self, event) -> None:  # noqa: N802
         if self._pictures(event):
             event.acceptProposedAction()
 
     def dropEvent(self, event) -> None:  # noqa: N802
+        self._show_hint()
         paths = self._pictures(event)
         if paths:
             self.form.add_references(paths)
