@@ -72,6 +72,9 @@ def register(subparsers) -> None:
                        help="full: the reference's content and style; style: its style only")
     chars.add_argument("--ip-adapter", metavar="PATH_OR_ID", help="IP-Adapter .safetensors or catalog id")
     chars.add_argument("--image-encoder", metavar="DIR_OR_ID", help="its CLIP image encoder (default: the matching one)")
+    chars.add_argument("--no-style-references", dest="style_references", action="store_false",
+                       help="leave out the style pack's own reference pictures (--reference then replaces them; "
+                            "without this flag they are added to the style's)")
     passes = p.add_argument_group("after-passes")
     passes.add_argument("--hires-scale", type=float, metavar="F", help="hires fix: enlarge by F (e.g. 2), then img2img")
     passes.add_argument("--hires-denoise", type=float, metavar="F", help="hires fix denoise, 0-1 (default 0.5)")
@@ -248,7 +251,8 @@ def build_request(args: argparse.Namespace):
     return AssetRequest(subject=args.prompt, style=args.style, template=args.template, loras=loras,
                         fields=parse_fields(args.field), model=args.model or None, overrides=overrides,
                         layout=args.layout, controls=controls, pose=args.pose, references=references,
-                        ip_adapter=args.ip_adapter, image_encoder=args.image_encoder)
+                        ip_adapter=args.ip_adapter, image_encoder=args.image_encoder,
+                        style_references=args.style_references)
 
 
 def run_job(job, out_dir: Path, device: str | None, download: bool, announce_seed: bool = False,

@@ -21,7 +21,8 @@ from pathlib import Path
 
 from asset_studio.core import controls, families
 from asset_studio.core.compose import (
-    clean_text, compose_negative, compose_prompt, field_values, lora_refs, resolve_model, size_for, style_seed,
+    clean_text, compose_negative, compose_prompt, field_values, lora_refs, resolve_model, size_for, style_ip_adapter,
+    style_references, style_seed,
 )
 from asset_studio.core.job import (
     MAX_PROMPT_CHARS, MAX_SEED, Animation, ControlUnit, Finishing, GenerationJob, HiresFix, InitImage, LoraRef, ModelRef,
@@ -95,6 +96,9 @@ class AssetRequest:
     references: list[Reference] = field(default_factory=list)  # pictures that steer (IP-Adapter)
     ip_adapter: str | None = None
     image_encoder: str | None = None
+    # The style pack's own references come first and the artist's are added after them; False leaves
+    # the style's out, so the artist's replace them (--no-style-references, the Create tab's switch).
+    style_references: bool = True
     animation: Animation | None = None  # an animation instead of images (output "animation", or "video")
     output: str = "image"
     pose_frames: str = ""  # an animation's pose set (name or folder): one OpenPose control picture per frame
@@ -203,6 +207,8 @@ def prepare(request: AssetRequest, out_dir: str | Path | None = None, *, preview
     job.references = [Reference(image=_path_ref(r.image), scale=r.scale, mode=r.mode) for r in request.references]
     job.model.ip_adapter = _path_ref(request.ip_adapter) if request.ip_adapter else None
     job.model.image_encoder = _path_ref(request.image_encoder) if request.image_encoder else None
+    if pack is not None:
+        _add_style_references(job, pack, request)
     if request.animation is not None:
         job.output, job.animation = request.output, _animation(request.animation)
     if request.pose_frames:
@@ -393,6 +399,18 @@ def _controls(request: AssetRequest, layout, tpl, job: GenerationJob, out_dir, p
         units.append(ControlUnit(model=_path_ref(c.model), image=str(rendered[kind]), type=kind,
                                  scale=float(c.scale), start=float(c.start), end=float(c.end)))
     return units
+
+
+def _add_style_references(job: GenerationJob, pack: StylePack, request: AssetRequest) -> None:
+    """The style's character references before the artist's, and the IP-Adapter the style names when
+    the artist chose none (its encoder only with its own adapter: another adapter may need another)."""
+    if request.style_references:
+        job.references[:0] = style_references(pack)
+    if job.references and not request.ip_adapter:
+        adapter, encoder = style_ip_adapter(pack)
+        if adapter:
+            job.model.ip_adapter = adapter
+            job.model.image_encoder = job.model.image_encoder or encoder
 
 
 def _animation(a: Animation) -> Animation:

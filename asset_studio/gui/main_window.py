@@ -71,6 +71,7 @@ class MainWindow(QMainWindow):
         self.form.template_id = s.last_template()
         self.form.model = s.last_model()
         self.form.subject = s.last_subject()
+        self.form.ip_adapter, self.form.image_encoder = s.last_ip_adapter(), s.last_image_encoder()
 
         self.create_panel = CreatePanel(self.form, self.queue)
         self.viewer = Viewer()
@@ -225,6 +226,7 @@ class MainWindow(QMainWindow):
         self.gallery.raw_box.toggled.connect(self._raw_toggled)
         if self.layout_tab is not None:
             self.layout_tab.get_controlnet.connect(self.get_controlnet)
+        self.create_panel.references_box.get_ip_adapter.connect(self.get_ip_adapter)
         self.model_manager.models_changed.connect(self._models_changed)
         self.model_manager.use_model.connect(self._use_model)
         self.model_manager.message.connect(status)
@@ -242,6 +244,10 @@ class MainWindow(QMainWindow):
             self.settings.set_last_style(self.form.style_id)
         elif name == "template_id":
             self.settings.set_last_template(self.form.template_id)
+        elif name == "ip_adapter":
+            self.settings.set_last_ip_adapter(self.form.ip_adapter)
+        elif name == "image_encoder":
+            self.settings.set_last_image_encoder(self.form.image_encoder)
 
     def select_style(self, style_id: str) -> None:
         self.form.style_id = style_id
@@ -454,6 +460,14 @@ class MainWindow(QMainWindow):
                 self.model_manager.select_catalog(entry.id)
                 break
         self.statusBar().showMessage("Download a ControlNet here; it appears in the Layout tab's list once saved.")
+
+    def get_ip_adapter(self) -> None:
+        """The Models page with an IP-Adapter for the chosen model's family selected."""
+        self.tabs.setCurrentWidget(self.model_manager)
+        family = "sdxl" if "xl" in (self.current_model() or "").lower() else "sd15"
+        self.model_manager.select_catalog("ip-adapter-plus-sdxl-vit-h" if family == "sdxl" else "ip-adapter-plus-sd15")
+        self.statusBar().showMessage("Download an IP-Adapter and its image encoder (ViT-H) here; then choose the "
+                                     "adapter in the Create tab's References box.")
 
     def show_error(self, message: str) -> None:
         """A non-blocking dialog (the window keeps working behind it) and the status bar."""

@@ -475,6 +475,7 @@ class StyleEditor(QWidget):
             recommended_models=[m.strip() for m in self.models_edit.text().split(",") if m.strip()],
             negative=self.negative_edit.toPlainText().strip(), fields=copy.deepcopy(base.fields),
             loras=loras, defaults=d, postprocess=pp, previews=list(base.previews), folder=base.folder,
+            references=copy.deepcopy(base.references), ip_adapter=base.ip_adapter, image_encoder=base.image_encoder,
         )
         from asset_studio.core.stylepack import parse_stylepack
 

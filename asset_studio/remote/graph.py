@@ -59,7 +59,7 @@ def unsupported(job: GenerationJob) -> str | None:
         return f"ComfyUI servers cannot make {job.output}s for Asset Studio yet; generate images."
     if job.references:
         return ("ComfyUI servers cannot use reference images (IP-Adapter needs custom nodes that stock "
-                "ComfyUI lacks); remove them.")
+                "ComfyUI lacks); remove them (a style pack's own: --no-style-references).")
     passes = [name for name, part in (("the refiner", job.passes.refiner), ("the hires fix", job.passes.hires),
                                       ("the detailer", job.passes.detail or None))
               if part is not None]

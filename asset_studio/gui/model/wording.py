@@ -22,6 +22,9 @@ _RULES = [
     (r"\(--max-size\)", "(Max page size)"),
     (r"\(--out\)", "(the sheet file)"),
     (r"\(--no-postprocess\)", "(Finishing off)"),
+    (r"\(--ip-adapter\)", "(the Adapter box under References)"),
+    (r"pass --image-encoder", "choose one in the Encoder box under References"),
+    (r"--no-style-references", "untick \"Use the style's references\""),
     (r"--model PATH_OR_ID", "a model in the Model box"),
     (r"pass --force to replace it", "agree to replace it"),
 ]

@@ -21,6 +21,7 @@ from asset_studio.gui.model.create_form import MAX_SEED, CreateForm
 from asset_studio.gui.model.queue import CANCELLED, DONE, FAILED, JobQueue
 from asset_studio.gui.style_editor import style_icon
 from asset_studio.gui.ui.queue_view import QueueView
+from asset_studio.gui.ui.references_box import ReferencesBox
 from asset_studio.gui.ui.tips import TIPS
 from asset_studio.gui.ui.wheel_guard import guard_wheel
 
@@ -112,6 +113,8 @@ class CreatePanel(QWidget):
         outer.addWidget(self._layout_badge())
         outer.addWidget(self._style_box())
         outer.addWidget(self._asset_box())
+        self.references_box = ReferencesBox(form, start_dir=lambda: self.start_dir)
+        outer.addWidget(self.references_box)
         outer.addWidget(self._params_box())
         outer.addWidget(self._finishing_box())
         outer.addStretch(1)
@@ -596,6 +599,8 @@ class CreatePanel(QWidget):
             self.style_desc.setToolTip("")
         else:
             loras = ", ".join(Path(l.file or l.filename).name for l in pack.loras) or "no LoRA (prompt-only style)"
+            if pack.references:
+                loras += f" · {len(pack.references)} reference" + ("s" if len(pack.references) > 1 else "")
             # What drives the look comes first, so a long description never hides it.
             self.style_desc.setText(f"{loras}\n{pack.description.splitlines()[0] if pack.description else ''}")
             self.style_desc.setToolTip(pack.description)
