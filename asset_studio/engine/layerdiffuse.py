@@ -187,7 +187,8 @@ class TransparentDecoder:
         if upcast:
             vae.to(torch.float32)
         try:
-            z = latents.to(vae.device, vae.dtype) / vae.config.scaling_factor
+            # on the latents' device (the pipeline's): an offloaded VAE moves itself there in decode()
+            z = latents.to(dtype=vae.dtype) / vae.config.scaling_factor
             with torch.no_grad():
                 pixel = (vae.decode(z).sample.float() * 0.5 + 0.5).clamp(0, 1)
         finally:

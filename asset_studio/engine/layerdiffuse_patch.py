@@ -306,6 +306,9 @@ def _add_to_weights(unet, changes, label: str) -> Callable[[], None]:
                 weight.copy_(copy)
         kept.clear()
 
+    if any(getattr(holder, attr).is_meta for holder, attr, _ in changes):  # sequential offload keeps weights elsewhere
+        raise UserError(f"{label} cannot be applied while the model is offloaded layer by layer (too little GPU "
+                        "memory for this size); lower the image size.")
     try:
         with torch.no_grad():
             for holder, attr, delta in changes:
