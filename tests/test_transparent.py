@@ -410,6 +410,17 @@ def test_bad_transparent_requests_are_one_sentence(tiny_sd15_dir, tiny_sdxl_dir,
         capsys, tiny_args(tiny_sd15_dir, out, "--transparent", "--layerdiffuse", "layerdiffuse-sdxl"))
     assert "is LayerDiffuse for SD 1.5 models" in _bad(capsys, tiny_args(
         tiny_sdxl_dir, out, "--transparent", "--layerdiffuse", str(sd15_weights / "layer_sd15_transparent_attn.safetensors")))
+    # a patch whose layers do not match the UNet is found once the model is loaded: still one sentence
+    from safetensors.torch import load_file
+
+    state = load_file(str(sd15_weights / "layer_sd15_transparent_attn.safetensors"))
+    short = tmp_path / "short"
+    save({k: v for k, v in state.items() if not k.startswith("hookers.layers.7.")},
+         short / "layer_sd15_transparent_attn.safetensors")
+    save_decoder(short / "layer_sd15_vae_transparent_decoder.safetensors")
+    assert "patches 7 attention layers but this model's UNet has 8" in _bad(
+        capsys, tiny_args(tiny_sd15_dir, out, "--transparent", "--layerdiffuse", str(short)))
+    assert not list(out.glob("*.png"))
 
 
 def test_comfyui_servers_refuse_transparent_jobs():
