@@ -143,6 +143,35 @@ def test_sd15_layers_are_numbered_in_the_published_order():
     assert sharing_order(unet) == PUBLISHED_SD15_ORDER
 
 
+def test_the_layouts_built_here_have_the_published_files_sizes():
+    """At the published rank (256) and precision (fp16), the tensors this module expects for the real
+    SD 1.5 and SDXL UNets add up to the published files' sizes on huggingface.co: 350 MB for
+    layer_sd15_transparent_attn (32 layers: 4 LoRAs + the one-image branch each), 743 MB for
+    layer_xl_transparent_attn (a LoRA on every q, k, v and out projection)."""
+    import torch
+    from diffusers import UNet2DConditionModel
+
+    with torch.device("meta"):
+        sd15 = UNet2DConditionModel(cross_attention_dim=768, attention_head_dim=8)
+        sdxl = UNet2DConditionModel(
+            block_out_channels=(320, 640, 1280), down_block_types=("DownBlock2D",) + ("CrossAttnDownBlock2D",) * 2,
+            up_block_types=("CrossAttnUpBlock2D",) * 2 + ("UpBlock2D",), transformer_layers_per_block=(1, 2, 10),
+            attention_head_dim=(5, 10, 20), use_linear_projection=True, addition_embed_type="text_time",
+            addition_time_embed_dim=256, projection_class_embeddings_input_dim=2816, cross_attention_dim=2048)
+    modules = dict(sd15.named_modules())
+    count = 0
+    for name in sharing_order(sd15):
+        for proj in ("to_q", "to_k", "to_v", "to_out.0"):
+            count += 256 * (modules[f"{name}.{proj}"].in_features + modules[f"{name}.{proj}"].out_features)
+        width = modules[f"{name}.to_k"].out_features
+        count += 2 * width + 5 * (width * width + width)
+    assert abs(count * 2 / 1e6 - 350) < 1
+    params = unet_parameters(sdxl)
+    lora = sum(256 * sum(getattr(*target).shape) for key, target in params.items()
+               if key.startswith("ldm:") and key.endswith((".to_q.weight", ".to_k.weight", ".to_v.weight", ".to_out.0.weight")))
+    assert abs(lora * 2 / 1e6 - 743) < 1
+
+
 def test_ldm_names_of_the_frozen_patcher_reach_every_sdxl_weight(tiny_sdxl_dir):
     """Every UNet weight under its original Stable Diffusion name (as diffusers' own converter writes
     them, tests/ldm_convert.py) is found: the SDXL patches' keys land on the right weights."""
@@ -421,6 +450,25 @@ def test_bad_transparent_requests_are_one_sentence(tiny_sd15_dir, tiny_sdxl_dir,
     assert "patches 7 attention layers but this model's UNet has 8" in _bad(
         capsys, tiny_args(tiny_sd15_dir, out, "--transparent", "--layerdiffuse", str(short)))
     assert not list(out.glob("*.png"))
+
+
+def test_the_job_records_transparency_and_reads_it_back_checked():
+    from jobs import make_job
+
+    from asset_studio.core.job import GenerationJob, Transparency
+
+    job = make_job()
+    job.transparency = Transparency(weights="layerdiffuse-sdxl")
+    again = GenerationJob.from_json(job.to_json())
+    assert again.transparency == Transparency(weights="layerdiffuse-sdxl")
+    data = job.to_dict()
+    data["transparency"] = {"weights": "x", "strength": 2}
+    with pytest.raises(UserError, match=r"transparency has unknown field\(s\): strength"):
+        GenerationJob.from_dict(data)
+    data["transparency"] = "yes"
+    with pytest.raises(UserError, match="transparency must be a table or null"):
+        GenerationJob.from_dict(data)
+    assert GenerationJob.from_dict({**job.to_dict(), "transparency": None}).transparency is None
 
 
 def test_comfyui_servers_refuse_transparent_jobs():
