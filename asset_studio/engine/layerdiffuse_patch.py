@@ -139,7 +139,7 @@ def _sharing_processor_class():
                 attention_mask = attention_mask.view(batch, heads, -1, attention_mask.shape[-1])
             q, k, v = (t.view(batch, -1, heads, t.shape[-1] // heads).transpose(1, 2) for t in (q, k, v))
             o = F.scaled_dot_product_attention(q, k, v, attn_mask=attention_mask, scale=attn.scale)
-            o = o.transpose(1, 2).reshape(batch, -1, heads * o.shape[-1]).to(q.dtype)
+            o = o.transpose(1, 2).reshape(batch, -1, heads * o.shape[-1])
             o = attn.to_out[0](o) + f["to_out"](o)
             o = attn.to_out[1](o)
             m = (h + o) / attn.rescale_output_factor
@@ -163,7 +163,6 @@ def _install_sharing(unet, tensors: dict, label: str) -> Callable[[], None]:
     device, dtype = unet.device, unet.dtype
     processors = {}
     for i, name in enumerate(names):
-        attn = modules[name]
         factors = {}
         for lora, proj in _PROJECTIONS.items():
             layer = modules[f"{name}.{proj}"]
