@@ -81,6 +81,16 @@ def check_job(job: GenerationJob, backend: Backend, out_dir: str | Path | None =
     backend.check(job)
 
 
+def finishing_spec(job: GenerationJob):
+    """The finishing that runs for JOB. A transparent image (LayerDiffuse) has its alpha already: the
+    cut-out is skipped and the sprite is the RGBA image, with the other steps (grid, palette, trim)."""
+    if job.transparency is None or not job.finishing.remove_background:
+        return job.finishing
+    from dataclasses import replace
+
+    return replace(job.finishing, remove_background=False)
+
+
 def finishing_blocker(job: GenerationJob) -> str | None:
     """Why the sprites cannot be made now (the cut-out's model file is not installed), or None.
     The raw images are made and kept either way; `asset-studio finish` makes the sprites later."""
@@ -89,7 +99,7 @@ def finishing_blocker(job: GenerationJob) -> str | None:
     from asset_studio.engine.postprocess import check_ready
 
     try:
-        check_ready(job.finishing)
+        check_ready(finishing_spec(job))
     except UserError as exc:
         return f"{exc} The raw images are kept; make their sprites afterwards with `asset-studio finish FOLDER`."
     return None
@@ -157,7 +167,7 @@ def save_result(image, job: GenerationJob, out_dir: str | Path, seed: int, index
 
         from asset_studio.core.outputs import png_writer, write_file
 
-        sprite = apply_postprocess(image, job.finishing)
+        sprite = apply_postprocess(image, finishing_spec(job))
         folder = raw.parent / SPRITES_DIR
         folder.mkdir(parents=True, exist_ok=True)
         # The raw image's name is unique, so this never replaces another sprite.
@@ -186,11 +196,12 @@ def make_sprites(folder: str | Path) -> list[Path]:
             continue  # not an image made here (a sheet, a picture the artist put there)
         if not job.finishing.active or target.exists():
             continue
-        check_ready(job.finishing)  # still missing: the same sentence, naming the download
+        spec = finishing_spec(job)
+        check_ready(spec)  # still missing: the same sentence, naming the download
         with Image.open(raw) as im:
-            image = im.convert("RGB")
+            image = im.convert("RGB" if job.transparency is None else "RGBA")
         target.parent.mkdir(parents=True, exist_ok=True)
-        made.append(write_file(target, png_writer(apply_postprocess(image, job.finishing),
+        made.append(write_file(target, png_writer(apply_postprocess(image, spec),
                                                   pnginfo=png_info(job, job.sampling.seed))))
     return made
 

@@ -59,6 +59,11 @@ def register(subparsers) -> None:
     )
     p.add_argument("--tile", choices=("x", "y", "both", "off"),
                    help="seamless tiling: the image repeats without seams along x, y or both")
+    p.add_argument("--transparent", action="store_true",
+                   help="RGBA straight from the model (LayerDiffuse, SD 1.5 and SDXL) instead of a cut-out")
+    p.add_argument("--layerdiffuse", metavar="PATH_OR_ID",
+                   help="LayerDiffuse weights for --transparent: a catalog id, a folder or the patch .safetensors "
+                        "(default: the catalog's for the model)")
     chars = p.add_argument_group("characters: poses and references")
     chars.add_argument("--pose", metavar="POSE.json", help="OpenPose skeleton an OpenPose --controlnet follows")
     chars.add_argument("--pose-set", metavar="NAME_OR_DIR",
@@ -252,7 +257,8 @@ def build_request(args: argparse.Namespace):
                         fields=parse_fields(args.field), model=args.model or None, overrides=overrides,
                         layout=args.layout, controls=controls, pose=args.pose, references=references,
                         ip_adapter=args.ip_adapter, image_encoder=args.image_encoder,
-                        style_references=args.style_references)
+                        style_references=args.style_references,
+                        transparent=args.transparent, layerdiffuse=args.layerdiffuse)
 
 
 def run_job(job, out_dir: Path, device: str | None, download: bool, announce_seed: bool = False,

@@ -210,6 +210,17 @@ class Animation:
 
 
 @dataclass
+class Transparency:
+    """LayerDiffuse: the UNet makes "transparent latents" and a second decoder turns them into RGBA,
+    so the image comes out with real alpha (glass, hair, glow) instead of being cut out afterwards."""
+
+    # A catalog id (layerdiffuse-sd15, layerdiffuse-sdxl, layerdiffuse-sdxl-conv), a folder holding the
+    # published files, or the UNet patch's .safetensors file (its decoder beside it); "" = the
+    # catalog's weights for the model's family.
+    weights: str = ""
+
+
+@dataclass
 class Finishing:
     """What turns the raw image into the finished sprite (saved in sprites/ beside the raw one)."""
 
@@ -251,6 +262,7 @@ class GenerationJob:
     tiling: Tiling = "off"
     output: OutputKind = "image"
     animation: Animation | None = None  # required when output is animation or video
+    transparency: Transparency | None = None  # RGBA straight from the model (LayerDiffuse); None = RGB
     finishing: Finishing = field(default_factory=Finishing)
     source: Source = field(default_factory=Source)
     # Which backend and server made this image ("comfyui http://gpu-3:8188"); empty = this machine.
@@ -454,6 +466,7 @@ def check_limits(job: GenerationJob) -> None:
                         f"not {refiner.switch_at:g}.")
     check_detail(job)
     check_animation(job)
+    check_transparency(job)
     f = job.finishing
     if not 0 <= f.pixel_grid <= MAX_SIDE or not 0 <= f.palette_size <= 256:
         raise UserError("Finishing needs a pixel grid of 0 to 4096 and a palette of 0 to 256 colours.")
@@ -549,6 +562,20 @@ def check_detail(job: GenerationJob) -> None:
         for ok, text in checks:
             if not ok:
                 raise UserError(f"{where}'s {text}.")
+
+
+def check_transparency(job: GenerationJob) -> None:
+    """What LayerDiffuse's transparent images cannot be combined with (yet), in one sentence."""
+    if job.transparency is None:
+        return
+    other = [name for name, used in (
+        ("animations", job.output != "image"), ("a start image (img2img)", job.init is not None),
+        ("the hires fix", job.passes.hires is not None), ("the refiner", job.passes.refiner is not None),
+        ("seamless tiling", job.tiling != "off"), ("the detailer", bool(job.passes.detail)),
+    ) if used]
+    if other:
+        raise UserError(f"Transparent generation (LayerDiffuse) cannot be combined with {other[0]} yet; "
+                        "leave one of them out.")
 
 
 def hires_size(job: GenerationJob) -> tuple[int, int]:

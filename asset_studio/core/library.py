@@ -88,6 +88,8 @@ def a1111_parameters(job: GenerationJob, seed: int | None = None) -> str:
         fields += adetailer_fields(job.passes.detail, _model_name)
     if job.model.clip_skip > 1:
         fields.append(("Clip skip", str(job.model.clip_skip)))
+    if job.transparency is not None:  # RGBA from the model (LayerDiffuse); "" = the catalog's weights
+        fields.append(("LayerDiffuse", _model_name(job.transparency.weights) or "True"))
     if job.tiling != "off":
         fields.append(("Tiling", "True" if job.tiling == "both" else job.tiling.upper()))
     for i, unit in enumerate(job.controls):

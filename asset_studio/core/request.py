@@ -26,7 +26,7 @@ from asset_studio.core.compose import (
 )
 from asset_studio.core.job import (
     MAX_PROMPT_CHARS, MAX_SEED, Animation, ControlUnit, Finishing, GenerationJob, HiresFix, InitImage, LoraRef, ModelRef,
-    Passes, Prompt, Reference, Refiner, Sampling, Source, check_limits, checked,
+    Passes, Prompt, Reference, Refiner, Sampling, Source, Transparency, check_limits, checked,
 )
 from asset_studio.core.job import DetailPass  # the detailer's passes
 from asset_studio.core.lora_tags import extract_lora_tags, find_lora_by_name
@@ -102,6 +102,8 @@ class AssetRequest:
     animation: Animation | None = None  # an animation instead of images (output "animation", or "video")
     output: str = "image"
     pose_frames: str = ""  # an animation's pose set (name or folder): one OpenPose control picture per frame
+    transparent: bool = False  # RGBA from the model itself (LayerDiffuse) instead of a cut-out
+    layerdiffuse: str | None = None  # its weights: catalog id, folder or patch file; None = the catalog's for the family
 
 
 def prepare(request: AssetRequest, out_dir: str | Path | None = None, *, preview: bool = False,
@@ -211,6 +213,10 @@ def prepare(request: AssetRequest, out_dir: str | Path | None = None, *, preview
         _add_style_references(job, pack, request)
     if request.animation is not None:
         job.output, job.animation = request.output, _animation(request.animation)
+    if request.transparent:
+        job.transparency = Transparency(weights=_path_ref(request.layerdiffuse) if request.layerdiffuse else "")
+    elif request.layerdiffuse:
+        raise UserError("LayerDiffuse weights (--layerdiffuse) go with --transparent.")
     if request.pose_frames:
         job.controls = _pose_frames(request, job, out_dir, preview)
     elif request.animation is not None and request.animation.video is not None:

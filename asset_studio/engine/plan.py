@@ -267,6 +267,45 @@ class SeamlessTiling(Stage):
         ctx.undo.append(lambda: patch.__exit__(None, None, None))
 
 
+class Transparent(Stage):
+    """LayerDiffuse: the latent-transparency patch goes on the UNet after the LoRAs (release() takes it
+    off: the cached model is unchanged bit for bit); the base pass hands on latents, which the
+    transparent decoder turns into RGBA."""
+
+    name = "transparent (LayerDiffuse)"
+
+    def __init__(self, download: bool = False):
+        self.download = download
+
+    def check(self, job):
+        from asset_studio.engine.layerdiffuse import check_weights
+        from asset_studio.engine.loader import detect_family, resolve_model
+
+        files = check_weights(job.transparency.weights,
+                              detect_family(resolve_model(job.model.checkpoint, download=self.download)))
+        if job.references and files.layout == "attention-sharing":  # both replace the attention processors
+            raise UserError("SD 1.5's transparent generation (LayerDiffuse) cannot be combined with reference "
+                            "images yet; leave one of them out.")
+
+    def prepare(self, ctx):
+        import torch
+
+        from asset_studio.engine.layerdiffuse import cached_decoder, check_weights
+        from asset_studio.engine.layerdiffuse_patch import apply_patch, inspect_patch
+
+        files = check_weights(ctx.job.transparency.weights, ctx.loaded.family)
+        ctx.undo.append(apply_patch(ctx.loaded.pipe.unet, inspect_patch(files.patch)))
+        dtype = torch.float32 if getattr(ctx.device, "type", str(ctx.device)) == "cpu" else ctx.dtype
+        self.decoder = cached_decoder(files.decoder, ctx.device, dtype)
+        ctx.base_output = "latent"
+
+    def run_many(self, ctx, items):
+        for item in items:
+            [item.image] = self.decoder.decode_latents(ctx.loaded.pipe.vae, item.latents)
+            item.latents = None
+        return items
+
+
 # --- after-passes ------------------------------------------------------------------------------------
 
 
@@ -394,6 +433,8 @@ def plan(job: GenerationJob, download: bool = False) -> list[Stage]:
         stages.append(References())
     if job.tiling != "off":
         stages.append(SeamlessTiling())
+    if job.transparency is not None:
+        stages.append(Transparent(download))
     hires = HiresFix(job.passes.hires.upscaler) if job.passes.hires is not None else None
     if job.passes.refiner is not None:
         stages.append(RefinerPass(hands_on_latents=hires is not None and hires.wants_latents))
