@@ -226,7 +226,8 @@ def save_frame(event: ImageReady, folder: Path, shown: list, finish: bool = True
         from asset_studio.engine.video_io import write_previews
 
         a = event.job.animation
-        saved.previews = write_previews(shown, a.fps, folder.parent / folder.name, video=event.job.output == "video")
+        saved.previews = write_previews(shown, a.fps, folder.parent / folder.name, video=event.job.output == "video",
+                                        formats=a.previews)
         shown.clear()
     return saved
 

@@ -165,13 +165,39 @@ def test_previews_and_videos_carry_every_frame(tmp_path):
     from asset_studio.engine.video_io import read_frames, video_fps, write_previews
 
     frames = [Image.new("RGBA", (32, 32), (i * 40, 255 - i * 40, 0, 255)) for i in range(5)]
-    paths = write_previews(frames, 10.0, tmp_path / "anim", video=True)
-    assert sorted(p.suffix for p in paths) == [".gif", ".mp4", ".webm", ".webp"]
+    paths = write_previews(frames, 10.0, tmp_path / "anim", video=True, formats=("gif", "apng", "webp"))
+    assert sorted(p.suffix for p in paths) == [".apng", ".gif", ".mp4", ".webm", ".webp"]
     for path in paths:
         assert len(read_frames(path)) == 5, path
     assert video_fps(tmp_path / "anim.mp4") == 10.0
     with Image.open(tmp_path / "anim.webp") as im:
         assert im.n_frames == 5 and im.info["loop"] == 0
+
+
+def test_the_apng_preview_keeps_every_frame_its_timing_and_soft_alpha(tmp_path):
+    import numpy as np
+
+    from asset_studio.engine.video_io import write_previews
+
+    frames = []
+    for i in range(6):  # a sprite moving right on a clear background, with a half-transparent glow
+        im = Image.new("RGBA", (40, 24), (0, 0, 0, 0))
+        im.paste((200, 40, 40, 255), (2 + 4 * i, 4, 12 + 4 * i, 20))
+        im.paste((250, 220, 90, 96), (14 + 4 * i, 8, 18 + 4 * i, 16))
+        frames.append(im)
+    paths = write_previews(frames, 12.0, tmp_path / "00001-7-imp", video=False)
+    assert paths == [tmp_path / "00001-7-imp.gif", tmp_path / "00001-7-imp.apng"], "default: GIF and APNG"
+    with Image.open(paths[1]) as im:
+        assert im.format == "PNG" and im.is_animated and im.n_frames == 6 and im.info["loop"] == 0
+        for i in range(6):
+            im.seek(i)
+            assert im.info["duration"] == round(1000 / 12)
+            got = np.asarray(im.convert("RGBA"))
+            assert np.array_equal(got, np.asarray(frames[i])), f"frame {i}: exact colours and alpha, no trail"
+    assert set(np.unique(np.asarray(frames[0])[..., 3])) == {0, 96, 255}  # what GIF cannot hold
+    with Image.open(paths[0]) as gif:
+        gif.seek(3)
+        assert 96 not in set(np.unique(np.asarray(gif.convert("RGBA"))[..., 3])), "GIF has on/off alpha only"
 
 
 @pytest.mark.parametrize("name, data", [("bad.mp4", b"not a video at all" * 20), ("bad.gif", b"GIF89a broken"),

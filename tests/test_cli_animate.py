@@ -61,7 +61,7 @@ def test_animate_prints_the_folder_that_sheet_packs_as_one_animation(tiny_sd15_d
     folder = tmp_path / "00001-9-a-slime-bouncing"
     assert out.strip().splitlines() == [str(folder)]
     assert sorted(p.name for p in folder.iterdir()) == [f"a-slime-bouncing-{i:03d}.png" for i in range(4)]
-    assert (tmp_path / f"{folder.name}.gif").is_file() and (tmp_path / f"{folder.name}.webp").is_file()
+    assert (tmp_path / f"{folder.name}.gif").is_file() and (tmp_path / f"{folder.name}.apng").is_file()
     assert main(["sheet", str(folder), "--format", "godot4", "--out", str(tmp_path / "slime.png")]) == 0
     tres = (tmp_path / "slime.tres").read_text()
     assert tres.count('"name": &') == 1 and '&"a-slime-bouncing"' in tres
@@ -132,7 +132,7 @@ def test_video2video_redraws_a_gif_into_a_frames_folder_and_videos(tiny_sd15_dir
     folder = tmp_path / "out" / out.strip()
     assert len(list(folder.glob("*.png"))) == 5
     assert Image.open(next(folder.glob("*.png"))).size == (48, 32)
-    assert {p.suffix for p in (tmp_path / "out").iterdir() if p.is_file()} == {".gif", ".webp", ".mp4", ".webm"}
+    assert {p.suffix for p in (tmp_path / "out").iterdir() if p.is_file()} == {".gif", ".apng", ".mp4", ".webm"}
     from asset_studio.core.library import read_job
 
     job = read_job(next(folder.glob("*.png")))

@@ -2,8 +2,8 @@
 `asset-studio animate --image IMAGE --svd S`: a picture set in motion (Stable Video Diffusion).
 
 Writes OUT/00001-<seed>-<slug>/ with one PNG per frame (`<slug>-000.png` …, the job inside each)
-as soon as each is decoded, then OUT/00001-<seed>-<slug>.gif and .webp (and .mp4/.webm with
---video); prints the folder, which `asset-studio sheet FOLDER` packs as one tagged animation.
+as soon as each is decoded, then OUT/00001-<seed>-<slug>.gif and .apng (--preview picks; .mp4/.webm
+with --video); prints the folder, which `asset-studio sheet FOLDER` packs as one tagged animation.
 The prompt, style, template, LoRA and ControlNet flags are generate's (the same request path).
 """
 
@@ -22,7 +22,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "animate",
         help="make an animation (AnimateDiff) or set a picture in motion (Stable Video Diffusion)",
-        description="Make an animation: one PNG per frame in a folder of its own, a GIF and WebP preview.",
+        description="Make an animation: one PNG per frame in a folder of its own, a GIF and APNG preview.",
     )
     p.add_argument("prompt", metavar="PROMPT", nargs="?", default="",
                    help="the prompt; the SUBJECT when --style or --template is given (optional with --image)")
@@ -71,6 +71,9 @@ def add_common(p) -> None:
     p.add_argument("--template", metavar="NAME", help="asset template to compose the prompt with")
     p.add_argument("--field", action="append", default=[], metavar="KEY=VALUE", help="template field (repeatable)")
     p.add_argument("--remove-bg", action="store_true", help="cut the character out of every frame (sprites/)")
+    p.add_argument("--preview", action="append", default=[], choices=("gif", "apng", "webp"), metavar="FORMAT",
+                   help="preview written beside the frames: gif, apng (full colour, true alpha) or webp "
+                        "(repeatable; default gif and apng)")
     p.add_argument("--out", metavar="DIR", help=f"output folder (default ./{DEFAULT_OUT})")
     p.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: the best available)")
     p.add_argument("--download", action="store_true", help="allow downloading a repo id from the Hugging Face Hub")
@@ -98,6 +101,8 @@ def request_for(args: argparse.Namespace, animation, output: str, *, model, imag
     from asset_studio.commands.generate import parse_fields, parse_size
     from asset_studio.core.request import AssetRequest, ControlRequest, Overrides
 
+    if getattr(args, "preview", None):
+        animation.previews = list(dict.fromkeys(args.preview))
     width = height = None
     if args.size is not None:
         width, height = parse_size(args.size)
