@@ -145,7 +145,7 @@ def test_animations_refuse_what_they_cannot_do_yet(tiny_sd15_dir, tiny_sdxl_dir,
     job.tiling = "x"
     with pytest.raises(UserError, match="seamless tiling"):
         backend.check(job)
-    with pytest.raises(UserError, match="SD 1.5 models here; tiny-sdxl is SDXL"):
+    with pytest.raises(UserError, match="made for SD 1.5 models and tiny-sdxl is SDXL: use an SDXL motion adapter"):
         backend.check(job_for(tiny_sdxl_dir, adapters["folder"]))
 
 

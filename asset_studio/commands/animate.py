@@ -26,7 +26,7 @@ def register(subparsers) -> None:
     )
     p.add_argument("prompt", metavar="PROMPT", nargs="?", default="",
                    help="the prompt; the SUBJECT when --style or --template is given (optional with --image)")
-    p.add_argument("--model", help="SD 1.5 model: diffusers folder, single-file .safetensors, or repo id")
+    p.add_argument("--model", help="SD 1.5 or SDXL model: diffusers folder, single-file .safetensors, or repo id")
     p.add_argument("--motion-adapter", metavar="PATH_OR_ID",
                    help="AnimateDiff motion adapter: a folder, a .safetensors file or a cached repo id")
     p.add_argument("--frames", type=int, default=16, metavar="N", help="frames (default 16)")
