@@ -140,7 +140,7 @@ def test_video2video_redraws_a_gif_into_a_frames_folder_and_videos(tiny_sd15_dir
 
 
 def test_frames_default_to_the_videos_aspect_512_on_the_longer_side():
-    from asset_studio.commands.animate import fit_size
+    from asset_studio.core.animation import fit_size
 
     assert fit_size(48, 32) == (512, 344) and fit_size(1080, 1920) == (288, 512)
 

@@ -123,34 +123,24 @@ def request_for(args: argparse.Namespace, animation, output: str, *, model, imag
 
 
 def size_of(image: str) -> tuple[int, int]:
+    from asset_studio.core.animation import fit_size
     from asset_studio.core.images import read_image
 
     return fit_size(*read_image(image, "RGB", what="The image").size)
 
 
-def fit_size(w: int, h: int, long_side: int = 512) -> tuple[int, int]:
-    """A frame size for a picture of W x H: its aspect, the longer side LONG_SIDE, multiples of 8."""
-    scale = long_side / max(w, h)
-    return max(8, round(w * scale / 8) * 8), max(8, round(h * scale / 8) * 8)
-
-
 def run(args: argparse.Namespace) -> int:
-    from asset_studio.core.job import Animation, ImageToVideo
+    from asset_studio.core.animation import animatediff_settings, svd_settings
     from asset_studio.core.request import prepare
 
     out_dir = Path(args.out or DEFAULT_OUT)
     if args.image or args.svd:
-        if not (args.image and args.svd):
-            raise UserError("Image to video needs both the picture (--image) and the model (--svd).")
         if args.motion_adapter or args.motion_lora or args.pose_set or args.controlnet or args.loop:
             raise UserError("--motion-adapter, --motion-lora, --pose-set, --controlnet and --loop are AnimateDiff's; "
                             "Stable Video Diffusion takes --motion, --noise-aug and --decode-chunk.")
-        motion = 0.5 if args.motion is None else args.motion
-        if not 0 <= motion <= 1:
-            raise UserError(f"--motion takes 0 to 1, not {motion:g}.")
-        anim = Animation(frames=args.frames, fps=args.fps, method="svd",
-                         svd=ImageToVideo(motion_bucket=round(motion * 255), noise_aug=args.noise_aug,
-                                          decode_chunk=args.decode_chunk))
+        anim = svd_settings(image=args.image, svd=args.svd, frames=args.frames, fps=args.fps,
+                            motion=0.5 if args.motion is None else args.motion, noise_aug=args.noise_aug,
+                            decode_chunk=args.decode_chunk)
         if args.size is None:
             args.size = "x".join(map(str, size_of(args.image)))
         if args.cfg is None:
@@ -159,16 +149,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         if args.motion is not None:
             raise UserError("--motion is Stable Video Diffusion's (with --image and --svd).")
-        if not args.motion_adapter:
-            raise UserError("An animation needs a motion adapter (--motion-adapter), or --image and --svd.")
-        if not args.model and not args.style:
-            raise UserError("--model is required unless a style pack recommends one.")
-        if args.pose_set and not args.controlnet:
-            raise UserError("A pose sequence is followed through an OpenPose ControlNet: add --controlnet.")
-        if args.controlnet and not args.pose_set:
-            raise UserError("An animation's ControlNet follows a pose sequence here: add --pose-set.")
-        anim = Animation(frames=args.frames, fps=args.fps, loop=args.loop, motion_adapter=args.motion_adapter,
-                         motion_loras=parse_weighted(args.motion_lora, "--motion-lora"), context=args.context)
+        anim = animatediff_settings(motion_adapter=args.motion_adapter, frames=args.frames, fps=args.fps,
+                                    loop=args.loop, motion_loras=parse_weighted(args.motion_lora, "--motion-lora"),
+                                    context=args.context, pose_set=args.pose_set or "", controlnets=args.controlnet,
+                                    has_model=bool(args.model or args.style))
         request = request_for(args, anim, "video" if args.video else "animation", model=args.model or None)
     job = prepare(request, out_dir, download=args.download)
     for folder in run_animation(job, out_dir, args.device, args.download, announce_seed=args.seed is None):
