@@ -64,9 +64,9 @@ class AnimationPlayer(QObject):
         if not 0 <= frame < len(self.images):
             return
         self.images[frame], self.paths[frame] = image, path
-        self.frames_changed.emit()
         if self.follow and not self.playing:
             self.seek(frame)
+        self.frames_changed.emit()
 
     def finish(self, job_id: int, state: str = DONE) -> None:
         if job_id == self.job_id:
@@ -119,6 +119,8 @@ class AnimationPlayer(QObject):
         shown = f"frame {self.current + 1} / {n}" if self.current >= 0 else f"0 / {n}"
         if self.state == RUNNING and have < n:
             return f"{shown} · {have} of {n} frames in"
+        if self.state in (CANCELLED, FAILED) and have < n:
+            return f"{shown} · {self.state}: {have} of {n} frames kept"
         return f"{shown} · {self.fps:g} fps" + (" · loop" if self.loop else "")
 
     # --- scrubbing and playing ----------------------------------------------------------------------

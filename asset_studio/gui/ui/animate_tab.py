@@ -205,9 +205,9 @@ class AnimateTab(QSplitter):
         form.addRow("Style", self.style_combo)
         form.addRow("Template", self.template_combo)
         form.addRow("Subject", self.subject_edit)
-        self.model_row_label = QLabel("Model")
-        form.addRow(self.model_row_label, self.model_edit)
+        form.addRow("Model", self.model_edit)
         form.addRow(self.shared_note)
+        self.asset_form = form
         return box
 
     def _timing_box(self) -> QGroupBox:
@@ -455,6 +455,11 @@ class AnimateTab(QSplitter):
                 self.svd_box.setVisible(not text)
                 self.loop_box.setEnabled(text)
                 self.animate_btn.setText("Animate" if text else "Set in motion")
+                # SVD takes no prompt, style or model of the Create tab: the subject only names the files
+                for widget in (self.style_combo, self.template_combo, self.model_edit):
+                    self.asset_form.setRowVisible(widget, text)
+                self.shared_note.setText("Steps, CFG, sampler, seed, size and LoRAs are the Create tab's." if text
+                                         else "The subject names the files; steps and seed are the Create tab's.")
             elif name == "frames":
                 self.frames_spin.setValue(f.frames)
             elif name == "fps":
