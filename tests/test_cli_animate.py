@@ -75,6 +75,18 @@ def test_animate_prints_the_folder_that_sheet_packs_as_one_animation(tiny_sd15_d
     assert np.array_equal(frames_of(again)[2], frames_of(folder)[2])
 
 
+def test_preview_picks_the_files_written_beside_the_frames(tiny_sd15_dir, adapter, tmp_path, capsys):
+    from asset_studio.core.library import read_job
+
+    rc, out, err = animate(capsys, "a bat", "--model", tiny_sd15_dir, "--motion-adapter", adapter, "--frames", 2,
+                           "--size", "32x32", "--steps", 1, "--seed", 3, "--out", tmp_path, "--preview", "webp",
+                           "--preview", "apng")
+    assert rc == 0, err
+    folder = tmp_path / "00001-3-a-bat"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == [f"{folder.name}.apng", f"{folder.name}.webp"]
+    assert read_job(folder / "a-bat-001.png").animation.previews == ["webp", "apng"]
+
+
 def test_motion_loras_reach_the_motion_modules_with_their_weight(tiny_sd15_dir, adapter, motion_lora, tmp_path, capsys):
     common = ["a slime", "--model", tiny_sd15_dir, "--motion-adapter", adapter, "--frames", 4, "--size", "32x32",
               "--steps", 1, "--seed", 4]
