@@ -157,6 +157,15 @@ def test_the_strip_fills_as_frames_arrive_then_plays_at_the_jobs_fps(qtbot, wind
     window.animate_tab.play_btn.click()  # Pause
     assert not player.playing and window.animate_tab.play_btn.text() == "Play"
 
+    from PySide6.QtCore import QPoint, Qt
+    from PySide6.QtTest import QTest
+
+    strip = window.animate_tab.strip
+    strip.resize(400, 22)
+    QTest.mouseClick(strip, Qt.MouseButton.LeftButton, pos=QPoint(int(400 * 2.5 / 8), 10))  # the third cell
+    assert player.current == 2 and not player.follow
+    assert window.animate_tab.frame_view._image is player.images[2]
+
 
 def test_cancel_keeps_the_frames_that_arrived(qtbot, window, files):
     player = window.player
@@ -191,3 +200,30 @@ def test_export_to_sheet_names_the_animation_and_sets_its_fps(qtbot, window, fil
     tres = (tmp_path / "sheets" / "slime.tres").read_text()
     assert '&"slime-idle"' in tres and '"speed": 6.0' in tres and '"loop": true' in tres
     dialog.reject()
+    window.save_settings()  # the adapter is kept for the next session, as the model is
+    from asset_studio.gui.settings import Settings
+
+    assert Settings().last_motion_adapter() == str(files["adapter"])
+
+
+def test_the_animate_commands_sentences_read_in_the_windows_words(form, files):
+    from asset_studio.gui.model.wording import gui_words
+
+    af = _animate_form(form, files)
+    cases = [("motion_adapter", "", "the Adapter box of the Animate tab"),
+             ("pose_set", "walk-8", "the ControlNet box of the Animate tab")]
+    for name, value, words in cases:
+        setattr(af, name, value)
+        with pytest.raises(UserError) as err:
+            af.to_request()
+        text = gui_words(str(err.value))
+        assert words in text and "--" not in text, text
+        af.motion_adapter, af.pose_set = str(files["adapter"]), ""
+    af.controlnet = str(files["cn"])
+    with pytest.raises(UserError) as err:
+        af.to_request()
+    assert gui_words(str(err.value)) == "An animation's ControlNet follows a pose sequence here: choose a pose set."
+    af.controlnet, af.mode = "", "svd"
+    with pytest.raises(UserError) as err:
+        af.to_request()
+    assert gui_words(str(err.value)) == "Image to video needs both the picture and the SVD model."

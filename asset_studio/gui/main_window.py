@@ -95,6 +95,7 @@ class MainWindow(QMainWindow):
             self.tabs.addTab(self.layout_tab, "Layout")
         # Animate: its own settings and playback; the prompt side is the Create form's
         self.animate_form = AnimateForm(self.form, self)
+        self.animate_form.motion_adapter = s.last_motion_adapter()
         self.player = AnimationPlayer(self)
         self.animate_tab = AnimateTab(self.animate_form, self.player, self.queue)
         self.animate_tab.start_dir = str(self.output_dir)
@@ -607,6 +608,7 @@ class MainWindow(QMainWindow):
         s.set_last_template(self.form.template_id)
         s.set_last_model(self.current_model())
         s.set_last_subject(self.form.subject)
+        s.set_last_motion_adapter(self.animate_form.motion_adapter)
         s.set_output_dir(self.output_dir)
         s.set_models_dir(self.models_dir)
         s.sync()
