@@ -132,11 +132,14 @@ def _start(window, files, frames=8):
 
 
 def test_the_strip_fills_as_frames_arrive_then_plays_at_the_jobs_fps(qtbot, window, files):
-    player, seen = window.player, []
+    player, seen, previews = window.player, [], []
     player.frames_changed.connect(lambda: seen.append((len(player.arrived()), player.current)))
+    player.preview_changed.connect(lambda: previews.append((player.image().width(), player.status())))
     with qtbot.waitSignal(window.job_finished, timeout=20_000):
         job_id = _start(window, files)
     assert job_id == player.job_id and player.state == "done"
+    assert previews == [(8, "0 / 8 · sampling: a preview of the first frame")], "the step preview until frames come"
+    assert player.preview is None, "frames replace the preview"
     arrived = [n for n, _ in seen if n]
     assert arrived == list(range(1, 9)), "one more frame per arrival, in order"
     assert [cur for n, cur in seen if n] == list(range(8)), "while not playing, the newest frame is shown"

@@ -217,6 +217,7 @@ class MainWindow(QMainWindow):
 
         self.create_panel.generate_requested.connect(self.generate)
         w.frame_saved.connect(self.player.on_frame)
+        w.step.connect(self.player.on_step)
         # the window's own re-emits: on the GUI thread, after the window has updated itself
         self.job_finished.connect(lambda job_id, _paths: self.player.finish(job_id, "done"))
         self.job_failed.connect(lambda job_id, _text: self.player.finish(job_id, "failed"))

@@ -22,6 +22,7 @@ class AnimationPlayer(QObject):
     current_changed = Signal(int)  # the frame shown
     playing_changed = Signal(bool)
     state_changed = Signal(str)
+    preview_changed = Signal()  # a sampling step's preview, shown until the first frame is in
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
@@ -32,6 +33,7 @@ class AnimationPlayer(QObject):
         self.images: list[QImage | None] = []
         self.paths: list[str | None] = []
         self.current = -1
+        self.preview: QImage | None = None  # the latest step preview (the first frame's latents)
         self.fps = 8.0
         self.loop = True
         self.follow = True  # show each new frame as it comes (until the artist scrubs or plays)
@@ -51,7 +53,7 @@ class AnimationPlayer(QObject):
 
     def _reset(self, count: int) -> None:
         self.images, self.paths = [None] * count, [None] * count
-        self.current, self.follow = -1, True
+        self.current, self.follow, self.preview = -1, True, None
         self.frames_changed.emit()
         self.current_changed.emit(-1)
 
@@ -67,6 +69,12 @@ class AnimationPlayer(QObject):
         if self.follow and not self.playing:
             self.seek(frame)
         self.frames_changed.emit()
+
+    def on_step(self, job_id: int, _step: int, _total: int, preview: QImage) -> None:
+        """A sampling step of this job: its preview stands in until frames arrive."""
+        if job_id == self.job_id and not preview.isNull() and not self.arrived():
+            self.preview = preview
+            self.preview_changed.emit()
 
     def finish(self, job_id: int, state: str = DONE) -> None:
         if job_id == self.job_id:
@@ -93,7 +101,7 @@ class AnimationPlayer(QObject):
         for i in range(min(frame, len(self.images) - 1), -1, -1):
             if self.images[i] is not None:
                 return self.images[i]
-        return None
+        return None if self.arrived() else self.preview
 
     def folder(self) -> Path | None:
         """The folder Export to sheet packs: the sprites when the job finishes its frames (as the
@@ -117,6 +125,8 @@ class AnimationPlayer(QObject):
         if not n:
             return "No animation yet: describe it and press Animate."
         shown = f"frame {self.current + 1} / {n}" if self.current >= 0 else f"0 / {n}"
+        if self.state == RUNNING and not have:
+            return f"{shown} · sampling" + (": a preview of the first frame" if self.preview is not None else "")
         if self.state == RUNNING and have < n:
             return f"{shown} · {have} of {n} frames in"
         if self.state in (CANCELLED, FAILED) and have < n:

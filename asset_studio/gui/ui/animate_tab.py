@@ -439,6 +439,7 @@ class AnimateTab(QSplitter):
         p.frames_changed.connect(self._show_player)
         p.frames_changed.connect(lambda: self._entry_changed(p.job_id) if p.job_id is not None else None)
         p.state_changed.connect(lambda _s: self._show_player())
+        p.preview_changed.connect(self._show_player)
         p.playing_changed.connect(self._playing_changed)
         self.queue.entry_changed.connect(self._entry_changed)
 
