@@ -272,5 +272,13 @@ def test_the_animate_tab_mid_run(qtbot, tmp_path, monkeypatch):
         assert af.mode == "svd" and tab.svd_box.isVisible() and not tab.motion_box.isVisible()
         assert not tab.style_combo.isVisible() and "cancelled: " in tab.frame_label.text()
         _check_and_save(qtbot, w, folder, "animate-svd-1280x720")
+        w.export_animation()  # the frames kept by the cancel, as one named animation
+        dialog = w.sheet_dialog
+        with qtbot.waitSignal(dialog.model.preview_ready, timeout=20_000):
+            pass
+        assert dialog.name_edit.text() == "slime-bouncing" and dialog.fps_spin.value() == 10.0
+        qtbot.wait(50)
+        dialog.grab().save(str(folder / "export-animation-dialog.png"))
+        dialog.reject()
     finally:
         w.close()

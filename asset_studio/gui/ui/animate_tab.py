@@ -241,8 +241,9 @@ class AnimateTab(QSplitter):
         self.adapter_edit = QLineEdit()
         self.adapter_edit.setPlaceholderText("folder, .safetensors or repo id")
         self.adapter_edit.setToolTip(ADAPTER_HELP)
-        browse, self.get_adapter_btn = QPushButton("Browse…"), QPushButton("Get one…")
-        browse.clicked.connect(self._browse_adapter)
+        browse = self._folder_or_file_button("Motion adapter", "Motion adapter (*.safetensors)",
+                                             lambda path: setattr(self.form, "motion_adapter", path))
+        self.get_adapter_btn = QPushButton("Get one…")
         self.get_adapter_btn.clicked.connect(self._explain_adapters)
         self.context_spin = _spin(0, 64, 0, 1, "Frames the motion modules see at once; 0 = the adapter's own window.")
         self.context_spin.setSpecialValueText("adapter's")
@@ -287,8 +288,8 @@ class AnimateTab(QSplitter):
         pose_folder.clicked.connect(self._browse_pose_folder)
         self.controlnet_edit = QLineEdit()
         self.controlnet_edit.setPlaceholderText("an OpenPose ControlNet")
-        cn_browse = QPushButton("Browse…")
-        cn_browse.clicked.connect(self._browse_controlnet)
+        cn_browse = self._folder_or_file_button("OpenPose ControlNet", "ControlNet (*.safetensors)",
+                                                lambda path: setattr(self.form, "controlnet", path))
         self.control_scale_spin = _double(0.0, 2.0, 1.0, 0.05, "How strongly the frames follow the poses.")
         form.addRow("Pose set", self._path_row(self.pose_combo, pose_folder))
         form.addRow("ControlNet", self._path_row(self.controlnet_edit, cn_browse))
@@ -598,11 +599,27 @@ class AnimateTab(QSplitter):
     def _pick_folder(self, title: str) -> str:
         return QFileDialog.getExistingDirectory(self, title, self.start_dir)
 
-    def _browse_adapter(self) -> None:
-        folder = self._pick_folder("Motion adapter folder (config.json + .safetensors); Cancel to pick a file")
-        path = folder or self._pick("Motion adapter file", "Motion adapter (*.safetensors)")
-        if path:
-            self.form.motion_adapter = path
+    def _folder_or_file_button(self, what: str, filters: str, use) -> QPushButton:
+        """Browse… with a menu: models come as diffusers folders or as one .safetensors file."""
+        from PySide6.QtWidgets import QMenu
+
+        button = QPushButton("Browse…")
+        menu = QMenu(button)
+
+        def folder():
+            path = self._pick_folder(f"{what}: a diffusers folder")
+            if path:
+                use(path)
+
+        def file():
+            path = self._pick(f"{what}: one file", filters)
+            if path:
+                use(path)
+
+        menu.addAction("A folder…", folder)
+        menu.addAction("A .safetensors file…", file)
+        button.setMenu(menu)
+        return button
 
     def _explain_adapters(self) -> None:
         from PySide6.QtWidgets import QMessageBox
@@ -619,11 +636,6 @@ class AnimateTab(QSplitter):
         path = self._pick_folder("A folder of pose JSON")
         if path:
             self.form.pose_set = path
-
-    def _browse_controlnet(self) -> None:
-        path = self._pick_folder("OpenPose ControlNet folder") or self._pick("OpenPose ControlNet", "ControlNet (*.safetensors)")
-        if path:
-            self.form.controlnet = path
 
     def _browse_svd_image(self) -> None:
         path = self._pick("Picture to set in motion", "Images (*.png *.webp *.jpg *.jpeg)")
