@@ -582,7 +582,8 @@ class SheetExportDialog(QDialog):
         self.preview.setStyleSheet("background: #2a2b30;")
         self.summary = QLabel("Packing the preview…")
         self.summary.setWordWrap(True)
-        self.status = QLabel(f"The frames in {self.paths[0]}." if animation else f"{len(self.paths)} image(s) selected.")
+        shown = "/".join(self.paths[0].parts[-2:]) if self.paths else ""  # a full path would not wrap
+        self.status = QLabel(f"The frames in {shown}." if animation else f"{len(self.paths)} image(s) selected.")
         self.status.setWordWrap(True)
         form = QFormLayout()
         form.addRow("Format", self.format_combo)
