@@ -237,7 +237,8 @@ def save_frame(event: ImageReady, folder: Path, shown: list, finish: bool = True
         from asset_studio.engine.video_io import write_previews
 
         a = event.job.animation
-        saved.previews = write_previews(shown, a.fps, folder.parent / folder.name, video=event.job.output == "video")
+        saved.previews = write_previews(shown, a.fps, folder.parent / folder.name, video=event.job.output == "video",
+                                        formats=a.previews)
         shown.clear()
     return saved
 
@@ -280,6 +281,8 @@ class SheetExport:
     rotate: bool = False
     fps: float = 10.0
     force: bool = False  # replace files this command did not write
+    animation_name: str = ""  # the one animation's name in the engine (Export to sheet of the Animate tab)
+    animation_fps: float = 0.0  # its speed; 0 = the speed its frames' job gives
 
 
 @dataclass
@@ -322,6 +325,9 @@ def export_sheet(request: SheetExport) -> SheetResult:
     from asset_studio.core.animation import timing_from_jobs
 
     timing_from_jobs(sheet, dict(found))
+    from asset_studio.core.animation import sheet_animation
+
+    sheet_animation(sheet, request.animation_name, request.animation_fps)
     if request.format == "aseprite" and len(sheet.pages) > 1:  # refuse before writing any page
         raise UserError("The Aseprite format holds a single image: raise the maximum size (--max-size) so every "
                         "frame fits one sheet.")

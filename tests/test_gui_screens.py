@@ -222,3 +222,63 @@ def test_the_wheel_over_a_control_made_later_does_not_change_it(qtbot, studio):
                         Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
     QApplication.sendEvent(spin, event)
     assert spin.value() == before
+
+
+def test_the_animate_tab_mid_run(qtbot, tmp_path, monkeypatch):
+    """The Animate tab at 1280x720 while frames arrive: the strip part filled, the newest frame
+    shown, Export to sheet waiting for the end; then the picture-to-video settings."""
+    from PySide6.QtCore import QPoint
+
+    monkeypatch.setenv("ASSET_STUDIO_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("ASSET_STUDIO_SETTINGS", str(tmp_path / "settings.ini"))
+    from asset_studio.gui.app import create_app
+    from asset_studio.gui.main_window import MainWindow
+    from scripted_backend import ScriptedBackend
+
+    folder = Path(os.environ.get("ASSET_STUDIO_SHOTS") or tmp_path / "shots")
+    folder.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "toon.safetensors").write_bytes(b"")
+    create_app([])
+    w = MainWindow(output_dir=tmp_path / "out", models_dir=tmp_path / "models",
+                   backend_factory=lambda device: ScriptedBackend(frame_delay=0.15))
+    qtbot.addWidget(w)
+    w.resize(1280, 720)
+    w.show()
+    qtbot.waitExposed(w)
+    try:
+        w.tabs.setCurrentWidget(w.animate_tab)
+        w.select_style("pixel-art")
+        w.form.subject = "slime bouncing"
+        w.form.model = str(tmp_path / "models" / "toon.safetensors")
+        w.form.set_size(64, 64)
+        w.form.steps = 2
+        af = w.animate_form
+        af.frames, af.fps, af.loop = 12, 10.0, True
+        af.motion_adapter = "guoyww/animatediff-motion-adapter-v1-5-2"
+        af.add_motion_lora(str(tmp_path / "models" / "zoom-in.safetensors:0.8"))
+        assert w.animate() is not None, w.last_error
+        qtbot.waitUntil(lambda: len(w.player.arrived()) >= 5, timeout=20_000)
+        tab = w.animate_tab
+        assert w.player.state == "running" and len(w.player.arrived()) < 12
+        assert not tab.export_btn.isEnabled() and tab.cancel_btn.isEnabled() and tab.play_btn.isEnabled()
+        for widget in (tab.animate_btn, tab.strip, tab.export_btn, tab.frame_view):
+            top_left = widget.mapTo(w, QPoint(0, 0))
+            assert widget.isVisible() and top_left.y() + widget.height() <= w.height(), widget
+        _check_and_save(qtbot, w, folder, "animate-1280x720")
+        with qtbot.waitSignal(w.job_cancelled, timeout=10_000):
+            tab.cancel_btn.click()
+        tab.svd_mode.setChecked(True)
+        assert af.mode == "svd" and tab.svd_box.isVisible() and not tab.motion_box.isVisible()
+        assert not tab.style_combo.isVisible() and "cancelled: " in tab.frame_label.text()
+        _check_and_save(qtbot, w, folder, "animate-svd-1280x720")
+        w.export_animation()  # the frames kept by the cancel, as one named animation
+        dialog = w.sheet_dialog
+        with qtbot.waitSignal(dialog.model.preview_ready, timeout=20_000):
+            pass
+        assert dialog.name_edit.text() == "slime-bouncing" and dialog.fps_spin.value() == 10.0
+        qtbot.wait(50)
+        dialog.grab().save(str(folder / "export-animation-dialog.png"))
+        dialog.reject()
+    finally:
+        w.close()

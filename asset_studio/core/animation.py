@@ -156,3 +156,66 @@ def control_frame_files(folder: str | Path, frames: int) -> list[Path]:
         raise UserError(f"The control folder {path} holds {len(files)} pictures for {frames} frames; "
                         "give one per frame.")
     return files[:frames]
+
+
+# --- what the artist chose → the job's Animation (the animate command and the Animate tab) ---------
+
+
+def animatediff_settings(*, motion_adapter: str, frames: int = 16, fps: float = 8.0, loop: bool = False,
+                         motion_loras=(), context: int = 0, pose_set: str = "", controlnets=(),
+                         has_model: bool = True, previews=None):
+    """The Animation of a text-to-animation request, or one sentence for choices that do not go
+    together (before anything loads)."""
+    from asset_studio.core.job import DEFAULT_PREVIEWS, Animation
+
+    if not motion_adapter:
+        raise UserError("An animation needs a motion adapter (--motion-adapter), or --image and --svd.")
+    if not has_model:
+        raise UserError("--model is required unless a style pack recommends one.")
+    if pose_set and not controlnets:
+        raise UserError("A pose sequence is followed through an OpenPose ControlNet: add --controlnet.")
+    if controlnets and not pose_set:
+        raise UserError("An animation's ControlNet follows a pose sequence here: add --pose-set.")
+    return Animation(frames=int(frames), fps=float(fps), loop=bool(loop), motion_adapter=str(motion_adapter),
+                     motion_loras=list(motion_loras), context=int(context),
+                     previews=list(previews or DEFAULT_PREVIEWS))
+
+
+def svd_settings(*, image: str, svd: str, frames: int = 14, fps: float = 8.0, motion: float = 0.5,
+                 noise_aug: float = 0.02, decode_chunk: int = 8, previews=None):
+    """The Animation of an image-to-video request (Stable Video Diffusion). MOTION is 0-1, SVD's
+    motion bucket 0-255 scaled."""
+    from asset_studio.core.job import DEFAULT_PREVIEWS, Animation, ImageToVideo
+
+    if not (image and svd):
+        raise UserError("Image to video needs both the picture (--image) and the model (--svd).")
+    if not 0 <= motion <= 1:
+        raise UserError(f"--motion takes 0 to 1, not {motion:g}.")
+    return Animation(frames=int(frames), fps=float(fps), method="svd", previews=list(previews or DEFAULT_PREVIEWS),
+                     svd=ImageToVideo(motion_bucket=round(motion * 255), noise_aug=float(noise_aug),
+                                      decode_chunk=int(decode_chunk)))
+
+
+def fit_size(w: int, h: int, long_side: int = 512) -> tuple[int, int]:
+    """A frame size for a picture of W x H: its aspect, the longer side LONG_SIDE, multiples of 8."""
+    scale = long_side / max(w, h)
+    return max(8, round(w * scale / 8) * 8), max(8, round(h * scale / 8) * 8)
+
+
+def sheet_animation(sheet, name: str = "", fps: float = 0.0) -> None:
+    """The sheet export's own name and speed for the one animation it packs (the Animate tab's
+    Export to sheet): NAME renames it, FPS (above 0) replaces the speed its frames' job gave."""
+    name = name.strip()
+    if not name and fps <= 0:
+        return
+    if len(sheet.animations) != 1:
+        raise UserError(f"An animation name and speed apply to a sheet of one animation; this one has "
+                        f"{len(sheet.animations)}.")
+    if name and any(c in name for c in '"\\\n\r\t'):
+        raise UserError(f"The animation name {name!r} holds a quote, backslash or line break: the engines' files "
+                        "cannot carry it.")
+    anim = sheet.animations[0]
+    if name:
+        anim.name = name
+    if fps > 0:
+        anim.fps = float(fps)

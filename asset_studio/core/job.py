@@ -38,6 +38,10 @@ OutputKind = Literal["image", "animation", "video"]
 BackgroundMethod = Literal["auto", "model", "key"]
 ReferenceMode = Literal["full", "style"]
 AnimationMethod = Literal["animatediff", "svd"]
+PreviewFormat = Literal["gif", "apng", "webp"]
+# GIF plays everywhere but has 256 colours and on/off transparency; APNG keeps full colour and
+# true alpha and plays in every browser and most viewers. WebP (also true alpha) on request.
+DEFAULT_PREVIEWS = ("gif", "apng")
 
 
 @dataclass
@@ -207,6 +211,7 @@ class Animation:
     context: int = 0  # frames the motion modules see at once; 0 = the adapter's window (16)
     svd: ImageToVideo | None = None  # method "svd"
     video: VideoSource | None = None  # video to video (AnimateDiff)
+    previews: list[PreviewFormat] = field(default_factory=lambda: list(DEFAULT_PREVIEWS))  # written beside the folder
 
 
 @dataclass

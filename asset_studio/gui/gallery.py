@@ -7,6 +7,7 @@ row is painted, so a library of thousands of images opens at once. Deleting move
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import (
@@ -518,14 +519,23 @@ class SheetExportDialog(QDialog):
         "unity": "Unity (sprite sheet + importer)",
     }
 
-    def __init__(self, paths: list[Path], output_dir: Path, parent=None, ask=None):
+    def __init__(self, paths: list[Path], output_dir: Path, parent=None, ask=None,
+                 animation: tuple[str, float] | None = None):
+        """ANIMATION: (name, fps) when the export is one animation (the Animate tab's Export to
+        sheet): both are editable and become the animation's name and speed in the engine."""
         super().__init__(parent)
         from asset_studio.core.exporters import FORMATS
 
         self.setWindowTitle("Export sprite sheet")
         self.resize(820, 480)  # room for the sheet preview
         self.paths = list(paths)
-        self.model = SheetExportModel(self.paths, Path(output_dir) / "sheets" / "sheet.png", self)
+        sheet_name = f"{animation[0]}.png" if animation else "sheet.png"
+        self.model = SheetExportModel(self.paths, Path(output_dir) / "sheets" / sheet_name, self)
+        self.animation = animation
+        self.name_edit = None
+        if animation:
+            self.model.options = replace(self.model.options, animation_name=animation[0],
+                                         animation_fps=float(animation[1]), fps=float(animation[1]))
         # ask(text) -> bool: the overwrite question (a message box; tests answer it)
         self.ask = ask or (lambda text: QMessageBox.question(self, "Replace files?", text) ==
                            QMessageBox.StandardButton.Yes)
@@ -560,6 +570,11 @@ class SheetExportDialog(QDialog):
         self.fps_spin.setRange(0.5, 120)
         self.fps_spin.setValue(o.fps)
         self.fps_spin.setToolTip("Frames per second of the animations (numbered names: walk_1, walk_2…).")
+        if animation:
+            self.fps_spin.setValue(float(animation[1]))
+            self.fps_spin.setToolTip("Frames per second of this animation in the engine (the animation's own to start).")
+            self.name_edit = QLineEdit(animation[0])
+            self.name_edit.setToolTip("The animation's name in the engine's file (Godot's SpriteFrames, Aseprite's tag…).")
         self.preview = QLabel()
         self.preview.setMinimumSize(240, 200)
         self.preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -567,7 +582,8 @@ class SheetExportDialog(QDialog):
         self.preview.setStyleSheet("background: #2a2b30;")
         self.summary = QLabel("Packing the preview…")
         self.summary.setWordWrap(True)
-        self.status = QLabel(f"{len(self.paths)} image(s) selected.")
+        shown = "/".join(self.paths[0].parts[-2:]) if self.paths else ""  # a full path would not wrap
+        self.status = QLabel(f"The frames in {shown}." if animation else f"{len(self.paths)} image(s) selected.")
         self.status.setWordWrap(True)
         form = QFormLayout()
         form.addRow("Format", self.format_combo)
@@ -578,6 +594,8 @@ class SheetExportDialog(QDialog):
         form.addRow(self.square_box)
         form.addRow(self.pot_box)
         form.addRow("Max page size", self.max_spin)
+        if self.name_edit is not None:
+            form.addRow("Animation name", self.name_edit)
         form.addRow("Animation fps", self.fps_spin)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
         self.export_btn = self.buttons.addButton("Export", QDialogButtonBox.ButtonRole.AcceptRole)
@@ -615,6 +633,9 @@ class SheetExportDialog(QDialog):
         self.pot_box.toggled.connect(lambda on: m.set_option("pot", on))
         self.max_spin.valueChanged.connect(lambda v: m.set_option("max_size", v))
         self.fps_spin.valueChanged.connect(lambda v: m.set_option("fps", round(v, 2)))
+        if self.name_edit is not None:
+            self.fps_spin.valueChanged.connect(lambda v: m.set_option("animation_fps", round(v, 2)))
+            self.name_edit.textChanged.connect(lambda t: m.set_option("animation_name", t.strip()))
         m.preview_ready.connect(self._show_plan)
         m.preview_failed.connect(self.summary.setText)
         m.exported.connect(self._done)

@@ -17,6 +17,8 @@ from asset_studio.core.models import DEFAULT_MODELS_DIR
 from asset_studio.core.stylepack import app_home
 from asset_studio.errors import UserError
 from asset_studio.gui.gallery import GalleryWidget
+from asset_studio.gui.model.animate_form import AnimateForm
+from asset_studio.gui.model.animation_player import AnimationPlayer
 from asset_studio.gui.model.create_form import CreateForm
 from asset_studio.gui.model.engine_choice import EngineChoice
 from asset_studio.gui.model.layout_state import LayoutState
@@ -27,6 +29,7 @@ from asset_studio.gui.model.training import TrainingRun
 from asset_studio.gui.model_manager import ModelManager
 from asset_studio.gui.settings import Settings
 from asset_studio.gui.style_editor import StyleEditor
+from asset_studio.gui.ui.animate_tab import AnimateTab
 from asset_studio.gui.ui.create_panel import CreatePanel
 from asset_studio.gui.ui.download_offer import DownloadOffer
 from asset_studio.gui.ui.train_page import TrainPage
@@ -91,6 +94,13 @@ class MainWindow(QMainWindow):
         self.layout_tab = self._build_layout_tab()
         if self.layout_tab is not None:
             self.tabs.addTab(self.layout_tab, "Layout")
+        # Animate: its own settings and playback; the prompt side is the Create form's
+        self.animate_form = AnimateForm(self.form, self)
+        self.animate_form.motion_adapter = s.last_motion_adapter()
+        self.player = AnimationPlayer(self)
+        self.animate_tab = AnimateTab(self.animate_form, self.player, self.queue)
+        self.animate_tab.start_dir = str(self.output_dir)
+        self.tabs.addTab(self.animate_tab, "Animate")
         self.training = TrainingRun(self)
         self.train_page = TrainPage(self.training)
         self.tabs.addTab(self.style_editor, "Style packs")
@@ -207,6 +217,16 @@ class MainWindow(QMainWindow):
         w.devices_found.connect(self.set_available_devices)
 
         self.create_panel.generate_requested.connect(self.generate)
+        w.frame_saved.connect(self.player.on_frame)
+        w.step.connect(self.player.on_step)
+        # the window's own re-emits: on the GUI thread, after the window has updated itself
+        self.job_finished.connect(lambda job_id, _paths: self.player.finish(job_id, "done"))
+        self.job_failed.connect(lambda job_id, _text: self.player.finish(job_id, "failed"))
+        self.job_cancelled.connect(lambda job_id: self.player.finish(job_id, "cancelled"))
+        self.animate_tab.animate_requested.connect(self.animate)
+        self.animate_tab.cancel_requested.connect(self.cancel)
+        self.animate_tab.export_requested.connect(self.export_animation)
+        self.animate_tab.open_folder_requested.connect(self._open_animation_folder)
         self.create_panel.cancel_requested.connect(self.cancel)
         for seq in ("Ctrl+Return", "Ctrl+Enter"):
             QShortcut(QKeySequence(seq), self, self.generate)
@@ -308,6 +328,31 @@ class MainWindow(QMainWindow):
         self.settings.set_last_model(self.current_model())
         self.form.show_seed_used(job)
         return self.submit_job(job)
+
+    def animate(self) -> int | None:
+        """The Animate tab's job, through the same queue and worker as Create's."""
+        try:
+            job = self.animate_form.build_job(self.output_dir)
+        except UserError as exc:
+            self.show_error(str(exc))
+            return None
+        self.form.show_seed_used(job)
+        job_id = self.submit_job(job)
+        self.player.start(job_id, job)
+        return job_id
+
+    def export_animation(self) -> None:
+        """The gallery's sheet export for the played animation's folder, its name and fps editable."""
+        folder = self.player.folder()
+        if folder is None:
+            self.statusBar().showMessage("No frames yet: animate something first.")
+            return
+        self.export_sheet([folder], animation=(self.player.name(), self.player.fps))
+
+    def _open_animation_folder(self) -> None:
+        folder = self.player.folder()
+        if folder is not None:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
 
     def submit_job(self, job) -> int:
         job_id = self.worker.submit(job)
@@ -494,7 +539,7 @@ class MainWindow(QMainWindow):
         self.settings.set_output_dir(self.output_dir)
         self.worker.set_output_dir(self.output_dir)
         self.library.set_output_dir(self.output_dir)
-        self.create_panel.start_dir = str(self.output_dir)
+        self.create_panel.start_dir = self.animate_tab.start_dir = str(self.output_dir)
         self.statusBar().showMessage(f"Output folder: {self.output_dir}")
 
     def _choose_output(self) -> None:
@@ -530,13 +575,13 @@ class MainWindow(QMainWindow):
         self.worker.set_device(device)
         self.statusBar().showMessage(f"Device: {device}; the next job runs on it.")
 
-    def export_sheet(self, paths: list) -> None:
+    def export_sheet(self, paths: list, animation: tuple[str, float] | None = None) -> None:
         from asset_studio.gui.gallery import SheetExportDialog
 
         if not paths:
             self.statusBar().showMessage("Select the images to pack first (sheets are not packed again).")
             return
-        dialog = SheetExportDialog([Path(p) for p in paths], self.output_dir, self)
+        dialog = SheetExportDialog([Path(p) for p in paths], self.output_dir, self, animation=animation)
         dialog.message.connect(self.statusBar().showMessage)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.open()
@@ -578,6 +623,7 @@ class MainWindow(QMainWindow):
         s.set_last_template(self.form.template_id)
         s.set_last_model(self.current_model())
         s.set_last_subject(self.form.subject)
+        s.set_last_motion_adapter(self.animate_form.motion_adapter)
         s.set_output_dir(self.output_dir)
         s.set_models_dir(self.models_dir)
         s.sync()

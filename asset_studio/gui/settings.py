@@ -103,6 +103,12 @@ class Settings:
     def set_last_image_encoder(self, ref: str) -> None:
         self._q.setValue("generate/image_encoder", ref)
 
+    def last_motion_adapter(self) -> str:
+        return self._str("animate/motion_adapter")
+
+    def set_last_motion_adapter(self, ref: str) -> None:
+        self._q.setValue("animate/motion_adapter", ref)
+
     # folders and device
     def output_dir(self, default: Path) -> Path:
         value = self._str("paths/output")

@@ -34,6 +34,10 @@ class SheetOptions:
     square: bool = True  # near-square pages, as TexturePacker makes them
     max_size: int = 4096
     fps: float = 10.0
+    # One animation exported from the Animate tab: its name in the engine and its speed (0 = the
+    # speed its frames' job gives); service.export_sheet applies both (core/animation.sheet_animation).
+    animation_name: str = ""
+    animation_fps: float = 0.0
 
 
 @dataclass
@@ -69,6 +73,9 @@ def plan_sheet(inputs: list[Path], opts: SheetOptions, with_image: bool = True) 
     if not sprites:
         raise UserError("Select images to pack.")
     sheet = pack_sheet(sprites, core)
+    from asset_studio.core.animation import sheet_animation
+
+    sheet_animation(sheet, opts.animation_name, opts.animation_fps)
     used = sum(f.w * f.h for f in sheet.frames)
     area = sum(p.size[0] * p.size[1] for p in sheet.pages) or 1
     by_hash: dict[str, list[str]] = {}
@@ -149,7 +156,7 @@ class SheetExportModel(QObject):
         if getattr(self.options, name) == value:
             return
         self.options = replace(self.options, **{name: value})
-        if name not in ("out", "format", "fps"):  # these do not change the packing
+        if name not in ("out", "format", "fps", "animation_fps"):  # these do not change the packing
             self._timer.start()
 
     @property
@@ -198,7 +205,8 @@ class SheetExportModel(QObject):
         opts, out = self.options, self.out
         request = SheetExport(inputs=list(self.inputs), out=out, format=opts.format, trim=opts.trim,
                               padding=opts.padding, extrude=opts.extrude, pot=opts.pot, square=opts.square,
-                              max_size=opts.max_size, fps=opts.fps, force=force)
+                              max_size=opts.max_size, fps=opts.fps, force=force,
+                              animation_name=opts.animation_name, animation_fps=opts.animation_fps)
         self._set_busy(True)
 
         def work():
