@@ -63,6 +63,8 @@ def a1111_parameters(job: GenerationJob, seed: int | None = None) -> str:
         ("Sampler", s.sampler),
         ("CFG scale", _num(s.cfg_scale)),
         ("Seed", str(seed)),
+        *([("Variation seed", str(s.subseed)), ("Variation seed strength", _num(s.subseed_strength))]
+          if s.subseed is not None else []),
         ("Size", f"{s.width}x{s.height}"),
         ("Model", _model_name(job.model.checkpoint)),
     ]

@@ -329,13 +329,21 @@ class GalleryWidget(QWidget):
         self.reroll_btn = QPushButton("Re-roll")
         self.reroll_btn.setToolTip("The same job with new random seeds (as many images as the Create tab's batch).")
         self.vary_btn = QPushButton("Variations")
-        self.vary_btn.setToolTip("Variations of this image: it is the start of an img2img run at the strength "
-                                 "beside, with new seeds (as many as the Create tab's batch).")
+        self.vary_btn.setToolTip("Variations of this image, as many as the Create tab's batch: by variation seed "
+                                 "(its own seed nudged toward new ones) or by img2img from it.")
+        # Two kinds of variation, each with its own strength scale (and default).
+        self.vary_mode = QComboBox()
+        self.vary_mode.addItem("by seed", "subseed")
+        self.vary_mode.addItem("by img2img", "img2img")
+        self.vary_mode.setToolTip("By seed: the same seed, its noise nudged toward new variation seeds (text to "
+                                  "image only). By img2img: this picture repainted at a low denoise.")
         self.vary_strength = QDoubleSpinBox()
         self.vary_strength.setRange(0.05, 0.95)
         self.vary_strength.setSingleStep(0.05)
-        self.vary_strength.setValue(runs.VARIATION_DENOISE)
-        self.vary_strength.setToolTip("Variation strength (denoise): 0.2 changes small details, 0.5 repaints more.")
+        self.vary_strength.setValue(runs.SUBSEED_STRENGTH)
+        self.vary_strength.setToolTip("Variation strength: by seed 0.1-0.2 is a close variation; "
+                                      "by img2img (denoise) 0.2 changes small details, 0.5 repaints more.")
+        self.vary_mode.currentIndexChanged.connect(self._vary_mode_changed)
         self.export_btn = QPushButton("Export sheet…")
         self.export_btn.setToolTip("Pack the selected sprites into a sprite sheet for a game engine.")
         self.delete_btn = QPushButton("Delete")
@@ -366,7 +374,7 @@ class GalleryWidget(QWidget):
         side_layout.addWidget(self.title)
         side_layout.addWidget(self.details, 1)
         row1 = QHBoxLayout()
-        for w in (self.rerun_btn, self.reroll_btn, self.vary_btn, self.vary_strength):
+        for w in (self.rerun_btn, self.reroll_btn, self.vary_btn, self.vary_mode, self.vary_strength):
             row1.addWidget(w)
         side_layout.addLayout(row1)
         row2 = QHBoxLayout()
@@ -449,8 +457,7 @@ class GalleryWidget(QWidget):
                 self.details.setPlainText("\n".join(f"{k}: {v}" for k, v in describe_job(job)))
         for btn in (self.rerun_btn, self.reroll_btn):
             btn.setEnabled(self._current_job is not None)
-        can_vary = self._current_job is not None and self._current_entry is not None and self._current_entry.raw is not None
-        self.vary_btn.setEnabled(can_vary)
+        self._update_vary_button()
         self.preview_btn.setEnabled(self._current_entry is not None and self._current_entry.kind == "image")
         self.current_changed.emit(self._current_entry)
 
@@ -468,13 +475,30 @@ class GalleryWidget(QWidget):
         if self._current_job is not None:
             self.rerun_requested.emit(runs.reroll(self._current_job, self.batch_count()))
 
+    def _vary_mode_changed(self) -> None:
+        by_seed = self.vary_mode.currentData() == "subseed"
+        self.vary_strength.setValue(runs.SUBSEED_STRENGTH if by_seed else runs.VARIATION_DENOISE)
+        self._update_vary_button()
+
+    def _update_vary_button(self) -> None:
+        job, entry = self._current_job, self._current_entry
+        if self.vary_mode.currentData() == "subseed":
+            ok = job is not None and runs.can_vary_by_subseed(job)
+        else:
+            ok = job is not None and entry is not None and entry.raw is not None
+        self.vary_btn.setEnabled(ok)
+
     def run_variations(self) -> None:
-        entry = self._current_entry
-        if self._current_job is None or entry is None or entry.raw is None:
+        entry, job = self._current_entry, self._current_job
+        strength = round(self.vary_strength.value(), 2)
+        if job is None or entry is None:
             return
-        # From the raw image: img2img over a cut-out's transparent background would paint a new one.
-        self.rerun_requested.emit(runs.variations(self._current_job, entry.raw, self.batch_count(),
-                                                  round(self.vary_strength.value(), 2)))
+        if self.vary_mode.currentData() == "subseed":
+            if runs.can_vary_by_subseed(job):
+                self.rerun_requested.emit(runs.subseed_variations(job, self.batch_count(), strength))
+        elif entry.raw is not None:
+            # From the raw image: img2img over a cut-out's transparent background would paint a new one.
+            self.rerun_requested.emit(runs.variations(job, entry.raw, self.batch_count(), strength))
 
     def _menu(self, pos) -> None:
         """Right-click: the selected image's file in other programs (the viewer shows it here)."""

@@ -229,6 +229,7 @@ class MainWindow(QMainWindow):
         self.model_manager.use_model.connect(self._use_model)
         self.model_manager.message.connect(status)
         self.style_editor.styles_changed.connect(self.form.reload_styles)
+        self.style_editor.pack_renamed.connect(self._pack_renamed)
         self.style_editor.message.connect(status)
         self.model_manager.models_changed.connect(self.train_page.set_models)
         self.train_page.use_style.connect(self.use_trained_style)
@@ -242,6 +243,12 @@ class MainWindow(QMainWindow):
             self.settings.set_last_style(self.form.style_id)
         elif name == "template_id":
             self.settings.set_last_template(self.form.template_id)
+
+    def _pack_renamed(self, old_id: str, new_id: str) -> None:
+        from asset_studio.gui.model.pack_rename import follow_rename
+
+        follow_rename(self.settings, old_id, new_id)
+        self.form.follow_style_rename(old_id, new_id)
 
     def select_style(self, style_id: str) -> None:
         self.form.style_id = style_id

@@ -64,6 +64,8 @@ def unsupported(job: GenerationJob) -> str | None:
               if part is not None]
     if passes:
         return f"ComfyUI servers cannot run {' or '.join(passes)} for Asset Studio yet; use the local engine."
+    if job.sampling.subseed is not None:
+        return "Variation seeds need custom nodes on a ComfyUI server (stock ComfyUI has none); use the local engine."
     if job.tiling != "off":
         return "Seamless tiling needs custom nodes on a ComfyUI server (stock ComfyUI has none); use the local engine."
     try:
