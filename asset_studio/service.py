@@ -269,6 +269,7 @@ class SheetExport:
     rotate: bool = False
     fps: float = 10.0
     force: bool = False  # replace files this command did not write
+    animations: list = field(default_factory=list)  # core.animation.AnimationEdit: the artist's names, fps, loop
 
 
 @dataclass
@@ -310,6 +311,10 @@ def export_sheet(request: SheetExport) -> SheetResult:
     from asset_studio.core.animation import timing_from_jobs
 
     timing_from_jobs(sheet, dict(collect_images(list(request.inputs), exclude=own_page)))
+    if request.animations:  # the artist's names and speeds win over the found ones and the jobs'
+        from asset_studio.core.animation import apply_animation_edits
+
+        apply_animation_edits(sheet, list(request.animations))
     if request.format == "aseprite" and len(sheet.pages) > 1:  # refuse before writing any page
         raise UserError("The Aseprite format holds a single image: raise the maximum size (--max-size) so every "
                         "frame fits one sheet.")

@@ -10,6 +10,7 @@ the folder, `OUT/00001-<seed>-<slug>.gif`, so packing the folder never packs a p
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +48,43 @@ def timing_from_jobs(sheet, paths: dict) -> None:
             continue
         if job.animation is not None:
             anim.fps, anim.loop = float(job.animation.fps), bool(job.animation.loop)
+
+
+MAX_ANIMATION_NAME = 64
+
+
+@dataclass
+class AnimationEdit:
+    """The artist's name, speed and loop flag for an animation the packer found (by folder or
+    numbered frame names), applied before the data file is written."""
+
+    found: str  # the name core/sheet.find_animations gave it
+    name: str
+    fps: float | None = None  # None: the animation's own (its job's) or the export's speed
+    loop: bool = True
+
+
+def apply_animation_edits(sheet, edits: list[AnimationEdit]) -> None:
+    """Rename and re-time SHEET's animations as EDITS say; one sentence for an empty, over-long or
+    repeated name, a speed out of range, or an animation the sheet does not have."""
+    by_found = {a.name: a for a in sheet.animations}
+    for edit in edits:
+        if edit.found not in by_found:
+            raise UserError(f"The sheet has no animation '{edit.found}' to rename.")
+        name = edit.name.strip()
+        if not name or len(name) > MAX_ANIMATION_NAME or not name.isprintable():
+            raise UserError(f"The animation name '{edit.name}' must be 1 to {MAX_ANIMATION_NAME} printable characters.")
+        if edit.fps is not None and not (math.isfinite(edit.fps) and 0 < edit.fps <= 1000):
+            raise UserError(f"The speed of '{name}' must be above 0 and at most 1000 fps, not {edit.fps:g}.")
+    for edit in edits:
+        anim = by_found[edit.found]
+        anim.name, anim.loop = edit.name.strip(), bool(edit.loop)
+        if edit.fps is not None:
+            anim.fps = float(edit.fps)
+    names = [a.name for a in sheet.animations]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise UserError(f"Two animations would both be called '{repeated[0]}': give each its own name.")
 
 
 # --- video to video in batches --------------------------------------------------------------------

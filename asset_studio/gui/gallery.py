@@ -15,8 +15,8 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QColor, QDesktopServices, QIcon, QImage, QImageReader, QKeySequence, QPainter, QPixmap, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView, QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout, QHBoxLayout,
-    QLabel, QLineEdit, QListView, QMessageBox, QPlainTextEdit, QPushButton, QSizePolicy, QSpinBox, QSplitter,
-    QVBoxLayout, QWidget,
+    QHeaderView, QLabel, QLineEdit, QListView, QMessageBox, QPlainTextEdit, QPushButton, QSizePolicy, QSpinBox,
+    QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
 from asset_studio.core.job import GenerationJob
@@ -583,7 +583,24 @@ class SheetExportDialog(QDialog):
         self.fps_spin = QDoubleSpinBox()
         self.fps_spin.setRange(0.5, 120)
         self.fps_spin.setValue(o.fps)
-        self.fps_spin.setToolTip("Frames per second of the animations (numbered names: walk_1, walk_2…).")
+        self.fps_spin.setToolTip("Frames per second of the animations (numbered names: walk_1, walk_2…) "
+                                 "that have no speed of their own below.")
+        # The animations found (folders, numbered names): the name, speed and loop they get in the data file.
+        self.anim_table = QTableWidget(0, 4)
+        self.anim_table.setHorizontalHeaderLabels(["Found", "Name in the export", "fps", "Loop"])
+        self.anim_table.verticalHeader().setVisible(False)
+        header = self.anim_table.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        for col in (2, 3):
+            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+        self.anim_table.setToolTip("Animations found by folder or numbered frame names (walk_1, walk_2…): "
+                                   "rename them, give each its speed and whether it loops.")
+        self.anim_hint = QLabel("No animations: numbered names (walk_1, walk_2…) or folders of frames make one.")
+        self.anim_hint.setWordWrap(True)
+        self.anim_hint.setStyleSheet("color: palette(mid);")
+        self.anim_table.hide()  # until the first preview says what it found
+        self.anim_hint.hide()
         self.preview = QLabel()
         self.preview.setMinimumSize(240, 200)
         self.preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -603,6 +620,8 @@ class SheetExportDialog(QDialog):
         form.addRow(self.pot_box)
         form.addRow("Max page size", self.max_spin)
         form.addRow("Animation fps", self.fps_spin)
+        form.addRow(self.anim_hint)
+        form.addRow(self.anim_table)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
         self.export_btn = self.buttons.addButton("Export", QDialogButtonBox.ButtonRole.AcceptRole)
         self.reveal_btn = self.buttons.addButton("Reveal", QDialogButtonBox.ButtonRole.ActionRole)
@@ -641,9 +660,39 @@ class SheetExportDialog(QDialog):
         self.fps_spin.valueChanged.connect(lambda v: m.set_option("fps", round(v, 2)))
         m.preview_ready.connect(self._show_plan)
         m.preview_failed.connect(self.summary.setText)
+        m.animations_changed.connect(self._fill_animations)
         m.exported.connect(self._done)
         m.failed.connect(self._failed)
         m.confirm_overwrite.connect(self._confirm)
+
+    def _fill_animations(self) -> None:
+        """One row per animation found: an editable name, its speed (0 = the sheet's) and loop."""
+        rows = self.model.animations()
+        counts = dict(self.model.plan.animations) if self.model.plan else {}
+        self.anim_table.setRowCount(len(rows))
+        for r, anim in enumerate(rows):
+            found = QTableWidgetItem(f"{anim.found} ({counts.get(anim.found, 0)})")
+            found.setFlags(found.flags() & ~Qt.ItemFlag.ItemIsEditable)
+            self.anim_table.setItem(r, 0, found)
+            name = QLineEdit(anim.name)
+            name.setFrame(False)
+            name.textEdited.connect(lambda text, f=anim.found: self.model.edit_animation(f, name=text))
+            fps = QDoubleSpinBox()
+            fps.setRange(0, 120)
+            fps.setSpecialValueText("sheet's")  # 0: the sheet's speed above
+            fps.setValue(anim.fps or 0)
+            fps.valueChanged.connect(lambda v, f=anim.found: self.model.edit_animation(f, fps=round(v, 2) or None))
+            loop = QCheckBox()
+            loop.setChecked(anim.loop)
+            loop.toggled.connect(lambda on, f=anim.found: self.model.edit_animation(f, loop=on))
+            self.anim_table.setCellWidget(r, 1, name)
+            self.anim_table.setCellWidget(r, 2, fps)
+            self.anim_table.setCellWidget(r, 3, loop)
+        self.anim_table.resizeRowsToContents()
+        self.anim_table.setVisible(bool(rows))
+        self.anim_hint.setVisible(not rows)
+        self.anim_table.setFixedHeight(self.anim_table.horizontalHeader().height() + 4 +
+                                       sum(self.anim_table.rowHeight(r) for r in range(min(len(rows), 5))))
 
     def _show_plan(self, plan: SheetPlan) -> None:
         self.summary.setText(plan.summary())
