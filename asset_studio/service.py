@@ -124,6 +124,9 @@ def run_job(job: GenerationJob, backend: Backend, out_dir: str | Path, *,
     if blocker and on_event is not None:
         on_event(Notice(blocker, missing_model=job.finishing.bg_model))
     frames: dict[int, list] = {}  # animation index -> the pictures its preview shows
+    from asset_studio.core.library import RunInfo
+
+    run = RunInfo.new(job)  # every image of this run says so: the gallery groups them
     for event in backend.run(job, should_cancel):
         if isinstance(event, ImageReady) and event.frame is not None:
             if event.index not in frames:
@@ -134,7 +137,7 @@ def run_job(job: GenerationJob, backend: Backend, out_dir: str | Path, *,
             event = saved
         elif isinstance(event, ImageReady):
             saved = save_result(event.image, event.job, out_dir, event.seed, event.index, name=name,
-                                finish=blocker is None)
+                                finish=blocker is None, run=run)
             result.saved.append(saved)
             event = saved
         elif isinstance(event, Cancelled):
@@ -145,12 +148,12 @@ def run_job(job: GenerationJob, backend: Backend, out_dir: str | Path, *,
 
 
 def save_result(image, job: GenerationJob, out_dir: str | Path, seed: int, index: int = 0,
-                name: str | None = None, finish: bool = True) -> Saved:
+                name: str | None = None, finish: bool = True, run=None) -> Saved:
     """Write the raw image (job inside) at once, then the finished sprite into sprites/ under the
     same name. A failing finishing step never loses the raw image: it is already on disk."""
     from asset_studio.core.library import SPRITES_DIR, png_info, save_image
 
-    raw = save_image(image, job, out_dir, seed=seed, name=name)
+    raw = save_image(image, job, out_dir, seed=seed, name=name, run=run)
     sprite_path, shown = None, image
     if finish and job.finishing.active:
         from asset_studio.engine.postprocess import apply_postprocess
@@ -161,7 +164,7 @@ def save_result(image, job: GenerationJob, out_dir: str | Path, seed: int, index
         folder = raw.parent / SPRITES_DIR
         folder.mkdir(parents=True, exist_ok=True)
         # The raw image's name is unique, so this never replaces another sprite.
-        sprite_path = write_file(folder / raw.name, png_writer(sprite, pnginfo=png_info(job, seed)))
+        sprite_path = write_file(folder / raw.name, png_writer(sprite, pnginfo=png_info(job, seed, run)))
         shown = sprite
     return Saved(raw=raw, sprite=sprite_path, image=shown, raw_image=image, index=index, seed=int(seed))
 

@@ -24,6 +24,7 @@ from asset_studio.errors import UserError
 from asset_studio.gui.model import variations as runs
 from asset_studio.gui.model.library import TRASH_DIR, Library, LibraryEntry
 from asset_studio.gui.model.sheet_export import SheetExportModel, SheetPlan
+from asset_studio.gui.ui.run_groups import RunDelegate, RunsModel
 
 THUMB = 128
 
@@ -280,13 +281,22 @@ class GalleryWidget(QWidget):
         self.model = LibraryModel(self.library, self)
         self.view = HintListView("No images yet. What you generate is saved here at once, "
                                  "with its settings inside the PNG.")
-        self.view.setModel(self.model)
+        # The grid's rows are runs (a header each, collapsible) and their images: RunsModel maps
+        # them to the entry rows of self.model, which the rest of the gallery works with.
+        spacing = 4
+        self.runs_model = RunsModel(self.library, self.model,
+                                    lambda: self.view.viewport().width() - 2 * spacing - 2,
+                                    QSize(THUMB + 16, THUMB + 24), self)
+        self.view.setModel(self.runs_model)
+        self.view.setItemDelegate(RunDelegate(self.view))
         self.view.setViewMode(QListView.ViewMode.IconMode)
         self.view.setIconSize(QSize(THUMB, THUMB))
-        self.view.setGridSize(QSize(THUMB + 20, THUMB + 28))
+        self.view.setSpacing(spacing)
         self.view.setResizeMode(QListView.ResizeMode.Adjust)
         self.view.setMovement(QListView.Movement.Static)
-        self.view.setUniformItemSizes(True)
+        self.view.setUniformItemSizes(False)  # headers span the grid
+        self.view.setMouseTracking(True)
+        self.view.clicked.connect(self._clicked)
         self.view.setWordWrap(False)
         self.view.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
@@ -415,7 +425,9 @@ class GalleryWidget(QWidget):
         self.library.add(Path(path))
 
     def selected_rows(self) -> list[int]:
-        return sorted(i.row() for i in self.view.selectionModel().selectedIndexes())
+        """The entry rows selected (headers are never selected)."""
+        rows = (self.runs_model.entry_row(i.row()) for i in self.view.selectionModel().selectedIndexes())
+        return sorted(r for r in rows if r is not None)
 
     def selected_paths(self) -> list[Path]:
         return [self.model.path(r) for r in self.selected_rows()]
@@ -429,7 +441,19 @@ class GalleryWidget(QWidget):
         return self.library.export_paths(self.selected_rows(), raw=self.library.show_raw)
 
     def select_row(self, row: int) -> None:
-        self.view.setCurrentIndex(self.model.index(row))
+        """Select entry ROW (opening its run when it is collapsed)."""
+        if self.runs_model.view_row(row) < 0:
+            key = self.library.entry(row).run_key
+            for group in self.library.runs():
+                if row in group.rows:
+                    key = group.key
+            self.library.set_collapsed(key, False)
+        self.view.setCurrentIndex(self.runs_model.index(self.runs_model.view_row(row)))
+
+    def _clicked(self, index) -> None:
+        key = self.runs_model.run_key(index.row())
+        if key is not None:
+            self.library.toggle_run(key)
 
     # details and actions
     def _selection_changed(self, *_args) -> None:
