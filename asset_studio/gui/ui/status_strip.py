@@ -45,7 +45,13 @@ class StatusStrip(QFrame):
         status.changed.connect(self.refresh)
         self.refresh()
 
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self.refresh()
+
     def refresh(self) -> None:
+        if not self.isVisible():  # on the Create tab: brought up to date when it shows again
+            return
         s = self.status
         self.text.set_text(s.headline())
         self.bar.setRange(0, s.view.maximum)
