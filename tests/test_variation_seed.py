@@ -136,6 +136,11 @@ def test_gallery_variations_by_subseed_honour_the_batch_count():
     subseeds = [vary.for_seed(9, i).sampling.subseed for i in range(3)]
     assert len(set(subseeds)) == 3
     assert job.sampling.subseed is None, "the source job is left alone"
+    import asset_studio.gui  # noqa: F401  (pyside_fix before PySide6)
+    from asset_studio.gui.gallery import describe_job
+
+    details = dict(describe_job(vary.for_seed(9, 1)))
+    assert details["Variation seed"] == f"{subseeds[1]}, strength 0.15" and details["Seed"] == "9"
     img2img = make_job("m", width=64, height=64, init_image="a.png")
     assert not runs.can_vary_by_subseed(img2img) and runs.can_vary_by_subseed(job)
     with pytest.raises(ValueError):

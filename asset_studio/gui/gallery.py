@@ -226,6 +226,8 @@ def describe_job(job: GenerationJob) -> list[tuple[str, str]]:
         ("Sampler", s.sampler),
         ("Seed", ", ".join(str(x) for x in job.image_seeds()) if s.seeds else str(s.seed)),
     ]
+    if s.subseed is not None:
+        rows.append(("Variation seed", f"{s.subseed}, strength {s.subseed_strength:g}"))
     for label, value in (("Style", job.source.style), ("Template", job.source.template),
                          ("Subject", job.source.subject)):
         if value:

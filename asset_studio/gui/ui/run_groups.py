@@ -27,7 +27,9 @@ class RunsModel(QAbstractListModel):
         self.entries = entries  # the LibraryModel: thumbnails, paths, drag data per entry row
         self._width = width
         self._cell = cell
-        self._rows = self._build()
+        self._rows: list[tuple] = []
+        self._view_of: dict[int, int] = {}  # entry row -> view row
+        self._set_rows(self._build())
         entries.modelReset.connect(self._reset)
         entries.rowsInserted.connect(self._sync)
         entries.rowsRemoved.connect(self._sync)
@@ -44,9 +46,13 @@ class RunsModel(QAbstractListModel):
             rows.append((ident, group, row))
         return rows
 
+    def _set_rows(self, rows: list[tuple]) -> None:
+        self._rows = rows
+        self._view_of = {r[2]: i for i, r in enumerate(rows) if r[2] is not None}
+
     def _reset(self) -> None:
         self.beginResetModel()
-        self._rows = self._build()
+        self._set_rows(self._build())
         self.endResetModel()
 
     def _sync(self, *_args) -> None:
@@ -62,13 +68,13 @@ class RunsModel(QAbstractListModel):
             s += 1
         if len(old) - s > p:
             self.beginRemoveRows(QModelIndex(), p, len(old) - s - 1)
-            self._rows = old[:p] + old[len(old) - s:]
+            self._set_rows(old[:p] + old[len(old) - s:])
             self.endRemoveRows()
         if len(new) - s > p:
             self.beginInsertRows(QModelIndex(), p, len(new) - s - 1)
-            self._rows = new
+            self._set_rows(new)
             self.endInsertRows()
-        self._rows = new  # the kept rows' runs and entry rows, renumbered
+        self._set_rows(new)  # the kept rows' runs and entry rows, renumbered
         headers = [i for i, r in enumerate(new) if r[2] is None]
         if headers:  # counts and arrows
             self.dataChanged.emit(self.index(headers[0]), self.index(headers[-1]))
@@ -81,7 +87,7 @@ class RunsModel(QAbstractListModel):
 
     def view_row(self, entry_row: int) -> int:
         """The view row showing ENTRY_ROW, or -1 while its run is collapsed."""
-        return next((i for i, r in enumerate(self._rows) if r[2] == entry_row), -1)
+        return self._view_of.get(entry_row, -1)
 
     def entry_row(self, view_row: int) -> int | None:
         """The entry row of VIEW_ROW, None on a header."""
