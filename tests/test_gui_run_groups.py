@@ -82,6 +82,15 @@ def test_library_groups_entries_by_run_with_a_header_and_keeps_collapsed_runs(ho
     assert lib.runs()[1].label(now).startswith("▸ ")
     lib.refresh()  # a rescan keeps the run collapsed (for the session)
     assert lib.is_collapsed(runs[1].key) and len(lib.view_rows()) == 9
+    sheets = out / "sheets"
+    sheets.mkdir()
+    for name in ("a.png", "b.png"):
+        Image.new("RGBA", (8, 8)).save(sheets / name)
+    lib.refresh()
+    assert all(g.subject != "exported sprite sheets" for g in lib.runs()), "sheets are kept out unless shown"
+    lib.set_show_sheets(True)
+    assert [g.count for g in lib.runs() if g.subject == "exported sprite sheets"] == [2], "one group for the sheets"
+    lib.set_show_sheets(False)
     lib.add(_run(out, "potion", 1, time.time(), seed=90)[0])  # a new run arrives on top
     assert lib.runs()[0].subject == "potion" and lib.runs()[0].count == 1 and lib.runs()[0].key != runs[1].key
     assert swords[0] in {lib.entry(r).raw for r in lib.runs()[1].rows}

@@ -36,6 +36,7 @@ IMAGE_SUFFIXES = {".png"}
 # The data files the sheet exporters write beside a page (TexturePacker/Aseprite, Godot, Unity, Tiled).
 SHEET_DATA_SUFFIXES = (".json", ".tres", ".meta", ".tsx", ".tmx", ".tpsheet")
 UNDO_DEPTH = 20
+SHEETS_RUN = "sheets"
 GUESS_GAP_S = 120  # images without a recorded run: same subject and saved this close together = one run
 _NAME = re.compile(r"^\d{5,}-\d+-(?P<slug>.+)$")
 
@@ -123,7 +124,7 @@ def run_keys(entries: list[LibraryEntry]) -> None:
     previous: LibraryEntry | None = None
     for entry in entries:
         if entry.kind == "sheet":
-            entry.run_key = "sheet:" + str(entry.shown())
+            entry.run_key = SHEETS_RUN  # the exported sheets, together
         elif entry.group:
             entry.run_key = "folder:" + entry.group
         elif entry.run is not None:
@@ -163,6 +164,8 @@ class RunGroup:
 
 
 def _subject(entry: LibraryEntry) -> str:
+    if entry.kind == "sheet":
+        return "exported sprite sheets"
     if entry.run is not None and entry.run.subject:
         return entry.run.subject
     if entry.group:
