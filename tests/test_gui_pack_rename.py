@@ -84,3 +84,31 @@ def test_a_rename_onto_another_pack_is_refused_and_nothing_moves(qtbot, home):
     assert load_stylepack(user_styles_dir() / "taken").name == "Taken"
     with pytest.raises(UserError, match="not a pack id"):
         move_pack(user_styles_dir() / "mine", "../escape")
+
+
+def test_the_window_keeps_the_renamed_pack_as_the_create_style(qtbot, tmp_path, monkeypatch):
+    monkeypatch.setenv("ASSET_STUDIO_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("ASSET_STUDIO_SETTINGS", str(tmp_path / "settings.ini"))
+    from asset_studio.gui.app import create_app
+    from asset_studio.gui.main_window import MainWindow
+    from scripted_backend import ScriptedBackend
+
+    create_app([])
+    w = MainWindow(output_dir=tmp_path / "out", models_dir=tmp_path / "models",
+                   backend_factory=lambda device: ScriptedBackend())
+    qtbot.addWidget(w)
+    try:
+        editor = w.style_editor
+        editor.new_pack()
+        editor.name_edit.clear()
+        qtbot.keyClicks(editor.name_edit, "My Pixels")
+        editor.save()
+        w.select_style("my-pixels")
+        assert w.settings.last_style() == "my-pixels"
+        editor.name_edit.clear()
+        qtbot.keyClicks(editor.name_edit, "Retro Icons")
+        editor.save()
+        assert w.current_style_id() == "retro-icons" and w.settings.last_style() == "retro-icons"
+        assert w.create_panel.style_combo.currentData() == "retro-icons"
+    finally:
+        w.close()

@@ -134,3 +134,32 @@ def test_generate_from_the_layout_tab_shows_progress_and_result_below_the_tabs(q
     assert w.viewer.state.path == str(latest)
     w.tabs.setCurrentWidget(w.style_editor)
     assert w.status_strip.isVisible(), "the latest result stays reachable from every tab"
+
+
+def test_the_newest_image_on_disk_is_reachable_from_every_tab_at_start(qtbot, tmp_path, monkeypatch):
+    monkeypatch.setenv("ASSET_STUDIO_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("ASSET_STUDIO_SETTINGS", str(tmp_path / "settings.ini"))
+    from PIL import Image
+
+    from asset_studio.core.library import save_image
+    from asset_studio.gui.app import create_app
+    from asset_studio.gui.main_window import MainWindow
+    from scripted_backend import ScriptedBackend
+
+    create_app([])
+    out = tmp_path / "out"
+    older = save_image(Image.new("RGB", (32, 32), (200, 0, 0)), make_job(model="m", prompt="old"), out, seed=1)
+    newest = save_image(Image.new("RGB", (32, 32), (0, 0, 200)), make_job(model="m", prompt="new"), out, seed=2)
+    os.utime(older, (1_000_000, 1_000_000))
+    w = MainWindow(output_dir=out, models_dir=tmp_path / "models", backend_factory=lambda device: ScriptedBackend())
+    qtbot.addWidget(w)
+    w.show()
+    try:
+        assert not w.status_strip.isVisible(), "the Create tab shows results itself"
+        w.tabs.setCurrentWidget(w.model_manager)
+        assert w.status_strip.isVisible() and w.run_status.latest_path == newest
+        assert w.status_strip.text.full_text() == f"Latest: {newest.name}" and w.status_strip.thumb.isEnabled()
+        w.status_strip.thumb.click()
+        assert w.tabs.currentWidget() is w.create_splitter and w.gallery.current_entry().raw == newest
+    finally:
+        w.close()

@@ -114,6 +114,9 @@ class MainWindow(QMainWindow):
         self._restore()
         self.model_manager.refresh()
         self.library.refresh()  # the library as it is on disk; thumbnails load as rows are painted
+        newest = next((e for e in self.library.entries() if e.kind == "image"), None)
+        if newest is not None:  # reachable from every tab from the start
+            self.run_status.show_latest(newest.shown())
         self.statusBar().showMessage(f"Output folder: {self.output_dir}")
 
     # --- building ---------------------------------------------------------------------------

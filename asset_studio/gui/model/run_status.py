@@ -139,6 +139,13 @@ class RunStatus(QObject):
             return self.latest_image, f"{self.latest_path.name}: open it in the viewer (Create tab)"
         return QImage(), ""
 
+    def show_latest(self, path: Path, label: str = "") -> None:
+        """The newest image of the library as the latest result (at start, before anything ran)."""
+        self.latest_path = Path(path)
+        self.latest_image = QImage(str(path))
+        self.latest_label = label or Path(path).name
+        self.changed.emit()
+
     def on_image_saved(self, job_id: int, path: str, image: QImage, sprite: str | None = None) -> None:
         """A result is on disk: it becomes the latest (the finished sprite where the style makes one)."""
         shown = Path(sprite) if sprite else Path(path)
