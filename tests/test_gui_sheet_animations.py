@@ -114,3 +114,19 @@ def test_the_dialog_lists_the_animations_and_writes_edits_back(qtbot, home):
     assert got == {"walk": ("attack", 6.0, True), "idle": ("idle", None, False)}
     qtbot.wait(300)  # the preview settles
     dialog.grab().save("/tmp/wt-window-sheet-animations.png")
+
+
+def test_the_sheet_command_takes_the_same_edits(home, capsys):
+    from asset_studio.cli import main
+
+    _frames(home / "f")
+    out = home / "cli.png"
+    assert main(["sheet", str(home / "f"), "--out", str(out), "--format", "godot4",
+                 "--animation", "walk=Hero Walk,fps=8,loop=no"]) == 0
+    tres = out.with_suffix(".tres").read_text()
+    assert re.search(r'"loop": false,\n"name": &"Hero Walk",\n"speed": 8(\.0)?\n', tres)
+    for bad, words in (("walk", "takes FOUND=NAME"), ("walk=x,fps=fast", "fps takes a number"),
+                       ("walk=x,speed=2", "is not fps=F"), ("run=x", "no animation 'run'")):
+        assert main(["sheet", str(home / "f"), "--out", str(home / "bad.png"), "--format", "godot4",
+                     "--animation", bad]) == 2
+        assert words in capsys.readouterr().err
