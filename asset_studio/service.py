@@ -134,6 +134,9 @@ def run_job(job: GenerationJob, backend: Backend, out_dir: str | Path, *,
     if blocker and on_event is not None:
         on_event(Notice(blocker, missing_model=job.finishing.bg_model))
     frames: dict[int, list] = {}  # animation index -> the pictures its preview shows
+    from asset_studio.core.library import RunInfo
+
+    run = RunInfo.new(job)  # every image of this run says so: the gallery groups them
     for event in backend.run(job, should_cancel):
         if isinstance(event, ImageReady) and event.frame is not None:
             if event.index not in frames:
@@ -144,7 +147,7 @@ def run_job(job: GenerationJob, backend: Backend, out_dir: str | Path, *,
             event = saved
         elif isinstance(event, ImageReady):
             saved = save_result(event.image, event.job, out_dir, event.seed, event.index, name=name,
-                                finish=blocker is None)
+                                finish=blocker is None, run=run)
             result.saved.append(saved)
             event = saved
         elif isinstance(event, Cancelled):
@@ -155,12 +158,12 @@ def run_job(job: GenerationJob, backend: Backend, out_dir: str | Path, *,
 
 
 def save_result(image, job: GenerationJob, out_dir: str | Path, seed: int, index: int = 0,
-                name: str | None = None, finish: bool = True) -> Saved:
+                name: str | None = None, finish: bool = True, run=None) -> Saved:
     """Write the raw image (job inside) at once, then the finished sprite into sprites/ under the
     same name. A failing finishing step never loses the raw image: it is already on disk."""
     from asset_studio.core.library import SPRITES_DIR, png_info, save_image
 
-    raw = save_image(image, job, out_dir, seed=seed, name=name)
+    raw = save_image(image, job, out_dir, seed=seed, name=name, run=run)
     sprite_path, shown = None, image
     if finish and job.finishing.active:
         from asset_studio.engine.postprocess import apply_postprocess
@@ -171,7 +174,7 @@ def save_result(image, job: GenerationJob, out_dir: str | Path, seed: int, index
         folder = raw.parent / SPRITES_DIR
         folder.mkdir(parents=True, exist_ok=True)
         # The raw image's name is unique, so this never replaces another sprite.
-        sprite_path = write_file(folder / raw.name, png_writer(sprite, pnginfo=png_info(job, seed)))
+        sprite_path = write_file(folder / raw.name, png_writer(sprite, pnginfo=png_info(job, seed, run)))
         shown = sprite
     return Saved(raw=raw, sprite=sprite_path, image=shown, raw_image=image, index=index, seed=int(seed))
 
@@ -281,8 +284,7 @@ class SheetExport:
     rotate: bool = False
     fps: float = 10.0
     force: bool = False  # replace files this command did not write
-    animation_name: str = ""  # the one animation's name in the engine (Export to sheet of the Animate tab)
-    animation_fps: float = 0.0  # its speed; 0 = the speed its frames' job gives
+    animations: list = field(default_factory=list)  # core.animation.AnimationEdit: the artist's names, fps, loop
 
 
 @dataclass
@@ -324,10 +326,11 @@ def export_sheet(request: SheetExport) -> SheetResult:
     sheet = pack_sheet(sprites, opts)
     from asset_studio.core.animation import timing_from_jobs
 
-    timing_from_jobs(sheet, dict(found))
-    from asset_studio.core.animation import sheet_animation
+    timing_from_jobs(sheet, dict(collect_images(list(request.inputs), exclude=own_page)))
+    if request.animations:  # the artist's names and speeds win over the found ones and the jobs'
+        from asset_studio.core.animation import apply_animation_edits
 
-    sheet_animation(sheet, request.animation_name, request.animation_fps)
+        apply_animation_edits(sheet, list(request.animations))
     if request.format == "aseprite" and len(sheet.pages) > 1:  # refuse before writing any page
         raise UserError("The Aseprite format holds a single image: raise the maximum size (--max-size) so every "
                         "frame fits one sheet.")

@@ -158,17 +158,20 @@ def test_the_export_can_rename_one_animation_and_set_its_speed(tmp_path):
         for k in range(3):
             save_image(Image.new("RGBA", (8, 8), (k * 60, 0, 0, 255)), job, folder, name=frame_name(slug, k))
         folders.append(folder)
+    from asset_studio.core.animation import AnimationEdit
+
     export_sheet(SheetExport(inputs=[folders[0]], out=tmp_path / "a.png", format="godot4",
-                             animation_name="slime-idle", animation_fps=6.0))
+                             animations=[AnimationEdit(found="slime", name="slime-idle", fps=6.0)]))
     tres = (tmp_path / "a.tres").read_text()
     assert '&"slime-idle"' in tres and '&"slime"' not in tres and '"speed": 6.0' in tres and '"loop": true' in tres
     export_sheet(SheetExport(inputs=[folders[0]], out=tmp_path / "b.png", format="godot4"))
     assert '"speed": 8.0' in (tmp_path / "b.tres").read_text(), "no override: the job's own speed"
-    with pytest.raises(UserError, match="a sheet of one animation; this one has 2"):
-        export_sheet(SheetExport(inputs=folders, out=tmp_path / "c.png", format="godot4", animation_name="x"))
+    with pytest.raises(UserError, match="no animation 'x'"):
+        export_sheet(SheetExport(inputs=folders, out=tmp_path / "c.png", format="godot4",
+                                 animations=[AnimationEdit(found="x", name="y")]))
     with pytest.raises(UserError, match="quote"):
         export_sheet(SheetExport(inputs=[folders[0]], out=tmp_path / "d.png", format="godot4",
-                                 animation_name='say "hi"'))
+                                 animations=[AnimationEdit(found="slime", name='say "hi"')]))
     assert not (tmp_path / "c.png").exists() and not (tmp_path / "d.png").exists()
 
 

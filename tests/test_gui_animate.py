@@ -190,14 +190,14 @@ def test_export_to_sheet_names_the_animation_and_sets_its_fps(qtbot, window, fil
     window.export_animation()
     dialog = window.sheet_dialog
     assert dialog.paths == [window.player.folder()]
-    assert dialog.name_edit.text() == "slime-bouncing" and dialog.fps_spin.value() == 12.0
-    dialog.name_edit.setText("slime-idle")
-    dialog.fps_spin.setValue(6.0)
     dialog.format_combo.setCurrentIndex(dialog.format_combo.findData("godot4"))
     dialog.out_edit.setText(str(tmp_path / "sheets" / "slime.png"))
-    with qtbot.waitSignal(dialog.model.preview_ready, timeout=20_000) as plan:
+    with qtbot.waitSignal(dialog.model.preview_ready, timeout=20_000):
         dialog.model.refresh_preview()
-    assert plan.args[0].animations == [("slime-idle", 4)]
+    (anim,) = dialog.model.animations()  # the tab's name and speed, as if typed in its row
+    assert (anim.name, anim.fps) == ("slime-bouncing", 12.0)
+    dialog.model.edit_animation(anim.found, name="slime-idle", fps=6.0)
+    assert [(a.name, a.fps) for a in dialog.model.animations()] == [("slime-idle", 6.0)]
     with qtbot.waitSignal(dialog.exported, timeout=20_000):
         dialog.start()
     tres = (tmp_path / "sheets" / "slime.tres").read_text()

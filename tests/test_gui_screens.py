@@ -34,18 +34,23 @@ def _cutouts(n: int) -> list[Image.Image]:
 
 
 def _library(out: Path) -> list[Path]:
-    from asset_studio.core.library import SPRITES_DIR, save_image
+    import time
+
+    from asset_studio.core.library import SPRITES_DIR, RunInfo, save_image
     from jobs import make_job
 
     raws = []
     (out / SPRITES_DIR).mkdir(parents=True, exist_ok=True)
+    # two presses of Generate: five game items, then three more (the gallery groups them by run)
+    runs = [RunInfo(id="run-items", started=time.time() - 900, subject="pixel art game items", count=5),
+            RunInfo(id="run-more", started=time.time() - 60, subject="more game items", count=3)]
     for i, cut in enumerate(_cutouts(8)):
         job = make_job(model="tiny-sd15", prompt=f"pixel art game item {i}", width=cut.width, height=cut.height,
                        seed=1000 + i)
         job.finishing.remove_background = True
         raw = Image.new("RGB", cut.size, (222, 214, 190))
         raw.paste(cut, (0, 0), cut)
-        path = save_image(raw, job, out, seed=1000 + i)
+        path = save_image(raw, job, out, seed=1000 + i, run=runs[0] if i < 5 else runs[1])
         cut.save(out / SPRITES_DIR / path.name)
         raws.append(path)
     return raws
@@ -92,11 +97,15 @@ def test_screenshots_of_every_page(qtbot, studio, tmp_path):
     w.form.flush_preview()
     w.gallery.library.refresh()
     assert w.gallery.model.rowCount() == len(raws), "one entry per asset (raw + sprite)"
+    from jobs import make_job
+
+    with qtbot.waitSignal(w.job_finished, timeout=20_000):  # a result for the strip below the other tabs
+        w.submit_job(make_job(model="m", prompt="green gem", steps=2, width=64, height=64, seed=3))
     for width, height in SIZES:
         w.resize(width, height)
         w.tabs.setCurrentIndex(0)
         w.gallery.view.clearSelection()
-        w.gallery.select_row(0)
+        w.gallery.select_row(w.library.row(raws[-1]))
         entry = w.gallery.current_entry()
         assert entry.sprite is not None and w.viewer.state.path == str(entry.sprite), "the sprite is shown"
         # nothing important is pushed out of the window
@@ -134,6 +143,9 @@ def test_screenshots_of_every_page(qtbot, studio, tmp_path):
         _check_and_save(qtbot, w, folder, f"models-{width}x{height}")
 
     w.tabs.setCurrentIndex(0)
+    gem = w.library.runs()[0]
+    assert gem.subject == "green gem"
+    w.library.set_collapsed(gem.key, True)  # a collapsed run's images are not selected
     w.gallery.view.selectAll()
     w.gallery.export_btn.click()
     dialog = w.sheet_dialog
@@ -276,7 +288,7 @@ def test_the_animate_tab_mid_run(qtbot, tmp_path, monkeypatch):
         dialog = w.sheet_dialog
         with qtbot.waitSignal(dialog.model.preview_ready, timeout=20_000):
             pass
-        assert dialog.name_edit.text() == "slime-bouncing" and dialog.fps_spin.value() == 10.0
+        assert [(a.name, a.fps) for a in dialog.model.animations()] == [("slime-bouncing", 10.0)]
         qtbot.wait(50)
         dialog.grab().save(str(folder / "export-animation-dialog.png"))
         dialog.reject()

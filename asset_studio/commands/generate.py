@@ -29,6 +29,10 @@ def register(subparsers) -> None:
     p.add_argument("--batch", type=int, metavar="B",
                    help="throughput mode: B images per pipeline call, each saved as its batch decodes (default 1)")
     p.add_argument("--seed", type=int, metavar="S", help="seed of the first image; image i uses S+i (default random)")
+    p.add_argument("--subseed", type=int, metavar="N",
+                   help="variation seed, as in A1111: image i mixes seed S+i's noise with N+i's (default random)")
+    p.add_argument("--subseed-strength", type=float, metavar="F",
+                   help="how far toward the variation seed's image, 0-1 (0.1-0.2: a close variation)")
     p.add_argument("--steps", type=int, metavar="N", help="sampling steps (default 25)")
     p.add_argument("--cfg", type=float, metavar="F", help="CFG scale (default 7)")
     p.add_argument("--sampler", metavar="NAME", help='sampler, as in A1111: "Euler a" (default), "DPM++ 2M Karras" …')
@@ -222,7 +226,8 @@ def build_request(args: argparse.Namespace):
         raise UserError("--refiner-switch goes with --refiner.")
     overrides = Overrides(
         negative=args.negative, width=width, height=height, steps=args.steps, cfg_scale=args.cfg,
-        sampler=args.sampler, seed=args.seed, count=args.count, batch=args.batch, init_image=args.init,
+        sampler=args.sampler, seed=args.seed, subseed=args.subseed, subseed_strength=args.subseed_strength,
+        count=args.count, batch=args.batch, init_image=args.init,
         denoise=args.denoise,
         vae=args.vae, clip_skip=args.clip_skip, model_config=args.model_config, tiling=args.tile,
         hires=hires, refiner=refiner, detail=detail_passes(args) or None,

@@ -10,6 +10,7 @@ the folder, `OUT/00001-<seed>-<slug>.gif`, so packing the folder never packs a p
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +48,45 @@ def timing_from_jobs(sheet, paths: dict) -> None:
             continue
         if job.animation is not None:
             anim.fps, anim.loop = float(job.animation.fps), bool(job.animation.loop)
+
+
+MAX_ANIMATION_NAME = 64
+
+
+@dataclass
+class AnimationEdit:
+    """The artist's name, speed and loop flag for an animation the packer found (by folder or
+    numbered frame names), applied before the data file is written."""
+
+    found: str  # the name core/sheet.find_animations gave it
+    name: str
+    fps: float | None = None  # None: the animation's own (its job's) or the export's speed
+    loop: bool = True
+
+
+def apply_animation_edits(sheet, edits: list[AnimationEdit]) -> None:
+    """Rename and re-time SHEET's animations as EDITS say; one sentence for an empty, over-long or
+    repeated name, a speed out of range, or an animation the sheet does not have."""
+    by_found = {a.name: a for a in sheet.animations}
+    for edit in edits:
+        if edit.found not in by_found:
+            raise UserError(f"The sheet has no animation '{edit.found}' to rename.")
+        name = edit.name.strip()
+        if not name or len(name) > MAX_ANIMATION_NAME or not name.isprintable():
+            raise UserError(f"The animation name '{edit.name}' must be 1 to {MAX_ANIMATION_NAME} printable characters.")
+        if any(c in name for c in '"\\'):
+            raise UserError(f"The animation name {name!r} holds a quote or backslash: the engines' files cannot carry it.")
+        if edit.fps is not None and not (math.isfinite(edit.fps) and 0 < edit.fps <= 1000):
+            raise UserError(f"The speed of '{name}' must be above 0 and at most 1000 fps, not {edit.fps:g}.")
+    for edit in edits:
+        anim = by_found[edit.found]
+        anim.name, anim.loop = edit.name.strip(), bool(edit.loop)
+        if edit.fps is not None:
+            anim.fps = float(edit.fps)
+    names = [a.name for a in sheet.animations]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise UserError(f"Two animations would both be called '{repeated[0]}': give each its own name.")
 
 
 # --- video to video in batches --------------------------------------------------------------------
@@ -201,21 +241,3 @@ def fit_size(w: int, h: int, long_side: int = 512) -> tuple[int, int]:
     scale = long_side / max(w, h)
     return max(8, round(w * scale / 8) * 8), max(8, round(h * scale / 8) * 8)
 
-
-def sheet_animation(sheet, name: str = "", fps: float = 0.0) -> None:
-    """The sheet export's own name and speed for the one animation it packs (the Animate tab's
-    Export to sheet): NAME renames it, FPS (above 0) replaces the speed its frames' job gave."""
-    name = name.strip()
-    if not name and fps <= 0:
-        return
-    if len(sheet.animations) != 1:
-        raise UserError(f"An animation name and speed apply to a sheet of one animation; this one has "
-                        f"{len(sheet.animations)}.")
-    if name and any(c in name for c in '"\\\n\r\t'):
-        raise UserError(f"The animation name {name!r} holds a quote, backslash or line break: the engines' files "
-                        "cannot carry it.")
-    anim = sheet.animations[0]
-    if name:
-        anim.name = name
-    if fps > 0:
-        anim.fps = float(fps)

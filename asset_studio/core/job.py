@@ -83,6 +83,10 @@ class Sampling:
     count: int = 1
     seeds: list[int] = field(default_factory=list)  # each image's seed; empty = seed, seed+1, …
     batch: int = 1  # images per pipeline call (throughput); each is still saved as its batch decodes
+    # A1111's "Variation seed": image i's starting noise is seed+i's slerped toward subseed+i's by
+    # the strength (0 = the seed's picture, 1 = the subseed's). None/0: plain seeds, as before.
+    subseed: int | None = None
+    subseed_strength: float = 0.0
 
 
 @dataclass
@@ -280,9 +284,15 @@ class GenerationJob:
         s = self.sampling
         return list(s.seeds) if s.seeds else [s.seed + i for i in range(s.count)]
 
-    def for_seed(self, seed: int) -> "GenerationJob":
-        """This job for one image alone: what its PNG carries, so that image re-runs by itself."""
+    def for_seed(self, seed: int, index: int | None = None) -> "GenerationJob":
+        """This job for one image alone: what its PNG carries, so that image re-runs by itself.
+        INDEX (the image's place in the batch; else found from SEED) picks its subseed."""
         one = copy.deepcopy(self)
+        if self.sampling.subseed is not None:
+            if index is None:
+                seeds = self.image_seeds()
+                index = seeds.index(int(seed)) if int(seed) in seeds else 0
+            one.sampling.subseed = self.sampling.subseed + int(index)
         one.sampling.seed, one.sampling.count, one.sampling.seeds, one.sampling.batch = int(seed), 1, [], 1
         return one
 
@@ -430,6 +440,12 @@ def check_limits(job: GenerationJob) -> None:
             raise UserError(f"The seed {seed} is out of range (0 to 2^64-1).")
     if not s.seeds and s.seed + s.count - 1 > MAX_SEED:
         raise UserError(f"The seed {s.seed} leaves no room for {s.count} images (the last seed would pass 2^64-1).")
+    if s.subseed is not None and not 0 <= s.subseed <= MAX_SEED - (len(s.seeds) or s.count) + 1:
+        raise UserError(f"The variation seed {s.subseed} is out of range (0 to 2^64-1 for every image).")
+    if not 0 <= s.subseed_strength <= 1:
+        raise UserError(f"The variation strength must be between 0 and 1, not {s.subseed_strength:g}.")
+    if s.subseed is None and s.subseed_strength:
+        raise UserError("A variation strength needs a variation seed (subseed).")
     if not 1 <= job.model.clip_skip <= 12:
         raise UserError(f"Clip skip must be between 1 and 12, not {job.model.clip_skip}.")
     for lora in job.model.loras:

@@ -61,6 +61,8 @@ class Overrides:
     cfg_scale: float | None = None
     sampler: str | None = None
     seed: int | None = None
+    subseed: int | None = None  # A1111's variation seed (random when only a strength is given)
+    subseed_strength: float | None = None
     count: int | None = None
     batch: int | None = None  # images per pipeline call (throughput mode)
     init_image: str | None = None
@@ -189,6 +191,11 @@ def prepare(request: AssetRequest, out_dir: str | Path | None = None, *, preview
         sampling.seed = style_seed(pack, subject)
     else:
         sampling.seed = random.randrange(2**32)
+    if o.subseed is not None or o.subseed_strength is not None:
+        if o.subseed_strength is None:
+            raise UserError("A variation seed needs a variation strength between 0 and 1 (e.g. 0.15).")
+        sampling.subseed = o.subseed if o.subseed is not None else random.randrange(2**32)
+        sampling.subseed_strength = float(o.subseed_strength)
     _check_seed_room(sampling)
 
     job = GenerationJob(model=model_ref, prompt=Prompt(text=text, negative=negative), sampling=sampling)

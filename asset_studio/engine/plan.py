@@ -160,7 +160,8 @@ class Txt2Img(Stage):
     def run_many(self, ctx, items):
         """One pipeline call for the whole batch, each image with its own generator: image i of a
         batch starts from the same noise as image i made alone."""
-        outs = _call(ctx, ctx.pipe, items, ctx.inputs, sampling_steps(ctx.job), ctx.base_output)
+        outs = _call(ctx, ctx.pipe, items, ctx.inputs, sampling_steps(ctx.job), ctx.base_output,
+                     latents=variation_noise(ctx, ctx.pipe, items))
         for item, out in zip(items, outs):
             item.image, item.latents = (None, out[None]) if ctx.base_output == "latent" else (out, None)
         return items
@@ -421,6 +422,9 @@ class HiresFix(Stage):
 
 def plan(job: GenerationJob, download: bool = False) -> list[Stage]:
     """The stages JOB needs, in order. Refuses, by name, a part of the job no stage implements."""
+    if job.sampling.subseed is not None and (job.output != "image" or job.init is not None):
+        raise UserError("Variation seeds work on text to image only; for variations of a start image, "
+                        "lower its denoise instead.")
     if job.output != "image":  # animations and videos: their own base passes (engine/animate.py)
         from asset_studio.engine.animate import animation_stages
 
@@ -484,7 +488,7 @@ def prompt_notices(pipe, job: GenerationJob) -> list[str]:
 
 
 def _call(ctx: RunContext, pipe, items: list[Item], inputs: dict, steps: int, output: str = "pil",
-          scheduler_config: dict | None = None) -> list:
+          scheduler_config: dict | None = None, latents=None) -> list:
     """One pipeline call for ITEMS: a fresh scheduler and one CPU generator per image, so a seed
     means the same starting noise on every device and in any batch, and each image re-runs alone
     from its embedded job. Returns PIL images, or latents (one per item) when OUTPUT is "latent"."""
@@ -492,8 +496,46 @@ def _call(ctx: RunContext, pipe, items: list[Item], inputs: dict, steps: int, ou
 
     result = run_pipeline(ctx, pipe, items[0], inputs, steps, output, scheduler_config,
                           generator=[torch.Generator("cpu").manual_seed(int(item.seed)) for item in items],
-                          num_images_per_prompt=len(items))
+                          num_images_per_prompt=len(items),
+                          **({} if latents is None else {"latents": latents}))
     return list(result.images)
+
+
+def variation_noise(ctx: RunContext, pipe, items: list[Item]):
+    """A1111's variation seed: each image's starting noise is its seed's noise slerped toward its
+    subseed's (subseed + the image's index) by the strength; None when the job has no subseed
+    (diffusers draws the noise itself). Both draws are exactly diffusers' own (randn_tensor, one
+    CPU generator per image), so strength 0 is the seed's image and 1 the subseed's, bit for bit."""
+    s = ctx.job.sampling
+    if s.subseed is None:
+        return None
+    import torch
+    from diffusers.utils.torch_utils import randn_tensor
+
+    shape = (1, pipe.unet.config.in_channels, s.height // pipe.vae_scale_factor, s.width // pipe.vae_scale_factor)
+    device, dtype = pipe._execution_device, pipe.unet.dtype
+
+    def noise(seed: int):
+        return randn_tensor(shape, generator=torch.Generator("cpu").manual_seed(int(seed)), device=device, dtype=dtype)
+
+    return torch.cat([slerp(float(s.subseed_strength), noise(item.seed), noise(s.subseed + item.index))
+                      for item in items])
+
+
+def slerp(val: float, low, high):
+    """A1111's spherical interpolation of two noises across the channels of each latent pixel, in
+    float32; pixels whose two vectors are (nearly) parallel are interpolated linearly."""
+    import torch
+
+    a, b = low.float(), high.float()
+    dot = ((a / a.norm(dim=1, keepdim=True)) * (b / b.norm(dim=1, keepdim=True))).sum(1).clamp(-1, 1)
+    omega = torch.acos(dot)
+    so = torch.sin(omega)
+    safe = so.abs() > 1e-6
+    so = torch.where(safe, so, torch.ones_like(so))
+    w_low = torch.where(safe, torch.sin((1.0 - val) * omega) / so, torch.full_like(so, 1.0 - val)).unsqueeze(1)
+    w_high = torch.where(safe, torch.sin(val * omega) / so, torch.full_like(so, val)).unsqueeze(1)
+    return (w_low * a + w_high * b).to(low.dtype)
 
 
 def run_pipeline(ctx: RunContext, pipe, item: Item, inputs: dict, steps: int, output: str,

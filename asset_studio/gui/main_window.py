@@ -106,7 +106,7 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.style_editor, "Style packs")
         self.tabs.addTab(self.train_page, "Train")
         self.tabs.addTab(self.model_manager, "Models")
-        self.setCentralWidget(self.tabs)
+        self._build_status_strip()
         self.style_editor.models_dir = str(self.models_dir)
         self.style_editor.export_dir = str(self.output_dir)
         if self.layout_tab is not None:
@@ -125,7 +125,9 @@ class MainWindow(QMainWindow):
         self._restore()
         self.model_manager.refresh()
         self.library.refresh()  # the library as it is on disk; thumbnails load as rows are painted
-        self._build_status_progress()
+        newest = next((e for e in self.library.entries() if e.kind == "image"), None)
+        if newest is not None:  # reachable from every tab from the start
+            self.run_status.show_latest(newest.shown())
         self.statusBar().showMessage(f"Output folder: {self.output_dir}")
 
     # --- building ---------------------------------------------------------------------------
@@ -139,27 +141,46 @@ class MainWindow(QMainWindow):
         splitter.setSizes(sizes)
         return splitter
 
-    def _build_status_progress(self) -> None:
-        """The running job's progress in the status bar, so it shows on every tab (Layout, Styles…)."""
-        from PySide6.QtWidgets import QProgressBar
+    def _build_status_strip(self) -> None:
+        """Below the tabs: the running job's progress and the latest result, on every tab but
+        Create (whose panel and viewer show them); the picture opens the result in the viewer."""
+        from PySide6.QtWidgets import QVBoxLayout, QWidget
 
-        self.status_progress = QProgressBar()
-        self.status_progress.setFixedWidth(140)
-        self.status_progress.setFixedHeight(12)
-        self.status_progress.setTextVisible(False)
-        self.status_progress.setVisible(False)
-        self.statusBar().addPermanentWidget(self.status_progress)
+        from asset_studio.gui.model.run_status import RunStatus
+        from asset_studio.gui.ui.status_strip import StatusStrip
 
-        def update(job_id: int) -> None:
-            entry = self.queue.entry(job_id)
-            running = entry is not None and entry.state == "running"
-            self.status_progress.setVisible(running or bool(self.queue.waiting()))
-            if running:
-                self.status_progress.setRange(0, max(1, entry.total) if entry.step else 0)
-                self.status_progress.setValue(entry.step)
-                self.status_progress.setToolTip(f"{entry.label}: {entry.status}")
+        self.run_status = RunStatus(self.queue, self)
+        self.status_strip = StatusStrip(self.run_status)
+        self.status_strip.open_requested.connect(self.open_result)
+        self.status_strip.cancel_requested.connect(self.cancel)
+        central = QWidget()
+        box = QVBoxLayout(central)
+        box.setContentsMargins(0, 0, 0, 0)
+        box.setSpacing(0)
+        box.addWidget(self.tabs, 1)
+        box.addWidget(self.status_strip)
+        self.setCentralWidget(central)
 
-        self.queue.entry_changed.connect(update)
+        def show_strip(*_args) -> None:
+            self.status_strip.setVisible(self.tabs.currentWidget() is not self.create_splitter
+                                         and self.run_status.has_anything())
+
+        self.tabs.currentChanged.connect(show_strip)
+        self.run_status.changed.connect(show_strip)
+        show_strip()
+
+    def open_result(self, path: str) -> None:
+        """A result, large: the Create tab with it selected in the gallery and shown in the viewer
+        ("": the viewer's live step preview)."""
+        self.tabs.setCurrentWidget(self.create_splitter)
+        if not path:
+            return
+        row = self.library.row(Path(path))
+        if row >= 0:
+            self.gallery.view.clearSelection()
+            self.gallery.select_row(row)
+        else:
+            self.viewer.state.show_file(Path(path), Path(path).name)
 
     def _build_layout_tab(self):
         """The layout editor with the ControlNet that follows it; absent in a build without it."""
@@ -246,11 +267,13 @@ class MainWindow(QMainWindow):
         self.gallery.raw_box.toggled.connect(self._raw_toggled)
         if self.layout_tab is not None:
             self.layout_tab.get_controlnet.connect(self.get_controlnet)
+            self.layout_tab.generate_requested.connect(self.generate)
         self.create_panel.references_box.get_ip_adapter.connect(self.get_ip_adapter)
         self.model_manager.models_changed.connect(self._models_changed)
         self.model_manager.use_model.connect(self._use_model)
         self.model_manager.message.connect(status)
         self.style_editor.styles_changed.connect(self.form.reload_styles)
+        self.style_editor.pack_renamed.connect(self._pack_renamed)
         self.style_editor.message.connect(status)
         self.model_manager.models_changed.connect(self.train_page.set_models)
         self.train_page.use_style.connect(self.use_trained_style)
@@ -268,6 +291,12 @@ class MainWindow(QMainWindow):
             self.settings.set_last_ip_adapter(self.form.ip_adapter)
         elif name == "image_encoder":
             self.settings.set_last_image_encoder(self.form.image_encoder)
+
+    def _pack_renamed(self, old_id: str, new_id: str) -> None:
+        from asset_studio.gui.model.pack_rename import follow_rename
+
+        follow_rename(self.settings, old_id, new_id)
+        self.form.follow_style_rename(old_id, new_id)
 
     def select_style(self, style_id: str) -> None:
         self.form.style_id = style_id
@@ -381,6 +410,7 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Generating: {entry.label}" if entry else "Generating…")
 
     def _on_step(self, job_id: int, step: int, total: int, preview: QImage) -> None:
+        self.run_status.on_preview(job_id, preview)
         if not preview.isNull():
             entry = self.queue.entry(job_id)
             self.viewer.state.show_step(preview, entry.status if entry else f"step {step} / {total}")
@@ -396,6 +426,7 @@ class MainWindow(QMainWindow):
             self.viewer.state.show_image(image, str(sprite or path), (sprite or path).name,
                                          entry.job.tiling if entry else "off")
         self.library.add(path, sprite)
+        self.run_status.on_image_saved(job_id, str(path), image, str(sprite) if sprite else None)
 
     def _on_notice(self, job_id: int, text: str) -> None:
         self.statusBar().showMessage(text, 15000)

@@ -68,6 +68,8 @@ def unsupported(job: GenerationJob) -> str | None:
     if job.transparency is not None:
         return ("Transparent generation (LayerDiffuse) needs custom nodes on a ComfyUI server (stock ComfyUI has "
                 "none); use the local engine.")
+    if job.sampling.subseed is not None:
+        return "Variation seeds need custom nodes on a ComfyUI server (stock ComfyUI has none); use the local engine."
     if job.tiling != "off":
         return "Seamless tiling needs custom nodes on a ComfyUI server (stock ComfyUI has none); use the local engine."
     try:

@@ -184,6 +184,14 @@ class CreateForm(QObject):
         if problems:
             self.message.emit("Skipped a broken style pack: " + problems[0])
 
+    def follow_style_rename(self, old_id: str, new_id: str) -> None:
+        """A pack renamed in the editor stays this form's style under its new id: nothing the artist
+        set is reset (the pack is the same one)."""
+        self.styles = list_styles()
+        if self.style_id == old_id and any(p.id == new_id for p in self.styles):
+            self._set("style_id", new_id)
+        self.styles_changed.emit()
+
     def reload_templates(self) -> None:
         try:
             self.templates = list_templates()
