@@ -23,6 +23,8 @@ _RULES = [
     (r"\(--out\)", "(the sheet file)"),
     (r"\(--no-postprocess\)", "(Finishing off)"),
     (r"--model PATH_OR_ID", "a model in the Model box"),
+    (r"leave out --count", "set the batch count to 1"),
+    (r"\(--pose or --pose-set\)", "(Use this pose on the Pose tab)"),
     (r"pass --force to replace it", "agree to replace it"),
 ]
 
