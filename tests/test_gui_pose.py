@@ -224,7 +224,7 @@ def test_use_this_pose_fills_the_request_like_the_cli(form, editor, tmp_path):
 
     drawn = np.asarray(Image.open(control.image).convert("RGB"))
     assert np.array_equal(drawn, np.asarray(render_pose(scaled(editor.pose, 64, 64))))
-    assert "Following the pose right (1 person)" in form.pose.summary()
+    assert form.pose.summary() == "Pose right (1 person) through the ControlNet control_v11p_sd15_openpose"
     form.pose.clear()
     assert form.to_request().pose is None and form.to_request().controls == []
 
@@ -247,3 +247,106 @@ def test_use_this_pose_set_makes_the_cli_s_jobs(form, editor, pose_set, tmp_path
     form.count = 3
     with pytest.raises(UserError, match="one image per pose"):
         form.build_runs(tmp_path / "out")
+
+
+@pytest.fixture
+def studio(qtbot, home):
+    from asset_studio.gui.app import create_app
+    from asset_studio.gui.main_window import MainWindow
+    from scripted_backend import ScriptedBackend
+
+    (home / "models").mkdir()
+    create_app([])
+    w = MainWindow(output_dir=home / "out", models_dir=home / "models", backend_factory=lambda d: ScriptedBackend())
+    qtbot.addWidget(w)
+    w.show()
+    yield w
+    w.close()
+
+
+def test_the_window_drags_on_the_canvas_and_shows_bad_files_in_a_dialog(qtbot, studio, tmp_path):
+    from PySide6.QtCore import QPoint, Qt
+    from PySide6.QtTest import QTest
+    from PySide6.QtWidgets import QMessageBox
+
+    w = studio
+    tab = w.pose_tab
+    w.tabs.setCurrentWidget(tab)
+    w.resize(1280, 720)
+    qtbot.wait(20)
+    canvas, editor = tab.canvas, tab.editor
+    start = editor.point(0, R_WRIST)
+    at = canvas.to_widget(*start).toPoint()
+    QTest.mousePress(canvas, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, at)
+    for dx in (5, 15, 30):
+        QTest.mouseMove(canvas, at + QPoint(dx, -dx))
+    QTest.mouseRelease(canvas, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, at + QPoint(30, -30))
+    moved = editor.point(0, R_WRIST)
+    assert moved[0] > start[0] + 20 and moved[1] < start[1] - 20
+    assert tab.undo_btn.isEnabled() and tab.joint_list.currentRow() == R_WRIST
+    tab.undo_btn.click()
+    assert editor.point(0, R_WRIST) == start and not tab.undo_btn.isEnabled(), "the drag was one step"
+    # The joint list hides and shows.
+    tab.joint_list.item(L_WRIST).setCheckState(Qt.CheckState.Unchecked)
+    assert editor.point(0, L_WRIST) is None
+    bad = tmp_path / "nan.json"
+    bad.write_text('{"canvas_width": 512, "canvas_height": 512, "people": [{"pose_keypoints_2d": [NaN]}]}')
+    assert not tab.open_pose(str(bad))
+    assert w.last_error == "The pose nan.json is not valid JSON (NaN is not a number JSON allows)."
+    assert any(isinstance(d, QMessageBox) and d.isVisible() and d.text() == w.last_error for d in w._dialogs)
+    assert editor.point(0, L_WRIST) is None, "the pose is as it was"
+    # A picture dropped in is the reference; a broken one is a sentence.
+    from PIL import Image
+
+    Image.new("RGB", (40, 60), (200, 100, 50)).save(tmp_path / "ref.png")
+    tab.drop_file(str(tmp_path / "ref.png"))
+    assert editor.reference == str(tmp_path / "ref.png") and tab.canvas.reference.width() == 40
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    assert not tab.set_reference(str(tmp_path / "broken.png"))
+    assert "broken.png is not a picture" in w.last_error and editor.reference == str(tmp_path / "ref.png")
+
+
+def test_use_this_pose_set_from_the_strip_generates_one_named_image_per_pose(qtbot, studio, tmp_path):
+    from asset_studio.core.library import read_job
+
+    w = studio
+    tab, badge = w.pose_tab, w.create_panel.pose_badge
+    w.set_model(str(tmp_path / "tiny-model"))  # the scripted backend never loads it
+    w.create_panel.width_spin.setValue(64)
+    w.create_panel.height_spin.setValue(64)
+    w.create_panel.steps_spin.setValue(2)
+    w.create_panel.subject_edit.setText("knight")
+    tab.set_combo.setCurrentIndex(tab.set_combo.findData("walk-8"))
+    tab.set_combo.activated.emit(tab.set_combo.currentIndex())
+    assert tab.strip.count() == 8 and tab.strip.currentRow() == 0
+    tab.strip.setCurrentRow(5)  # a click on a thumbnail
+    assert tab.editor.name == "walk-5" and tab.pose_set.current == 5
+    tab.mirror_btn.click()  # an edit of frame 5 stays in the set
+    tab.use_set_btn.click()
+    assert w.tabs.currentWidget() is w.create_splitter, "Use takes the artist to Create"
+    assert badge.isVisibleTo(w.create_panel) and "Pose set walk-8: one image per pose (8)" in badge.label.text()
+    assert "No OpenPose ControlNet yet" in badge.label.text()
+    assert w.generate() is None and "OpenPose ControlNet" in w.last_error
+    badge.picker.combo.setEditText(str(tmp_path / "control_openpose"))
+    assert w.pose_link.controlnet == str(tmp_path / "control_openpose")
+    assert "through the ControlNet control_openpose" in badge.label.text()
+    done = []
+    w.job_finished.connect(lambda job_id, paths: done.extend(paths))
+    w.generate()
+    qtbot.waitUntil(lambda: len(done) == 8, timeout=60_000)
+    folder = w.output_dir / "knight-walk-8"
+    assert sorted(p.name for p in folder.glob("*.png")) == sorted(f"knight-walk-{i}.png" for i in range(8))
+    jobs = [read_job(folder / f"knight-walk-{i}.png") for i in range(8)]
+    assert len({j.sampling.seed for j in jobs}) == 1 and jobs[5].source.pose == "walk-5"
+    assert all(j.controls[0].type == "pose" for j in jobs)
+    from PIL import Image
+
+    import numpy as np
+    from asset_studio.core.pose import scaled
+    from asset_studio.core.pose_render import render_pose
+
+    drawn = np.asarray(Image.open(jobs[5].controls[0].image).convert("RGB"))
+    assert np.array_equal(drawn, np.asarray(render_pose(scaled(tab.pose_set.frames[5].pose, 64, 64)))), \
+        "frame 5 as the artist edited it"
+    badge.remove_btn.click()
+    assert not badge.isVisibleTo(w.create_panel) and w.form.to_request().controls == []

@@ -116,11 +116,12 @@ class PoseLink(QObject):
             return ""
         if self.kind == "pose":
             people = len(self._pose.people)
-            what = f"the pose {self.label} ({people} {'person' if people == 1 else 'people'})"
+            what = f"Pose {self.label} ({people} {'person' if people == 1 else 'people'})"
         else:
-            what = f"the pose set {self.label}: one image per pose ({len(self._frames)})"
-        net = Path(self._controlnet).name if self._controlnet else "no OpenPose ControlNet chosen yet"
-        return f"Following {what} through ControlNet: {net}"
+            what = f"Pose set {self.label}: one image per pose ({len(self._frames)})"
+        if not self._controlnet:
+            return f"{what}. No OpenPose ControlNet yet: pick one, browse (…) or Get one…"
+        return f"{what} through the ControlNet {Path(self._controlnet).name}"
 
     # --- the request -----------------------------------------------------------------------------
 
