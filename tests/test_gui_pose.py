@@ -264,6 +264,22 @@ def studio(qtbot, home):
     w.close()
 
 
+def test_an_installed_openpose_controlnet_is_chosen_for_the_badge(qtbot, studio):
+    from types import SimpleNamespace
+
+    badge = studio.create_panel.pose_badge
+    models = [SimpleNamespace(kind="controlnet", name=n, ref=f"/models/{n}", family_label="SD 1.5")
+              for n in ("control_v11p_sd15_canny", "control_v11p_sd15_openpose")]
+    badge.set_controlnets(models)
+    assert studio.pose_link.controlnet == "/models/control_v11p_sd15_openpose"
+    assert badge.picker.combo.currentText() == "control_v11p_sd15_openpose  (SD 1.5)"
+    badge.set_controlnets(models)  # the Models page rescans: the choice stays the installed entry
+    assert studio.pose_link.controlnet == "/models/control_v11p_sd15_openpose"
+    badge.picker.combo.setCurrentIndex(0)  # the artist's choice is theirs
+    badge.set_controlnets(models)
+    assert studio.pose_link.controlnet == "/models/control_v11p_sd15_canny"
+
+
 def test_the_window_drags_on_the_canvas_and_shows_bad_files_in_a_dialog(qtbot, studio, tmp_path):
     from PySide6.QtCore import QPoint, Qt
     from PySide6.QtTest import QTest
@@ -327,6 +343,9 @@ def test_use_this_pose_set_from_the_strip_generates_one_named_image_per_pose(qtb
     assert badge.isVisibleTo(w.create_panel) and "Pose set walk-8: one image per pose (8)" in badge.label.text()
     assert "No OpenPose ControlNet yet" in badge.label.text()
     assert w.generate() is None and "OpenPose ControlNet" in w.last_error
+    badge.picker.get_btn.click()  # "Get one…": the Models page with the OpenPose ControlNet selected
+    assert w.tabs.currentWidget() is w.model_manager
+    assert w.model_manager._selected_entry().id == "controlnet-openpose-sd15"
     badge.picker.combo.setEditText(str(tmp_path / "control_openpose"))
     assert w.pose_link.controlnet == str(tmp_path / "control_openpose")
     assert "through the ControlNet control_openpose" in badge.label.text()
@@ -348,5 +367,13 @@ def test_use_this_pose_set_from_the_strip_generates_one_named_image_per_pose(qtb
     drawn = np.asarray(Image.open(jobs[5].controls[0].image).convert("RGB"))
     assert np.array_equal(drawn, np.asarray(render_pose(scaled(tab.pose_set.frames[5].pose, 64, 64)))), \
         "frame 5 as the artist edited it"
+    # Create keeps what it was handed; the Pose tab says when the artist has edited since.
+    assert tab.link_label.text().startswith("Create follows: Pose set walk-8")
+    tab.editor.move_joint(0, NECK, 100, 100)
+    qtbot.waitUntil(lambda: "as it was when you pressed Use" in tab.link_label.text(), timeout=2000)
+    assert w.pose_link.frames[5].pose != tab.pose_set.frames[5].pose
+    tab.use_set_btn.click()
+    assert tab.link_label.text().startswith("Create follows:") and w.pose_link.frames[5].pose == tab.pose_set.frames[5].pose
     badge.remove_btn.click()
     assert not badge.isVisibleTo(w.create_panel) and w.form.to_request().controls == []
+    assert tab.link_label.text() == "Create does not follow a pose now."

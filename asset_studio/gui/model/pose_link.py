@@ -76,6 +76,15 @@ class PoseLink(QObject):
         self._frames = [NamedPose(f.name, f.pose.copy(), f.view) for f in frames]
         self.changed.emit("pose")
 
+    def is_current(self, pose: Pose, frames: list[NamedPose]) -> bool:
+        """Whether what Create follows is still what the Pose tab shows (POSE, or the set's FRAMES):
+        Create keeps what was handed to it, so later edits need another Use."""
+        if self.kind == "pose":
+            return self._pose == pose
+        if self.kind == "set":
+            return [(f.name, f.pose) for f in self._frames] == [(f.name, f.pose) for f in frames]
+        return True
+
     def clear(self) -> None:
         if self.kind:
             self._pose, self._frames, self.label = None, [], ""

@@ -44,8 +44,12 @@ class ControlNetPicker(QWidget):
         for m in models:
             if m.kind == "controlnet":
                 self.combo.addItem(f"{m.name}  ({m.family_label})", m.ref)
+        index = self.combo.findText(text)
+        if index >= 0:  # the same installed entry again (not just its label as typed text)
+            self.combo.setCurrentIndex(index)
+        else:
+            self.combo.setEditText(text)
         self.combo.blockSignals(False)
-        self.combo.setEditText(text)
         self.changed.emit(self.model())
 
     def refs(self) -> list[str]:

@@ -207,6 +207,10 @@ class PoseTab(QWidget):
         self._thumb_timer.setInterval(200)
         self._thumb_timer.timeout.connect(self._refresh_edited_thumb)
         self._edited: set[int] = set()
+        self._link_timer = QTimer(self)  # "edited since Use" is checked once a burst of edits ends
+        self._link_timer.setSingleShot(True)
+        self._link_timer.setInterval(150)
+        self._link_timer.timeout.connect(self._show_link)
 
         top = QHBoxLayout()
         top.addWidget(self.canvas, 1)
@@ -422,7 +426,9 @@ class PoseTab(QWidget):
     def _editor_changed(self, what: str) -> None:
         e = self.editor
         if what == "pose":
-            self._preview_timer.start()
+            if not self._preview_timer.isActive():  # during a drag: a new preview every 80 ms
+                self._preview_timer.start()
+            self._link_timer.start()
             self._sync_people()
             self._sync_joints()
             self.width_spin.setValue(e.width)
@@ -559,8 +565,16 @@ class PoseTab(QWidget):
         return True
 
     def _show_link(self) -> None:
-        self.link_label.setText(self.link.summary() + "." if self.link.kind else
-                                "Create does not follow a pose now.")
+        link = self.link
+        if not link.kind:
+            text = "Create does not follow a pose now."
+        elif link.is_current(self.editor.pose, self.pose_set.frames):
+            text = f"Create follows: {link.summary()}."
+        else:
+            again = "Use this pose" if link.kind == "pose" else "Use this pose set"
+            text = (f"Create follows {link.label} as it was when you pressed Use; what is here differs "
+                    f"(press {again} to follow this instead).")
+        self.link_label.setText(text)
         self.use_set_btn.setEnabled(bool(self.pose_set.frames))
         self.set_save_btn.setEnabled(bool(self.pose_set.frames))
 
