@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("pytestqt")
 
 import asset_studio.gui  # noqa: E402,F401  (before PySide6: the refcount guard)
-from asset_studio.core.pose import KEYPOINTS, load_pose, preset  # noqa: E402
+from asset_studio.core.pose import load_pose, preset  # noqa: E402
 from asset_studio.errors import UserError  # noqa: E402
 from gui_fixtures import form, home  # noqa: E402,F401
 
@@ -184,8 +184,9 @@ def test_the_strip_loads_a_set_and_edits_stay_in_their_frame(editor, pose_set, t
     pose_set.load(str(tmp_path / "turn"))
     assert pose_set.label == "turn" and [f.name for f in pose_set.frames][1] == "three-quarter"
     # Opening a single file leaves the set's frame alone.
-    editor.open_file(tmp_path / "turn" / "back.json")
-    assert pose_set.current == -1
+    pose_set.select(3)
+    editor.open_file(tmp_path / "turn" / "front.json")
+    assert pose_set.current == -1 and editor.pose == load_pose(tmp_path / "turn" / "front.json")
     editor.apply_preset("front")
     assert pose_set.frames[3].pose == load_pose(tmp_path / "turn" / "back.json")
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 
 from asset_studio.core.pose import (
-    DEFAULT_SIZE, MAX_PEOPLE, MAX_SIDE, MIN_SIDE, Person, Pose, load_pose, mirrored, preset, preset_names, save_pose,
+    DEFAULT_SIZE, MAX_PEOPLE, MAX_SIDE, MIN_SIDE, Person, Pose, load_pose, mirrored, preset, save_pose,
     scaled,
 )
 from asset_studio.core.pose_sets import NamedPose, load_pose_set, pose_name, save_pose_set, set_label
@@ -38,7 +38,7 @@ def _moved(person: Person, fn) -> Person:
 
 class PoseEditor(QObject):
     """The pose being edited. `changed` names what changed: pose, selection, history, reference, file
-    (its name or path), opened (a file replaced it)."""
+    (its name or path), opened (a file is replacing it)."""
 
     changed = Signal(str)
 
@@ -319,8 +319,8 @@ class PoseEditor(QObject):
     def open_file(self, path: str | Path) -> None:
         """An OpenPose JSON file (this app's, controlnet-aux's, OpenPose's BODY_25); UserError when bad."""
         pose = load_pose(path)
+        self.changed.emit("opened")  # first: a set's frame shown here lets go before the file replaces it
         self.load(pose, pose_name(Path(path).stem), str(path))
-        self.changed.emit("opened")
 
     def save_file(self, path: str | Path) -> Path:
         saved = save_pose(self._pose, path)
@@ -408,5 +408,3 @@ class PoseSet(QObject):
             self.current_changed.emit(self.current)
         return written
 
-
-PRESETS = preset_names()

@@ -15,7 +15,7 @@ from PySide6.QtCore import QPointF, QRectF, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor, QIcon, QImage, QImageReader, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView, QComboBox, QFileDialog, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QListView, QListWidget,
-    QListWidgetItem, QMessageBox, QPushButton, QSizePolicy, QSlider, QSpinBox, QToolButton, QVBoxLayout, QWidget,
+    QListWidgetItem, QMessageBox, QPushButton, QSizePolicy, QSlider, QSpinBox, QVBoxLayout, QWidget,
 )
 
 from asset_studio.core.pose import CYCLES, KEYPOINTS, MAX_SIDE, MIN_SIDE, VIEWS
@@ -342,7 +342,7 @@ class PoseTab(QWidget):
         pl = QVBoxLayout(preview_box)
         self.preview = QLabel()
         self.preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.preview.setMinimumSize(200, 160)
+        self.preview.setMinimumSize(160, 120)
         self.preview.setToolTip("The OpenPose control image drawn from the keypoints, exactly as ControlNet's "
                                 "OpenPose models saw skeletons in training (no detector).")
         pl.addWidget(self.preview, 1)
