@@ -1,4 +1,4 @@
-"""The studio window: assembles the tabs (Create, Layout, Style packs, Models), the menus, and the
+"""The studio window: assembles the tabs (Create, Layout, Pose, Style packs, Train, Models), the menus, and the
 wiring between the worker, the state objects of gui/model and the widgets of gui/ui.
 
 The Create form (gui.model.create_form) builds an AssetRequest; core.request.prepare() turns it
@@ -30,6 +30,7 @@ from asset_studio.gui.settings import Settings
 from asset_studio.gui.style_editor import StyleEditor
 from asset_studio.gui.ui.create_panel import CreatePanel
 from asset_studio.gui.ui.download_offer import DownloadOffer
+from asset_studio.gui.ui.pose_tab import PoseTab
 from asset_studio.gui.ui.train_page import TrainPage
 from asset_studio.gui.ui.viewer import Viewer
 from asset_studio.gui.ui.wheel_guard import guard_wheel
@@ -92,8 +93,6 @@ class MainWindow(QMainWindow):
         self.layout_tab = self._build_layout_tab()
         if self.layout_tab is not None:
             self.tabs.addTab(self.layout_tab, "Layout")
-        from asset_studio.gui.ui.pose_tab import PoseTab
-
         self.pose_tab = PoseTab(self.pose_link)
         self.tabs.addTab(self.pose_tab, "Pose")
         self.training = TrainingRun(self)
@@ -315,7 +314,8 @@ class MainWindow(QMainWindow):
             return None
         self.settings.set_last_model(self.current_model())
         self.form.show_seed_used(runs[0].job)
-        return [self.submit_job(r.job, r.folder, r.name) for r in runs][0]
+        ids = [self.submit_job(r.job, r.folder, r.name) for r in runs]
+        return ids[0]
 
     def submit_job(self, job, folder: Path | None = None, name: str | None = None) -> int:
         job_id = self.worker.submit(job, folder, name)
