@@ -101,12 +101,15 @@ def test_people_and_presets(editor):
     a2, b2 = editor.pose.people
     assert a2.keypoints == a.keypoints
     assert height(b2) == pytest.approx(before_b, rel=0.02)
+    editor.set_joint_visible(R_WRIST, False)  # person 2's wrist, remembered under its new index
     editor.remove_person(0)
-    assert editor.people == 1 and editor.pose.people[0].keypoints == b2.keypoints
+    assert editor.people == 1 and editor.pose.people[0].keypoints[R_WRIST] is None
+    editor.set_joint_visible(R_WRIST, True)
+    assert editor.pose.people[0].keypoints == b2.keypoints
     # With one person the canvas becomes the preset.
     editor.apply_preset("three-quarter-left")
     assert editor.pose.people[0].keypoints == preset("three-quarter-left").people[0].keypoints
-    for _ in range(3):
+    for _ in range(5):
         editor.undo()
     assert editor.people == 2 and editor.pose.people[0].keypoints == a.keypoints
     assert editor.undo() and editor.people == 1 and not editor.can_undo()
@@ -303,6 +306,17 @@ def test_the_window_drags_on_the_canvas_and_shows_bad_files_in_a_dialog(qtbot, s
     assert tab.undo_btn.isEnabled() and tab.joint_list.currentRow() == R_WRIST
     tab.undo_btn.click()
     assert editor.point(0, R_WRIST) == start and not tab.undo_btn.isEnabled(), "the drag was one step"
+    # Arrows nudge the selected joint, one undo step each; H hides it and shows it again.
+    QTest.keyClick(canvas, Qt.Key.Key_Right, Qt.KeyboardModifier.ShiftModifier)
+    QTest.keyClick(canvas, Qt.Key.Key_Up)
+    assert editor.point(0, R_WRIST) == (start[0] + 10, start[1] - 1)
+    QTest.keyClick(canvas, Qt.Key.Key_H)
+    assert editor.point(0, R_WRIST) is None and tab.joint_list.item(R_WRIST).checkState() == Qt.CheckState.Unchecked
+    QTest.keyClick(canvas, Qt.Key.Key_H)
+    assert editor.point(0, R_WRIST) == (start[0] + 10, start[1] - 1)
+    for _ in range(4):
+        tab.undo_btn.click()
+    assert editor.point(0, R_WRIST) == start
     # The joint list hides and shows.
     tab.joint_list.item(L_WRIST).setCheckState(Qt.CheckState.Unchecked)
     assert editor.point(0, L_WRIST) is None
@@ -350,6 +364,8 @@ def test_use_this_pose_set_from_the_strip_generates_one_named_image_per_pose(qtb
     badge.picker.combo.setEditText(str(tmp_path / "control_openpose"))
     assert w.pose_link.controlnet == str(tmp_path / "control_openpose")
     assert "through the ControlNet control_openpose" in badge.label.text()
+    badge.scale_spin.setValue(0.75)
+    assert w.form.to_request().controls[0].scale == 0.75
     done = []
     w.job_finished.connect(lambda job_id, paths: done.extend(paths))
     w.generate()
@@ -358,7 +374,7 @@ def test_use_this_pose_set_from_the_strip_generates_one_named_image_per_pose(qtb
     assert sorted(p.name for p in folder.glob("*.png")) == sorted(f"knight-walk-{i}.png" for i in range(8))
     jobs = [read_job(folder / f"knight-walk-{i}.png") for i in range(8)]
     assert len({j.sampling.seed for j in jobs}) == 1 and jobs[5].source.pose == "walk-5"
-    assert all(j.controls[0].type == "pose" for j in jobs)
+    assert all(j.controls[0].type == "pose" and j.controls[0].scale == 0.75 for j in jobs)
     from PIL import Image
 
     import numpy as np

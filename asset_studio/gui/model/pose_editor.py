@@ -204,6 +204,12 @@ class PoseEditor(QObject):
             self._undo.pop()
         self.changed.emit("history")
 
+    def nudge(self, dx: float, dy: float) -> None:
+        """The selected joint moved by (DX, DY) canvas pixels (the arrow keys), one undo step."""
+        if self.person >= 0 and self._joint >= 0 and self.point(self.person, self._joint) is not None:
+            x, y = self.point(self.person, self._joint)
+            self.move_joint(self.person, self._joint, x + dx, y + dy)
+
     def dragging(self) -> bool:
         return self._drag is not None
 
@@ -280,7 +286,7 @@ class PoseEditor(QObject):
             return
         pose = self._pose.copy()
         del pose.people[index]
-        self._hidden_at = {k: v for k, v in self._hidden_at.items() if k[0] != index}
+        self._hidden_at = {(n - (n > index), j): v for (n, j), v in self._hidden_at.items() if n != index}
         self._apply(pose)
         self.select(min(index, max(0, self.people - 1)), -1)
 

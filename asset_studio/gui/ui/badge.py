@@ -24,7 +24,8 @@ class Badge(QFrame):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.setFrameShape(QFrame.Shape.StyledPanel)
-        self.setStyleSheet("QFrame { background: rgba(122, 162, 247, 40); border-radius: 4px; }")
+        self.setObjectName("badge")  # the tint is the badge's only: its labels (QFrames too) stay clear
+        self.set_warning(False)
         column = QVBoxLayout(self)
         column.setContentsMargins(8, 4, 8, 4)
         column.setSpacing(2)
@@ -40,3 +41,8 @@ class Badge(QFrame):
 
     def set_text(self, text: str) -> None:
         self.label.set_text(text)
+
+    def set_warning(self, warning: bool) -> None:
+        """Amber while something is missing (a ControlNet to follow with), else the calm blue."""
+        tint = "rgba(224, 160, 64, 60)" if warning else "rgba(122, 162, 247, 40)"
+        self.setStyleSheet(f"QFrame#badge {{ background: {tint}; border-radius: 4px; }}")

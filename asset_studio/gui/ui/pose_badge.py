@@ -4,7 +4,7 @@ Browse, Get one…), and Remove. Bound to a PoseLink; shown only while a pose is
 from __future__ import annotations
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QToolButton
+from PySide6.QtWidgets import QDoubleSpinBox, QLabel, QToolButton
 
 from asset_studio.gui.model.pose_link import PoseLink
 from asset_studio.gui.ui.badge import Badge
@@ -21,6 +21,15 @@ class PoseBadge(Badge):
             "The OpenPose ControlNet that follows the skeleton; it must match the model's family (SD 1.5 or SDXL).",
             "Download an OpenPose ControlNet on the Models page.")
         self.layout().insertWidget(1, self.picker)  # its own line, under the sentence: the box needs the width
+        strength = self.add(QLabel("Strength"))
+        self.scale_spin = self.add(QDoubleSpinBox())
+        self.scale_spin.setRange(0.0, 2.0)
+        self.scale_spin.setSingleStep(0.05)
+        self.scale_spin.setValue(link.scale)
+        tip = "How strongly the skeleton steers the image (the ControlNet scale); lower lets the model pose more freely."
+        strength.setToolTip(tip)
+        self.scale_spin.setToolTip(tip)
+        self.scale_spin.valueChanged.connect(lambda v: setattr(link, "scale", v))
         self.edit_btn = self.add(QToolButton())
         self.edit_btn.setText("Edit")
         self.edit_btn.setToolTip("Show the pose on the Pose tab.")
@@ -44,8 +53,9 @@ class PoseBadge(Badge):
         self.setVisible(bool(link.kind))
         if what == "controlnet":
             self.picker.set_model(link.controlnet)
+        elif what == "scale" and self.scale_spin.value() != link.scale:
+            self.scale_spin.setValue(link.scale)
         if not link.kind:
             return
         self.set_text(link.summary())
-        self.setStyleSheet("QFrame { background: %s; border-radius: 4px; }"
-                           % ("rgba(122, 162, 247, 40)" if link.controlnet else "rgba(224, 160, 64, 60)"))
+        self.set_warning(not link.controlnet)

@@ -72,6 +72,8 @@ class PoseCanvas(QWidget):
         self.setAcceptDrops(True)
         self.setMouseTracking(True)
         self.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
+        self.setToolTip("Drag a joint to move it; arrows nudge the selected joint (Shift: 10 px), H hides or shows "
+                        "it. Drop a picture to pose over it, or a pose JSON to open it.")
         self._hover: tuple[int, int] | None = None
         editor.changed.connect(lambda _what: self.update())
 
@@ -174,6 +176,22 @@ class PoseCanvas(QWidget):
     def mouseReleaseEvent(self, event) -> None:
         if event.button() == Qt.MouseButton.LeftButton:
             self.editor.end_drag()
+
+    def keyPressEvent(self, event) -> None:
+        """Arrows nudge the selected joint (Shift: 10 px), H or Delete hides it (H shows it again)."""
+        key, step = event.key(), 10.0 if event.modifiers() & Qt.KeyboardModifier.ShiftModifier else 1.0
+        moves = {Qt.Key.Key_Left: (-step, 0), Qt.Key.Key_Right: (step, 0), Qt.Key.Key_Up: (0, -step),
+                 Qt.Key.Key_Down: (0, step)}
+        e = self.editor
+        if key in moves:
+            e.nudge(*moves[key])
+        elif key in (Qt.Key.Key_H, Qt.Key.Key_Delete) and e.person >= 0 and e.joint >= 0:
+            if key == Qt.Key.Key_H:
+                e.toggle_joint()
+            else:
+                e.set_joint_visible(e.joint, False)
+        else:
+            super().keyPressEvent(event)
 
     def dragEnterEvent(self, event) -> None:
         urls = event.mimeData().urls()
