@@ -117,7 +117,12 @@ class PoseCanvas(QWidget):
             p.setOpacity(e.reference_opacity)
             p.drawImage(target, self.reference)
             p.setOpacity(1.0)
-        s = self._scale()
+        s = rect.width() / e.width
+        ox, oy = rect.x(), rect.y()
+
+        def at(x: float, y: float) -> QPointF:  # canvas -> widget, with the rect computed once per paint
+            return QPointF(ox + x * s, oy + y * s)
+
         stick = max(3.0, 2 * STICK_WIDTH * s)
         radius = max(4.0, JOINT_RADIUS * s)
         pose = e.pose
@@ -128,21 +133,21 @@ class PoseCanvas(QWidget):
                     continue
                 c = QColor(*(int(v * 0.6) for v in color))  # limbs at 0.6 of their colour, as in the control image
                 p.setPen(QPen(c, stick, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap))
-                p.drawLine(self.to_widget(*k[a - 1]), self.to_widget(*k[b - 1]))
+                p.drawLine(at(*k[a - 1]), at(*k[b - 1]))
             for j, point in person.visible():
                 selected = n == e.person and j == e.joint
                 hover = self._hover == (n, j)
                 p.setBrush(QBrush(QColor(*COLORS[j])))
                 p.setPen(QPen(QColor(255, 255, 255), 2.0) if selected or hover else Qt.PenStyle.NoPen)
                 r = radius + (2.0 if selected or hover else 0.0)
-                p.drawEllipse(self.to_widget(*point), r, r)
+                p.drawEllipse(at(*point), r, r)
             if n == e.person and len(pose.people) > 1:
                 xs = [q[0] for q in k if q]
                 ys = [q[1] for q in k if q]
                 if xs:
                     p.setBrush(Qt.BrushStyle.NoBrush)
                     p.setPen(QPen(QColor(255, 255, 255, 110), 1.0, Qt.PenStyle.DashLine))
-                    a, b = self.to_widget(min(xs), min(ys)), self.to_widget(max(xs), max(ys))
+                    a, b = at(min(xs), min(ys)), at(max(xs), max(ys))
                     p.drawRect(QRectF(a, b).adjusted(-radius - 4, -radius - 4, radius + 4, radius + 4))
         # What is selected, in the corner, so the artist knows which joint the tools act on.
         p.setPen(QColor(220, 220, 220))
