@@ -394,3 +394,27 @@ def test_use_this_pose_set_from_the_strip_generates_one_named_image_per_pose(qtb
     badge.remove_btn.click()
     assert not badge.isVisibleTo(w.create_panel) and w.form.to_request().controls == []
     assert tab.link_label.text() == "Create does not follow a pose now."
+
+
+def test_pose_file_dialogs_start_in_the_output_and_models_folders(qtbot, studio, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
+    asked = {}
+
+    def capture(parent, title, start="", *rest, **kw):
+        asked[title] = str(start)
+        return ("", "")
+
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", staticmethod(capture))
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(capture))
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(lambda p, t, s="", *a, **k: capture(p, t, s)[0]))
+    tab = studio.pose_tab
+    tab._open_dialog()
+    tab._save_dialog()
+    tab._open_reference_dialog()
+    tab._open_set_dialog()
+    studio.create_panel.pose_badge.picker.browse()
+    out = str(studio.output_dir)
+    assert asked["Open pose"] == asked["Reference picture"] == asked["Open pose set folder"] == out
+    assert asked["Save pose"] == str(studio.output_dir / "front.json")
+    assert asked["ControlNet model"] == str(studio.models_dir)
