@@ -1,4 +1,4 @@
-"""Screenshots of every page (Create with the gallery and the viewer, Layout, Style packs, Models,
+"""Screenshots of every page (Create with the gallery and the viewer, Layout, Pose, Style packs, Models,
 the sheet export) at 1280x720 and 1600x1000, saved for a person to look at.
 
 Set ASSET_STUDIO_SHOTS=DIR to keep them; otherwise they go to the test's temporary folder. The
@@ -76,6 +76,18 @@ def studio(qtbot, tmp_path, monkeypatch):
     window.close()
 
 
+def _reference_picture(path: Path) -> Path:
+    """A drawn stand-in for the artist's character sketch: head, body, legs on a pale backdrop."""
+    im = Image.new("RGB", (400, 600), (170, 190, 210))
+    d = ImageDraw.Draw(im)
+    d.ellipse((160, 40, 240, 130), fill=(230, 200, 170))
+    d.rectangle((140, 130, 260, 330), fill=(120, 120, 140))
+    d.rectangle((150, 330, 195, 560), fill=(80, 70, 60))
+    d.rectangle((205, 330, 250, 560), fill=(80, 70, 60))
+    im.save(path)
+    return path
+
+
 def _check_and_save(qtbot, window, folder: Path, name: str) -> None:
     qtbot.wait(60)
     pix = window.grab()
@@ -137,6 +149,20 @@ def test_screenshots_of_every_page(qtbot, studio, tmp_path):
             _check_and_save(qtbot, w, folder, f"create-layout-{width}x{height}")
             w.layout_tab.use_box.setChecked(False)
             w.select_template("icon")
+        pose = w.pose_tab
+        w.tabs.setCurrentWidget(pose)
+        pose.load_set("turnaround-4")
+        pose.pose_set.select(1)  # three-quarter, from the strip
+        assert pose.set_reference(str(_reference_picture(tmp_path / "sketch.png")))
+        pose.editor.select(0, 4)
+        _check_and_save(qtbot, w, folder, f"pose-{width}x{height}")
+        for widget in (pose.use_btn, pose.use_set_btn, pose.strip, pose.preview):
+            top_left = widget.mapTo(w, QPoint(0, 0))
+            assert widget.isVisible() and top_left.y() + widget.height() <= w.height(), widget
+        pose.use_set()
+        assert w.tabs.currentWidget() is w.create_splitter and w.create_panel.pose_badge.isVisible()
+        _check_and_save(qtbot, w, folder, f"create-pose-{width}x{height}")
+        w.create_panel.pose_badge.remove_btn.click()
         w.tabs.setCurrentWidget(w.style_editor)
         _check_and_save(qtbot, w, folder, f"styles-{width}x{height}")
         w.tabs.setCurrentWidget(w.model_manager)

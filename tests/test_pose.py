@@ -319,6 +319,16 @@ def test_cli_new_render_mirror_set_and_list(tmp_path, capsys):
     assert code == 2 and "must be 54 numbers" in err and "Traceback" not in err
 
 
+def test_a_set_written_by_the_cli_reads_back_in_its_order(tmp_path, capsys):
+    from asset_studio.core.pose_sets import load_pose_set
+
+    code, _, err = cli(capsys, "pose", "set", "turnaround-4", "--out", tmp_path / "turn", "--subject", "knight",
+                       "--size", "96x96")
+    assert code == 0, err
+    names = [p.name for p in load_pose_set(tmp_path / "turn")]
+    assert names == ["knight-front", "knight-three-quarter", "knight-side", "knight-back"], "not a-z: the turn's order"
+
+
 def test_from_image_needs_local_weights(tmp_path, capsys, monkeypatch):
     import asset_studio.engine.annotators as annotators
 

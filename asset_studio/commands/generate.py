@@ -311,35 +311,15 @@ def run(args: argparse.Namespace) -> int:
 def run_pose_set(request, args: argparse.Namespace, out_dir: Path) -> int:
     """One image per pose of the set, same style, references, seed and prompt, named by pose
     (knight-front.png, knight-walk-3.png) in a folder of its own, so `sheet` makes the animations."""
-    from dataclasses import replace
-
     from asset_studio.core.library import slugify
-    from asset_studio.core.pose_sets import load_pose_set, output_name
-    from asset_studio.core.request import prepare
+    from asset_studio.core.pose_sets import fresh_folder, load_pose_set, output_name, pose_set_jobs, set_label
 
-    poses = load_pose_set(args.pose_set)
     slug = slugify(request.subject)
-    jobs = []
-    for pose in poses:
-        one = replace(request, pose=pose.pose, pose_name=pose.name, view=pose.view)
-        if jobs:  # every pose with the first one's seed: the same character, not a new one per pose
-            one.overrides = replace(request.overrides, seed=jobs[0][1].sampling.seed)
-        jobs.append((pose, prepare(one, out_dir, download=args.download)))
-    folder = _fresh_folder(out_dir / f"{slug}-{Path(str(args.pose_set)).name.lower()}")
+    jobs = pose_set_jobs(request, load_pose_set(args.pose_set), out_dir, download=args.download)
+    folder = fresh_folder(out_dir / f"{slug}-{set_label(args.pose_set)}")
     for i, (pose, job) in enumerate(jobs):
-        if job.sampling.count != 1:
-            raise UserError("A pose set makes one image per pose: leave out --count.")
         run_job(job, folder, args.device, args.download, name=output_name(slug, pose.name),
                 announce_seed=i == 0 and args.seed is None and not args.style, engine=args.engine,
                 servers=args.server)
     print(folder, file=sys.stderr)
     return 0
-
-
-def _fresh_folder(base: Path) -> Path:
-    """BASE, or BASE-2, BASE-3 … when taken: a new pose set never mixes with an earlier one."""
-    candidate, n = base, 1
-    while candidate.exists():
-        n += 1
-        candidate = base.with_name(f"{base.name}-{n}")
-    return candidate

@@ -130,7 +130,7 @@ def cmd_set(args: argparse.Namespace) -> int:
     from asset_studio.commands.layout import parse_size, save_png
     from asset_studio.core.pose import DEFAULT_SIZE, mirrored, save_pose
     from asset_studio.core.pose_render import render_pose
-    from asset_studio.core.pose_sets import load_pose_set, output_name
+    from asset_studio.core.pose_sets import ORDER_FILE, load_pose_set, output_name
 
     poses = load_pose_set(args.set, parse_size(args.size) or DEFAULT_SIZE)
     if args.mirror:
@@ -146,6 +146,8 @@ def cmd_set(args: argparse.Namespace) -> int:
     for p, js, png in targets:
         save_pose(p.pose, js)
         save_png(render_pose(p.pose), png, "pose set")
+    # The set's order (a turnaround is not in a-z order), so `generate --pose-set FOLDER` keeps it.
+    (folder / ORDER_FILE).write_text("".join(f"{js.stem}\n" for _p, js, _png in targets), encoding="utf-8")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""The studio window: assembles the tabs (Create, Layout, Style packs, Models), the menus, and the
+"""The studio window: assembles the tabs (Create, Layout, Pose, Style packs, Train, Models), the menus, and the
 wiring between the worker, the state objects of gui/model and the widgets of gui/ui.
 
 The Create form (gui.model.create_form) builds an AssetRequest; core.request.prepare() turns it
@@ -23,6 +23,7 @@ from asset_studio.gui.model.create_form import CreateForm
 from asset_studio.gui.model.engine_choice import EngineChoice
 from asset_studio.gui.model.layout_state import LayoutState
 from asset_studio.gui.model.library import Library
+from asset_studio.gui.model.pose_link import PoseLink
 from asset_studio.gui.model.wording import gui_words
 from asset_studio.gui.model.queue import JobQueue
 from asset_studio.gui.model.training import TrainingRun
@@ -32,6 +33,7 @@ from asset_studio.gui.style_editor import StyleEditor
 from asset_studio.gui.ui.animate_tab import AnimateTab
 from asset_studio.gui.ui.create_panel import CreatePanel
 from asset_studio.gui.ui.download_offer import DownloadOffer
+from asset_studio.gui.ui.pose_tab import PoseTab
 from asset_studio.gui.ui.train_page import TrainPage
 from asset_studio.gui.ui.viewer import Viewer
 from asset_studio.gui.ui.wheel_guard import guard_wheel
@@ -67,7 +69,8 @@ class MainWindow(QMainWindow):
 
         # State (gui/model), then the widgets bound to it (gui/ui and the pages).
         self.layout_state = LayoutState(self)
-        self.form = CreateForm(self.layout_state, self)
+        self.pose_link = PoseLink(self)
+        self.form = CreateForm(self.layout_state, self, pose=self.pose_link)
         self.queue = JobQueue(parent=self)
         self.library = Library(self.output_dir, self)
         self.form.style_id = s.last_style()
@@ -101,6 +104,8 @@ class MainWindow(QMainWindow):
         self.animate_tab = AnimateTab(self.animate_form, self.player, self.queue)
         self.animate_tab.start_dir = str(self.output_dir)
         self.tabs.addTab(self.animate_tab, "Animate")
+        self.pose_tab = PoseTab(self.pose_link)
+        self.tabs.addTab(self.pose_tab, "Pose")
         self.training = TrainingRun(self)
         self.train_page = TrainPage(self.training)
         self.tabs.addTab(self.style_editor, "Style packs")
@@ -113,6 +118,9 @@ class MainWindow(QMainWindow):
             self.layout_tab.start_dir = str(self.models_dir)
             self.layout_tab.editor.start_dir = str(self.output_dir)
             guard_wheel(self.layout_tab)
+        self.pose_tab.start_dir = str(self.output_dir)
+        self.create_panel.pose_badge.picker.start_dir = str(self.models_dir)
+        guard_wheel(self.pose_tab)
         self._build_menus()
         # The worker thread starts last, so a failure above never leaves a thread running.
         self.engine_choice = EngineChoice(s, self)
@@ -269,6 +277,10 @@ class MainWindow(QMainWindow):
             self.layout_tab.get_controlnet.connect(self.get_controlnet)
             self.layout_tab.generate_requested.connect(self.generate)
         self.create_panel.references_box.get_ip_adapter.connect(self.get_ip_adapter)
+        self.pose_tab.error.connect(self.show_error)
+        self.pose_tab.used.connect(lambda _kind: self.tabs.setCurrentWidget(self.create_splitter))
+        self.create_panel.pose_badge.picker.get_one.connect(lambda: self.get_controlnet("openpose"))
+        self.create_panel.pose_badge.edit_requested.connect(lambda: self.tabs.setCurrentWidget(self.pose_tab))
         self.model_manager.models_changed.connect(self._models_changed)
         self.model_manager.use_model.connect(self._use_model)
         self.model_manager.message.connect(status)
@@ -320,6 +332,7 @@ class MainWindow(QMainWindow):
         self.create_panel.set_models(models, fallback=self.settings.last_model())
         if self.layout_tab is not None:
             self.layout_tab.set_controlnets(models)
+        self.create_panel.pose_badge.set_controlnets(models)
 
     def _use_model(self, ref: str) -> None:
         self.form.model = ref
@@ -346,7 +359,7 @@ class MainWindow(QMainWindow):
 
     def generate(self) -> int | None:
         try:
-            job = self.build_job()
+            runs = self.form.build_runs(self.output_dir)  # one job, or one per pose of a pose set
         except UserError as exc:
             fix = self.form.layout_size_fix()
             if fix is not None:
@@ -355,8 +368,9 @@ class MainWindow(QMainWindow):
                 self.show_error(str(exc))
             return None
         self.settings.set_last_model(self.current_model())
-        self.form.show_seed_used(job)
-        return self.submit_job(job)
+        self.form.show_seed_used(runs[0].job)
+        ids = [self.submit_job(r.job, r.folder, r.name) for r in runs]
+        return ids[0]
 
     def animate(self) -> int | None:
         """The Animate tab's job, through the same queue and worker as Create's."""
@@ -383,8 +397,8 @@ class MainWindow(QMainWindow):
         if folder is not None:
             QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
 
-    def submit_job(self, job) -> int:
-        job_id = self.worker.submit(job)
+    def submit_job(self, job, folder: Path | None = None, name: str | None = None) -> int:
+        job_id = self.worker.submit(job, folder, name)
         self.job_submitted.emit(job_id, job)
         return job_id
 
@@ -535,7 +549,7 @@ class MainWindow(QMainWindow):
             if entry.kind == "controlnet" and entry.id in (wanted, f"controlnet-{control_type}-sd15"):
                 self.model_manager.select_catalog(entry.id)
                 break
-        self.statusBar().showMessage("Download a ControlNet here; it appears in the Layout tab's list once saved.")
+        self.statusBar().showMessage("Download a ControlNet here; it appears in the ControlNet boxes once saved.")
 
     def get_ip_adapter(self) -> None:
         """The Models page with an IP-Adapter for the chosen model's family selected."""
@@ -570,7 +584,7 @@ class MainWindow(QMainWindow):
         self.settings.set_output_dir(self.output_dir)
         self.worker.set_output_dir(self.output_dir)
         self.library.set_output_dir(self.output_dir)
-        self.create_panel.start_dir = self.animate_tab.start_dir = str(self.output_dir)
+        self.create_panel.start_dir = self.animate_tab.start_dir = self.pose_tab.start_dir = str(self.output_dir)
         self.statusBar().showMessage(f"Output folder: {self.output_dir}")
 
     def _choose_output(self) -> None:

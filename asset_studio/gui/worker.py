@@ -37,6 +37,8 @@ SHOWN_MAX = 1024  # finished images as shown in the preview panel
 class _Pending:
     job_id: int
     job: object
+    folder: Path | None = None  # None: the output folder (a pose set has a folder of its own)
+    name: str | None = None  # the file name (a pose set's knight-front.png); None: numbered
 
 
 def pil_to_qimage(image, max_side: int | None = None) -> QImage:
@@ -172,10 +174,10 @@ class GenerationWorker(QObject):
 
     # --- GUI-thread API -----------------------------------------------------------------------
 
-    def submit(self, job) -> int:
+    def submit(self, job, folder: Path | None = None, name: str | None = None) -> int:
         job_id = next(self._ids)
         with self._lock:
-            self._pending.append(_Pending(job_id, job))
+            self._pending.append(_Pending(job_id, job, folder, name))
         self.queued.emit(job_id, job)
         self._wake.emit()
         return job_id
@@ -304,8 +306,8 @@ class GenerationWorker(QObject):
             if self._backend is None:
                 self.loading.emit(job_id, "Loading the engine…")
                 self._backend = self._backend_factory(self.device)
-            result = run_job(job, self._backend, self.output_dir, should_cancel=self._cancel.is_set,
-                             on_event=on_event)
+            result = run_job(job, self._backend, item.folder or self.output_dir, should_cancel=self._cancel.is_set,
+                             on_event=on_event, name=item.name)
         except Exception as exc:  # noqa: BLE001 - the worker must keep serving after any failure
             message = readable_error(exc)
             if not isinstance(exc, UserError):

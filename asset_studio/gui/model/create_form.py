@@ -20,6 +20,7 @@ from asset_studio.core.stylepack import FieldSpec, StylePack, list_styles
 from asset_studio.core.templates import Template, list_templates
 from asset_studio.errors import UserError
 from asset_studio.gui.model.layout_state import LayoutState
+from asset_studio.gui.model.pose_link import PoseLink
 from asset_studio.gui.model.tokens import count_tokens
 from asset_studio.gui.model.tokens import preload as preload_tokens
 
@@ -92,7 +93,8 @@ class CreateForm(QObject):
     tokens_changed = Signal(object)  # a tokens.TokenCount of the composed prompt, or None without one
     message = Signal(str)  # a sentence for the status bar
 
-    def __init__(self, layout: LayoutState | None = None, parent: QObject | None = None, load: bool = True):
+    def __init__(self, layout: LayoutState | None = None, parent: QObject | None = None, load: bool = True,
+                 pose: PoseLink | None = None):
         super().__init__(parent)
         self._values = dict(DEFAULTS)
         self._loras: list[LoraRef] = []
@@ -102,6 +104,7 @@ class CreateForm(QObject):
         self.styles: list[StylePack] = []
         self.templates: list[Template] = []
         self.layout = layout or LayoutState(self)
+        self.pose = pose or PoseLink(self)  # the Pose tab's pose or pose set, when Create follows one
         self._preview = ""
         self.tokens = None  # tokens.TokenCount of the composed prompt
         self._preview_stale = False
@@ -544,11 +547,16 @@ class CreateForm(QObject):
                                image_encoder=self.image_encoder.strip() or None)
         if with_layout:
             self.layout.contribute(request)
+            self.pose.contribute(request)
         return request
 
     def build_job(self, out_dir=None):
         """The job to run (control images rendered into OUT/.controls); raises UserError with the sentence."""
         return prepare(self.to_request(seed=self.press_seed()), out_dir)
+
+    def build_runs(self, out_dir):
+        """The jobs of one press of Generate (pose_link.Run): one, or one per pose of a pose set."""
+        return self.pose.runs(self.to_request(seed=self.press_seed()), out_dir)
 
     # --- the prompt preview ----------------------------------------------------------------------
 

@@ -32,6 +32,8 @@ _RULES = [
     (r"the picture \(--image\) and the model \(--svd\)", "the picture and the SVD model"),
     (r"--model is required unless a style pack recommends one\.", "Choose a model in the Model box, or a style pack that recommends one."),
     (r"--model PATH_OR_ID", "a model in the Model box"),
+    (r"leave out --count", "set the batch count to 1"),
+    (r"\(--pose or --pose-set\)", "(Use this pose on the Pose tab)"),
     (r"pass --force to replace it", "agree to replace it"),
 ]
 

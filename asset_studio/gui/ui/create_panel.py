@@ -21,6 +21,8 @@ from asset_studio.gui.model.create_form import MAX_SEED, CreateForm
 from asset_studio.gui.model.queue import JobQueue
 from asset_studio.gui.model.run_status import describe_progress
 from asset_studio.gui.style_editor import style_icon
+from asset_studio.gui.ui.badge import Badge, two_line_label
+from asset_studio.gui.ui.pose_badge import PoseBadge
 from asset_studio.gui.ui.queue_view import QueueView
 from asset_studio.gui.ui.references_box import ReferencesBox
 from asset_studio.gui.ui.tips import TIPS
@@ -43,17 +45,6 @@ def _double(lo: float, hi: float, value: float, step: float, tip: str) -> QDoubl
     spin.setValue(value)
     spin.setToolTip(tip)
     return spin
-
-
-def two_line_label() -> QLabel:
-    """A word-wrapped label of a fixed two lines: its text changes without reflowing the form."""
-    label = QLabel()
-    label.setWordWrap(True)
-    label.setFixedHeight(label.fontMetrics().lineSpacing() * 2 + 4)
-    label.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
-    label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
-    label.set_text = lambda text: (label.setText(text), label.setToolTip(text))
-    return label
 
 
 class ElidedLabel(QLabel):
@@ -107,6 +98,8 @@ class CreatePanel(QWidget):
         # Word-wrapped labels under-report their height; never squeeze the form below its minimum.
         outer.setSizeConstraint(QLayout.SizeConstraint.SetMinimumSize)
         outer.addWidget(self._layout_badge())
+        self.pose_badge = PoseBadge(form.pose)  # the Pose tab's pose or set, while Create follows one
+        outer.addWidget(self.pose_badge)
         outer.addWidget(self._style_box())
         outer.addWidget(self._asset_box())
         self.references_box = ReferencesBox(form, start_dir=lambda: self.start_dir)
@@ -139,30 +132,18 @@ class CreatePanel(QWidget):
 
     # --- building ------------------------------------------------------------------------------
 
-    def _layout_badge(self) -> QFrame:
+    def _layout_badge(self) -> Badge:
         """Shown while generation follows the Layout tab: which layout, which ControlNet, and a
         one-click fix when the image size does not have the layout's shape."""
-        box = QFrame()
-        box.setFrameShape(QFrame.Shape.StyledPanel)
-        box.setStyleSheet("QFrame { background: rgba(122, 162, 247, 40); border-radius: 4px; }")
-        column = QVBoxLayout(box)
-        column.setContentsMargins(8, 4, 8, 4)
-        column.setSpacing(2)
-        row = QHBoxLayout()
-        self.layout_label = two_line_label()
-        self.layout_fix_btn = QPushButton("Fix size")
+        badge = self.layout_badge = Badge()
+        self.layout_label = badge.label
+        self.layout_fix_btn = badge.add(QPushButton("Fix size"))
         self.layout_fix_btn.setToolTip("Set the image size to the layout's shape, at about the same pixel count.")
         self.layout_fix_btn.clicked.connect(self.fix_layout_size)
-        self.layout_off_btn = QToolButton()
+        self.layout_off_btn = badge.add(QToolButton())
         self.layout_off_btn.setText("Stop following")
         self.layout_off_btn.clicked.connect(lambda: setattr(self.form.layout, "follow", False))
-        column.addWidget(self.layout_label)
-        row.addStretch(1)
-        row.addWidget(self.layout_fix_btn)
-        row.addWidget(self.layout_off_btn)
-        column.addLayout(row)
-        self.layout_badge = box
-        return box
+        return badge
 
     def _style_box(self) -> QGroupBox:
         box = QGroupBox("Style pack")
