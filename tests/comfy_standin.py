@@ -120,7 +120,8 @@ class StandInComfy:
         await ws.prepare(request)
         client_id = request.query.get("clientId", "")
         self._sockets[client_id] = ws
-        await ws.send_json({"type": "status", "data": {"status": {"exec_info": {"queue_remaining": 0}}, "sid": client_id}})
+        status = {"status": {"exec_info": {"queue_remaining": 0}}, "sid": client_id}
+        await ws.send_json({"type": "status", "data": status})
         async for _ in ws:
             pass
         self._sockets.pop(client_id, None)

@@ -92,6 +92,8 @@ def svd_graph(job: GenerationJob, files: "ServerFiles", output_prefix: str) -> d
                width=int(s.width), height=int(s.height), video_frames=int(a.frames),
                # the node's bucket starts at 1; both ComfyUI and diffusers condition on fps - 1
                motion_bucket_id=max(1, int(v.motion_bucket)), fps=max(1, round(a.fps)),
+               # the local noise_aug, the number the model is conditioned on (ComfyUI adds the noise to
+               # 0-1 pixels, diffusers to -1-1 ones: ComfyUI's convention, kept as its users know it)
                augmentation_level=float(v.noise_aug))
     # guidance rises from min_cfg on the first frame to the job's CFG on the last, as locally
     model = add("VideoLinearCFGGuidance", model=[ckpt, 0], min_cfg=float(v.min_cfg))
@@ -99,6 +101,7 @@ def svd_graph(job: GenerationJob, files: "ServerFiles", output_prefix: str) -> d
     samples = add("KSampler", model=[model, 0], seed=int(s.seed), steps=int(s.steps), cfg=float(s.cfg_scale),
                   sampler_name=sampler_name, scheduler=scheduler, positive=[cond, 0], negative=[cond, 1],
                   latent_image=[cond, 2], denoise=1.0)
+    # decode_chunk is the local engine's: ComfyUI sizes its decode batches by its free memory
     frames = add("VAEDecode", samples=[samples, 0], vae=[ckpt, 2])
     add("SaveImage", images=[frames, 0], filename_prefix=output_prefix)
     return graph
