@@ -43,11 +43,12 @@ def solid_frames(graph: dict) -> list[Image.Image]:
 
 class StandInComfy:
     def __init__(self, checkpoints=("svd_xt.safetensors",), nodes=STUDIO_NODES | SVD_NODES, draw=solid_frames,
-                 steps: int = 2):
+                 steps: int = 2, broken_view: bool = False):
         self.checkpoints = list(checkpoints)
         self.nodes = set(nodes)
         self.draw = draw
         self.steps = steps
+        self.broken_view = broken_view  # /view fails: a server that breaks while the frames are fetched
         self.prompts: list[dict] = []
         self.uploads: dict[str, bytes] = {}
         self._outputs: dict[str, bytes] = {}
@@ -131,6 +132,8 @@ class StandInComfy:
         from aiohttp import web
 
         body = self._outputs.get(request.query.get("filename", ""))
+        if self.broken_view:
+            return web.Response(status=500)
         if body is None:
             return web.Response(status=404)
         return web.Response(body=body, content_type="image/png")

@@ -17,7 +17,7 @@ from asset_studio.core.job import Animation, ImageToVideo, LoraRef
 from asset_studio.errors import UserError
 from asset_studio.remote.graph import ServerFiles, images_of, job_graph, models_of, nodes_of, unsupported
 from asset_studio.remote.video_graph import ANIMATEDIFF_NODE, SVD_NODES
-from comfy_standin import StandInComfy
+from comfy_standin import StandInComfy, solid_frames
 from jobs import make_job
 
 pytest.importorskip("aiohttp", reason="the stand-in server runs on aiohttp (pip install -e '.[test]')")
@@ -143,6 +143,32 @@ def test_two_animations_on_two_servers_each_get_their_own_folder(knight, tmp_pat
     assert sorted(int(f.name.split("-")[1]) for f in folders) == [20, 21, 22, 23]
 
 
+def test_an_animation_whose_server_breaks_while_sending_frames_is_made_whole_on_another(knight, tmp_path, capsys):
+    out = tmp_path / "out"
+    with StandInComfy(broken_view=True) as broken, StandInComfy() as good:
+        rc, printed, err = animate(capsys, "--image", knight, "--svd", "svd_xt.safetensors", "--frames", 3,
+                                   "--size", "32x32", "--steps", 1, "--seed", 5, "--count", 2, "--engine", "comfyui",
+                                   "--server", broken.url, "--server", good.url, "--out", out)
+        assert rc == 0, err
+        assert len(broken.prompts) == 1 and len(good.prompts) == 2  # its thread starts first: it takes one
+    folders = [Path(line) for line in printed.split()]
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == sorted(f.name for f in folders)  # no half animation
+    from asset_studio.core.library import read_job
+
+    for folder in folders:
+        frames = sorted(folder.glob("*.png"))
+        assert len(frames) == 3 and {read_job(p).made_by for p in frames} == {f"comfyui {good.url}"}
+
+
+def test_a_server_that_sends_the_wrong_number_of_frames_is_one_sentence(knight, tmp_path, capsys):
+    with StandInComfy(draw=lambda graph: solid_frames(graph)[:-1]) as server:
+        rc, _, err = animate(capsys, "--image", knight, "--svd", "svd_xt.safetensors", "--frames", 3,
+                             "--size", "32x32", "--steps", 1, "--engine", "comfyui", "--server", server.url,
+                             "--out", tmp_path / "out")
+    assert rc == 2 and f"The server {server.url} sent 2 frames instead of 3." in err
+    assert not list((tmp_path / "out").rglob("*.png"))
+
+
 def test_an_svd_checkpoint_the_server_lacks_is_one_sentence_naming_model_and_server(knight, tmp_path, capsys):
     with StandInComfy(checkpoints=["sd15.safetensors"]) as server:
         rc, _, err = animate(capsys, "--image", knight, "--svd", "/models/svd_xt.safetensors", "--frames", 3,
@@ -223,3 +249,36 @@ def test_a_real_server_accepts_the_svd_graph_and_fails_only_at_the_checkpoint(tm
         server.wait_ready()
         with pytest.raises(JobError, match=r"failed in ImageOnlyCheckpointLoader: .*detect model type"):
             run_job(job, ComfyBackend(server.urls), tmp_path / "out")
+
+
+def test_frames_of_animations_that_arrive_interleaved_go_to_their_own_folders(tmp_path):
+    """A pool's servers finish animations at the same time: their frames reach the service mixed."""
+    from asset_studio.core.backend import Finished, ImageReady
+    from asset_studio.service import run_job
+
+    class Interleaving:
+        name = "interleaving"
+
+        def capabilities(self):
+            return {"image_to_video"}
+
+        def check(self, job):
+            pass
+
+        def run(self, job, should_cancel=None):
+            for frame in range(2):
+                for index, seed in enumerate(job.image_seeds()):
+                    one = job.for_seed(seed)
+                    one.source.frame = frame
+                    yield ImageReady(Image.new("RGB", (16, 16), (10 * frame, seed, 0)), one, index, seed,
+                                     frame=frame, frame_count=2)
+            yield Finished()
+
+    job = svd_job()
+    job.sampling.seed, job.sampling.count, job.animation.frames = 30, 2, 2
+    result = run_job(job, Interleaving(), tmp_path)
+    assert [int(f.name.split("-")[1]) for f in result.animations] == [30, 31]
+    for folder in result.animations:
+        seed = int(folder.name.split("-")[1])
+        assert [tuple(np.asarray(Image.open(p))[0, 0]) for p in sorted(folder.glob("*.png"))] == \
+            [(0, seed, 0), (10, seed, 0)]
