@@ -83,7 +83,8 @@ class ComfyBackend:
     def run(self, job: GenerationJob, should_cancel: Callable[[], bool] | None = None) -> Iterator:
         clients = self.ready_clients(job)
         names = ", ".join(c.url for c in clients)
-        yield Loading(f"Sending {len(job.image_seeds())} image(s) to {names}…")
+        what = "animation(s)" if job.animation is not None else "image(s)"
+        yield Loading(f"Sending {len(job.image_seeds())} {what} to {names}…")
         for event in run_pool(job, clients, should_cancel):
             yield event
             if type(event).__name__ == "Cancelled":
