@@ -133,16 +133,18 @@ def run_job(job: GenerationJob, backend: Backend, out_dir: str | Path, *,
     blocker = finishing_blocker(job)
     if blocker and on_event is not None:
         on_event(Notice(blocker, missing_model=job.finishing.bg_model))
-    frames: dict[int, list] = {}  # animation index -> the pictures its preview shows
     from asset_studio.core.library import RunInfo
 
     run = RunInfo.new(job)  # every image of this run says so: the gallery groups them
+    frames: dict[int, list] = {}  # animation index -> the pictures its preview shows
+    folders: dict[int, Path] = {}  # animation index -> its folder (a pool's servers interleave animations)
     for event in backend.run(job, should_cancel):
         if isinstance(event, ImageReady) and event.frame is not None:
             if event.index not in frames:
                 frames[event.index] = []
-                result.animations.append(animation_folder(event.job, out_dir, event.seed))
-            saved = save_frame(event, result.animations[-1], frames[event.index], finish=blocker is None)
+                folders[event.index] = animation_folder(event.job, out_dir, event.seed)
+                result.animations.append(folders[event.index])
+            saved = save_frame(event, folders[event.index], frames[event.index], finish=blocker is None)
             result.saved.append(saved)
             event = saved
         elif isinstance(event, ImageReady):

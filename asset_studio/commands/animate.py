@@ -77,6 +77,9 @@ def add_common(p) -> None:
     p.add_argument("--out", metavar="DIR", help=f"output folder (default ./{DEFAULT_OUT})")
     p.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: the best available)")
     p.add_argument("--download", action="store_true", help="allow downloading a repo id from the Hugging Face Hub")
+    from asset_studio.commands.generate import add_engine_flags
+
+    add_engine_flags(p)  # on ComfyUI servers: Stable Video Diffusion (AnimateDiff needs custom nodes)
 
 
 def parse_weighted(items: list[str], flag: str) -> list:
@@ -155,19 +158,20 @@ def run(args: argparse.Namespace) -> int:
                                     has_model=bool(args.model or args.style))
         request = request_for(args, anim, "video" if args.video else "animation", model=args.model or None)
     job = prepare(request, out_dir, download=args.download)
-    for folder in run_animation(job, out_dir, args.device, args.download, announce_seed=args.seed is None):
+    for folder in run_animation(job, out_dir, args.device, args.download, announce_seed=args.seed is None,
+                                engine=args.engine, servers=args.server):
         print(folder, flush=True)
     return 0
 
 
-def run_animation(job, out_dir: Path, device: str | None, download: bool, announce_seed: bool = False) -> list[Path]:
-    """Run an animation job on the local backend; returns the folders `sheet` packs (one per
+def run_animation(job, out_dir: Path, device: str | None, download: bool, announce_seed: bool = False,
+                  engine: str = "local", servers: list[str] | None = None) -> list[Path]:
+    """Run an animation job on the chosen backend; returns the folders `sheet` packs (one per
     animation: its sprites/ when the job finishes the frames, else the raw frames)."""
     from asset_studio.core.backend import Notice, Progress
-    from asset_studio.engine.backend import LocalBackend
-    from asset_studio.service import Saved, check_job, run_job
+    from asset_studio.service import Saved, check_job, make_backend, run_job
 
-    backend = LocalBackend(device=device, download=download)
+    backend = make_backend(engine, servers or [], device=device, download=download)
     check_job(job, backend, out_dir)  # bad input fails before a model loads
     if announce_seed:
         print(f"seed: {job.sampling.seed}", file=sys.stderr)

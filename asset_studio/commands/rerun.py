@@ -41,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
 
         folder = image.resolve().parent
         folder = folder.parent if folder.name == SPRITES_DIR else folder
-        for made in run_animation(job, Path(args.out) if args.out else folder.parent, args.device, args.download):
+        for made in run_animation(job, Path(args.out) if args.out else folder.parent, args.device, args.download,
+                                  engine=args.engine, servers=args.server):
             print(made, flush=True)
         return 0
     out_dir = Path(args.out) if args.out else image.resolve().parent

@@ -67,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
     request = request_for(args, anim, "video", model=args.model or None, control_type=args.control)
     out_dir = Path(args.out or DEFAULT_OUT)
     job = prepare(request, out_dir, download=args.download)
-    for folder in run_animation(job, out_dir, args.device, args.download, announce_seed=args.seed is None):
+    for folder in run_animation(job, out_dir, args.device, args.download, announce_seed=args.seed is None,
+                                engine=args.engine, servers=args.server):
         print(folder, flush=True)
     return 0

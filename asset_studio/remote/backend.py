@@ -19,8 +19,9 @@ from asset_studio.errors import UserError
 from asset_studio.remote.client import ComfyClient, ServerError, ServerInfo
 from asset_studio.remote.graph import images_of, unsupported
 from asset_studio.remote.pool import run_pool
+from asset_studio.remote.video_graph import animatediff_refusal, is_animatediff
 
-CAPABILITIES = {"txt2img", "img2img", "controlnet", "lora", "vae", "clip_skip"}
+CAPABILITIES = {"txt2img", "img2img", "controlnet", "lora", "vae", "clip_skip", "image_to_video"}
 
 
 class ComfyBackend:
@@ -46,6 +47,8 @@ class ComfyBackend:
         check_limits(job)
         problem = unsupported(job)
         if problem:
+            if is_animatediff(job):  # whether a server has the custom nodes changes the sentence
+                problem = animatediff_refusal({i.url: i.nodes for i in self.infos() if isinstance(i, ServerInfo)})
             raise UserError(problem)
         for path in images_of(job):
             if not Path(path).is_file():
@@ -80,7 +83,8 @@ class ComfyBackend:
     def run(self, job: GenerationJob, should_cancel: Callable[[], bool] | None = None) -> Iterator:
         clients = self.ready_clients(job)
         names = ", ".join(c.url for c in clients)
-        yield Loading(f"Sending {len(job.image_seeds())} image(s) to {names}…")
+        what = "animation(s)" if job.animation is not None else "image(s)"
+        yield Loading(f"Sending {len(job.image_seeds())} {what} to {names}…")
         for event in run_pool(job, clients, should_cancel):
             yield event
             if type(event).__name__ == "Cancelled":

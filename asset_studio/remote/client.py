@@ -12,6 +12,7 @@ the websocket-client library.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
 import json
@@ -211,9 +212,8 @@ class ComfyClient:
     def run_image(self, job: GenerationJob, index: int, count: int,
                   should_cancel: Callable[[], bool] | None = None, made_by: str = "") -> Iterator:
         """Make JOB's one image (job.for_seed(seed)): Progress events with previews, then ImageReady
-        or Cancelled. A server that fails or goes silent raises ServerError; a job it refuses, JobError."""
-        from PIL import Image
-
+        (one per frame for an animation) or Cancelled. A server that fails or goes silent raises
+        ServerError; a job it refuses, JobError."""
         cancelled = should_cancel or (lambda: False)
         graph = self.graph_for(job)
         out_node = output_node(graph)
@@ -249,8 +249,7 @@ class ComfyClient:
                                     image_index=index, image_count=count, preview=None)
                     yield last
                 elif kind == "executed" and str(data.get("node")) == out_node:
-                    images = (data.get("output") or {}).get("images") or []
-                    result = images[0] if images else None
+                    result = (data.get("output") or {}).get("images") or None  # an animation's frames, in order
                 elif kind == "execution_error":
                     raise _execution_error(self.url, data)
                 elif kind == "execution_interrupted":
@@ -263,19 +262,41 @@ class ComfyClient:
                     break
             if result is None:
                 raise ServerError(f"The server {self.url} finished without an image.")
-            try:
-                image = Image.open(io.BytesIO(self.fetch(result)))
-                image.load()
-            except (OSError, ValueError, Image.DecompressionBombError):
-                raise ServerError(f"The server {self.url} sent an image that cannot be read.") from None
             done = job.for_seed(job.sampling.seed)  # a copy: the pool's job is shared by its threads
             done.made_by = made_by or f"comfyui {self.url}"
-            yield ImageReady(image=image.convert("RGB"), job=done, index=index, seed=int(job.sampling.seed))
+            if job.animation is not None:
+                yield from self._frames(done, result, index)
+                return
+            yield ImageReady(image=self._picture(result[0]), job=done, index=index, seed=int(job.sampling.seed))
         finally:
             try:
                 ws.close()
             except Exception:  # noqa: BLE001 - closing a socket that is already gone
                 pass
+
+    def _picture(self, image: dict):
+        from PIL import Image
+
+        try:
+            picture = Image.open(io.BytesIO(self.fetch(image)))
+            picture.load()
+        except (OSError, ValueError, Image.DecompressionBombError):
+            raise ServerError(f"The server {self.url} sent an image that cannot be read.") from None
+        return picture.convert("RGB")
+
+    def _frames(self, done: GenerationJob, images: list, index: int) -> Iterator:
+        """One ImageReady per frame of an animation, its job naming the frame (as the local engine's).
+        Every frame is fetched before the first is handed on: a server lost midway has the whole
+        animation made again elsewhere, never half of it saved twice."""
+        count = done.animation.frames
+        if len(images) != count:
+            raise JobError(f"The server {self.url} sent {len(images)} frames instead of {count}.")
+        pictures = [self._picture(image) for image in images]
+        for frame, picture in enumerate(pictures):
+            frame_job = copy.deepcopy(done)
+            frame_job.source.frame = frame
+            yield ImageReady(image=picture, job=frame_job, index=index, seed=int(done.sampling.seed), frame=frame,
+                             frame_count=count)
 
     # --- WebSocket ----------------------------------------------------------------------------------
 

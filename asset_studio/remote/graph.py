@@ -55,8 +55,10 @@ def file_name(ref: str) -> str:
 
 def unsupported(job: GenerationJob) -> str | None:
     """The first part of JOB stock ComfyUI nodes cannot do, as a sentence; None when all can."""
-    if job.output != "image":
-        return f"ComfyUI servers cannot make {job.output}s for Asset Studio yet; generate images."
+    if job.output != "image":  # animations: remote/video_graph.py
+        from asset_studio.remote.video_graph import video_unsupported
+
+        return video_unsupported(job)
     if job.references:
         return ("ComfyUI servers cannot use reference images (IP-Adapter needs custom nodes that stock "
                 "ComfyUI lacks); remove them (a style pack's own: --no-style-references).")
@@ -81,6 +83,10 @@ def unsupported(job: GenerationJob) -> str | None:
 
 def models_of(job: GenerationJob) -> list[tuple[str, str]]:
     """(kind, reference) of every model file the job needs, kinds as in MODEL_LISTS."""
+    if job.animation is not None:
+        from asset_studio.remote.video_graph import video_models
+
+        return video_models(job)
     refs = [("checkpoint", job.model.checkpoint)]
     refs += [("LoRA", lora.path) for lora in job.model.loras]
     if job.model.vae:
@@ -91,6 +97,10 @@ def models_of(job: GenerationJob) -> list[tuple[str, str]]:
 
 def images_of(job: GenerationJob) -> list[str]:
     """Local paths of the pictures the server needs a copy of (start image, control images)."""
+    if job.animation is not None:
+        from asset_studio.remote.video_graph import video_images
+
+        return video_images(job)
     paths = [job.init.image] if job.init is not None else []
     return paths + [unit.image for unit in job.controls]
 
@@ -106,6 +116,10 @@ def job_graph(job: GenerationJob, files: ServerFiles | None = None) -> dict:
     if problem:
         raise UserError(problem)
     files = files or ServerFiles()
+    if job.animation is not None:  # an animation's frames come back as one batch of images
+        from asset_studio.remote.video_graph import svd_graph
+
+        return svd_graph(job, files, OUTPUT_PREFIX)
     graph: dict[str, dict] = {}
 
     def add(class_type: str, **inputs) -> str:
