@@ -120,7 +120,7 @@ def test_animate_svd_on_a_server_saves_every_frame_in_order_with_its_job(knight,
         assert job.source.frame == i and job.sampling.seed == 7
         assert job.made_by == f"comfyui {server.url}"
         assert job.animation.method == "svd" and job.animation.frames == 5
-    assert folder.with_suffix(".gif").is_file() and folder.with_suffix(".webp").is_file()
+    assert folder.with_suffix(".gif").is_file() and folder.with_suffix(".apng").is_file()  # the default previews
 
 
 def test_two_animations_on_two_servers_each_get_their_own_folder(knight, tmp_path, capsys):
