@@ -1,0 +1,243 @@
+"""The tiled img2img upscale (Ultimate SD Upscale): where it redraws, how pieces paste back, and the
+engine pass over the loaded model: sizes, seeds, progress, seams, a tile ControlNet, the record in
+the PNG and an exact re-run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from asset_studio.core import tiled_redraw
+from asset_studio.core.job import Passes, TiledUpscale, check_limits, upscaled_size
+from asset_studio.core.library import a1111_parameters, parse_parameters
+from asset_studio.errors import UserError
+from jobs import make_job
+
+
+def smooth_picture(width: int, height: int) -> np.ndarray:
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    r = 60 + 120 * x / width
+    g = 80 + 100 * y / height
+    b = 128 + 60 * np.sin(x / 40) * np.cos(y / 50)
+    return np.dstack([r, g, b]).round().astype(np.uint8)
+
+
+# --- where the pieces go (pure) ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seams", ["none", "band", "half-tile"])
+def test_tiles_own_every_pixel_and_crops_keep_one_size(seams):
+    pieces = tiled_redraw.redraws(300, 200, 128, 32, 8, seams, 48)
+    tiles = [p for p in pieces if p.kind == "tile"]
+    assert len(tiles) == 3 * 2  # ceil(300 / 128) x ceil(200 / 128)
+    owned = np.zeros((200, 300), int)
+    for p in tiles:
+        x0, y0, x1, y1 = p.rect
+        owned[y0:y1, x0:x1] += 1
+        bx0, by0, bx1, by1 = p.box
+        assert bx0 <= x0 and by0 <= y0 and x1 <= bx1 and y1 <= by1
+        assert p.size == (min(300, 128 + 64), min(200, 128 + 64))  # shifted inward at the edges, never cut
+    assert (owned == 1).all()
+    joins = {"none": 0, "band": 2 * 2 + 1 * 3, "half-tile": 2 * 2 + 1 * 3}[seams]
+    assert len(pieces) - len(tiles) == joins
+
+
+def test_masks_are_one_inside_and_fade_out_only_towards_other_pieces():
+    [first, second] = tiled_redraw.redraws(256, 128, 128, 32, 8)
+    m = first.mask()
+    x0, y0, x1, y1 = first.rect
+    assert (m[y0:y1, x0:x1] == 1).all()
+    assert m[0, 127] == 1 and 0 < m[0, 128] < 1 and m[0, 128 + 16] == 0  # fades over 2 x mask blur
+    assert m[0, 0] == 1  # the picture's border does not fade
+    half = [p for p in tiled_redraw.redraws(256, 128, 128, 32, 8, "half-tile") if p.kind == "half-tile"][0]
+    hm = half.mask()
+    join = 128 - half.box[0]
+    assert hm[10, join] > 0.95 and hm[10, half.rect[0] - half.box[0]] < 0.05  # peaks on the join
+
+
+def test_an_unchanged_redraw_pastes_back_exactly():
+    picture = smooth_picture(300, 200)
+    out = picture.copy()
+    for p in tiled_redraw.redraws(300, 200, 128, 32, 8, "band", 48):
+        tiled_redraw.paste(out, tiled_redraw.crop(out, p), p)
+    assert np.array_equal(out, picture)
+
+
+def test_feathered_pastes_hide_the_joins_of_tiles_that_disagree():
+    """Each tile comes back a little brighter or darker (as a redraw drifts): with the feather, the
+    step between neighbouring pixels across a join stays a small part of the tiles' disagreement."""
+    picture = smooth_picture(256, 256)
+    offsets = [12, -12, -12, 12]
+
+    def run(mask_blur):
+        out = picture.copy()
+        for p, offset in zip(tiled_redraw.redraws(256, 256, 128, 32, mask_blur), offsets):
+            crop = np.asarray(tiled_redraw.crop(out, p), dtype=np.int16) + offset
+            tiled_redraw.paste(out, Image.fromarray(crop.clip(0, 255).astype(np.uint8)), p)
+        return out.astype(np.int16)
+
+    def worst_step(out):
+        across = np.abs(np.diff(out, axis=1))[:, 100:156].max()  # the vertical join at x = 128
+        down = np.abs(np.diff(out, axis=0))[100:156, :].max()
+        inside = np.abs(np.diff(picture.astype(np.int16), axis=1)).max()
+        return max(across, down) - inside
+
+    assert worst_step(run(0)) >= 20  # a hard paste shows the 24-level jump
+    assert worst_step(run(8)) <= 4  # spread over 16 pixels: no visible line
+
+
+# --- the job ---------------------------------------------------------------------------------------
+
+
+def tiled_job(model, **settings):
+    job = make_job(model, "a castle courtyard", width=64, height=64, steps=2, seed=11)
+    job.passes = Passes(tiled_upscale=TiledUpscale(**{"scale": 2, "tile": 64, "padding": 16, "mask_blur": 4,
+                                                      "denoise": 0.5, "steps": 1, **settings}))
+    return job
+
+
+@pytest.mark.parametrize("settings, words", [
+    ({"scale": 1}, "scale must be above 1 and at most 8"),
+    ({"tile": 60}, "tile must be a multiple of 8 from 64 to 2048"),
+    ({"padding": 40}, "padding must be between 0 and half the tile"),
+    ({"mask_blur": 9}, "mask blur must be between 0 and half the padding"),
+    ({"denoise": 1.5}, "denoise must be between 0 \\(enlarge only\\) and 1"),
+    ({"seams": "band", "seams_width": 4}, "seams band must be 8 to 64 pixels wide"),
+    ({"upscaler": "latent"}, "enlarges the picture, not latents"),
+    ({"controlnet_scale": 3}, "tile ControlNet's strength must be between 0 and 2"),
+    ({"scale": 8, "tile": 64}, None),
+])
+def test_bad_settings_are_one_sentence(settings, words):
+    job = tiled_job("m", **settings)
+    if words is None:
+        job.sampling.width = job.sampling.height = 4096
+        words = "would make 32768x32768"
+    with pytest.raises(UserError, match=words):
+        check_limits(job)
+
+
+def test_a_seamless_tile_is_refused():
+    job = tiled_job("m")
+    job.tiling = "both"
+    with pytest.raises(UserError, match="seamless tile cannot take the tiled upscale"):
+        check_limits(job)
+
+
+def test_the_job_records_it_the_way_ultimate_sd_upscale_writes_it():
+    job = tiled_job("/m/model.safetensors", upscaler="/u/4x-UltraSharp.safetensors", seams="band", seams_width=48,
+                    controlnet="/c/control_v11f1e_sd15_tile.safetensors", controlnet_scale=0.8)
+    parsed = parse_parameters(a1111_parameters(job))
+    assert parsed["Ultimate SD upscale upscaler"] == "4x-UltraSharp"
+    assert parsed["Ultimate SD upscale tile_width"] == parsed["Ultimate SD upscale tile_height"] == "64"
+    assert parsed["Ultimate SD upscale mask_blur"] == "4" and parsed["Ultimate SD upscale padding"] == "16"
+    assert parsed["Denoising strength"] == "0.5" and parsed["Ultimate SD upscale seams_fix"] == "band"
+    assert parsed["Ultimate SD upscale ControlNet"] == "control_v11f1e_sd15_tile"
+    assert upscaled_size(job) == (128, 128)
+
+
+# --- the engine ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def engine():
+    from asset_studio.engine.backend import LocalBackend
+    from asset_studio.engine.loader import PipelineCache
+
+    return LocalBackend(device="cpu", cache=PipelineCache(capacity=2))
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("one_thread_and_a_private_cache")
+def test_tiles_redraw_the_enlarged_picture_and_re_run_exactly(engine, tiny_sd15_dir):
+    job = tiled_job(tiny_sd15_dir)
+    steps = []
+    [out] = engine.generate(job, on_step=steps.append)
+    assert out.image.size == (128, 128)  # scale x the base size
+    assert [s.stage for s in steps if s.step == 1] == ["", "tile 1 of 4", "tile 2 of 4", "tile 3 of 4", "tile 4 of 4"]
+    assert out.job.passes == job.passes
+    assert out.before is not None and out.before.size == (64, 64)  # the picture before the pass
+    plain = np.asarray(out.before.resize((128, 128), Image.Resampling.LANCZOS), dtype=float)
+    assert np.abs(np.asarray(out.image, dtype=float) - plain).mean() > 2  # the tiles were redrawn
+    [again] = engine.generate(out.job)
+    assert np.array_equal(np.asarray(out.image), np.asarray(again.image))
+
+    job.passes.tiled_upscale.denoise = 0  # enlarge only: no pipeline call, the resampler's picture
+    steps.clear()
+    [enlarged] = engine.generate(job, on_step=steps.append)
+    assert np.array_equal(np.asarray(enlarged.image, dtype=float), plain)
+    assert {s.stage for s in steps} == {""}
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("one_thread_and_a_private_cache")
+def test_seams_passes_redraw_the_joins(engine, tiny_sd15_dir):
+    steps = []
+    [band] = engine.generate(tiled_job(tiny_sd15_dir, seams="band", seams_width=16, seams_denoise=0.5),
+                             on_step=steps.append)
+    labels = [s.stage for s in steps if s.step == 1]
+    assert labels[-4:] == ["seam 1 of 4", "seam 2 of 4", "seam 3 of 4", "seam 4 of 4"]  # 2 joins x 2 pieces
+    [plain] = engine.generate(tiled_job(tiny_sd15_dir))
+    diff = np.abs(np.asarray(band.image, dtype=float) - np.asarray(plain.image, dtype=float)).mean(axis=2)
+    assert diff[:, 60:68].mean() > diff[:, 20:40].mean() + 1  # the band along x = 64 changed, the middle not
+    [half] = engine.generate(tiled_job(tiny_sd15_dir, seams="half-tile", seams_denoise=0.5))
+    assert half.image.size == (128, 128)
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("one_thread_and_a_private_cache")
+def test_a_tile_controlnet_steers_the_tiles(engine, tiny_sd15_dir, tmp_path):
+    from diffusers import UNet2DConditionModel
+
+    from tiny_controlnet import save_tiny_controlnet
+
+    unet = UNet2DConditionModel.from_pretrained(tiny_sd15_dir / "unet")
+    cn = save_tiny_controlnet(unet, tmp_path / "tiny-tile-cn")
+    [plain] = engine.generate(tiled_job(tiny_sd15_dir))
+    [steered] = engine.generate(tiled_job(tiny_sd15_dir, controlnet=str(cn), controlnet_scale=1.0))
+    assert steered.image.size == (128, 128)
+    assert np.abs(np.asarray(steered.image, dtype=float) - np.asarray(plain.image, dtype=float)).mean() > 0.5
+    [again] = engine.generate(steered.job)
+    assert np.array_equal(np.asarray(steered.image), np.asarray(again.image))
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("one_thread_and_a_private_cache")
+def test_an_upscale_model_enlarges_before_the_tiles(engine, tiny_sd15_dir, tmp_path):
+    from test_upscale import save_compact
+
+    model = save_compact(tmp_path / "2x-tiny.safetensors", scale=2)
+    [out] = engine.generate(tiled_job(tiny_sd15_dir, upscaler=str(model), scale=1.5))
+    assert out.image.size == (96, 96)
+    with pytest.raises(UserError, match="The upscale model nowhere.safetensors was not found"):
+        engine.check(tiled_job(tiny_sd15_dir, upscaler="nowhere.safetensors"))
+    with pytest.raises(UserError, match="ControlNet"):
+        engine.check(tiled_job(tiny_sd15_dir, controlnet=str(tmp_path / "missing-cn.safetensors")))
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("one_thread_and_a_private_cache")
+def test_cli_flags_the_png_and_rerun(tiny_sd15_dir, tmp_path, capsys):
+    from asset_studio.cli import main
+    from asset_studio.core.library import before_path, read_job
+    from asset_studio.gui.model.library import library_entries
+
+    out = tmp_path / "out"
+    assert main(["generate", "a castle", "--model", str(tiny_sd15_dir), "--size", "64x64", "--steps", "2",
+                 "--device", "cpu", "--seed", "4", "--out", str(out), "--upscale-tiled", "2", "--upscale-tile", "64",
+                 "--upscale-padding", "16", "--upscale-mask-blur", "4", "--upscale-denoise", "0.4",
+                 "--upscale-steps", "1", "--upscale-seams", "band"]) == 0
+    png = Path(capsys.readouterr().out.strip())
+    assert Image.open(png).size == (128, 128)
+    t = read_job(png).passes.tiled_upscale
+    assert (t.scale, t.tile, t.padding, t.mask_blur, t.denoise, t.steps, t.seams) == (2, 64, 16, 4, 0.4, 1, "band")
+    assert Image.open(before_path(png)).size == (64, 64)  # kept for the viewer's compare
+    assert [e.raw for e in library_entries(out)] == [png]  # and out of the gallery
+    again = tmp_path / "again"
+    assert main(["rerun", str(png), "--out", str(again), "--device", "cpu"]) == 0
+    rerun = Path(capsys.readouterr().out.strip())
+    assert np.array_equal(np.asarray(Image.open(rerun)), np.asarray(Image.open(png)))
+    assert main(["generate", "a castle", "--model", str(tiny_sd15_dir), "--upscale-denoise", "0.3"]) == 2
+    assert "go with --upscale-tiled" in capsys.readouterr().err
