@@ -241,3 +241,23 @@ def test_cli_flags_the_png_and_rerun(tiny_sd15_dir, tmp_path, capsys):
     assert np.array_equal(np.asarray(Image.open(rerun)), np.asarray(Image.open(png)))
     assert main(["generate", "a castle", "--model", str(tiny_sd15_dir), "--upscale-denoise", "0.3"]) == 2
     assert "go with --upscale-tiled" in capsys.readouterr().err
+
+
+def test_the_catalog_offers_the_models_the_passes_use():
+    from fnmatch import fnmatch
+
+    from asset_studio.core.models import load_catalog
+
+    entries = {e.id: e for e in load_catalog()}
+    expected = {"sdxl-refiner": ("stabilityai/stable-diffusion-xl-refiner-1.0", "openrail++", "sdxl"),
+                "sd15-inpainting": ("stable-diffusion-v1-5/stable-diffusion-inpainting", "creativeml-openrail-m", "sd15"),
+                "sdxl-inpainting": ("diffusers/stable-diffusion-xl-1.0-inpainting-0.1", "openrail++", "sdxl"),
+                "controlnet-tile-sd15": ("comfyanonymous/ControlNet-v1-1_fp16_safetensors", "openrail", "sd15")}
+    for entry_id, (repo, licence, family) in expected.items():
+        e = entries[entry_id]
+        assert (e.repo, e.license, e.family) == (repo, licence, family)
+        assert all(p.endswith((".json", ".txt", ".safetensors")) for p in e.allow_patterns)
+        for name, digest in e.sha256.items():  # every pin names a fetched file and is a full sha256
+            assert len(digest) == 64 and int(digest, 16) >= 0
+            assert any(fnmatch(name, p) for p in e.allow_patterns)
+    assert "non-commercial" not in " ".join(e.license.lower() for e in entries.values())
