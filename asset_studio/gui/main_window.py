@@ -384,7 +384,8 @@ class MainWindow(QMainWindow):
         self.show_entry(self.gallery.current_entry())
 
     def compare(self, on: bool) -> bool:
-        """A/B: two selected images, or the selected asset's raw image against its sprite."""
+        """A/B: two selected images, the selected asset before and after its after-passes, or its
+        raw image against its sprite."""
         state = self.viewer.state
         if not on:
             state.set_compare(None)
@@ -392,13 +393,18 @@ class MainWindow(QMainWindow):
             return False
         entries = self.gallery.selected_entries()
         raw = self.library.show_raw
+        if len(entries) == 1 and entries[0].before is not None:
+            entry = entries[0]
+            state.show_before_after(QImage(str(entry.before)), QImage(str(entry.raw)), str(entry.raw), entry.raw.name)
+            return True
         if len(entries) == 2:
             a, b = entries[0].shown(raw), entries[1].shown(raw)
         elif len(entries) == 1 and entries[0].raw is not None and entries[0].sprite is not None:
             a, b = entries[0].raw, entries[0].sprite
         else:
             state.set_compare(None)
-            self.statusBar().showMessage("Compare: select an image that has a sprite (raw vs sprite), or two images.")
+            self.statusBar().showMessage("Compare: select an image made with an after-pass (before vs after), "
+                                         "one that has a sprite (raw vs sprite), or two images.")
             return False
         state.show_file(a, a.name)
         state.set_compare(QImage(str(b)), f"{a.parent.name}/{a.name}", f"{b.parent.name}/{b.name}", str(b))

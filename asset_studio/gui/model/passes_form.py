@@ -1,0 +1,77 @@
+"""The Create tab's after-passes: hires fix, refiner and tiled upscale, each on or off with its settings.
+
+The settings are the job's own dataclasses (core/job HiresFix, Refiner, TiledUpscale), so what the
+sections show is what `contribute()` puts into the request's Overrides and prepare() checks; a
+pass that is off contributes nothing. `summary(section)` is the one line a collapsed section shows
+("×2, Latent, denoise 0.45" beside "Hires fix"). The detailer's section is added by the lead with its own dataclass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields, replace
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal
+
+from asset_studio.core.job import HiresFix, Refiner, TiledUpscale
+from asset_studio.errors import UserError
+
+SECTIONS = ("hires", "refiner", "tiled_upscale")
+TITLES = {"hires": "Hires fix", "refiner": "Refiner", "tiled_upscale": "Tiled upscale"}
+UPSCALER_NAMES = {"latent": "Latent", "latent-nearest": "Latent (nearest)", "lanczos": "Lanczos", "nearest": "Nearest"}
+
+
+def _short(ref: str) -> str:
+    return UPSCALER_NAMES.get(ref) or Path(ref).stem or ref
+
+
+class PassesForm(QObject):
+    changed = Signal(str)  # the section whose switch or settings changed
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self.on = {name: False for name in SECTIONS}
+        self.settings = {"hires": HiresFix(), "refiner": Refiner(model=""), "tiled_upscale": TiledUpscale()}
+
+    def set_on(self, section: str, on: bool) -> None:
+        if self.on[section] != bool(on):
+            self.on[section] = bool(on)
+            self.changed.emit(section)
+
+    def value(self, section: str, name: str):
+        return getattr(self.settings[section], name)
+
+    def set_value(self, section: str, name: str, value) -> None:
+        current = self.settings[section]
+        if name not in {f.name for f in fields(current)}:
+            raise KeyError(f"{section} has no setting {name}")
+        if getattr(current, name) != value:
+            setattr(current, name, value)
+            self.changed.emit(section)
+
+    def summary(self, section: str) -> str:
+        """One line for a collapsed section: what the pass will do, or "" when it is off."""
+        if not self.on[section]:
+            return ""
+        s = self.settings[section]
+        if section == "hires":
+            return f"×{s.scale:g}, {_short(s.upscaler)}, denoise {s.denoise:g}"
+        if section == "refiner":
+            name = Path(s.model).stem or "no model chosen"
+            return f"{name}, switch at {s.switch_at:g}"
+        seams = "" if s.seams == "none" else f", {s.seams} seams"
+        cn = ", tile ControlNet" if s.controlnet else ""
+        return f"×{s.scale:g}, {_short(s.upscaler)}, {s.tile} px tiles, denoise {s.denoise:g}{seams}{cn}"
+
+    def contribute(self, overrides) -> None:
+        """Put the passes that are on into OVERRIDES (core/request.Overrides)."""
+        if self.on["hires"]:
+            overrides.hires = replace(self.settings["hires"])
+        if self.on["refiner"]:
+            refiner = self.settings["refiner"]
+            if not refiner.model.strip():
+                raise UserError("Choose the refiner's model, or turn the refiner off.")
+            overrides.refiner = replace(refiner, model=refiner.model.strip())
+        if self.on["tiled_upscale"]:
+            overrides.tiled_upscale = replace(self.settings["tiled_upscale"])
+
