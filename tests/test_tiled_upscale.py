@@ -261,3 +261,34 @@ def test_the_catalog_offers_the_models_the_passes_use():
             assert len(digest) == 64 and int(digest, 16) >= 0
             assert any(fnmatch(name, p) for p in e.allow_patterns)
         assert "non-commercial" not in e.license.lower()
+
+
+def test_catalog_tile_controlnet_resolves_to_its_downloaded_file(monkeypatch, tmp_path):
+    import huggingface_hub
+
+    from asset_studio.engine.plan import tile_controlnet_ref
+
+    assert tile_controlnet_ref("/some/folder/cn") == "/some/folder/cn"  # not a catalog id: as given
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda repo, name: None)
+    with pytest.raises(UserError, match="controlnet-tile-sd15 is not downloaded yet; run `asset-studio models download"):
+        tile_controlnet_ref("controlnet-tile-sd15")
+    cached = tmp_path / "control_v11f1e_sd15_tile_fp16.safetensors"
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache",
+                        lambda repo, name: str(cached) if (repo, name) == (
+                            "comfyanonymous/ControlNet-v1-1_fp16_safetensors", cached.name) else None)
+    assert tile_controlnet_ref("controlnet-tile-sd15") == str(cached)
+
+
+def test_prepare_makes_the_pass_files_absolute(tmp_path, monkeypatch):
+    from asset_studio.core.request import AssetRequest, Overrides
+
+    (tmp_path / "4x.safetensors").write_bytes(b"")
+    (tmp_path / "tile-cn").mkdir()
+    monkeypatch.chdir(tmp_path)
+    request = AssetRequest(subject="a courtyard", model="m", overrides=Overrides(
+        seed=1, tiled_upscale=TiledUpscale(upscaler="4x.safetensors", controlnet="tile-cn")))
+    from asset_studio.core.request import prepare
+
+    t = prepare(request, preview=True).passes.tiled_upscale
+    assert (t.upscaler, t.controlnet) == (str(tmp_path / "4x.safetensors"), str(tmp_path / "tile-cn"))
+    assert request.overrides.tiled_upscale.upscaler == "4x.safetensors"  # the request itself is left alone
