@@ -292,3 +292,13 @@ def test_prepare_makes_the_pass_files_absolute(tmp_path, monkeypatch):
     t = prepare(request, preview=True).passes.tiled_upscale
     assert (t.upscaler, t.controlnet) == (str(tmp_path / "4x.safetensors"), str(tmp_path / "tile-cn"))
     assert request.overrides.tiled_upscale.upscaler == "4x.safetensors"  # the request itself is left alone
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("one_thread_and_a_private_cache")
+def test_sdxl_tiles_take_their_own_size_conditioning(engine, tiny_sdxl_dir):
+    job = tiled_job(tiny_sdxl_dir, scale=1.5, tile=64, padding=8, mask_blur=2)
+    [out] = engine.generate(job)
+    assert out.image.size == (96, 96)
+    [again] = engine.generate(out.job)
+    assert np.array_equal(np.asarray(out.image), np.asarray(again.image))

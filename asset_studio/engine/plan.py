@@ -119,6 +119,9 @@ class LoadModel(Stage):
         from asset_studio.core.job import hires_size
 
         w, h = hires_size(ctx.job)  # the largest image the run decodes
+        tiled = ctx.job.passes.tiled_upscale
+        if tiled is not None:  # its crops: a tile and its context, whatever the final size
+            w, h = max(w, tiled.tile + 2 * tiled.padding), max(h, tiled.tile + 2 * tiled.padding)
         dtype_bytes = 2 if "16" in str(ctx.dtype) else 4
         policy = choose_policy(free, ctx.loaded.family, max(w, s.width), max(h, s.height), s.batch, dtype_bytes)
         apply_policy(ctx.loaded.pipe, policy, ctx.device)
