@@ -146,3 +146,50 @@ def test_the_viewer_compares_before_and_after_the_passes(qtbot, home, tmp_path):
         assert state.image.pixelColor(10, 10).blue() == 200 and state.image_b.pixelColor(10, 10).red() == 200
     finally:
         window.close()
+
+
+class TiledBackend:
+    """The scripted backend's protocol with a tiled upscale: staged steps, then the image with its before."""
+
+    name = "scripted-tiled"
+
+    def capabilities(self) -> set[str]:
+        return {"txt2img"}
+
+    def check(self, job) -> None:
+        pass
+
+    def run(self, job, should_cancel):
+        from asset_studio.core.backend import Finished, ImageReady, Progress
+
+        seed = job.image_seeds()[0]
+        for stage in ("", "tile 1 of 2", "tile 2 of 2"):
+            yield Progress(1, 1, 0, 1, None, stage=stage)
+        yield ImageReady(Image.new("RGB", (64, 64), (200, 40, 40)), job.for_seed(seed), 0, seed,
+                         before=Image.new("RGB", (32, 32), (40, 40, 200)))
+        yield Finished()
+
+
+def test_the_window_reports_tiles_and_keeps_the_before_image(qtbot, home, tmp_path):
+    from asset_studio.core.library import before_path
+    from asset_studio.gui.main_window import MainWindow
+    from jobs import make_job
+
+    (tmp_path / "models").mkdir()
+    window = MainWindow(output_dir=tmp_path / "out", models_dir=tmp_path / "models",
+                        backend_factory=lambda d: TiledBackend())
+    qtbot.addWidget(window)
+    try:
+        stages, shown = [], []
+        window.worker.stage.connect(lambda job_id, text: stages.append(text))
+        window.statusBar().messageChanged.connect(shown.append)
+        job = make_job("m", "castle", width=32, height=32, seed=5)
+        job.passes = Passes(tiled_upscale=TiledUpscale(scale=2))
+        with qtbot.waitSignal(window.job_finished, timeout=10_000) as blocker:
+            window.submit_job(job)
+        assert stages == ["tile 1 of 2", "tile 2 of 2"]
+        assert any(m.endswith("— tile 2 of 2") for m in shown)
+        [png] = blocker.args[1]
+        assert Image.open(before_path(Path(png))).size == (32, 32)
+    finally:
+        window.close()

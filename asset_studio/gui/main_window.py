@@ -197,6 +197,7 @@ class MainWindow(QMainWindow):
             signal.connect(slot)
         w.started.connect(self._on_started)
         w.step.connect(self._on_step)
+        w.stage.connect(self._on_stage)
         w.image_saved.connect(self._on_image_saved)
         w.finished.connect(self._on_finished)
         w.failed.connect(self._on_failed)
@@ -333,6 +334,12 @@ class MainWindow(QMainWindow):
         if not preview.isNull():
             entry = self.queue.entry(job_id)
             self.viewer.state.show_step(preview, entry.status if entry else f"step {step} / {total}")
+
+    def _on_stage(self, job_id: int, text: str) -> None:
+        """An after-pass in parts (the tiled upscale's tiles): which part runs, in the status bar."""
+        if text:
+            entry = self.queue.entry(job_id)
+            self.statusBar().showMessage(f"Generating: {entry.label} — {text}" if entry else text)
 
     def _on_image_saved(self, job_id: int, path: str, image: QImage) -> None:
         from asset_studio.core.library import SPRITES_DIR
