@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from asset_studio.core import tiled_redraw
-from asset_studio.core.job import Passes, TiledUpscale, check_limits, upscaled_size
+from asset_studio.core.job import HiresFix, Passes, TiledUpscale, check_limits, upscaled_size
 from asset_studio.core.library import a1111_parameters, parse_parameters
 from asset_studio.errors import UserError
 from jobs import make_job
@@ -302,3 +302,25 @@ def test_sdxl_tiles_take_their_own_size_conditioning(engine, tiny_sdxl_dir):
     assert out.image.size == (96, 96)
     [again] = engine.generate(out.job)
     assert np.array_equal(np.asarray(out.image), np.asarray(again.image))
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("one_thread_and_a_private_cache")
+@pytest.mark.parametrize("passes", [Passes(tiled_upscale=TiledUpscale(scale=2, tile=64, padding=16, mask_blur=4, steps=1)),
+                                    Passes(hires=HiresFix(scale=2, upscaler="lanczos", steps=1))], ids=["tiled", "hires"])
+def test_passes_over_a_model_with_references_hand_on_their_embeddings(engine, tiny_sd15_dir, tmp_path, passes):
+    """With an IP-Adapter on the UNet for the job, every call needs the reference embeddings."""
+    from diffusers import UNet2DConditionModel
+
+    from asset_studio.core.job import Reference
+    from test_ip_adapter import save_adapter, save_encoder
+
+    unet = UNet2DConditionModel.from_pretrained(tiny_sd15_dir / "unet")
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(tmp_path / "ref.png")
+    job = make_job(tiny_sd15_dir, "a knight", width=64, height=64, steps=2, seed=7, cfg_scale=2.0)
+    job.references = [Reference(str(tmp_path / "ref.png"), 1.0)]
+    job.model.ip_adapter = str(save_adapter(unet, tmp_path / "ip-adapter_tiny.safetensors"))
+    job.model.image_encoder = str(save_encoder(tmp_path / "encoder"))
+    job.passes = passes
+    [out] = engine.generate(job)
+    assert out.image.size == (128, 128)

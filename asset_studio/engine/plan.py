@@ -376,7 +376,7 @@ class HiresFix(Stage):
 
             image = upscale_image(item.image, hires.upscaler, UpscaleSettings(scale=hires.scale), device=ctx.device)
             image = image.resize((w, h), Image.Resampling.LANCZOS)  # to the exact multiple of 8
-        inputs = {"image": image, "strength": float(hires.denoise)}
+        inputs = {"image": image, "strength": float(hires.denoise), **reference_inputs(ctx)}
         if ctx.loaded.family == "sdxl":
             inputs.update(original_size=(h, w), target_size=(h, w))
         [item.image] = _call(ctx, self.pipe, [item], inputs, self.steps, "pil")
@@ -417,8 +417,8 @@ class TiledUpscale(Stage):
             self.pipe = wrap_pipeline(ctx.loaded.pipe, [model], xl, True, ctx.dtype)
         else:
             self.pipe = derived_pipeline(ctx.loaded, "img2img")
-        base = sampling_steps(ctx.job) if ctx.job.init is None else ctx.job.sampling.steps
-        self.steps = {d: _img2img_steps(t.steps or base, d, explicit=bool(t.steps))
+        # steps 0: the base pass's steps, of which a tile runs steps x denoise (as A1111's img2img)
+        self.steps = {d: _img2img_steps(t.steps or ctx.job.sampling.steps, d, explicit=bool(t.steps))
                       for d in (t.denoise, t.seams_denoise) if d > 0}
 
     def run(self, ctx, item):
@@ -438,7 +438,7 @@ class TiledUpscale(Stage):
                 ctx.stage_label = (f"tile {number + 1} of {tiles}" if piece.kind == "tile"
                                    else f"seam {number - tiles + 1} of {len(pieces) - tiles}")
                 crop = tiled_redraw.crop(picture, piece)
-                inputs = {"image": crop, "strength": float(denoise)}
+                inputs = {"image": crop, "strength": float(denoise), **reference_inputs(ctx)}
                 if t.controlnet:  # the tile model follows the crop itself
                     inputs.update(control_image=crop, controlnet_conditioning_scale=float(t.controlnet_scale))
                 if ctx.loaded.family == "sdxl":
@@ -467,6 +467,12 @@ class TiledUpscale(Stage):
         scale = size[0] / image.width
         image = upscale_image(image, upscaler, UpscaleSettings(scale=scale), device=ctx.device)
         return image.convert("RGB").resize(size, Image.Resampling.LANCZOS) if image.size != size else image.convert("RGB")
+
+
+def reference_inputs(ctx: RunContext) -> dict:
+    """What a pass over the base model must hand on from the base pass: the references' image
+    embeddings (the UNet carries the IP-Adapter for the whole job and refuses a call without them)."""
+    return {k: ctx.inputs[k] for k in ("ip_adapter_image_embeds",) if k in ctx.inputs}
 
 
 def tile_controlnet_ref(ref: str) -> str:
