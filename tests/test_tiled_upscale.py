@@ -228,11 +228,12 @@ def test_cli_flags_the_png_and_rerun(tiny_sd15_dir, tmp_path, capsys):
     assert main(["generate", "a castle", "--model", str(tiny_sd15_dir), "--size", "64x64", "--steps", "2",
                  "--device", "cpu", "--seed", "4", "--out", str(out), "--upscale-tiled", "2", "--upscale-tile", "64",
                  "--upscale-padding", "16", "--upscale-mask-blur", "4", "--upscale-denoise", "0.4",
-                 "--upscale-steps", "1", "--upscale-seams", "band"]) == 0
+                 "--upscale-steps", "1", "--upscale-seams", "band", "--upscale-seams-width", "16"]) == 0
     png = Path(capsys.readouterr().out.strip())
     assert Image.open(png).size == (128, 128)
     t = read_job(png).passes.tiled_upscale
-    assert (t.scale, t.tile, t.padding, t.mask_blur, t.denoise, t.steps, t.seams) == (2, 64, 16, 4, 0.4, 1, "band")
+    assert (t.scale, t.tile, t.padding, t.mask_blur, t.denoise, t.steps, t.seams, t.seams_width) == (
+        2, 64, 16, 4, 0.4, 1, "band", 16)
     assert Image.open(before_path(png)).size == (64, 64)  # kept for the viewer's compare
     assert [e.raw for e in library_entries(out)] == [png]  # and out of the gallery
     again = tmp_path / "again"

@@ -93,6 +93,7 @@ def register(subparsers) -> None:
     tiled.add_argument("--upscale-steps", type=int, metavar="N", help="steps each tile runs (default: as the base)")
     tiled.add_argument("--upscale-seams", choices=("none", "band", "half-tile"),
                        help="redraw the joins afterwards: a band along each, or tiles centred on them (default none)")
+    tiled.add_argument("--upscale-seams-width", type=int, metavar="N", help="width of each band (default 64)")
     tiled.add_argument("--upscale-seams-denoise", type=float, metavar="F", help="denoise of the seams pass (default 0.35)")
     tiled.add_argument("--upscale-controlnet", metavar="PATH_OR_ID",
                        help="a ControlNet tile model that keeps each tile to its content")
@@ -221,7 +222,8 @@ def build_request(args: argparse.Namespace):
 
 TILED_FLAGS = {"upscale_model": "upscaler", "upscale_tile": "tile", "upscale_padding": "padding",
                "upscale_mask_blur": "mask_blur", "upscale_denoise": "denoise", "upscale_steps": "steps",
-               "upscale_seams": "seams", "upscale_seams_denoise": "seams_denoise",
+               "upscale_seams": "seams", "upscale_seams_width": "seams_width",
+               "upscale_seams_denoise": "seams_denoise",
                "upscale_controlnet": "controlnet", "upscale_controlnet_scale": "controlnet_scale"}
 
 

@@ -138,6 +138,7 @@ class PassesPanel(QWidget):
         self._row("tiled_upscale", "steps", "Steps", _int(0, 150, 1, "as the base"), "Steps each tile runs.")
         self._row("tiled_upscale", "seams", "Seams", _choice(["none", "band", "half-tile"], editable=False),
                   "Redraw the joins afterwards: a band along each, or tiles centred on them.")
+        self._row("tiled_upscale", "seams_width", "Seams width", _int(8, 2048, 8), "Width of each band (band mode).")
         self._row("tiled_upscale", "seams_denoise", "Seams denoise", _double(0.01, 1, 0.05), "Denoise of the seams pass.")
         self._row("tiled_upscale", "controlnet", "ControlNet", _choice(["", *self._catalog_ids("controlnet", "tile")]),
                   "A ControlNet tile model (e.g. controlnet-tile-sd15) keeps each tile to what it shows.",
