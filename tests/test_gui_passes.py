@@ -144,6 +144,9 @@ def test_the_viewer_compares_before_and_after_the_passes(qtbot, home, tmp_path):
         assert state.compare and state.caption() == f"A: before {raw.name}   |   B: after {raw.name}"
         assert (state.image.width(), state.image.height()) == (64, 64)  # enlarged to line up with the result
         assert state.image.pixelColor(10, 10).blue() == 200 and state.image_b.pixelColor(10, 10).red() == 200
+        from asset_studio.gui.gallery import describe_job
+
+        assert ("Tiled upscale", "×2, Lanczos, 512 px tiles, denoise 0.35") in describe_job(job)
     finally:
         window.close()
 

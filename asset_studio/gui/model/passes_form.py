@@ -25,6 +25,18 @@ def _short(ref: str) -> str:
     return UPSCALER_NAMES.get(ref) or Path(ref).stem or ref
 
 
+def pass_summary(section: str, s) -> str:
+    """One line of what a pass does (its settings S: core/job HiresFix, Refiner or TiledUpscale)."""
+    if section == "hires":
+        return f"×{s.scale:g}, {_short(s.upscaler)}, denoise {s.denoise:g}"
+    if section == "refiner":
+        name = Path(s.model).stem or "no model chosen"
+        return f"{name}, switch at {s.switch_at:g}"
+    seams = "" if s.seams == "none" else f", {s.seams} seams"
+    cn = ", tile ControlNet" if s.controlnet else ""
+    return f"×{s.scale:g}, {_short(s.upscaler)}, {s.tile} px tiles, denoise {s.denoise:g}{seams}{cn}"
+
+
 class PassesForm(QObject):
     changed = Signal(str)  # the section whose switch or settings changed
 
@@ -51,17 +63,7 @@ class PassesForm(QObject):
 
     def summary(self, section: str) -> str:
         """One line for a collapsed section: what the pass will do, or "" when it is off."""
-        if not self.on[section]:
-            return ""
-        s = self.settings[section]
-        if section == "hires":
-            return f"×{s.scale:g}, {_short(s.upscaler)}, denoise {s.denoise:g}"
-        if section == "refiner":
-            name = Path(s.model).stem or "no model chosen"
-            return f"{name}, switch at {s.switch_at:g}"
-        seams = "" if s.seams == "none" else f", {s.seams} seams"
-        cn = ", tile ControlNet" if s.controlnet else ""
-        return f"×{s.scale:g}, {_short(s.upscaler)}, {s.tile} px tiles, denoise {s.denoise:g}{seams}{cn}"
+        return pass_summary(section, self.settings[section]) if self.on[section] else ""
 
     def contribute(self, overrides) -> None:
         """Put the passes that are on into OVERRIDES (core/request.Overrides)."""
