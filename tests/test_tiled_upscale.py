@@ -325,3 +325,13 @@ def test_passes_over_a_model_with_references_hand_on_their_embeddings(engine, ti
     job.passes = passes
     [out] = engine.generate(job)
     assert out.image.size == (128, 128)
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("one_thread_and_a_private_cache")
+def test_cancel_stops_between_tiles(engine, tiny_sd15_dir):
+    steps = []
+    out = engine.generate(tiled_job(tiny_sd15_dir), on_step=steps.append,
+                          should_cancel=lambda: any(s.stage == "tile 2 of 4" for s in steps))
+    assert out == [] and engine.cancelled
+    assert [s.stage for s in steps][-1] == "tile 2 of 4"  # tiles 3 and 4 never ran
