@@ -335,3 +335,11 @@ def test_cancel_stops_between_tiles(engine, tiny_sd15_dir):
                           should_cancel=lambda: any(s.stage == "tile 2 of 4" for s in steps))
     assert out == [] and engine.cancelled
     assert [s.stage for s in steps][-1] == "tile 2 of 4"  # tiles 3 and 4 never ran
+
+
+def test_crops_are_taken_by_the_model_as_they_are():
+    """Tile + context rounds up to a multiple of 8 (the latent grid), so no crop is resampled."""
+    for p in tiled_redraw.redraws(1000, 700, 512, 33, 8, "band", 64):
+        assert p.size == tiled_redraw.process_size(p.size) == (584, 584)  # 512 + 2 x 33 = 578, up to 73 x 8
+    [p] = tiled_redraw.redraws(100, 90, 512, 33, 8)  # smaller than a tile: the whole picture, resized to 8s
+    assert p.size == (100, 90) and tiled_redraw.process_size(p.size) == (104, 96)

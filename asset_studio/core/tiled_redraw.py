@@ -93,7 +93,7 @@ def redraws(width: int, height: int, tile: int, padding: int, mask_blur: int, se
             seams_width: int = 64) -> list[Redraw]:
     """Every piece the tiled upscale redraws, in order: the tiles row by row, then the seams pass."""
     cols, rows = math.ceil(width / tile), math.ceil(height / tile)
-    want = tile + 2 * padding
+    want = -(-(tile + 2 * padding) // 8) * 8  # crops the model takes as they are: no resampling
     feather = 2 * mask_blur
 
     def piece(x0, y0, x1, y1, kind, ramp=""):
