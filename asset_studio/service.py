@@ -81,6 +81,16 @@ def check_job(job: GenerationJob, backend: Backend, out_dir: str | Path | None =
     backend.check(job)
 
 
+def finishing_spec(job: GenerationJob):
+    """The finishing that runs for JOB. A transparent image (LayerDiffuse) has its alpha already: the
+    cut-out is skipped and the sprite is the RGBA image, with the other steps (grid, palette, trim)."""
+    if job.transparency is None or not job.finishing.remove_background:
+        return job.finishing
+    from dataclasses import replace
+
+    return replace(job.finishing, remove_background=False)
+
+
 def finishing_blocker(job: GenerationJob) -> str | None:
     """Why the sprites cannot be made now (the cut-out's model file is not installed), or None.
     The raw images are made and kept either way; `asset-studio finish` makes the sprites later."""
@@ -89,7 +99,7 @@ def finishing_blocker(job: GenerationJob) -> str | None:
     from asset_studio.engine.postprocess import check_ready
 
     try:
-        check_ready(job.finishing)
+        check_ready(finishing_spec(job))
     except UserError as exc:
         return f"{exc} The raw images are kept; make their sprites afterwards with `asset-studio finish FOLDER`."
     return None
@@ -124,6 +134,9 @@ def run_job(job: GenerationJob, backend: Backend, out_dir: str | Path, *,
     if blocker and on_event is not None:
         on_event(Notice(blocker, missing_model=job.finishing.bg_model))
     frames: dict[int, list] = {}  # animation index -> the pictures its preview shows
+    from asset_studio.core.library import RunInfo
+
+    run = RunInfo.new(job)  # every image of this run says so: the gallery groups them
     for event in backend.run(job, should_cancel):
         if isinstance(event, ImageReady) and event.frame is not None:
             if event.index not in frames:
@@ -134,7 +147,7 @@ def run_job(job: GenerationJob, backend: Backend, out_dir: str | Path, *,
             event = saved
         elif isinstance(event, ImageReady):
             saved = save_result(event.image, event.job, out_dir, event.seed, event.index, name=name,
-                                finish=blocker is None, before=event.before)
+                                finish=blocker is None, run=run, before=event.before)
             result.saved.append(saved)
             event = saved
         elif isinstance(event, Cancelled):
@@ -145,13 +158,13 @@ def run_job(job: GenerationJob, backend: Backend, out_dir: str | Path, *,
 
 
 def save_result(image, job: GenerationJob, out_dir: str | Path, seed: int, index: int = 0,
-                name: str | None = None, finish: bool = True, before=None) -> Saved:
+                name: str | None = None, finish: bool = True, run=None, before=None) -> Saved:
     """Write the raw image (job inside) at once, then the finished sprite into sprites/ under the
     same name. A failing finishing step never loses the raw image: it is already on disk. BEFORE,
     the picture before the after-passes, goes to .before/ under the same name (the viewer's compare)."""
     from asset_studio.core.library import SPRITES_DIR, before_path, png_info, save_image
 
-    raw = save_image(image, job, out_dir, seed=seed, name=name)
+    raw = save_image(image, job, out_dir, seed=seed, name=name, run=run)
     if before is not None:
         from asset_studio.core.outputs import png_writer, write_file
 
@@ -164,11 +177,11 @@ def save_result(image, job: GenerationJob, out_dir: str | Path, seed: int, index
 
         from asset_studio.core.outputs import png_writer, write_file
 
-        sprite = apply_postprocess(image, job.finishing)
+        sprite = apply_postprocess(image, finishing_spec(job))
         folder = raw.parent / SPRITES_DIR
         folder.mkdir(parents=True, exist_ok=True)
         # The raw image's name is unique, so this never replaces another sprite.
-        sprite_path = write_file(folder / raw.name, png_writer(sprite, pnginfo=png_info(job, seed)))
+        sprite_path = write_file(folder / raw.name, png_writer(sprite, pnginfo=png_info(job, seed, run)))
         shown = sprite
     return Saved(raw=raw, sprite=sprite_path, image=shown, raw_image=image, index=index, seed=int(seed))
 
@@ -193,11 +206,12 @@ def make_sprites(folder: str | Path) -> list[Path]:
             continue  # not an image made here (a sheet, a picture the artist put there)
         if not job.finishing.active or target.exists():
             continue
-        check_ready(job.finishing)  # still missing: the same sentence, naming the download
+        spec = finishing_spec(job)
+        check_ready(spec)  # still missing: the same sentence, naming the download
         with Image.open(raw) as im:
-            image = im.convert("RGB")
+            image = im.convert("RGB" if job.transparency is None else "RGBA")
         target.parent.mkdir(parents=True, exist_ok=True)
-        made.append(write_file(target, png_writer(apply_postprocess(image, job.finishing),
+        made.append(write_file(target, png_writer(apply_postprocess(image, spec),
                                                   pnginfo=png_info(job, job.sampling.seed))))
     return made
 
@@ -233,7 +247,8 @@ def save_frame(event: ImageReady, folder: Path, shown: list, finish: bool = True
         from asset_studio.engine.video_io import write_previews
 
         a = event.job.animation
-        saved.previews = write_previews(shown, a.fps, folder.parent / folder.name, video=event.job.output == "video")
+        saved.previews = write_previews(shown, a.fps, folder.parent / folder.name, video=event.job.output == "video",
+                                        formats=a.previews)
         shown.clear()
     return saved
 
@@ -276,6 +291,7 @@ class SheetExport:
     rotate: bool = False
     fps: float = 10.0
     force: bool = False  # replace files this command did not write
+    animations: list = field(default_factory=list)  # core.animation.AnimationEdit: the artist's names, fps, loop
 
 
 @dataclass
@@ -296,7 +312,7 @@ def export_sheet(request: SheetExport) -> SheetResult:
     set (core/outputs: nothing replaced until every file is complete; inputs and files this
     command did not write are never overwritten without force)."""
     from asset_studio.core.exporters import ExportOptions, is_sheet_page, rotation_supported, write_sheet
-    from asset_studio.core.sheet import SheetOptions, collect_images, load_sprites, pack_sheet
+    from asset_studio.core.sheet import SheetOptions, collect_images, pack_sheet, read_sprites
 
     out = Path(request.out)
     if out.suffix.lower() != ".png":
@@ -311,12 +327,17 @@ def export_sheet(request: SheetExport) -> SheetResult:
     def own_page(path: Path) -> bool:  # a sheet written inside its input folder is not packed next time
         return is_sheet_page(path, out)
 
-    inputs = [path for _, path in collect_images(list(request.inputs), exclude=own_page)]
-    sprites = load_sprites(list(request.inputs), trim=opts.trim, exclude=own_page)
+    found = collect_images(list(request.inputs), exclude=own_page)
+    inputs = [path for _, path in found]
+    sprites = read_sprites(found, trim=opts.trim)
     sheet = pack_sheet(sprites, opts)
     from asset_studio.core.animation import timing_from_jobs
 
     timing_from_jobs(sheet, dict(collect_images(list(request.inputs), exclude=own_page)))
+    if request.animations:  # the artist's names and speeds win over the found ones and the jobs'
+        from asset_studio.core.animation import apply_animation_edits
+
+        apply_animation_edits(sheet, list(request.animations))
     if request.format == "aseprite" and len(sheet.pages) > 1:  # refuse before writing any page
         raise UserError("The Aseprite format holds a single image: raise the maximum size (--max-size) so every "
                         "frame fits one sheet.")

@@ -7,7 +7,8 @@ Diffusion pipeline (the real diffusers classes, random weights) in a temporary f
 each case in a fresh process through the service (frames saved as decoded, previews written):
 text to animation at 8, 16 and 32 frames (32 > the 16-frame window: FreeNoise context windows),
 the same 16 with --loop (circular motion context), video to video (24 frames, batches of 8 with
-2 overlapping), and SVD image to video. Reported per case: wall seconds per frame (model load
+2 overlapping), SVD image to video, and SDXL text to animation (a three-block tiny SDXL with an
+SDXL motion adapter, AnimateDiffSDXLPipeline). Reported per case: wall seconds per frame (model load
 excluded: a warm-up run loads it first) and the process's peak memory: peak resident set size on
 CPU, torch.cuda.max_memory_allocated on CUDA.
 
@@ -39,15 +40,20 @@ CASES = {
     "text 32 frames (FreeNoise)": dict(frames=32),
     "video2video 24 frames (8/2)": dict(frames=24, video=True),
     "svd 8 frames": dict(frames=8, svd=True),
+    "sdxl text 8 frames": dict(frames=8, sdxl=True),
+    "sdxl text 16 frames": dict(frames=16, sdxl=True),
 }
 
 
 def build(root: Path) -> None:
     from tiny_models import build_tiny_sd15, save_diffusers
-    from tiny_video_models import build_motion_adapter, build_tiny_svd, save_motion_adapter
+    from tiny_video_models import (build_motion_adapter, build_sdxl_motion_adapter, build_tiny_animatable_sdxl,
+                                   build_tiny_svd, save_motion_adapter)
 
     save_diffusers(build_tiny_sd15(), root / "sd15")
     save_motion_adapter(build_motion_adapter(), root / "mm")
+    save_diffusers(build_tiny_animatable_sdxl(), root / "sdxl")
+    save_motion_adapter(build_sdxl_motion_adapter(), root / "mm-sdxl")
     build_tiny_svd().save_pretrained(root / "svd", safe_serialization=True)
 
 
@@ -65,7 +71,9 @@ def job_for(root: Path, case: dict, size: int, steps: int):
         return GenerationJob(model=ModelRef(str(root / "svd")), prompt=Prompt(""), init=InitImage(str(sprite)),
                              sampling=sampling, output="animation",
                              animation=Animation(frames=case["frames"], method="svd", svd=ImageToVideo(decode_chunk=4)))
-    animation = Animation(frames=case["frames"], loop=case.get("loop", False), motion_adapter=str(root / "mm"))
+    sdxl = case.get("sdxl", False)
+    animation = Animation(frames=case["frames"], loop=case.get("loop", False),
+                          motion_adapter=str(root / ("mm-sdxl" if sdxl else "mm")))
     if case.get("video"):
         frames = []
         for i in range(case["frames"]):
@@ -75,7 +83,8 @@ def job_for(root: Path, case: dict, size: int, steps: int):
         clip = root / f"clip-{case['frames']}.gif"
         clip.write_bytes(gif_bytes(frames, 8.0))
         animation.video = VideoSource(path=str(clip), batch_frames=8, overlap=2)
-    return GenerationJob(model=ModelRef(str(root / "sd15")), prompt=Prompt("a knight walking"), sampling=sampling,
+    return GenerationJob(model=ModelRef(str(root / ("sdxl" if sdxl else "sd15"))), prompt=Prompt("a knight walking"),
+                         sampling=sampling,
                          output="animation", animation=animation)
 
 

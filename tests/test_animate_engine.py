@@ -53,7 +53,7 @@ def test_text_to_animation_saves_every_frame_with_its_job_then_previews(tiny_sd1
     for i, saved in enumerate(result.saved):
         job = read_job(saved.raw)
         assert job.source.frame == i and job.animation.frames == 4 and job.output == "animation"
-    assert result.saved[-1].previews == [tmp_path / f"{folder.name}.gif", tmp_path / f"{folder.name}.webp"]
+    assert result.saved[-1].previews == [tmp_path / f"{folder.name}.gif", tmp_path / f"{folder.name}.apng"]
     assert not any(s.previews for s in result.saved[:-1])  # previews come with the last frame
     with Image.open(result.saved[-1].previews[0]) as gif:
         assert gif.n_frames == 4
@@ -145,7 +145,7 @@ def test_animations_refuse_what_they_cannot_do_yet(tiny_sd15_dir, tiny_sdxl_dir,
     job.tiling = "x"
     with pytest.raises(UserError, match="seamless tiling"):
         backend.check(job)
-    with pytest.raises(UserError, match="SD 1.5 models here; tiny-sdxl is SDXL"):
+    with pytest.raises(UserError, match="made for SD 1.5 models and tiny-sdxl is SDXL: use an SDXL motion adapter"):
         backend.check(job_for(tiny_sdxl_dir, adapters["folder"]))
 
 
@@ -205,7 +205,7 @@ def test_video_to_video_in_overlapping_batches_cut_out_per_frame(tiny_sd15_dir, 
     assert [s.frame for s in result.saved] == list(range(7))
     assert all(s.sprite is not None and s.sprite.parent.name == "sprites" for s in result.saved)
     assert Image.open(result.saved[0].sprite).mode == "RGBA"
-    assert sorted(p.suffix for p in result.saved[-1].previews) == [".gif", ".mp4", ".webm", ".webp"]
+    assert sorted(p.suffix for p in result.saved[-1].previews) == [".apng", ".gif", ".mp4", ".webm"]
 
 
 def test_video_to_video_refuses_bad_files_and_short_videos(tiny_sd15_dir, adapters, backend, tmp_path):

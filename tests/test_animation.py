@@ -146,6 +146,35 @@ def test_a_frames_folder_becomes_one_animation_with_the_jobs_speed_and_loop(tmp_
     assert json.loads((tmp_path / "tp.json").read_text())["animations"] == {"knight": anim.frames}
 
 
+def test_the_export_can_rename_one_animation_and_set_its_speed(tmp_path):
+    from asset_studio.core.library import save_image
+    from asset_studio.service import SheetExport, export_sheet
+
+    folders = []
+    for slug in ("slime", "bat"):
+        folder = tmp_path / f"00001-7-{slug}"
+        folder.mkdir()
+        job = anim_job(frames=3, fps=8.0, loop=True)
+        for k in range(3):
+            save_image(Image.new("RGBA", (8, 8), (k * 60, 0, 0, 255)), job, folder, name=frame_name(slug, k))
+        folders.append(folder)
+    from asset_studio.core.animation import AnimationEdit
+
+    export_sheet(SheetExport(inputs=[folders[0]], out=tmp_path / "a.png", format="godot4",
+                             animations=[AnimationEdit(found="slime", name="slime-idle", fps=6.0)]))
+    tres = (tmp_path / "a.tres").read_text()
+    assert '&"slime-idle"' in tres and '&"slime"' not in tres and '"speed": 6.0' in tres and '"loop": true' in tres
+    export_sheet(SheetExport(inputs=[folders[0]], out=tmp_path / "b.png", format="godot4"))
+    assert '"speed": 8.0' in (tmp_path / "b.tres").read_text(), "no override: the job's own speed"
+    with pytest.raises(UserError, match="no animation 'x'"):
+        export_sheet(SheetExport(inputs=folders, out=tmp_path / "c.png", format="godot4",
+                                 animations=[AnimationEdit(found="x", name="y")]))
+    with pytest.raises(UserError, match="quote"):
+        export_sheet(SheetExport(inputs=[folders[0]], out=tmp_path / "d.png", format="godot4",
+                                 animations=[AnimationEdit(found="slime", name='say "hi"')]))
+    assert not (tmp_path / "c.png").exists() and not (tmp_path / "d.png").exists()
+
+
 def test_frames_made_elsewhere_keep_the_exports_speed(tmp_path):
     from asset_studio.core.sheet import Animation as SheetAnimation
 
@@ -165,13 +194,39 @@ def test_previews_and_videos_carry_every_frame(tmp_path):
     from asset_studio.engine.video_io import read_frames, video_fps, write_previews
 
     frames = [Image.new("RGBA", (32, 32), (i * 40, 255 - i * 40, 0, 255)) for i in range(5)]
-    paths = write_previews(frames, 10.0, tmp_path / "anim", video=True)
-    assert sorted(p.suffix for p in paths) == [".gif", ".mp4", ".webm", ".webp"]
+    paths = write_previews(frames, 10.0, tmp_path / "anim", video=True, formats=("gif", "apng", "webp"))
+    assert sorted(p.suffix for p in paths) == [".apng", ".gif", ".mp4", ".webm", ".webp"]
     for path in paths:
         assert len(read_frames(path)) == 5, path
     assert video_fps(tmp_path / "anim.mp4") == 10.0
     with Image.open(tmp_path / "anim.webp") as im:
         assert im.n_frames == 5 and im.info["loop"] == 0
+
+
+def test_the_apng_preview_keeps_every_frame_its_timing_and_soft_alpha(tmp_path):
+    import numpy as np
+
+    from asset_studio.engine.video_io import write_previews
+
+    frames = []
+    for i in range(6):  # a sprite moving right on a clear background, with a half-transparent glow
+        im = Image.new("RGBA", (40, 24), (0, 0, 0, 0))
+        im.paste((200, 40, 40, 255), (2 + 4 * i, 4, 12 + 4 * i, 20))
+        im.paste((250, 220, 90, 96), (14 + 4 * i, 8, 18 + 4 * i, 16))
+        frames.append(im)
+    paths = write_previews(frames, 12.0, tmp_path / "00001-7-imp", video=False)
+    assert paths == [tmp_path / "00001-7-imp.gif", tmp_path / "00001-7-imp.apng"], "default: GIF and APNG"
+    with Image.open(paths[1]) as im:
+        assert im.format == "PNG" and im.is_animated and im.n_frames == 6 and im.info["loop"] == 0
+        for i in range(6):
+            im.seek(i)
+            assert im.info["duration"] == round(1000 / 12)
+            got = np.asarray(im.convert("RGBA"))
+            assert np.array_equal(got, np.asarray(frames[i])), f"frame {i}: exact colours and alpha, no trail"
+    assert set(np.unique(np.asarray(frames[0])[..., 3])) == {0, 96, 255}  # what GIF cannot hold
+    with Image.open(paths[0]) as gif:
+        gif.seek(3)
+        assert 96 not in set(np.unique(np.asarray(gif.convert("RGBA"))[..., 3])), "GIF has on/off alpha only"
 
 
 @pytest.mark.parametrize("name, data", [("bad.mp4", b"not a video at all" * 20), ("bad.gif", b"GIF89a broken"),

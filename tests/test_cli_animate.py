@@ -61,7 +61,7 @@ def test_animate_prints_the_folder_that_sheet_packs_as_one_animation(tiny_sd15_d
     folder = tmp_path / "00001-9-a-slime-bouncing"
     assert out.strip().splitlines() == [str(folder)]
     assert sorted(p.name for p in folder.iterdir()) == [f"a-slime-bouncing-{i:03d}.png" for i in range(4)]
-    assert (tmp_path / f"{folder.name}.gif").is_file() and (tmp_path / f"{folder.name}.webp").is_file()
+    assert (tmp_path / f"{folder.name}.gif").is_file() and (tmp_path / f"{folder.name}.apng").is_file()
     assert main(["sheet", str(folder), "--format", "godot4", "--out", str(tmp_path / "slime.png")]) == 0
     tres = (tmp_path / "slime.tres").read_text()
     assert tres.count('"name": &') == 1 and '&"a-slime-bouncing"' in tres
@@ -73,6 +73,18 @@ def test_animate_prints_the_folder_that_sheet_packs_as_one_animation(tiny_sd15_d
     assert capsys.readouterr().out.strip() == str(again)
     assert (again / "a-slime-bouncing-002.png").read_bytes() != b"" and len(list(again.glob("*.png"))) == 4
     assert np.array_equal(frames_of(again)[2], frames_of(folder)[2])
+
+
+def test_preview_picks_the_files_written_beside_the_frames(tiny_sd15_dir, adapter, tmp_path, capsys):
+    from asset_studio.core.library import read_job
+
+    rc, out, err = animate(capsys, "a bat", "--model", tiny_sd15_dir, "--motion-adapter", adapter, "--frames", 2,
+                           "--size", "32x32", "--steps", 1, "--seed", 3, "--out", tmp_path, "--preview", "webp",
+                           "--preview", "apng")
+    assert rc == 0, err
+    folder = tmp_path / "00001-3-a-bat"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == [f"{folder.name}.apng", f"{folder.name}.webp"]
+    assert read_job(folder / "a-bat-001.png").animation.previews == ["webp", "apng"]
 
 
 def test_motion_loras_reach_the_motion_modules_with_their_weight(tiny_sd15_dir, adapter, motion_lora, tmp_path, capsys):
@@ -132,7 +144,7 @@ def test_video2video_redraws_a_gif_into_a_frames_folder_and_videos(tiny_sd15_dir
     folder = tmp_path / "out" / out.strip()
     assert len(list(folder.glob("*.png"))) == 5
     assert Image.open(next(folder.glob("*.png"))).size == (48, 32)
-    assert {p.suffix for p in (tmp_path / "out").iterdir() if p.is_file()} == {".gif", ".webp", ".mp4", ".webm"}
+    assert {p.suffix for p in (tmp_path / "out").iterdir() if p.is_file()} == {".gif", ".apng", ".mp4", ".webm"}
     from asset_studio.core.library import read_job
 
     job = read_job(next(folder.glob("*.png")))
@@ -140,7 +152,7 @@ def test_video2video_redraws_a_gif_into_a_frames_folder_and_videos(tiny_sd15_dir
 
 
 def test_frames_default_to_the_videos_aspect_512_on_the_longer_side():
-    from asset_studio.commands.animate import fit_size
+    from asset_studio.core.animation import fit_size
 
     assert fit_size(48, 32) == (512, 344) and fit_size(1080, 1920) == (288, 512)
 

@@ -34,18 +34,23 @@ def _cutouts(n: int) -> list[Image.Image]:
 
 
 def _library(out: Path) -> list[Path]:
-    from asset_studio.core.library import SPRITES_DIR, save_image
+    import time
+
+    from asset_studio.core.library import SPRITES_DIR, RunInfo, save_image
     from jobs import make_job
 
     raws = []
     (out / SPRITES_DIR).mkdir(parents=True, exist_ok=True)
+    # two presses of Generate: five game items, then three more (the gallery groups them by run)
+    runs = [RunInfo(id="run-items", started=time.time() - 900, subject="pixel art game items", count=5),
+            RunInfo(id="run-more", started=time.time() - 60, subject="more game items", count=3)]
     for i, cut in enumerate(_cutouts(8)):
         job = make_job(model="tiny-sd15", prompt=f"pixel art game item {i}", width=cut.width, height=cut.height,
                        seed=1000 + i)
         job.finishing.remove_background = True
         raw = Image.new("RGB", cut.size, (222, 214, 190))
         raw.paste(cut, (0, 0), cut)
-        path = save_image(raw, job, out, seed=1000 + i)
+        path = save_image(raw, job, out, seed=1000 + i, run=runs[0] if i < 5 else runs[1])
         cut.save(out / SPRITES_DIR / path.name)
         raws.append(path)
     return raws
@@ -92,11 +97,15 @@ def test_screenshots_of_every_page(qtbot, studio, tmp_path):
     w.form.flush_preview()
     w.gallery.library.refresh()
     assert w.gallery.model.rowCount() == len(raws), "one entry per asset (raw + sprite)"
+    from jobs import make_job
+
+    with qtbot.waitSignal(w.job_finished, timeout=20_000):  # a result for the strip below the other tabs
+        w.submit_job(make_job(model="m", prompt="green gem", steps=2, width=64, height=64, seed=3))
     for width, height in SIZES:
         w.resize(width, height)
         w.tabs.setCurrentIndex(0)
         w.gallery.view.clearSelection()
-        w.gallery.select_row(0)
+        w.gallery.select_row(w.library.row(raws[-1]))
         entry = w.gallery.current_entry()
         assert entry.sprite is not None and w.viewer.state.path == str(entry.sprite), "the sprite is shown"
         # nothing important is pushed out of the window
@@ -134,6 +143,9 @@ def test_screenshots_of_every_page(qtbot, studio, tmp_path):
         _check_and_save(qtbot, w, folder, f"models-{width}x{height}")
 
     w.tabs.setCurrentIndex(0)
+    gem = w.library.runs()[0]
+    assert gem.subject == "green gem"
+    w.library.set_collapsed(gem.key, True)  # a collapsed run's images are not selected
     w.gallery.view.selectAll()
     w.gallery.export_btn.click()
     dialog = w.sheet_dialog
@@ -222,3 +234,63 @@ def test_the_wheel_over_a_control_made_later_does_not_change_it(qtbot, studio):
                         Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
     QApplication.sendEvent(spin, event)
     assert spin.value() == before
+
+
+def test_the_animate_tab_mid_run(qtbot, tmp_path, monkeypatch):
+    """The Animate tab at 1280x720 while frames arrive: the strip part filled, the newest frame
+    shown, Export to sheet waiting for the end; then the picture-to-video settings."""
+    from PySide6.QtCore import QPoint
+
+    monkeypatch.setenv("ASSET_STUDIO_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("ASSET_STUDIO_SETTINGS", str(tmp_path / "settings.ini"))
+    from asset_studio.gui.app import create_app
+    from asset_studio.gui.main_window import MainWindow
+    from scripted_backend import ScriptedBackend
+
+    folder = Path(os.environ.get("ASSET_STUDIO_SHOTS") or tmp_path / "shots")
+    folder.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "toon.safetensors").write_bytes(b"")
+    create_app([])
+    w = MainWindow(output_dir=tmp_path / "out", models_dir=tmp_path / "models",
+                   backend_factory=lambda device: ScriptedBackend(frame_delay=0.15))
+    qtbot.addWidget(w)
+    w.resize(1280, 720)
+    w.show()
+    qtbot.waitExposed(w)
+    try:
+        w.tabs.setCurrentWidget(w.animate_tab)
+        w.select_style("pixel-art")
+        w.form.subject = "slime bouncing"
+        w.form.model = str(tmp_path / "models" / "toon.safetensors")
+        w.form.set_size(64, 64)
+        w.form.steps = 2
+        af = w.animate_form
+        af.frames, af.fps, af.loop = 12, 10.0, True
+        af.motion_adapter = "guoyww/animatediff-motion-adapter-v1-5-2"
+        af.add_motion_lora(str(tmp_path / "models" / "zoom-in.safetensors:0.8"))
+        assert w.animate() is not None, w.last_error
+        qtbot.waitUntil(lambda: len(w.player.arrived()) >= 5, timeout=20_000)
+        tab = w.animate_tab
+        assert w.player.state == "running" and len(w.player.arrived()) < 12
+        assert not tab.export_btn.isEnabled() and tab.cancel_btn.isEnabled() and tab.play_btn.isEnabled()
+        for widget in (tab.animate_btn, tab.strip, tab.export_btn, tab.frame_view):
+            top_left = widget.mapTo(w, QPoint(0, 0))
+            assert widget.isVisible() and top_left.y() + widget.height() <= w.height(), widget
+        _check_and_save(qtbot, w, folder, "animate-1280x720")
+        with qtbot.waitSignal(w.job_cancelled, timeout=10_000):
+            tab.cancel_btn.click()
+        tab.svd_mode.setChecked(True)
+        assert af.mode == "svd" and tab.svd_box.isVisible() and not tab.motion_box.isVisible()
+        assert not tab.style_combo.isVisible() and "cancelled: " in tab.frame_label.text()
+        _check_and_save(qtbot, w, folder, "animate-svd-1280x720")
+        w.export_animation()  # the frames kept by the cancel, as one named animation
+        dialog = w.sheet_dialog
+        with qtbot.waitSignal(dialog.model.preview_ready, timeout=20_000):
+            pass
+        assert [(a.name, a.fps) for a in dialog.model.animations()] == [("slime-bouncing", 10.0)]
+        qtbot.wait(50)
+        dialog.grab().save(str(folder / "export-animation-dialog.png"))
+        dialog.reject()
+    finally:
+        w.close()

@@ -102,13 +102,23 @@ def test_generate_shows_image_in_gallery_and_on_disk_and_reruns(qtbot, window):
     assert w.gallery.model.rowCount() == 4
     w.gallery.view.clearSelection()
     w.gallery.select_row(3)  # the first image
+    # by seed (the default): its own seed, nudged toward new variation seeds at 0.15
+    with qtbot.waitSignal(w.job_finished, timeout=JOB_TIMEOUT_MS) as blocker:
+        w.gallery.vary_btn.click()
+    made = [read_job(p) for p in blocker.args[1]]
+    assert len(made) == 2 and {j.sampling.seed for j in made} == {1234}
+    assert len({j.sampling.subseed for j in made}) == 2 and all(j.sampling.subseed_strength == 0.15 for j in made)
+    assert all(j.init is None for j in made)
+    w.gallery.view.clearSelection()
+    w.gallery.select_row(5)  # the first image again
+    w.gallery.vary_mode.setCurrentIndex(w.gallery.vary_mode.findData("img2img"))
     with qtbot.waitSignal(w.job_finished, timeout=JOB_TIMEOUT_MS) as blocker:
         w.gallery.vary_btn.click()
     made = [read_job(p) for p in blocker.args[1]]
     assert len(made) == 2 and len({j.sampling.seed for j in made}) == 2
     assert all(j.init is not None and Path(j.init.image).name == path.name and j.init.denoise == 0.35 for j in made), \
-        "variations are img2img of the selected image at a low denoise"
-    assert w.gallery.model.rowCount() == 6
+        "img2img variations start from the selected image at a low denoise"
+    assert w.gallery.model.rowCount() == 8
 
 
 def test_gui_thread_stays_responsive_while_generating(qtbot, window):

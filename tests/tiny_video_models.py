@@ -76,3 +76,46 @@ def build_tiny_svd(seed: int = 0):
         unet=unet, image_encoder=encoder, scheduler=scheduler, vae=vae,
         feature_extractor=CLIPImageProcessor(crop_size=32, size=32),
     )
+
+
+def build_tiny_animatable_sdxl(seed: int = 0):
+    """An SDXL-shaped pipeline with three UNet blocks, as the real SDXL (and as diffusers' own
+    AnimateDiff SDXL test): SDXL motion adapters are made for three blocks."""
+    import tempfile
+
+    import torch
+    from diffusers import StableDiffusionXLPipeline, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
+    from asset_studio.engine.clip_vocab import write_clip_tokenizer
+    from tiny_models import _scheduler, _text_config, _vae
+
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(
+        block_out_channels=(32, 64, 128), layers_per_block=1, sample_size=8, in_channels=4, out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=(2, 4, 8), use_linear_projection=True, addition_embed_type="text_time",
+        addition_time_embed_dim=8, transformer_layers_per_block=(1, 1, 1),
+        projection_class_embeddings_input_dim=80,  # 6 * 8 time ids + 32 pooled text
+        cross_attention_dim=80, norm_num_groups=32,
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        tokenizer = CLIPTokenizer.from_pretrained(write_clip_tokenizer(Path(tmp) / "a"))
+        tokenizer_2 = CLIPTokenizer.from_pretrained(write_clip_tokenizer(Path(tmp) / "b", pad_token="!"))
+    return StableDiffusionXLPipeline(
+        unet=unet, vae=_vae(), text_encoder=CLIPTextModel(_text_config()),
+        text_encoder_2=CLIPTextModelWithProjection(_text_config(pad_token_id=0, hidden_size=48)),
+        tokenizer=tokenizer, tokenizer_2=tokenizer_2, scheduler=_scheduler(), force_zeros_for_empty_prompt=True,
+    )
+
+
+def build_sdxl_motion_adapter(seed: int = 0, max_seq: int = 32):
+    """A MotionAdapter for build_tiny_animatable_sdxl's UNet (three blocks, no mid-block motion,
+    as animatediff-motion-adapter-sdxl-beta)."""
+    import torch
+    from diffusers import MotionAdapter
+
+    torch.manual_seed(seed)
+    return MotionAdapter(block_out_channels=(32, 64, 128), motion_layers_per_block=1, motion_norm_num_groups=32,
+                         motion_num_attention_heads=8, motion_max_seq_length=max_seq, use_motion_mid_block=False)

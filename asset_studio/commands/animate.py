@@ -2,8 +2,8 @@
 `asset-studio animate --image IMAGE --svd S`: a picture set in motion (Stable Video Diffusion).
 
 Writes OUT/00001-<seed>-<slug>/ with one PNG per frame (`<slug>-000.png` …, the job inside each)
-as soon as each is decoded, then OUT/00001-<seed>-<slug>.gif and .webp (and .mp4/.webm with
---video); prints the folder, which `asset-studio sheet FOLDER` packs as one tagged animation.
+as soon as each is decoded, then OUT/00001-<seed>-<slug>.gif and .apng (--preview picks; .mp4/.webm
+with --video); prints the folder, which `asset-studio sheet FOLDER` packs as one tagged animation.
 The prompt, style, template, LoRA and ControlNet flags are generate's (the same request path).
 """
 
@@ -22,11 +22,11 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "animate",
         help="make an animation (AnimateDiff) or set a picture in motion (Stable Video Diffusion)",
-        description="Make an animation: one PNG per frame in a folder of its own, a GIF and WebP preview.",
+        description="Make an animation: one PNG per frame in a folder of its own, a GIF and APNG preview.",
     )
     p.add_argument("prompt", metavar="PROMPT", nargs="?", default="",
                    help="the prompt; the SUBJECT when --style or --template is given (optional with --image)")
-    p.add_argument("--model", help="SD 1.5 model: diffusers folder, single-file .safetensors, or repo id")
+    p.add_argument("--model", help="SD 1.5 or SDXL model: diffusers folder, single-file .safetensors, or repo id")
     p.add_argument("--motion-adapter", metavar="PATH_OR_ID",
                    help="AnimateDiff motion adapter: a folder, a .safetensors file or a cached repo id")
     p.add_argument("--frames", type=int, default=16, metavar="N", help="frames (default 16)")
@@ -71,6 +71,9 @@ def add_common(p) -> None:
     p.add_argument("--template", metavar="NAME", help="asset template to compose the prompt with")
     p.add_argument("--field", action="append", default=[], metavar="KEY=VALUE", help="template field (repeatable)")
     p.add_argument("--remove-bg", action="store_true", help="cut the character out of every frame (sprites/)")
+    p.add_argument("--preview", action="append", default=[], choices=("gif", "apng", "webp"), metavar="FORMAT",
+                   help="preview written beside the frames: gif, apng (full colour, true alpha) or webp "
+                        "(repeatable; default gif and apng)")
     p.add_argument("--out", metavar="DIR", help=f"output folder (default ./{DEFAULT_OUT})")
     p.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: the best available)")
     p.add_argument("--download", action="store_true", help="allow downloading a repo id from the Hugging Face Hub")
@@ -98,6 +101,8 @@ def request_for(args: argparse.Namespace, animation, output: str, *, model, imag
     from asset_studio.commands.generate import parse_fields, parse_size
     from asset_studio.core.request import AssetRequest, ControlRequest, Overrides
 
+    if getattr(args, "preview", None):
+        animation.previews = list(dict.fromkeys(args.preview))
     width = height = None
     if args.size is not None:
         width, height = parse_size(args.size)
@@ -118,34 +123,24 @@ def request_for(args: argparse.Namespace, animation, output: str, *, model, imag
 
 
 def size_of(image: str) -> tuple[int, int]:
+    from asset_studio.core.animation import fit_size
     from asset_studio.core.images import read_image
 
     return fit_size(*read_image(image, "RGB", what="The image").size)
 
 
-def fit_size(w: int, h: int, long_side: int = 512) -> tuple[int, int]:
-    """A frame size for a picture of W x H: its aspect, the longer side LONG_SIDE, multiples of 8."""
-    scale = long_side / max(w, h)
-    return max(8, round(w * scale / 8) * 8), max(8, round(h * scale / 8) * 8)
-
-
 def run(args: argparse.Namespace) -> int:
-    from asset_studio.core.job import Animation, ImageToVideo
+    from asset_studio.core.animation import animatediff_settings, svd_settings
     from asset_studio.core.request import prepare
 
     out_dir = Path(args.out or DEFAULT_OUT)
     if args.image or args.svd:
-        if not (args.image and args.svd):
-            raise UserError("Image to video needs both the picture (--image) and the model (--svd).")
         if args.motion_adapter or args.motion_lora or args.pose_set or args.controlnet or args.loop:
             raise UserError("--motion-adapter, --motion-lora, --pose-set, --controlnet and --loop are AnimateDiff's; "
                             "Stable Video Diffusion takes --motion, --noise-aug and --decode-chunk.")
-        motion = 0.5 if args.motion is None else args.motion
-        if not 0 <= motion <= 1:
-            raise UserError(f"--motion takes 0 to 1, not {motion:g}.")
-        anim = Animation(frames=args.frames, fps=args.fps, method="svd",
-                         svd=ImageToVideo(motion_bucket=round(motion * 255), noise_aug=args.noise_aug,
-                                          decode_chunk=args.decode_chunk))
+        anim = svd_settings(image=args.image, svd=args.svd, frames=args.frames, fps=args.fps,
+                            motion=0.5 if args.motion is None else args.motion, noise_aug=args.noise_aug,
+                            decode_chunk=args.decode_chunk)
         if args.size is None:
             args.size = "x".join(map(str, size_of(args.image)))
         if args.cfg is None:
@@ -154,16 +149,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         if args.motion is not None:
             raise UserError("--motion is Stable Video Diffusion's (with --image and --svd).")
-        if not args.motion_adapter:
-            raise UserError("An animation needs a motion adapter (--motion-adapter), or --image and --svd.")
-        if not args.model and not args.style:
-            raise UserError("--model is required unless a style pack recommends one.")
-        if args.pose_set and not args.controlnet:
-            raise UserError("A pose sequence is followed through an OpenPose ControlNet: add --controlnet.")
-        if args.controlnet and not args.pose_set:
-            raise UserError("An animation's ControlNet follows a pose sequence here: add --pose-set.")
-        anim = Animation(frames=args.frames, fps=args.fps, loop=args.loop, motion_adapter=args.motion_adapter,
-                         motion_loras=parse_weighted(args.motion_lora, "--motion-lora"), context=args.context)
+        anim = animatediff_settings(motion_adapter=args.motion_adapter, frames=args.frames, fps=args.fps,
+                                    loop=args.loop, motion_loras=parse_weighted(args.motion_lora, "--motion-lora"),
+                                    context=args.context, pose_set=args.pose_set or "", controlnets=args.controlnet,
+                                    has_model=bool(args.model or args.style))
         request = request_for(args, anim, "video" if args.video else "animation", model=args.model or None)
     job = prepare(request, out_dir, download=args.download)
     for folder in run_animation(job, out_dir, args.device, args.download, announce_seed=args.seed is None):

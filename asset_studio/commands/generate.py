@@ -29,6 +29,10 @@ def register(subparsers) -> None:
     p.add_argument("--batch", type=int, metavar="B",
                    help="throughput mode: B images per pipeline call, each saved as its batch decodes (default 1)")
     p.add_argument("--seed", type=int, metavar="S", help="seed of the first image; image i uses S+i (default random)")
+    p.add_argument("--subseed", type=int, metavar="N",
+                   help="variation seed, as in A1111: image i mixes seed S+i's noise with N+i's (default random)")
+    p.add_argument("--subseed-strength", type=float, metavar="F",
+                   help="how far toward the variation seed's image, 0-1 (0.1-0.2: a close variation)")
     p.add_argument("--steps", type=int, metavar="N", help="sampling steps (default 25)")
     p.add_argument("--cfg", type=float, metavar="F", help="CFG scale (default 7)")
     p.add_argument("--sampler", metavar="NAME", help='sampler, as in A1111: "Euler a" (default), "DPM++ 2M Karras" …')
@@ -59,6 +63,11 @@ def register(subparsers) -> None:
     )
     p.add_argument("--tile", choices=("x", "y", "both", "off"),
                    help="seamless tiling: the image repeats without seams along x, y or both")
+    p.add_argument("--transparent", action="store_true",
+                   help="RGBA straight from the model (LayerDiffuse, SD 1.5 and SDXL) instead of a cut-out")
+    p.add_argument("--layerdiffuse", metavar="PATH_OR_ID",
+                   help="LayerDiffuse weights for --transparent: a catalog id, a folder or the patch .safetensors "
+                        "(default: the catalog's for the model)")
     chars = p.add_argument_group("characters: poses and references")
     chars.add_argument("--pose", metavar="POSE.json", help="OpenPose skeleton an OpenPose --controlnet follows")
     chars.add_argument("--pose-set", metavar="NAME_OR_DIR",
@@ -72,6 +81,9 @@ def register(subparsers) -> None:
                        help="full: the reference's content and style; style: its style only")
     chars.add_argument("--ip-adapter", metavar="PATH_OR_ID", help="IP-Adapter .safetensors or catalog id")
     chars.add_argument("--image-encoder", metavar="DIR_OR_ID", help="its CLIP image encoder (default: the matching one)")
+    chars.add_argument("--no-style-references", dest="style_references", action="store_false",
+                       help="leave out the style pack's own reference pictures (--reference then replaces them; "
+                            "without this flag they are added to the style's)")
     passes = p.add_argument_group("after-passes")
     passes.add_argument("--hires-scale", type=float, metavar="F", help="hires fix: enlarge by F (e.g. 2), then img2img")
     passes.add_argument("--hires-denoise", type=float, metavar="F", help="hires fix denoise, 0-1 (default 0.5)")
@@ -81,6 +93,7 @@ def register(subparsers) -> None:
     passes.add_argument("--refiner", metavar="PATH_OR_ID", help="second model for the end of the schedule (SDXL refiner)")
     passes.add_argument("--refiner-switch", type=float, metavar="F",
                         help="fraction of the steps the base model runs before the refiner (default 0.8)")
+    add_detail_flags(p)
     tiled = p.add_argument_group("tiled upscale (Ultimate SD Upscale: enlarge, then redraw tile by tile)")
     tiled.add_argument("--upscale-tiled", type=float, metavar="F", help="enlarge the finished image by F (e.g. 2)")
     tiled.add_argument("--upscale-model", metavar="NAME_OR_PATH",
@@ -107,6 +120,54 @@ def register(subparsers) -> None:
         "--no-postprocess", action="store_true", help="keep only the raw image, whatever the style pack asks for"
     )
     p.set_defaults(func=run)
+
+
+def add_detail_flags(p) -> None:
+    """The detailer's flags: regions redrawn by inpainting after the image is made (ADetailer)."""
+    g = p.add_argument_group("detailer (redraw regions: drawn boxes, or what a YOLO .onnx detector finds)")
+    g.add_argument("--detail", action="append", default=[], metavar="REGION",
+                   help="a region x,y,w,h in pixels of the finished image (repeatable), or the --detector's "
+                        "classes to redraw (face, face,hand, 0, all)")
+    g.add_argument("--detector", metavar="MODEL.onnx",
+                   help="a YOLO detector exported to ONNX (none ships: the common face/hand weights are AGPL)")
+    g.add_argument("--detail-denoise", type=float, metavar="F", help="how much each region changes, 0-1 (default 0.4)")
+    g.add_argument("--detail-prompt", metavar="TEXT", help="prompt of the regions ([PROMPT] = the image's; default it)")
+    g.add_argument("--detail-negative", metavar="TEXT", help="negative prompt of the regions (default the image's)")
+    g.add_argument("--detail-confidence", type=float, metavar="F", help="lowest detector score kept (default 0.3)")
+    g.add_argument("--detail-max", type=int, metavar="N", help="only the N largest regions (default all)")
+    g.add_argument("--detail-dilate", type=int, metavar="PX", help="grow (or, negative, shrink) the mask (default 4)")
+    g.add_argument("--detail-blur", type=int, metavar="PX", help="mask blur of the pasted region (default 4)")
+    g.add_argument("--detail-padding", type=int, metavar="PX", help="context around the region (default 32)")
+    g.add_argument("--detail-steps", type=int, metavar="N", help="steps run per region (default: base steps x denoise)")
+    g.add_argument("--detail-inpaint-model", metavar="PATH_OR_ID",
+                   help="an inpainting model of the same family (default: the model itself)")
+
+
+def detail_passes(args: argparse.Namespace) -> list:
+    """The detailer passes the flags describe: one for the drawn boxes, one for the detector's classes."""
+    from asset_studio.core.detail import parse_region_spec
+    from asset_studio.core.job import Box, DetailPass
+
+    settings = {name: getattr(args, f"detail_{flag}") for name, flag in (
+        ("denoise", "denoise"), ("prompt", "prompt"), ("negative", "negative"), ("confidence", "confidence"),
+        ("max_regions", "max"), ("dilate", "dilate"), ("mask_blur", "blur"), ("padding", "padding"),
+        ("steps", "steps"), ("inpaint_model", "inpaint_model"))}
+    settings = {k: v for k, v in settings.items() if v is not None}
+    if not args.detail and not args.detector:
+        if settings:
+            raise UserError("The --detail-… settings go with --detail (regions) or --detector.")
+        return []
+    specs = [parse_region_spec(text) for text in args.detail]
+    boxes = [s for s in specs if isinstance(s, Box)]
+    class_specs = [s for s in specs if not isinstance(s, Box)]
+    if class_specs and not args.detector:
+        raise UserError("--detail with class names needs --detector MODEL.onnx (a YOLO detector exported to ONNX); "
+                        "or give regions as x,y,w,h.")
+    passes = [DetailPass(boxes=boxes, **settings)] if boxes else []
+    if args.detector:
+        classes = [] if any(s == [] for s in class_specs) else [c for s in class_specs for c in s]
+        passes.append(DetailPass(detector=args.detector, classes=classes, **settings))
+    return passes
 
 
 def add_engine_flags(p) -> None:
@@ -183,10 +244,11 @@ def build_request(args: argparse.Namespace):
     tiled = tiled_upscale_from_args(args)
     overrides = Overrides(
         negative=args.negative, width=width, height=height, steps=args.steps, cfg_scale=args.cfg,
-        sampler=args.sampler, seed=args.seed, count=args.count, batch=args.batch, init_image=args.init,
+        sampler=args.sampler, seed=args.seed, subseed=args.subseed, subseed_strength=args.subseed_strength,
+        count=args.count, batch=args.batch, init_image=args.init,
         denoise=args.denoise,
         vae=args.vae, clip_skip=args.clip_skip, model_config=args.model_config, tiling=args.tile,
-        hires=hires, refiner=refiner, tiled_upscale=tiled,
+        hires=hires, refiner=refiner, detail=detail_passes(args) or None, tiled_upscale=tiled,
         finishing=finishing, no_finishing=args.no_postprocess,
     )
     n = len(args.controlnet)
@@ -217,7 +279,9 @@ def build_request(args: argparse.Namespace):
     return AssetRequest(subject=args.prompt, style=args.style, template=args.template, loras=loras,
                         fields=parse_fields(args.field), model=args.model or None, overrides=overrides,
                         layout=args.layout, controls=controls, pose=args.pose, references=references,
-                        ip_adapter=args.ip_adapter, image_encoder=args.image_encoder)
+                        ip_adapter=args.ip_adapter, image_encoder=args.image_encoder,
+                        style_references=args.style_references,
+                        transparent=args.transparent, layerdiffuse=args.layerdiffuse)
 
 
 TILED_FLAGS = {"upscale_model": "upscaler", "upscale_tile": "tile", "upscale_padding": "padding",

@@ -86,6 +86,8 @@ def _download(args: argparse.Namespace) -> int:
         return 130
     if entry.kind == "upscaler":
         print(f"\nDone: {folder}\nUse it as `asset-studio upscale --model {entry.id}`.")
+    elif entry.kind == "layerdiffuse":
+        print(f"\nDone: {folder}\nUse it as `asset-studio generate … --transparent --layerdiffuse {entry.id}`.")
     else:
         print(f"\nDone: {folder}\nUse it as the model `{entry.repo}`.")
     return 0

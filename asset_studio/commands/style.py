@@ -1,4 +1,5 @@
-"""`asset-studio style list | show ID | export ID --out FILE.stylepack | import FILE.stylepack [--replace]`."""
+"""`asset-studio style list | show ID | export ID --out FILE.stylepack | import FILE.stylepack [--replace]
+| add-reference ID IMAGE [--scale F] [--mode full|style] [--ip-adapter ID] [--image-encoder ID]`."""
 
 from __future__ import annotations
 
@@ -29,6 +30,18 @@ def register(subparsers) -> None:
     p.add_argument("--replace", action="store_true",
                    help="replace an installed pack with the same id instead of keeping both")
     p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("add-reference", help="add a character reference picture to a style pack (IP-Adapter)",
+                       description="Copy IMAGE into the pack (references/, as a PNG of at most 1024 pixels per side) "
+                                   "and list it in style.toml: every generate with the style then starts from it.")
+    p.add_argument("style", metavar="ID_OR_PATH")
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("--scale", type=float, default=0.6, metavar="F", help="its strength, 0-2 (default 0.6)")
+    p.add_argument("--mode", choices=("full", "style"), default="full",
+                   help="full: the picture's content and style; style: its style only")
+    p.add_argument("--ip-adapter", metavar="ID", help="the IP-Adapter the style's references want (catalog id)")
+    p.add_argument("--image-encoder", metavar="ID", help="that adapter's image encoder (catalog id; default: the matching one)")
+    p.set_defaults(func=cmd_add_reference)
 
 
 def _where(pack) -> str:
@@ -86,6 +99,11 @@ def cmd_show(args) -> int:
         print(f"  postprocess: {', '.join(f'{k}={v}' for k, v in pack.postprocess.to_dict().items())}")
     if pack.previews:
         print(f"  previews:    {', '.join(pack.previews)}")
+    for ref in pack.references:
+        print(f"  reference:   {ref.file} at {ref.scale:g} ({ref.mode})")
+    if pack.ip_adapter:
+        encoder = f", encoder {pack.image_encoder}" if pack.image_encoder else ""
+        print(f"  IP-Adapter:  {pack.ip_adapter}{encoder}")
     if pack.description:
         print()
         print(pack.description.strip())
@@ -112,4 +130,18 @@ def cmd_import(args) -> int:
     else:
         print(f"Imported '{result.pack.name}' as {result.pack.id}.")
     print(result.folder)
+    return 0
+
+
+def cmd_add_reference(args) -> int:
+    from asset_studio.core.pack_references import add_reference
+    from asset_studio.core.stylepack import find_style
+
+    pack = add_reference(find_style(args.style), args.image, scale=args.scale, mode=args.mode,
+                         ip_adapter=args.ip_adapter, image_encoder=args.image_encoder)
+    ref = pack.references[-1]
+    print(f"Added {ref.file} to {pack.id} at {ref.scale:g} ({ref.mode}); it has {len(pack.references)} reference(s).")
+    if not pack.ip_adapter:
+        print("The style names no IP-Adapter: pass --ip-adapter to generate, or set one here with --ip-adapter.")
+    print(Path(pack.folder) / ref.file)
     return 0

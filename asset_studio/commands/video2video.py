@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from asset_studio.commands.animate import DEFAULT_OUT, add_common, fit_size, request_for, run_animation
+from asset_studio.commands.animate import DEFAULT_OUT, add_common, request_for, run_animation
 from asset_studio.errors import UserError
 
 
@@ -58,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
     if args.frames and count < args.frames:
         raise UserError(f"The video has {count} frames, fewer than the {args.frames} asked for.")
     if args.size is None:
+        from asset_studio.core.animation import fit_size
+
         args.size = "x".join(map(str, fit_size(*size)))
     anim = Animation(frames=count, fps=args.fps or video_fps(args.video), motion_adapter=args.motion_adapter,
                      video=VideoSource(path=str(args.video), denoise=args.denoise, batch_frames=args.batch_frames,

@@ -10,6 +10,7 @@ the folder, `OUT/00001-<seed>-<slug>.gif`, so packing the folder never packs a p
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +48,45 @@ def timing_from_jobs(sheet, paths: dict) -> None:
             continue
         if job.animation is not None:
             anim.fps, anim.loop = float(job.animation.fps), bool(job.animation.loop)
+
+
+MAX_ANIMATION_NAME = 64
+
+
+@dataclass
+class AnimationEdit:
+    """The artist's name, speed and loop flag for an animation the packer found (by folder or
+    numbered frame names), applied before the data file is written."""
+
+    found: str  # the name core/sheet.find_animations gave it
+    name: str
+    fps: float | None = None  # None: the animation's own (its job's) or the export's speed
+    loop: bool = True
+
+
+def apply_animation_edits(sheet, edits: list[AnimationEdit]) -> None:
+    """Rename and re-time SHEET's animations as EDITS say; one sentence for an empty, over-long or
+    repeated name, a speed out of range, or an animation the sheet does not have."""
+    by_found = {a.name: a for a in sheet.animations}
+    for edit in edits:
+        if edit.found not in by_found:
+            raise UserError(f"The sheet has no animation '{edit.found}' to rename.")
+        name = edit.name.strip()
+        if not name or len(name) > MAX_ANIMATION_NAME or not name.isprintable():
+            raise UserError(f"The animation name '{edit.name}' must be 1 to {MAX_ANIMATION_NAME} printable characters.")
+        if any(c in name for c in '"\\'):
+            raise UserError(f"The animation name {name!r} holds a quote or backslash: the engines' files cannot carry it.")
+        if edit.fps is not None and not (math.isfinite(edit.fps) and 0 < edit.fps <= 1000):
+            raise UserError(f"The speed of '{name}' must be above 0 and at most 1000 fps, not {edit.fps:g}.")
+    for edit in edits:
+        anim = by_found[edit.found]
+        anim.name, anim.loop = edit.name.strip(), bool(edit.loop)
+        if edit.fps is not None:
+            anim.fps = float(edit.fps)
+    names = [a.name for a in sheet.animations]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise UserError(f"Two animations would both be called '{repeated[0]}': give each its own name.")
 
 
 # --- video to video in batches --------------------------------------------------------------------
@@ -156,3 +196,48 @@ def control_frame_files(folder: str | Path, frames: int) -> list[Path]:
         raise UserError(f"The control folder {path} holds {len(files)} pictures for {frames} frames; "
                         "give one per frame.")
     return files[:frames]
+
+
+# --- what the artist chose → the job's Animation (the animate command and the Animate tab) ---------
+
+
+def animatediff_settings(*, motion_adapter: str, frames: int = 16, fps: float = 8.0, loop: bool = False,
+                         motion_loras=(), context: int = 0, pose_set: str = "", controlnets=(),
+                         has_model: bool = True, previews=None):
+    """The Animation of a text-to-animation request, or one sentence for choices that do not go
+    together (before anything loads)."""
+    from asset_studio.core.job import DEFAULT_PREVIEWS, Animation
+
+    if not motion_adapter:
+        raise UserError("An animation needs a motion adapter (--motion-adapter), or --image and --svd.")
+    if not has_model:
+        raise UserError("--model is required unless a style pack recommends one.")
+    if pose_set and not controlnets:
+        raise UserError("A pose sequence is followed through an OpenPose ControlNet: add --controlnet.")
+    if controlnets and not pose_set:
+        raise UserError("An animation's ControlNet follows a pose sequence here: add --pose-set.")
+    return Animation(frames=int(frames), fps=float(fps), loop=bool(loop), motion_adapter=str(motion_adapter),
+                     motion_loras=list(motion_loras), context=int(context),
+                     previews=list(previews or DEFAULT_PREVIEWS))
+
+
+def svd_settings(*, image: str, svd: str, frames: int = 14, fps: float = 8.0, motion: float = 0.5,
+                 noise_aug: float = 0.02, decode_chunk: int = 8, previews=None):
+    """The Animation of an image-to-video request (Stable Video Diffusion). MOTION is 0-1, SVD's
+    motion bucket 0-255 scaled."""
+    from asset_studio.core.job import DEFAULT_PREVIEWS, Animation, ImageToVideo
+
+    if not (image and svd):
+        raise UserError("Image to video needs both the picture (--image) and the model (--svd).")
+    if not 0 <= motion <= 1:
+        raise UserError(f"--motion takes 0 to 1, not {motion:g}.")
+    return Animation(frames=int(frames), fps=float(fps), method="svd", previews=list(previews or DEFAULT_PREVIEWS),
+                     svd=ImageToVideo(motion_bucket=round(motion * 255), noise_aug=float(noise_aug),
+                                      decode_chunk=int(decode_chunk)))
+
+
+def fit_size(w: int, h: int, long_side: int = 512) -> tuple[int, int]:
+    """A frame size for a picture of W x H: its aspect, the longer side LONG_SIDE, multiples of 8."""
+    scale = long_side / max(w, h)
+    return max(8, round(w * scale / 8) * 8), max(8, round(h * scale / 8) * 8)
+

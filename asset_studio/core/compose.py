@@ -16,7 +16,7 @@ from pathlib import Path
 
 from asset_studio.core import families, placeholders
 from asset_studio.core.model_files import hub_cached_file, hub_snapshots
-from asset_studio.core.job import LoraRef
+from asset_studio.core.job import LoraRef, Reference
 from asset_studio.core.stylepack import (
     FIELD_PATTERN, REPO_PATTERN, FieldSpec, StylePack, app_home, check_pack_path, find_style,
 )
@@ -48,6 +48,25 @@ def lora_refs(pack: StylePack, scale: float | None = None, preview: bool = False
         path = (lora.file or lora.filename) if preview else resolve_lora(pack, i)
         refs.append(LoraRef(path=path, weight=weight, name=_lora_name(pack, i)))
     return refs
+
+
+def pack_file(pack: StylePack, rel: str) -> str:
+    """A file the pack ships, as an absolute path (the job re-runs from anywhere); REL when the pack
+    was never loaded from a folder (a preview of an unsaved pack)."""
+    return str((Path(pack.folder) / rel).resolve()) if pack.folder is not None else rel
+
+
+def style_references(pack: StylePack) -> list[Reference]:
+    """The pack's character references as job entries, in style.toml's order."""
+    return [Reference(image=pack_file(pack, ref.file), scale=ref.scale, mode=ref.mode) for ref in pack.references]
+
+
+def style_ip_adapter(pack: StylePack) -> tuple[str | None, str | None]:
+    """(IP-Adapter, image encoder) the pack asks for: a file it ships, else a catalog id; None when unset."""
+    adapter = pack.ip_adapter
+    if adapter.lower().endswith(".safetensors"):
+        adapter = pack_file(pack, adapter)
+    return adapter or None, pack.image_encoder or None
 
 
 # --- fields --------------------------------------------------------------------------------

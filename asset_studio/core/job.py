@@ -30,12 +30,18 @@ MAX_PROMPT_CHARS = 20000
 MAX_REFERENCES = 4
 MAX_FRAMES = 1024  # one animation; FreeNoise windows make long ones possible, memory is the real bound
 MAX_FPS = 120.0
+MAX_DETAIL_PASSES = 8
+MAX_DETAIL_BOXES = 64
 
 Tiling = Literal["off", "x", "y", "both"]
 OutputKind = Literal["image", "animation", "video"]
 BackgroundMethod = Literal["auto", "model", "key"]
 ReferenceMode = Literal["full", "style"]
 AnimationMethod = Literal["animatediff", "svd"]
+PreviewFormat = Literal["gif", "apng", "webp"]
+# GIF plays everywhere but has 256 colours and on/off transparency; APNG keeps full colour and
+# true alpha and plays in every browser and most viewers. WebP (also true alpha) on request.
+DEFAULT_PREVIEWS = ("gif", "apng")
 
 
 @dataclass
@@ -77,6 +83,10 @@ class Sampling:
     count: int = 1
     seeds: list[int] = field(default_factory=list)  # each image's seed; empty = seed, seed+1, …
     batch: int = 1  # images per pipeline call (throughput); each is still saved as its batch decodes
+    # A1111's "Variation seed": image i's starting noise is seed+i's slerped toward subseed+i's by
+    # the strength (0 = the seed's picture, 1 = the subseed's). None/0: plain seeds, as before.
+    subseed: int | None = None
+    subseed_strength: float = 0.0
 
 
 @dataclass
@@ -157,11 +167,42 @@ class TiledUpscale:
 
 
 @dataclass
+class Box:
+    """A rectangle in image pixels: left, top, width, height."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+
+
+@dataclass
+class DetailPass:
+    """One detailer pass (ADetailer's "inpaint only masked"): find regions, redraw each crop at the
+    job's base size by inpainting over the loaded modules, paste it back through a blurred mask."""
+
+    boxes: list[Box] = field(default_factory=list)  # drawn regions, in pixels of the image the pass sees
+    detector: str = ""  # or a YOLO-format .onnx detector that finds them
+    classes: list[str] = field(default_factory=list)  # the detector's classes to keep (names or numbers); empty = all
+    confidence: float = 0.3  # the detector's lowest score kept
+    max_regions: int = 0  # only the N largest regions; 0 = all
+    dilate: int = 4  # grow the mask by this many pixels (negative: shrink it), ADetailer's "dilate erode"
+    mask_blur: int = 4  # the pasted crop fades out over this radius
+    denoise: float = 0.4
+    padding: int = 32  # pixels of context around the mask that the crop takes in
+    steps: int = 0  # steps actually run; 0 = the base pass's count x denoise
+    prompt: str = ""  # empty = the job's; [PROMPT] stands for the job's prompt
+    negative: str = ""  # empty = the job's
+    inpaint_model: str = ""  # an inpainting model of the same family; empty = the base model's own modules
+
+
+@dataclass
 class Passes:
-    """After-passes, in the order they run: refiner hand-off, hires fix, then the tiled upscale."""
+    """After-passes, in the order they run: refiner hand-off, hires fix, the detailer, then the tiled upscale."""
 
     refiner: Refiner | None = None
     hires: HiresFix | None = None
+    detail: list[DetailPass] = field(default_factory=list)
     tiled_upscale: TiledUpscale | None = None
 
 
@@ -200,6 +241,18 @@ class Animation:
     context: int = 0  # frames the motion modules see at once; 0 = the adapter's window (16)
     svd: ImageToVideo | None = None  # method "svd"
     video: VideoSource | None = None  # video to video (AnimateDiff)
+    previews: list[PreviewFormat] = field(default_factory=lambda: list(DEFAULT_PREVIEWS))  # written beside the folder
+
+
+@dataclass
+class Transparency:
+    """LayerDiffuse: the UNet makes "transparent latents" and a second decoder turns them into RGBA,
+    so the image comes out with real alpha (glass, hair, glow) instead of being cut out afterwards."""
+
+    # A catalog id (layerdiffuse-sd15, layerdiffuse-sdxl, layerdiffuse-sdxl-conv), a folder holding the
+    # published files, or the UNet patch's .safetensors file (its decoder beside it); "" = the
+    # catalog's weights for the model's family.
+    weights: str = ""
 
 
 @dataclass
@@ -244,6 +297,7 @@ class GenerationJob:
     tiling: Tiling = "off"
     output: OutputKind = "image"
     animation: Animation | None = None  # required when output is animation or video
+    transparency: Transparency | None = None  # RGBA straight from the model (LayerDiffuse); None = RGB
     finishing: Finishing = field(default_factory=Finishing)
     source: Source = field(default_factory=Source)
     # Which backend and server made this image ("comfyui http://gpu-3:8188"); empty = this machine.
@@ -256,9 +310,15 @@ class GenerationJob:
         s = self.sampling
         return list(s.seeds) if s.seeds else [s.seed + i for i in range(s.count)]
 
-    def for_seed(self, seed: int) -> "GenerationJob":
-        """This job for one image alone: what its PNG carries, so that image re-runs by itself."""
+    def for_seed(self, seed: int, index: int | None = None) -> "GenerationJob":
+        """This job for one image alone: what its PNG carries, so that image re-runs by itself.
+        INDEX (the image's place in the batch; else found from SEED) picks its subseed."""
         one = copy.deepcopy(self)
+        if self.sampling.subseed is not None:
+            if index is None:
+                seeds = self.image_seeds()
+                index = seeds.index(int(seed)) if int(seed) in seeds else 0
+            one.sampling.subseed = self.sampling.subseed + int(index)
         one.sampling.seed, one.sampling.count, one.sampling.seeds, one.sampling.batch = int(seed), 1, [], 1
         return one
 
@@ -406,6 +466,12 @@ def check_limits(job: GenerationJob) -> None:
             raise UserError(f"The seed {seed} is out of range (0 to 2^64-1).")
     if not s.seeds and s.seed + s.count - 1 > MAX_SEED:
         raise UserError(f"The seed {s.seed} leaves no room for {s.count} images (the last seed would pass 2^64-1).")
+    if s.subseed is not None and not 0 <= s.subseed <= MAX_SEED - (len(s.seeds) or s.count) + 1:
+        raise UserError(f"The variation seed {s.subseed} is out of range (0 to 2^64-1 for every image).")
+    if not 0 <= s.subseed_strength <= 1:
+        raise UserError(f"The variation strength must be between 0 and 1, not {s.subseed_strength:g}.")
+    if s.subseed is None and s.subseed_strength:
+        raise UserError("A variation strength needs a variation seed (subseed).")
     if not 1 <= job.model.clip_skip <= 12:
         raise UserError(f"Clip skip must be between 1 and 12, not {job.model.clip_skip}.")
     for lora in job.model.loras:
@@ -445,9 +511,11 @@ def check_limits(job: GenerationJob) -> None:
     if refiner is not None and not 0 < refiner.switch_at < 1:
         raise UserError(f"The refiner switch must be between 0 and 1 (the fraction of steps the base model runs), "
                         f"not {refiner.switch_at:g}.")
+    check_detail(job)
     if job.passes.tiled_upscale is not None:
         check_tiled_upscale(job)
     check_animation(job)
+    check_transparency(job)
     f = job.finishing
     if not 0 <= f.pixel_grid <= MAX_SIDE or not 0 <= f.palette_size <= 256:
         raise UserError("Finishing needs a pixel grid of 0 to 4096 and a palette of 0 to 256 colours.")
@@ -553,6 +621,58 @@ def check_animation(job: GenerationJob) -> None:
                             f"not {v.overlap}.")
     elif a.loop and a.frames < 3:
         raise UserError(f"A loop needs at least 3 frames, not {a.frames}.")
+
+
+def check_detail(job: GenerationJob) -> None:
+    """Each detailer pass: one source of regions, boxes inside the image it sees, numbers in range."""
+    passes = job.passes.detail
+    if len(passes) > MAX_DETAIL_PASSES:
+        raise UserError(f"A job takes at most {MAX_DETAIL_PASSES} detailer passes, not {len(passes)}.")
+    width, height = hires_size(job)
+    for n, d in enumerate(passes, start=1):
+        where = f"Detailer pass {n}" if len(passes) > 1 else "The detailer"
+        if bool(d.boxes) == bool(d.detector.strip()):
+            raise UserError(f"{where} needs either drawn regions or a detector model, not "
+                            f"{'both' if d.boxes else 'neither'}.")
+        if len(d.boxes) > MAX_DETAIL_BOXES:
+            raise UserError(f"{where} has {len(d.boxes)} regions; at most {MAX_DETAIL_BOXES} are allowed.")
+        for b in d.boxes:
+            if b.width <= 0 or b.height <= 0 or b.x < 0 or b.y < 0 or b.x + b.width > width or b.y + b.height > height:
+                raise UserError(f"{where}'s region {b.x},{b.y},{b.width},{b.height} (x,y,w,h) is not inside the "
+                                f"{width}x{height} image.")
+        if d.classes and not d.detector:
+            raise UserError(f"{where} names classes ({', '.join(d.classes)[:60]}) but has no detector model.")
+        checks = ((0 < d.denoise <= 1, f"denoise must be above 0 and at most 1, not {d.denoise:g}"),
+                  (0 <= d.confidence <= 1, f"confidence must be between 0 and 1, not {d.confidence:g}"),
+                  (0 <= d.max_regions <= MAX_DETAIL_BOXES,
+                   f"largest-regions count must be 0 (all) to {MAX_DETAIL_BOXES}, not {d.max_regions}"),
+                  (-MAX_SIDE // 4 <= d.dilate <= MAX_SIDE // 4,
+                   f"dilate/erode must be between {-MAX_SIDE // 4} and {MAX_SIDE // 4} pixels, not {d.dilate}"),
+                  (0 <= d.mask_blur <= 256, f"mask blur must be between 0 and 256 pixels, not {d.mask_blur}"),
+                  (0 <= d.padding <= MAX_SIDE, f"padding must be between 0 and {MAX_SIDE} pixels, not {d.padding}"),
+                  (0 <= d.steps <= MAX_STEPS, f"steps must be between 0 (as the base pass) and {MAX_STEPS}, not {d.steps}"),
+                  (len(d.classes) <= 64 and all(0 < len(c) <= 64 for c in d.classes),
+                   "classes must be at most 64 names of 1 to 64 characters"),
+                  (len(d.prompt) <= MAX_PROMPT_CHARS and len(d.negative) <= MAX_PROMPT_CHARS,
+                   f"prompt is longer than {MAX_PROMPT_CHARS} characters"))
+        for ok, text in checks:
+            if not ok:
+                raise UserError(f"{where}'s {text}.")
+
+
+def check_transparency(job: GenerationJob) -> None:
+    """What LayerDiffuse's transparent images cannot be combined with (yet), in one sentence."""
+    if job.transparency is None:
+        return
+    other = [name for name, used in (
+        ("animations", job.output != "image"), ("a start image (img2img)", job.init is not None),
+        ("the hires fix", job.passes.hires is not None), ("the refiner", job.passes.refiner is not None),
+        ("seamless tiling", job.tiling != "off"), ("the detailer", bool(job.passes.detail)),
+        ("the tiled upscale", job.passes.tiled_upscale is not None),
+    ) if used]
+    if other:
+        raise UserError(f"Transparent generation (LayerDiffuse) cannot be combined with {other[0]} yet; "
+                        "leave one of them out.")
 
 
 def hires_size(job: GenerationJob) -> tuple[int, int]:

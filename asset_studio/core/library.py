@@ -15,6 +15,7 @@ import json
 import os
 import re
 import unicodedata
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from asset_studio import __version__
@@ -23,6 +24,7 @@ from asset_studio.errors import UserError
 
 JOB_CHUNK = "asset_studio_job"
 PARAMETERS_CHUNK = "parameters"
+RUN_CHUNK = "asset_studio_run"  # which press of Generate made the image: the gallery groups by it
 NAME_PATTERN = re.compile(r"^(\d{5,})-")
 SPRITES_DIR = "sprites"  # finished sprites, beside the raw images under the same names
 BEFORE_DIR = ".before"  # the picture before the after-passes, same name; hidden from the gallery and sheets
@@ -69,6 +71,8 @@ def a1111_parameters(job: GenerationJob, seed: int | None = None) -> str:
         ("Sampler", s.sampler),
         ("CFG scale", _num(s.cfg_scale)),
         ("Seed", str(seed)),
+        *([("Variation seed", str(s.subseed)), ("Variation seed strength", _num(s.subseed_strength))]
+          if s.subseed is not None else []),
         ("Size", f"{s.width}x{s.height}"),
         ("Model", _model_name(job.model.checkpoint)),
     ]
@@ -88,6 +92,10 @@ def a1111_parameters(job: GenerationJob, seed: int | None = None) -> str:
     if job.passes.refiner is not None:
         fields.append(("Refiner", _model_name(job.passes.refiner.model)))
         fields.append(("Refiner switch at", _num(job.passes.refiner.switch_at)))
+    if job.passes.detail:
+        from asset_studio.core.detail import adetailer_fields
+
+        fields += adetailer_fields(job.passes.detail, _model_name)
     tiled = job.passes.tiled_upscale
     if tiled is not None:  # the keys Ultimate SD Upscale writes, then ours for what it leaves out
         if job.init is None and hires is None:
@@ -112,6 +120,8 @@ def a1111_parameters(job: GenerationJob, seed: int | None = None) -> str:
                        ("Ultimate SD upscale ControlNet weight", _num(tiled.controlnet_scale))]
     if job.model.clip_skip > 1:
         fields.append(("Clip skip", str(job.model.clip_skip)))
+    if job.transparency is not None:  # RGBA from the model (LayerDiffuse); "" = the catalog's weights
+        fields.append(("LayerDiffuse", _model_name(job.transparency.weights) or "True"))
     if job.tiling != "off":
         fields.append(("Tiling", "True" if job.tiling == "both" else job.tiling.upper()))
     for i, unit in enumerate(job.controls):
@@ -150,12 +160,60 @@ def parse_parameters(text: str) -> dict:
     return result
 
 
-def png_info(job: GenerationJob, seed: int):
+@dataclass
+class RunInfo:
+    """One run (a press of Generate, a re-roll …): every image it saves carries it, outside the job
+    (re-running an image is a new run, the job stays the same)."""
+
+    id: str
+    started: float  # seconds since the epoch
+    subject: str = ""
+    count: int = 1
+
+    @classmethod
+    def new(cls, job: GenerationJob) -> "RunInfo":
+        import time
+        import uuid
+
+        return cls(id=uuid.uuid4().hex[:12], started=time.time(),
+                   subject=(job.source.subject or job.prompt.text)[:80], count=len(job.image_seeds()))
+
+    def to_text(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=True, sort_keys=True)
+
+    @classmethod
+    def from_text(cls, text: str | None) -> "RunInfo | None":
+        """The run a PNG's chunk names, or None when it has none or it is not ours (data, not trusted)."""
+        try:
+            data = json.loads(text) if text else None
+            if (isinstance(data, dict) and isinstance(data.get("id"), str) and 0 < len(data["id"]) <= 64
+                    and isinstance(data.get("started"), (int, float))):
+                return cls(id=data["id"], started=float(data["started"]), subject=str(data.get("subject", ""))[:80],
+                           count=int(data["count"]) if isinstance(data.get("count"), int) else 1)
+        except (ValueError, RecursionError):
+            pass
+        return None
+
+
+def read_run(path) -> "RunInfo | None":
+    """The run of an image, read from the chunks before its pixels (cheap: nothing is decoded)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return RunInfo.from_text(im.info.get(RUN_CHUNK))
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return None
+
+
+def png_info(job: GenerationJob, seed: int, run: RunInfo | None = None):
     from PIL.PngImagePlugin import PngInfo
 
     info = PngInfo()
     info.add_text(PARAMETERS_CHUNK, a1111_parameters(job, seed))
     info.add_text(JOB_CHUNK, job.for_seed(seed).to_json())
+    if run is not None:
+        info.add_text(RUN_CHUNK, run.to_text())
     return info
 
 
@@ -227,7 +285,8 @@ def next_number(folder: Path) -> int:
     return highest + 1
 
 
-def save_image(image, job: GenerationJob, folder, seed: int | None = None, name: str | None = None) -> Path:
+def save_image(image, job: GenerationJob, folder, seed: int | None = None, name: str | None = None,
+               run: RunInfo | None = None) -> Path:
     """Write one image with its metadata as `00001-<seed>-<slug>.png` (or NAME, e.g. a pose set's
     `knight-walk-3.png`); never overwrites a file."""
     from asset_studio.core.outputs import png_writer, staged
@@ -235,13 +294,13 @@ def save_image(image, job: GenerationJob, folder, seed: int | None = None, name:
     folder = Path(folder)
     seed = job.sampling.seed if seed is None else int(seed)
     if name is not None:
-        with staged(folder / name, png_writer(image, pnginfo=png_info(job, seed))) as new:
+        with staged(folder / name, png_writer(image, pnginfo=png_info(job, seed, run))) as new:
             if new.link_new(folder / name):
                 return folder / name
         raise UserError(f"{folder / name} already exists; it was kept.")
     slug = slugify(job.source.subject or job.prompt.text)
     number = next_number(folder)
-    with staged(folder / f"{number:05d}-{seed}-{slug}.png", png_writer(image, pnginfo=png_info(job, seed))) as new:
+    with staged(folder / f"{number:05d}-{seed}-{slug}.png", png_writer(image, pnginfo=png_info(job, seed, run))) as new:
         while True:  # another process may take a number first: take the next one
             target = folder / f"{number:05d}-{seed}-{slug}.png"
             if new.link_new(target):

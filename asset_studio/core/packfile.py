@@ -3,7 +3,7 @@
     manifest.json   {"format": "asset-studio.stylepack", "format_version": 1, "id": ..., "version": ...,
                      "files": {"style.toml": {"sha256": ..., "size": ...}, ...}}
     style.toml
-    loras/….safetensors, preview.png, …
+    loras/….safetensors, preview.png, references/….png, …
 
 A .stylepack comes from strangers, so import checks everything before it writes anything:
 the manifest and every hash, the style.toml schema, safe relative names (no absolute paths, no
@@ -31,8 +31,8 @@ from pathlib import Path
 from asset_studio.core.model_files import is_pickle
 from asset_studio.core.safetensors_header import read_header
 from asset_studio.core.stylepack import (
-    ID_PATTERN, STYLE_FILE, StylePack, check_pack_path, find_style, load_stylepack,
-    parse_stylepack, parse_stylepack_text, style_dirs, user_styles_dir,
+    ID_PATTERN, MAX_IMAGE_BYTES, MAX_IMAGE_SIDE, STYLE_FILE, StylePack, check_pack_path, find_style, load_stylepack,
+    pack_files_named, parse_stylepack, parse_stylepack_text, style_dirs, user_styles_dir,
 )
 from asset_studio.errors import UserError
 
@@ -53,8 +53,8 @@ class Limits:
     max_file_bytes: int = 2 * 1024**3  # an SDXL LoRA at high rank is under 1 GiB
     max_total_bytes: int = 4 * 1024**3
     max_text_bytes: int = 1024**2  # style.toml, manifest.json, notes
-    max_image_bytes: int = 32 * 1024**2  # previews
-    max_image_side: int = 4096  # preview pixels per side: a small PNG can decode to gigabytes
+    max_image_bytes: int = MAX_IMAGE_BYTES  # previews and character references
+    max_image_side: int = MAX_IMAGE_SIDE  # pixels per side: a small PNG can decode to gigabytes
     max_files: int = 256
     max_ratio: float = 100.0  # uncompressed / compressed, for entries above ratio_floor
     ratio_floor: int = 1024**2  # small files may compress well legitimately
@@ -340,9 +340,7 @@ def inspect_stylepack(path: str | Path, limits: Limits = Limits()) -> tuple[Styl
         pack = parse_stylepack_text(text)
         if pack.id != manifest["id"]:
             raise UserError(f"The pack's manifest id '{manifest['id']}' differs from its {STYLE_FILE} id '{pack.id}'.")
-        needed = [(f"loras[{i}].file", lora.file) for i, lora in enumerate(pack.loras) if lora.file]
-        needed += [(f"previews[{i}]", p) for i, p in enumerate(pack.previews)]
-        for key, rel in needed:
+        for key, rel in pack_files_named(pack):
             if rel not in entries:
                 raise UserError(f"{STYLE_FILE}: {key} names {rel}, which is not in the pack.")
     return pack, manifest

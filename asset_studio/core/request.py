@@ -21,12 +21,14 @@ from pathlib import Path
 
 from asset_studio.core import controls, families
 from asset_studio.core.compose import (
-    clean_text, compose_negative, compose_prompt, field_values, lora_refs, resolve_model, size_for, style_seed,
+    clean_text, compose_negative, compose_prompt, field_values, lora_refs, resolve_model, size_for, style_ip_adapter,
+    style_references, style_seed,
 )
 from asset_studio.core.job import (
     MAX_PROMPT_CHARS, MAX_SEED, Animation, ControlUnit, Finishing, GenerationJob, HiresFix, InitImage, LoraRef, ModelRef,
-    Passes, Prompt, Reference, Refiner, Sampling, Source, TiledUpscale, check_limits, checked,
+    Passes, Prompt, Reference, Refiner, Sampling, Source, TiledUpscale, Transparency, check_limits, checked,
 )
+from asset_studio.core.job import DetailPass  # the detailer's passes
 from asset_studio.core.lora_tags import extract_lora_tags, find_lora_by_name
 from asset_studio.core.samplers import canonical_name
 from asset_studio.core.stylepack import StylePack, find_style
@@ -59,6 +61,8 @@ class Overrides:
     cfg_scale: float | None = None
     sampler: str | None = None
     seed: int | None = None
+    subseed: int | None = None  # A1111's variation seed (random when only a strength is given)
+    subseed_strength: float | None = None
     count: int | None = None
     batch: int | None = None  # images per pipeline call (throughput mode)
     init_image: str | None = None
@@ -69,6 +73,7 @@ class Overrides:
     tiling: str | None = None
     hires: HiresFix | None = None  # the hires fix after-pass
     refiner: Refiner | None = None  # the refiner hand-off
+    detail: list[DetailPass] | None = None  # detailer passes (drawn regions or a detector)
     tiled_upscale: TiledUpscale | None = None  # the tiled img2img upscale (Ultimate SD Upscale)
     finishing: dict = field(default_factory=dict)  # Finishing fields; crisp_text=True draws the layout's text
     no_finishing: bool = False  # keep only the raw image, whatever the style asks for
@@ -94,9 +99,14 @@ class AssetRequest:
     references: list[Reference] = field(default_factory=list)  # pictures that steer (IP-Adapter)
     ip_adapter: str | None = None
     image_encoder: str | None = None
+    # The style pack's own references come first and the artist's are added after them; False leaves
+    # the style's out, so the artist's replace them (--no-style-references, the Create tab's switch).
+    style_references: bool = True
     animation: Animation | None = None  # an animation instead of images (output "animation", or "video")
     output: str = "image"
     pose_frames: str = ""  # an animation's pose set (name or folder): one OpenPose control picture per frame
+    transparent: bool = False  # RGBA from the model itself (LayerDiffuse) instead of a cut-out
+    layerdiffuse: str | None = None  # its weights: catalog id, folder or patch file; None = the catalog's for the family
 
 
 def prepare(request: AssetRequest, out_dir: str | Path | None = None, *, preview: bool = False,
@@ -182,6 +192,11 @@ def prepare(request: AssetRequest, out_dir: str | Path | None = None, *, preview
         sampling.seed = style_seed(pack, subject)
     else:
         sampling.seed = random.randrange(2**32)
+    if o.subseed is not None or o.subseed_strength is not None:
+        if o.subseed_strength is None:
+            raise UserError("A variation seed needs a variation strength between 0 and 1 (e.g. 0.15).")
+        sampling.subseed = o.subseed if o.subseed is not None else random.randrange(2**32)
+        sampling.subseed_strength = float(o.subseed_strength)
     _check_seed_room(sampling)
 
     job = GenerationJob(model=model_ref, prompt=Prompt(text=text, negative=negative), sampling=sampling)
@@ -194,6 +209,7 @@ def prepare(request: AssetRequest, out_dir: str | Path | None = None, *, preview
                         Refiner(model=_path_ref(o.refiner.model), switch_at=o.refiner.switch_at))
     if o.hires is not None and not o.hires.upscaler.startswith(("latent", "lanczos", "nearest")):
         job.passes.hires.upscaler = _path_ref(o.hires.upscaler)
+    job.passes.detail = [_detail_pass(d) for d in o.detail or []]
     if o.tiled_upscale is not None:
         t = job.passes.tiled_upscale = replace(o.tiled_upscale)
         if t.upscaler not in ("lanczos", "nearest"):
@@ -206,8 +222,14 @@ def prepare(request: AssetRequest, out_dir: str | Path | None = None, *, preview
     job.references = [Reference(image=_path_ref(r.image), scale=r.scale, mode=r.mode) for r in request.references]
     job.model.ip_adapter = _path_ref(request.ip_adapter) if request.ip_adapter else None
     job.model.image_encoder = _path_ref(request.image_encoder) if request.image_encoder else None
+    if pack is not None:
+        _add_style_references(job, pack, request)
     if request.animation is not None:
         job.output, job.animation = request.output, _animation(request.animation)
+    if request.transparent:
+        job.transparency = Transparency(weights=_path_ref(request.layerdiffuse) if request.layerdiffuse else "")
+    elif request.layerdiffuse:
+        raise UserError("LayerDiffuse weights (--layerdiffuse) go with --transparent.")
     if request.pose_frames:
         job.controls = _pose_frames(request, job, out_dir, preview)
     elif request.animation is not None and request.animation.video is not None:
@@ -313,6 +335,14 @@ def _path_ref(ref: str) -> str:
     return str(path.resolve()) if ref and path.exists() else str(ref)
 
 
+def _detail_pass(d: DetailPass) -> DetailPass:
+    """A detailer pass with its model files as absolute paths (a copy: the request stays as it was)."""
+    d = copy.deepcopy(d)
+    d.detector = _path_ref(d.detector) if d.detector else ""
+    d.inpaint_model = _path_ref(d.inpaint_model) if d.inpaint_model else ""
+    return d
+
+
 def _check_seed_room(sampling: Sampling) -> None:
     if not 0 <= sampling.seed <= MAX_SEED:
         raise UserError(f"The seed {sampling.seed} is out of range (0 to 2^64-1).")
@@ -388,6 +418,18 @@ def _controls(request: AssetRequest, layout, tpl, job: GenerationJob, out_dir, p
         units.append(ControlUnit(model=_path_ref(c.model), image=str(rendered[kind]), type=kind,
                                  scale=float(c.scale), start=float(c.start), end=float(c.end)))
     return units
+
+
+def _add_style_references(job: GenerationJob, pack: StylePack, request: AssetRequest) -> None:
+    """The style's character references before the artist's, and the IP-Adapter the style names when
+    the artist chose none (its encoder only with its own adapter: another adapter may need another)."""
+    if request.style_references:
+        job.references[:0] = style_references(pack)
+    if job.references and not request.ip_adapter:
+        adapter, encoder = style_ip_adapter(pack)
+        if adapter:
+            job.model.ip_adapter = adapter
+            job.model.image_encoder = job.model.image_encoder or encoder
 
 
 def _animation(a: Animation) -> Animation:

@@ -11,6 +11,7 @@ halo; a page is bled in one pass, frame by frame.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -185,12 +186,24 @@ def trim_box(image: Image.Image) -> tuple[int, int, int, int]:
 
 
 def load_sprites(inputs: list[Path], trim: bool = False, exclude=None) -> list[Sprite]:
-    sprites = []
-    for name, path in collect_images(inputs, exclude):
+    return read_sprites(collect_images(inputs, exclude), trim)
+
+
+def read_sprites(found: list[tuple[str, Path]], trim: bool = False) -> list[Sprite]:
+    """Sprites from collect_images' (name, path) list, in its order. Decoding runs on a few
+    threads: Pillow decodes and zlib inflates without the GIL, so thousands of small PNGs load
+    in a fraction of the time on a multi-core machine."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def read(item: tuple[str, Path]) -> Sprite:
+        name, path = item
         im = open_rgba(path)
-        box = trim_box(im) if trim else (0, 0, *im.size)
-        sprites.append(Sprite(name=name, image=im, trim=box))
-    return sprites
+        return Sprite(name=name, image=im, trim=trim_box(im) if trim else (0, 0, *im.size))
+
+    if len(found) < 64:
+        return [read(item) for item in found]
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        return list(pool.map(read, found, chunksize=32))
 
 
 # --------------------------------------------------------------------------- animations
@@ -278,6 +291,7 @@ FINE_FACTORS = tuple(round(0.5 + 0.02 * i, 2) for i in range(76))  # 0.5 … 2.0
 # order costs half a second, and the sweep alone already fills 99.9% on random sprites).
 ALL_STRATEGIES_UP_TO = 1000
 MANY = 5000
+PARALLEL_FROM = 200  # rectangles: below this a pack is too short to be worth a thread
 
 
 def best_layout(sizes, opts: SheetOptions, pad: int):
@@ -308,30 +322,40 @@ def best_layout(sizes, opts: SheetOptions, pad: int):
         return sorted(w for w in widths if w >= max_w)
 
     packer = Packer(sizes, opts.rotate)
+    for _, order in STRATEGIES:
+        packer.prepare(order)
     results: dict[tuple[int, str, str], tuple] = {}
 
-    def attempt(width: int, heuristic: str, order: str) -> None:
-        if (width, heuristic, order) in results:
-            return
+    def attempt(key: tuple[int, str, str]):
+        width, heuristic, order = key
         xs, ys, rots = packer.pack(width, limit, heuristic, order)
-        results[width, heuristic, order] = None
         if (xs < 0).any():
-            return
+            return None
         pw, ph = _page_dims(*packer.extent(xs, ys, rots), pad, opts)
         if pw <= opts.max_size and ph <= opts.max_size:
-            results[width, heuristic, order] = ((pw * ph, max(pw, ph), width, heuristic, order), (xs, ys, rots), (pw, ph))
+            return (pw * ph, max(pw, ph), width, heuristic, order), (xs, ys, rots), (pw, ph)
+        return None
+
+    def attempt_all(keys) -> None:
+        # The kernel runs without the GIL, so a big set's packs share the cores; the results (and
+        # so the chosen layout) do not depend on the order they finish in.
+        keys = [k for k in dict.fromkeys(keys) if k not in results]
+        if len(sizes) < PARALLEL_FROM or (os.cpu_count() or 1) < 2:
+            results.update((k, attempt(k)) for k in keys)
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+            results.update(zip(keys, pool.map(attempt, keys)))
 
     coarse = clamp(WIDTH_FACTORS)
-    for width in sorted(set(coarse) | set(clamp(FINE_FACTORS))):
-        attempt(width, *STRATEGIES[0])
+    attempt_all((width, *STRATEGIES[0]) for width in sorted(set(coarse) | set(clamp(FINE_FACTORS))))
     ranked = sorted(r[0] for r in results.values() if r is not None)
     if len(sizes) <= ALL_STRATEGIES_UP_TO or not ranked:
         others = coarse
     else:
         others = [score[2] for score in ranked[: 3 if len(sizes) <= MANY else 1]]
-    for width in others:
-        for heuristic, order in STRATEGIES[1:]:
-            attempt(width, heuristic, order)
+    attempt_all((width, heuristic, order) for width in others for heuristic, order in STRATEGIES[1:])
     found = [r for r in results.values() if r is not None]
     if not found:
         return None

@@ -49,7 +49,7 @@ def _contains(ax, ay, aw, ah, bx, by, bw, bh):
     return ax <= bx and ay <= by and ax + aw >= bx + bw and ay + ah >= by + bh
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)  # without the GIL: best_layout packs several widths at once
 def _pack(ws, hs, order, width, height, heuristic, rotate):
     """Place rectangles in `order`; returns x, y (-1 when it did not fit) and rotated flags."""
     n = ws.shape[0]
@@ -175,9 +175,13 @@ class Packer:
 
     def pack(self, width: int, height: int, heuristic: str, order: str):
         """x, y (-1 where it did not fit) and rotated flags, one per rectangle."""
+        self.prepare(order)
+        return _pack(self.ws, self.hs, self._orders[order], int(width), int(height), HEURISTICS.index(heuristic), self.rotate)
+
+    def prepare(self, order: str) -> None:
+        """Work out a sort order before packs run on several threads."""
         if order not in self._orders:
             self._orders[order] = sort_order(self.sizes, order)
-        return _pack(self.ws, self.hs, self._orders[order], int(width), int(height), HEURISTICS.index(heuristic), self.rotate)
 
     def extent(self, xs, ys, rots) -> tuple[int, int]:
         """Width and height of what the placed rectangles cover."""

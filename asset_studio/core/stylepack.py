@@ -1,8 +1,9 @@
 """Style packs: a folder with `style.toml` and its files (LoRAs, previews) that fixes one look.
 
     pixel-art/
-        style.toml          name, id, prompt template, LoRAs, defaults, post-processing
+        style.toml          name, id, prompt template, LoRAs, defaults, post-processing, references
         loras/pixel.safetensors
+        references/hero.png character reference pictures (IP-Adapter image prompts)
         preview.png
 
 Packs live in two places: the bundled `styles/` folder beside the package, and the user's styles
@@ -15,10 +16,12 @@ from __future__ import annotations
 import os
 import re
 import sys
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from asset_studio.core import families, placeholders
+from asset_studio.core.job import MAX_REFERENCES, Reference, ReferenceMode
 from asset_studio.core.tomlschema import Table, parse_toml, read_toml_file
 from asset_studio.errors import UserError
 
@@ -30,6 +33,11 @@ FIELD_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}")
 SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
 REPO_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*")
 MAX_SIZE = 4096
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+_IMAGE_FORMATS = ("PNG", "JPEG", "WEBP")
+REFERENCE_MODES = typing.get_args(ReferenceMode)
+MAX_IMAGE_BYTES = 32 * 1024**2  # a preview or reference picture inside a pack
+MAX_IMAGE_SIDE = 4096  # pixels per side: a small PNG can decode to gigabytes
 _WINDOWS_RESERVED = re.compile(r"(?i)(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³])\s*")
 
 
@@ -43,6 +51,16 @@ class LoraEntry:
     sha256: str = ""
     weight: float = 1.0
     trigger_words: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ReferenceEntry:
+    """A character reference picture shipped inside the pack: an IP-Adapter image prompt that keeps
+    the same character across assets (prepare() puts it in every job of the style)."""
+
+    file: str  # path relative to the pack folder
+    scale: float = Reference.scale
+    mode: str = Reference.mode  # "full" (content and style) or "style" (its style only)
 
 
 @dataclass
@@ -97,6 +115,9 @@ class StylePack:
     defaults: Defaults = field(default_factory=Defaults)
     postprocess: PostProcess = field(default_factory=PostProcess)
     previews: list[str] = field(default_factory=list)
+    references: list[ReferenceEntry] = field(default_factory=list)
+    ip_adapter: str = ""  # the IP-Adapter its references want: a catalog id or a .safetensors file in the pack
+    image_encoder: str = ""  # that adapter's image encoder (catalog id); "" = the one it was trained with
     folder: Path | None = None  # where it was loaded from; not part of the file
 
     @property
@@ -121,6 +142,9 @@ class StylePack:
             data["negative"] = self.negative
         if self.previews:
             data["previews"] = list(self.previews)
+        for key in ("ip_adapter", "image_encoder"):
+            if getattr(self, key):
+                data[key] = getattr(self, key)
         if self.fields:
             data["fields"] = {
                 name: {k: v for k, v in vars(spec).items() if v is not None and (v or k == "default")}
@@ -134,6 +158,8 @@ class StylePack:
             data["loras"] = [
                 {k: v for k, v in vars(lora).items() if v not in ("", [])} for lora in self.loras
             ]
+        if self.references:
+            data["references"] = [dict(vars(ref)) for ref in self.references]
         return data
 
 
@@ -229,10 +255,26 @@ def parse_stylepack(raw: dict, label: str = STYLE_FILE) -> StylePack:
 
     previews = t.strings("previews", [])
     for i, preview in enumerate(previews):
-        _pack_path(t, f"previews[{i}]", (".png", ".jpg", ".jpeg", ".webp"), preview)
+        _pack_path(t, f"previews[{i}]", IMAGE_SUFFIXES, preview)
     pack.previews = previews
 
     pack.fields = read_fields(t, pack.prompt, pack.negative)
+
+    for rt in t.tables("references", max_items=MAX_REFERENCES):
+        pack.references.append(ReferenceEntry(file=_pack_path(rt, "file", IMAGE_SUFFIXES),
+                                              scale=rt.number("scale", 0.0, 2.0, Reference.scale),
+                                              mode=rt.choice("mode", REFERENCE_MODES, Reference.mode)))
+        rt.finish()
+    # A catalog id (downloaded on request like any model) or the adapter's file shipped in the pack.
+    pack.ip_adapter = t.string("ip_adapter", "", max_len=255)
+    if pack.ip_adapter.lower().endswith(".safetensors"):
+        _pack_path(t, "ip_adapter", (".safetensors",))
+    elif pack.ip_adapter and not ID_PATTERN.fullmatch(pack.ip_adapter):
+        t.fail("ip_adapter", "must be a catalog id (like ip-adapter-plus-sd15) or a .safetensors file in the pack")
+    pack.image_encoder = t.string("image_encoder", "", max_len=64, pattern=ID_PATTERN,
+                                  explain="must be a catalog id (like ip-adapter-image-encoder-vit-h)")
+    if pack.image_encoder and not pack.ip_adapter:
+        t.fail("image_encoder", "needs ip_adapter: an image encoder belongs to an IP-Adapter")
 
     for lt in t.tables("loras"):
         lora = LoraEntry(
@@ -290,16 +332,48 @@ def load_stylepack(folder: str | Path) -> StylePack:
         raise UserError(f"{folder} is not a style pack: it has no {STYLE_FILE}.")
     pack = parse_stylepack(read_toml_file(folder / STYLE_FILE, STYLE_FILE))
     root = folder.resolve()
-    named = [(f"loras[{i}].file", lora.file) for i, lora in enumerate(pack.loras) if lora.file]
-    named += [(f"previews[{i}]", p) for i, p in enumerate(pack.previews)]
-    for key, rel in named:
+    for key, rel in pack_files_named(pack):
         target = (folder / rel).resolve()
         if not target.is_relative_to(root):
             raise UserError(f"{STYLE_FILE}: {key} points outside the pack.")
         if not target.is_file():
             raise UserError(f"{STYLE_FILE}: {key} names {rel}, which is not in the pack.")
+    for i, ref in enumerate(pack.references):
+        check_pack_image(folder / ref.file, f"{STYLE_FILE}: references[{i}].file ({ref.file})")
     pack.folder = folder
     return pack
+
+
+def pack_files_named(pack: StylePack) -> list[tuple[str, str]]:
+    """(key, relative path) of every file style.toml names inside the pack: what must ship with it."""
+    named = [(f"loras[{i}].file", lora.file) for i, lora in enumerate(pack.loras) if lora.file]
+    named += [(f"previews[{i}]", p) for i, p in enumerate(pack.previews)]
+    named += [(f"references[{i}].file", ref.file) for i, ref in enumerate(pack.references)]
+    if pack.ip_adapter.lower().endswith(".safetensors"):
+        named.append(("ip_adapter", pack.ip_adapter))
+    return named
+
+
+def check_pack_image(path: Path, shown: str) -> None:
+    """A picture a pack carries: a PNG, JPEG or WebP within the size limits, judged from its header
+    (never decoded here); else one sentence naming SHOWN."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        size = path.stat().st_size
+    except OSError:
+        raise UserError(f"{shown} is missing.") from None
+    if size > MAX_IMAGE_BYTES:
+        raise UserError(f"{shown} is {size:,} bytes, over the limit of {MAX_IMAGE_BYTES:,} bytes for a pack's picture.")
+    try:
+        with Image.open(path) as im:
+            kind, (w, h) = im.format, im.size
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        raise UserError(f"{shown} is not a readable image.") from None
+    if kind not in _IMAGE_FORMATS:
+        raise UserError(f"{shown} is a {kind} picture; a pack's pictures are PNG, JPEG or WebP.")
+    if max(w, h) > MAX_IMAGE_SIDE:
+        raise UserError(f"{shown} is {w}x{h} pixels, over the limit of {MAX_IMAGE_SIDE} pixels per side.")
 
 
 def save_stylepack(pack: StylePack, folder: str | Path) -> Path:

@@ -5,7 +5,9 @@ Each pass makes one animation per seed and hands every frame to ctx.on_frame as 
 decoded (frame by frame, so memory holds one decoded frame, and the service has it on disk at
 once). The AnimateDiff passes run over the loaded SD 1.5 model: its modules are converted once
 into a UNetMotionModel with the motion adapter (cached beside the model, like img2img's
-from_pipe), then the style's LoRAs and the motion LoRAs are attached as peft adapters.
+from_pipe), then the style's LoRAs and the motion LoRAs are attached as peft adapters. SDXL
+models take SDXL motion adapters through diffusers' AnimateDiffSDXLPipeline (no ControlNet,
+video to video or context windows there yet: those are refused by name).
 
 Longer than the adapter's window: diffusers' FreeNoise (context windows over the motion
 modules). Loops: see circular_motion().
@@ -148,19 +150,39 @@ def load_adapter(ref: str, device, dtype):
     return adapter
 
 
+ANIMATED_FAMILIES = ("sd15", "sdxl")  # the families AnimateDiff has motion adapters for
+
+
+def adapter_family(config: dict) -> str:
+    """The family a motion adapter was trained on, from its config: AnimateDiff's SDXL adapters
+    have three blocks (SDXL's UNet has three), its SD 1.5 adapters four."""
+    return "sdxl" if len(config.get("block_out_channels", [])) == 3 else "sd15"
+
+
+def check_family(model_family: str, config: dict, ref: str, model_name: str) -> None:
+    """One sentence when the model cannot animate, or the adapter was made for another family."""
+    from asset_studio.core import families
+
+    if model_family not in ANIMATED_FAMILIES:
+        raise UserError(f"AnimateDiff motion adapters exist for SD 1.5 and SDXL models; {model_name} is "
+                        f"{families.label(model_family)}.")
+    made_for = adapter_family(config)
+    if made_for != model_family:
+        raise UserError(f"The motion adapter {Path(ref).name} is made for {families.label(made_for)} models and "
+                        f"{model_name} is {families.label(model_family)}: use an {families.label(model_family)} "
+                        "motion adapter.")
+
+
 def motion_pipeline(loaded, adapter_ref: str, device, dtype):
-    """An AnimateDiffPipeline over LOADED's text encoder, VAE and a UNetMotionModel made from its
-    UNet and the adapter; kept beside the model (loaded.derived) for the next animation."""
-    from diffusers import AnimateDiffPipeline
+    """An AnimateDiffPipeline (AnimateDiffSDXLPipeline for SDXL) over LOADED's text encoders, VAE
+    and a UNetMotionModel made from its UNet and the adapter; kept beside the model
+    (loaded.derived) for the next animation."""
+    from diffusers import AnimateDiffPipeline, AnimateDiffSDXLPipeline
 
     from asset_studio.engine.loader import quiet_loading
     from asset_studio.engine.plan import _has_adapters
 
-    if loaded.family != "sd15":
-        from asset_studio.core import families
-
-        raise UserError(f"AnimateDiff motion adapters work with SD 1.5 models here; this model is "
-                        f"{families.label(loaded.family)}.")
+    check_family(loaded.family, check_adapter(adapter_ref), adapter_ref, "this model")
     key = ("animatediff", str(resolve_adapter(adapter_ref).resolve()))
     pipe = loaded.derived.get(key)
     if pipe is None:
@@ -173,15 +195,16 @@ def motion_pipeline(loaded, adapter_ref: str, device, dtype):
             from asset_studio.engine.lora import forget_all
 
             forget_all(base)
+        cls = AnimateDiffSDXLPipeline if loaded.family == "sdxl" else AnimateDiffPipeline
         with quiet_loading():
-            pipe = AnimateDiffPipeline.from_pipe(base, motion_adapter=adapter)
+            pipe = cls.from_pipe(base, motion_adapter=adapter)
             pipe.unet.to(device=device, dtype=dtype)
         pipe.set_progress_bar_config(disable=True)
         for old in [k for k in loaded.derived if isinstance(k, tuple) and k[0] == "animatediff"]:
             del loaded.derived[old]  # one motion UNet per model: each is a full UNet copy
         loaded.derived[key] = pipe
-    for name in ("vae", "text_encoder", "tokenizer"):  # the job's VAE may have been swapped in since
-        if getattr(pipe, name) is not getattr(loaded.pipe, name):
+    for name in ("vae", "text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2"):  # the job's VAE may have been swapped in since
+        if hasattr(pipe, name) and getattr(pipe, name) is not getattr(loaded.pipe, name, None):
             setattr(pipe, name, getattr(loaded.pipe, name))
     return pipe
 
@@ -190,7 +213,7 @@ def check_pairing(adapter_config_: dict, unet_config: dict, ref: str) -> None:
     blocks = list(adapter_config_.get("block_out_channels", []))
     if blocks != list(unet_config.get("block_out_channels", [])):
         raise UserError(f"The motion adapter {Path(ref).name} was made for a UNet with channels {blocks}, "
-                        f"not {list(unet_config.get('block_out_channels', []))}: use an SD 1.5 motion adapter.")
+                        f"not {list(unet_config.get('block_out_channels', []))}: use a motion adapter made for this model.")
 
 
 # --- loops ---------------------------------------------------------------------------------------------
@@ -272,12 +295,14 @@ class AnimateDiff(Stage):
 
         a = job.animation
         family = detect_family(resolve_model(job.model.checkpoint))  # a header read: refused before any load
-        if family != "sd15":
-            from asset_studio.core import families
-
-            raise UserError(f"AnimateDiff motion adapters work with SD 1.5 models here; "
-                            f"{Path(job.model.checkpoint).name} is {families.label(family)}.")
         config = check_adapter(a.motion_adapter)
+        check_family(family, config, a.motion_adapter, Path(job.model.checkpoint).name)
+        if family == "sdxl":
+            missing = [name for name, used in (("ControlNet (pose sequences)", bool(job.controls)),
+                                               ("video to video", a.video is not None)) if used]
+            if missing:
+                raise UserError(f"SDXL animations cannot use {' or '.join(missing)} yet (diffusers has no SDXL "
+                                "AnimateDiff pipeline for it): use an SD 1.5 model and motion adapter.")
         if job.references:
             from asset_studio.engine.plan import References
 
@@ -341,8 +366,10 @@ class AnimateDiff(Stage):
         window, pad, free_noise = temporal_plan(frames, a.loop, a.context, int(motion.unet.config.motion_max_seq_length))
         if free_noise:
             if not hasattr(self.pipe, "enable_free_noise"):
-                raise UserError(f"{frames} frames are more than the motion adapter's window of {window}, and this "
-                                "pipeline has no context windows: make at most that many frames.")
+                seen = f"{frames} frames" + (f" (with the {2 * pad} a loop borrows)" if pad else "")
+                raise UserError(f"{seen} are more than the motion adapter's window of {window}, and this pipeline "
+                                f"has no context windows: make at most {window - 2 * pad} frames"
+                                f"{' with a loop' if pad else ''}.")
             self.pipe.enable_free_noise(context_length=window, context_stride=max(1, window // 4))
             ctx.undo.append(self.pipe.disable_free_noise)
         if pad:
@@ -407,10 +434,12 @@ class AnimateDiff(Stage):
         if a.video is not None:
             return self._run_video(ctx, item)
         latents = _call(ctx, self.pipe, item, dict(ctx.inputs, num_frames=a.frames), ctx.job.sampling.steps)
-        for i in range(a.frames):
-            if ctx.should_cancel is not None and ctx.should_cancel():
-                raise Cancelled()
-            ctx.on_frame(i, _decode_one(self.pipe, latents, i))
+        with _vae_in_float32(self.pipe, ctx.loaded.family == "sdxl") as latents_dtype:
+            latents = latents.to(latents_dtype)
+            for i in range(a.frames):
+                if ctx.should_cancel is not None and ctx.should_cancel():
+                    raise Cancelled()
+                ctx.on_frame(i, _decode_one(self.pipe, latents, i))
         return item
 
     def _run_video(self, ctx, item):
@@ -447,12 +476,34 @@ def _call(ctx: RunContext, pipe, item: Item, inputs: dict, steps: int):
     return result.frames
 
 
-def _decode_one(pipe, latents, frame: int):
-    """Frame FRAME of (b, c, f, h, w) latents as a PIL image: one VAE decode, one frame in memory."""
+@contextlib.contextmanager
+def _vae_in_float32(pipe, sdxl: bool):
+    """SDXL's VAE overflows in float16 (its config says force_upcast): decode in float32, as
+    diffusers' own SDXL pipelines do, and give the VAE back in float16 after. Yields the dtype
+    the latents must have."""
     import torch
 
-    with torch.no_grad():
-        video = pipe.decode_latents(latents[:, :, frame:frame + 1], decode_chunk_size=1)
+    vae = pipe.vae
+    if not sdxl or vae.dtype != torch.float16 or not getattr(vae.config, "force_upcast", False):
+        yield vae.dtype
+        return
+    vae.to(dtype=torch.float32)
+    try:
+        yield torch.float32
+    finally:
+        vae.to(dtype=torch.float16)
+
+
+def _decode_one(pipe, latents, frame: int):
+    """Frame FRAME of (b, c, f, h, w) latents as a PIL image: one VAE decode, one frame in memory."""
+    import inspect
+
+    import torch
+
+    one = latents[:, :, frame:frame + 1]
+    with torch.no_grad():  # the SDXL pipeline's decode_latents has no chunk size: one frame is one chunk anyway
+        chunked = "decode_chunk_size" in inspect.signature(pipe.decode_latents).parameters
+        video = pipe.decode_latents(one, decode_chunk_size=1) if chunked else pipe.decode_latents(one)
     return pipe.video_processor.postprocess_video(video=video, output_type="pil")[0][0]
 
 

@@ -150,7 +150,7 @@ class LocalBackend:
                     items = stage.run_many(ctx, items)
                 if job.animation is None:  # saved as soon as their batch decodes: a crash loses at most one batch
                     for item in items:
-                        emit(ImageReady(image=item.image, job=job.for_seed(item.seed), index=item.index,
+                        emit(ImageReady(image=item.image, job=job.for_seed(item.seed, item.index), index=item.index,
                                         seed=item.seed, before=item.before))
         finally:
             for undo in reversed(ctx.undo):

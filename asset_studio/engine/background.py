@@ -297,6 +297,11 @@ def _rim_alpha(
     return alpha
 
 
+# Paint at least this wide is solid; narrower is a stroke re-read from its own pixels. A 2 px
+# diagonal laser reads 3 px wide at the noise threshold, and a 3 x 3 opening kept parts of it as paint.
+SOLID_K = 4
+
+
 def _thin_strokes(alpha: np.ndarray, diff: np.ndarray, dist_px: np.ndarray, t_px: float, noise: float) -> None:
     """Re-read 1-2 px strokes from their own pixels (in place).
 
@@ -307,7 +312,7 @@ def _thin_strokes(alpha: np.ndarray, diff: np.ndarray, dist_px: np.ndarray, t_px
     from scipy import ndimage
 
     lines = dist_px >= t_px
-    solid = ndimage.binary_opening(lines, structure=np.ones((3, 3), bool))
+    solid = ndimage.binary_opening(lines, structure=np.ones((SOLID_K, SOLID_K), bool))
     thin = lines & ~ndimage.binary_dilation(solid, iterations=2)
     tlab, tn = ndimage.label(thin, structure=np.ones((3, 3), bool))
     if tn == 0:

@@ -19,12 +19,14 @@ by default. Sizes that are not multiples of 64 are padded (edge pixels repeated)
 Weights are read from .safetensors only, with the published key layout (``conv_in.weight``,
 ``latent_conv_in.weight``, ``down_blocks.N.resnets.M.conv1.weight``, ``…attentions.M.to_q.weight``
 …); widths are read from the file, so a smaller network of the same layout loads too (the tests).
-The LayerDiffuse UNet patch that makes the latents transparent is a separate file, not handled here.
+The LayerDiffuse UNet patch that makes the latents transparent is engine/layerdiffuse_patch.py; which
+files a run uses (catalog id, folder or file) is decided below (resolve_weights).
 """
 
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from pathlib import Path
 
 from asset_studio.errors import UserError
@@ -180,9 +182,18 @@ class TransparentDecoder:
         import torch
         from PIL import Image
 
-        z = latents.to(vae.device, vae.dtype) / vae.config.scaling_factor
-        with torch.no_grad():
-            pixel = (vae.decode(z).sample.float() * 0.5 + 0.5).clamp(0, 1)
+        # SDXL's VAE overflows in fp16: decode in fp32 as diffusers' pipelines do (fp16 -> fp32 -> fp16 is exact).
+        upcast = vae.dtype == torch.float16 and getattr(vae.config, "force_upcast", False)
+        if upcast:
+            vae.to(torch.float32)
+        try:
+            # on the latents' device (the pipeline's): an offloaded VAE moves itself there in decode()
+            z = latents.to(dtype=vae.dtype) / vae.config.scaling_factor
+            with torch.no_grad():
+                pixel = (vae.decode(z).sample.float() * 0.5 + 0.5).clamp(0, 1)
+        finally:
+            if upcast:
+                vae.to(torch.float16)
         rgba = self.rgba(pixel, z.float(), augment=augment).float().cpu()
         arrays = (rgba.permute(0, 2, 3, 1).numpy() * 255.0).round().clip(0, 255).astype(np.uint8)
         return [Image.fromarray(a, "RGBA") for a in arrays]
@@ -219,3 +230,122 @@ def load_transparent_decoder(path: Path | str, device="cpu", dtype=None) -> Tran
     net.load_state_dict(state, strict=True)
     net.eval().to(device=device, dtype=dtype or torch.float32)
     return TransparentDecoder(net)
+
+
+# --- which files: catalog ids, folders, files ---------------------------------------------------------
+
+# The published file names per family, preferred first (LayerDiffusion/layerdiffusion-v1, then
+# lllyasviel/LayerDiffuse_Diffusers): a folder holding them, or a patch file with its decoder beside it.
+PUBLISHED_PATCHES = {
+    "sd15": ("layer_sd15_transparent_attn.safetensors",),
+    "sdxl": ("layer_xl_transparent_attn.safetensors", "layer_xl_transparent_conv.safetensors",
+             "ld_diffusers_sdxl_attn.safetensors", "ld_diffusers_sdxl_conv.safetensors"),
+}
+PUBLISHED_DECODERS = {
+    "sd15": ("layer_sd15_vae_transparent_decoder.safetensors",),
+    "sdxl": ("vae_transparent_decoder.safetensors", "ld_diffusers_sdxl_vae_transparent_decoder.safetensors"),
+}
+CATALOG_KIND = "layerdiffuse"
+DEFAULT_IDS = {"sd15": "layerdiffuse-sd15", "sdxl": "layerdiffuse-sdxl"}  # models/catalog.toml
+
+
+@dataclass
+class TransparencyWeights:
+    """The two files of a transparent run: the UNet patch and the transparent VAE decoder."""
+
+    patch: Path
+    decoder: Path
+    layout: str = ""  # the patch's layout (engine/layerdiffuse_patch), once its header is read
+
+
+def resolve_weights(ref: str, family: str) -> TransparencyWeights:
+    """The patch and decoder REF names for a FAMILY model ("" = the catalog's), or one sentence: what to
+    download, and that cutting the sprite out is the other way."""
+    from asset_studio.core import families
+    from asset_studio.core.model_files import PICKLE_SUFFIXES, pickle_refusal
+
+    if family not in PUBLISHED_PATCHES:
+        raise UserError(f"LayerDiffuse's transparent generation has weights for SD 1.5 and SDXL models, not for "
+                        f"{families.label(family)}; cut the sprite out with --remove-bg instead.")
+    ref = str(ref or "").strip() or DEFAULT_IDS[family]
+    path = Path(ref).expanduser()
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        raise UserError(pickle_refusal(path))
+    if path.is_dir():
+        return TransparencyWeights(_published(path, PUBLISHED_PATCHES[family], "UNet patch", family),
+                                   _published(path, PUBLISHED_DECODERS[family], "transparent decoder", family))
+    if path.is_file():
+        return TransparencyWeights(path, _published(path.parent, PUBLISHED_DECODERS[family], "transparent decoder", family))
+    return _catalog_weights(ref, family)
+
+
+def _published(folder: Path, names: tuple[str, ...], what: str, family: str) -> Path:
+    from asset_studio.core import families
+
+    found = next((folder / n for n in names if (folder / n).is_file()), None)
+    if found is None:
+        raise UserError(f"{folder} holds no LayerDiffuse {what} for {families.label(family)} models "
+                        f"(looked for {' or '.join(names)}).")
+    return found
+
+
+def _catalog_weights(ref: str, family: str) -> TransparencyWeights:
+    from asset_studio.core import families
+    from asset_studio.core.models import load_catalog
+
+    entry = next((e for e in load_catalog() if e.kind == CATALOG_KIND and ref in (e.id, e.name)), None)
+    if entry is None:
+        ids = ", ".join(e.id for e in load_catalog() if e.kind == CATALOG_KIND)
+        raise UserError(f"The LayerDiffuse weights {ref} were not found; give a catalog id ({ids}), a folder "
+                        "holding the published files, or the patch's .safetensors file.")
+    if entry.family != family:
+        raise UserError(f"{entry.id} is LayerDiffuse for {families.label(entry.family)} models, but the model is "
+                        f"{families.label(family)}; use {DEFAULT_IDS[family]}.")
+    from huggingface_hub import try_to_load_from_cache
+
+    files = [try_to_load_from_cache(entry.repo, name) for name in entry.allow_patterns]
+    if not all(isinstance(f, str) for f in files):
+        raise UserError(f"Transparent generation needs LayerDiffuse's {families.label(family)} weights, which are not "
+                        f"downloaded: run `asset-studio models download {entry.id}` (about {entry.size_hint}), "
+                        "or leave out --transparent and cut the sprite out with --remove-bg.")
+    decoder = next(Path(f) for f in files if "decoder" in Path(f).name)
+    patch = next(Path(f) for f in files if "decoder" not in Path(f).name)
+    return TransparencyWeights(patch, decoder)
+
+
+def check_weights(ref: str, family: str) -> TransparencyWeights:
+    """resolve_weights, then both headers read: a wrong or broken file is one sentence before any model loads."""
+    from asset_studio.core.safetensors_header import read_header_file
+
+    given = Path(str(ref or "")).expanduser()
+    if given.is_file():  # a patch for another family says so before its decoder is looked for
+        _check_patch(given, family)
+    files = resolve_weights(ref, family)
+    files.layout = _check_patch(files.patch, family).layout
+    shapes = {_rename_old(k): v.shape for k, v in read_header_file(files.decoder, MAX_DECODER_BYTES).tensors.items()}
+    widths_from_shapes(shapes, files.decoder.name)
+    return files
+
+
+def _check_patch(path: Path, family: str):
+    from asset_studio.core import families
+    from asset_studio.engine.layerdiffuse_patch import inspect_patch
+
+    info = inspect_patch(path)
+    if info.family is not None and info.family != family:
+        raise UserError(f"{path.name} is LayerDiffuse for {families.label(info.family)} models, but the model "
+                        f"is {families.label(family)}.")
+    return info
+
+
+_DECODERS: dict = {}  # (path, size, mtime, device, dtype) -> TransparentDecoder: the last one stays loaded
+
+
+def cached_decoder(path: Path, device, dtype) -> "TransparentDecoder":
+    """load_transparent_decoder, kept between runs (a few hundred MB, read once)."""
+    stat = Path(path).stat()
+    key = (str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns, str(device), str(dtype))
+    if key not in _DECODERS:
+        _DECODERS.clear()
+        _DECODERS[key] = load_transparent_decoder(path, device=device, dtype=dtype)
+    return _DECODERS[key]

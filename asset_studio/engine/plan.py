@@ -165,7 +165,8 @@ class Txt2Img(Stage):
     def run_many(self, ctx, items):
         """One pipeline call for the whole batch, each image with its own generator: image i of a
         batch starts from the same noise as image i made alone."""
-        outs = _call(ctx, ctx.pipe, items, ctx.inputs, sampling_steps(ctx.job), ctx.base_output)
+        outs = _call(ctx, ctx.pipe, items, ctx.inputs, sampling_steps(ctx.job), ctx.base_output,
+                     latents=variation_noise(ctx, ctx.pipe, items))
         for item, out in zip(items, outs):
             item.image, item.latents = (None, out[None]) if ctx.base_output == "latent" else (out, None)
         return items
@@ -270,6 +271,45 @@ class SeamlessTiling(Stage):
         patch = seamless(ctx.pipe, ctx.job.tiling)
         patch.__enter__()
         ctx.undo.append(lambda: patch.__exit__(None, None, None))
+
+
+class Transparent(Stage):
+    """LayerDiffuse: the latent-transparency patch goes on the UNet after the LoRAs (release() takes it
+    off: the cached model is unchanged bit for bit); the base pass hands on latents, which the
+    transparent decoder turns into RGBA."""
+
+    name = "transparent (LayerDiffuse)"
+
+    def __init__(self, download: bool = False):
+        self.download = download
+
+    def check(self, job):
+        from asset_studio.engine.layerdiffuse import check_weights
+        from asset_studio.engine.loader import detect_family, resolve_model
+
+        files = check_weights(job.transparency.weights,
+                              detect_family(resolve_model(job.model.checkpoint, download=self.download)))
+        if job.references and files.layout == "attention-sharing":  # both replace the attention processors
+            raise UserError("SD 1.5's transparent generation (LayerDiffuse) cannot be combined with reference "
+                            "images yet; leave one of them out.")
+
+    def prepare(self, ctx):
+        import torch
+
+        from asset_studio.engine.layerdiffuse import cached_decoder, check_weights
+        from asset_studio.engine.layerdiffuse_patch import apply_patch, inspect_patch
+
+        files = check_weights(ctx.job.transparency.weights, ctx.loaded.family)
+        ctx.undo.append(apply_patch(ctx.loaded.pipe.unet, inspect_patch(files.patch)))
+        dtype = torch.float32 if getattr(ctx.device, "type", str(ctx.device)) == "cpu" else ctx.dtype
+        self.decoder = cached_decoder(files.decoder, ctx.device, dtype)
+        ctx.base_output = "latent"
+
+    def run_many(self, ctx, items):
+        for item in items:
+            [item.image] = self.decoder.decode_latents(ctx.loaded.pipe.vae, item.latents)
+            item.latents = None
+        return items
 
 
 # --- after-passes ------------------------------------------------------------------------------------
@@ -499,6 +539,9 @@ def tile_controlnet_ref(ref: str) -> str:
 
 def plan(job: GenerationJob, download: bool = False) -> list[Stage]:
     """The stages JOB needs, in order. Refuses, by name, a part of the job no stage implements."""
+    if job.sampling.subseed is not None and (job.output != "image" or job.init is not None):
+        raise UserError("Variation seeds work on text to image only; for variations of a start image, "
+                        "lower its denoise instead.")
     if job.output != "image":  # animations and videos: their own base passes (engine/animate.py)
         from asset_studio.engine.animate import animation_stages
 
@@ -511,11 +554,17 @@ def plan(job: GenerationJob, download: bool = False) -> list[Stage]:
         stages.append(References())
     if job.tiling != "off":
         stages.append(SeamlessTiling())
+    if job.transparency is not None:
+        stages.append(Transparent(download))
     hires = HiresFix(job.passes.hires.upscaler) if job.passes.hires is not None else None
     if job.passes.refiner is not None:
         stages.append(RefinerPass(hands_on_latents=hires is not None and hires.wants_latents))
     if hires is not None:
         stages.append(hires)
+    if job.passes.detail:
+        from asset_studio.engine.detail import Detail
+
+        stages.append(Detail())
     if job.passes.tiled_upscale is not None:
         stages.append(TiledUpscale())
     return stages
@@ -558,7 +607,7 @@ def prompt_notices(pipe, job: GenerationJob) -> list[str]:
 
 
 def _call(ctx: RunContext, pipe, items: list[Item], inputs: dict, steps: int, output: str = "pil",
-          scheduler_config: dict | None = None) -> list:
+          scheduler_config: dict | None = None, latents=None) -> list:
     """One pipeline call for ITEMS: a fresh scheduler and one CPU generator per image, so a seed
     means the same starting noise on every device and in any batch, and each image re-runs alone
     from its embedded job. Returns PIL images, or latents (one per item) when OUTPUT is "latent"."""
@@ -566,29 +615,69 @@ def _call(ctx: RunContext, pipe, items: list[Item], inputs: dict, steps: int, ou
 
     result = run_pipeline(ctx, pipe, items[0], inputs, steps, output, scheduler_config,
                           generator=[torch.Generator("cpu").manual_seed(int(item.seed)) for item in items],
-                          num_images_per_prompt=len(items))
+                          num_images_per_prompt=len(items),
+                          **({} if latents is None else {"latents": latents}))
     return list(result.images)
 
 
+def variation_noise(ctx: RunContext, pipe, items: list[Item]):
+    """A1111's variation seed: each image's starting noise is its seed's noise slerped toward its
+    subseed's (subseed + the image's index) by the strength; None when the job has no subseed
+    (diffusers draws the noise itself). Both draws are exactly diffusers' own (randn_tensor, one
+    CPU generator per image), so strength 0 is the seed's image and 1 the subseed's, bit for bit."""
+    s = ctx.job.sampling
+    if s.subseed is None:
+        return None
+    import torch
+    from diffusers.utils.torch_utils import randn_tensor
+
+    shape = (1, pipe.unet.config.in_channels, s.height // pipe.vae_scale_factor, s.width // pipe.vae_scale_factor)
+    device, dtype = pipe._execution_device, pipe.unet.dtype
+
+    def noise(seed: int):
+        return randn_tensor(shape, generator=torch.Generator("cpu").manual_seed(int(seed)), device=device, dtype=dtype)
+
+    return torch.cat([slerp(float(s.subseed_strength), noise(item.seed), noise(s.subseed + item.index))
+                      for item in items])
+
+
+def slerp(val: float, low, high):
+    """A1111's spherical interpolation of two noises across the channels of each latent pixel, in
+    float32; pixels whose two vectors are (nearly) parallel are interpolated linearly."""
+    import torch
+
+    a, b = low.float(), high.float()
+    dot = ((a / a.norm(dim=1, keepdim=True)) * (b / b.norm(dim=1, keepdim=True))).sum(1).clamp(-1, 1)
+    omega = torch.acos(dot)
+    so = torch.sin(omega)
+    safe = so.abs() > 1e-6
+    so = torch.where(safe, so, torch.ones_like(so))
+    w_low = torch.where(safe, torch.sin((1.0 - val) * omega) / so, torch.full_like(so, 1.0 - val)).unsqueeze(1)
+    w_high = torch.where(safe, torch.sin(val * omega) / so, torch.full_like(so, val)).unsqueeze(1)
+    return (w_low * a + w_high * b).to(low.dtype)
+
+
 def run_pipeline(ctx: RunContext, pipe, item: Item, inputs: dict, steps: int, output: str,
-                 scheduler_config: dict | None = None, preview_latents=None, **call):
+                 scheduler_config: dict | None = None, preview_latents=None, prompt=None, **call):
     """The call every base and after-pass shares (images and animations alike): a fresh scheduler
     for the job's sampler, the job's prompt, CFG and clip skip, the step callback (cancel and
     progress), and diffusers' own truncation warning silenced (prompt_notices says it once).
-    CALL adds the generator(s); PREVIEW_LATENTS picks what the step preview shows."""
+    CALL adds the generator(s); PREVIEW_LATENTS picks what the step preview shows; PROMPT (a core
+    Prompt) replaces the job's for a pass that has its own (the detailer's)."""
     from diffusers.utils import logging as dlog
 
     from asset_studio.engine.samplers import build_scheduler
 
     job = ctx.job
+    prompt = prompt or job.prompt
     pipe.scheduler = build_scheduler(job.sampling.sampler, scheduler_config or ctx.loaded.scheduler_config,
                                      seed=item.seed)
     level = dlog.get_verbosity()
     dlog.set_verbosity_error()
     try:
         return pipe(
-            prompt=job.prompt.text,
-            negative_prompt=job.prompt.negative or None,
+            prompt=prompt.text,
+            negative_prompt=prompt.negative or None,
             num_inference_steps=steps,
             guidance_scale=float(job.sampling.cfg_scale),
             # A1111's clip skip 1 is the last layer; diffusers counts layers skipped beyond it.
@@ -634,6 +723,9 @@ def derived_pipeline(loaded, kind: str):
             ("img2img", "sdxl"): diffusers.StableDiffusionXLImg2ImgPipeline,
             ("img2img", "sd15"): diffusers.StableDiffusionImg2ImgPipeline,
             ("img2img", "sd2"): diffusers.StableDiffusionImg2ImgPipeline,
+            ("inpaint", "sdxl"): diffusers.StableDiffusionXLInpaintPipeline,
+            ("inpaint", "sd15"): diffusers.StableDiffusionInpaintPipeline,
+            ("inpaint", "sd2"): diffusers.StableDiffusionInpaintPipeline,
         }[(kind, loaded.family)]
         from asset_studio.engine.loader import quiet_loading
 

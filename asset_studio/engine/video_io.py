@@ -12,7 +12,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from asset_studio.core.job import MAX_FRAMES
+from asset_studio.core.job import DEFAULT_PREVIEWS, MAX_FRAMES
 from asset_studio.errors import UserError
 
 VIDEO_SUFFIXES = (".mp4", ".webm", ".mov", ".mkv", ".avi", ".gif")
@@ -53,7 +53,7 @@ def iter_frames(path: str | Path, max_frames: int = 0):
         raise UserError(f"The video {src} does not exist.")
     if src.stat().st_size > MAX_VIDEO_BYTES:
         raise UserError(f"The video {src.name} is larger than {MAX_VIDEO_BYTES // 1024**3} GB.")
-    if src.suffix.lower() in (".gif", ".webp", ".png"):
+    if src.suffix.lower() in (".gif", ".webp", ".png", ".apng"):
         return _pillow_frames(src, limit)
     return _av_frames(src, limit)
 
@@ -100,7 +100,7 @@ def video_fps(path: str | Path, default: float = 8.0) -> float:
     src = Path(path)
     if src.is_dir() or not src.is_file():
         return default
-    if src.suffix.lower() in (".gif", ".webp"):
+    if src.suffix.lower() in (".gif", ".webp", ".apng"):
         try:
             with Image.open(src) as im:
                 ms = im.info.get("duration") or 0
@@ -145,6 +145,20 @@ def webp_bytes(frames: list[Image.Image], fps: float) -> bytes:
     return buf.getvalue()
 
 
+def apng_bytes(frames: list[Image.Image], fps: float) -> bytes:
+    """An endlessly repeating APNG: full colour and true alpha (semi-transparent edges stay soft,
+    unlike GIF's one clear colour). Each frame replaces the last (disposal 1 clears the frame's
+    area to transparent, blend 0 writes it as is), so a moving sprite leaves no trail."""
+    buf = io.BytesIO()
+    frames[0].save(buf, "PNG", save_all=True, append_images=frames[1:], duration=_duration_ms(fps), loop=0,
+                   disposal=1, blend=0)
+    return buf.getvalue()
+
+
+PREVIEW_WRITERS = {"gif": gif_bytes, "apng": apng_bytes, "webp": webp_bytes}
+PREVIEW_SUFFIX = {"gif": ".gif", "apng": ".apng", "webp": ".webp"}  # .apng: no gallery or sheet takes it for a still PNG
+
+
 def video_bytes(frames: list[Image.Image], fps: float, container: str) -> bytes:
     """MP4 (H.264, yuv420p: plays everywhere) or WebM (VP9; with alpha when the frames have it)."""
     from fractions import Fraction
@@ -171,13 +185,15 @@ def video_bytes(frames: list[Image.Image], fps: float, container: str) -> bytes:
     return buf.getvalue()
 
 
-def write_previews(frames: list[Image.Image], fps: float, base: Path, video: bool) -> list[Path]:
-    """BASE.gif and BASE.webp (and BASE.mp4, BASE.webm when VIDEO), written as one set."""
+def write_previews(frames: list[Image.Image], fps: float, base: Path, video: bool,
+                   formats=DEFAULT_PREVIEWS) -> list[Path]:
+    """BASE.gif, BASE.apng, BASE.webp as FORMATS asks (and BASE.mp4, BASE.webm when VIDEO),
+    written as one set (beside the frame folder, never in it, so `sheet FOLDER` packs no preview)."""
     from asset_studio.core.outputs import bytes_writer, write_set
 
-    items = [(base.with_suffix(".gif"), bytes_writer(gif_bytes(frames, fps))),
-             (base.with_suffix(".webp"), bytes_writer(webp_bytes(frames, fps)))]
+    items = [(base.with_name(base.name + PREVIEW_SUFFIX[kind]), bytes_writer(PREVIEW_WRITERS[kind](frames, fps)))
+             for kind in dict.fromkeys(formats)]
     if video:
         for kind in ("mp4", "webm"):
-            items.append((base.with_suffix(f".{kind}"), bytes_writer(video_bytes(frames, fps, kind))))
+            items.append((base.with_name(f"{base.name}.{kind}"), bytes_writer(video_bytes(frames, fps, kind))))
     return write_set(items)

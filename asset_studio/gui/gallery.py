@@ -7,6 +7,7 @@ row is painted, so a library of thousands of images opens at once. Deleting move
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import (
@@ -15,8 +16,8 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QColor, QDesktopServices, QIcon, QImage, QImageReader, QKeySequence, QPainter, QPixmap, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView, QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout, QHBoxLayout,
-    QLabel, QLineEdit, QListView, QMessageBox, QPlainTextEdit, QPushButton, QSizePolicy, QSpinBox, QSplitter,
-    QVBoxLayout, QWidget,
+    QHeaderView, QLabel, QLineEdit, QListView, QMessageBox, QPlainTextEdit, QPushButton, QSizePolicy, QSpinBox,
+    QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
 from asset_studio.core.job import GenerationJob
@@ -24,6 +25,7 @@ from asset_studio.errors import UserError
 from asset_studio.gui.model import variations as runs
 from asset_studio.gui.model.library import TRASH_DIR, Library, LibraryEntry
 from asset_studio.gui.model.sheet_export import SheetExportModel, SheetPlan
+from asset_studio.gui.ui.run_groups import RunDelegate, RunsModel
 
 THUMB = 128
 
@@ -225,6 +227,8 @@ def describe_job(job: GenerationJob) -> list[tuple[str, str]]:
         ("Sampler", s.sampler),
         ("Seed", ", ".join(str(x) for x in job.image_seeds()) if s.seeds else str(s.seed)),
     ]
+    if s.subseed is not None:
+        rows.append(("Variation seed", f"{s.subseed}, strength {s.subseed_strength:g}"))
     for label, value in (("Style", job.source.style), ("Template", job.source.template),
                          ("Subject", job.source.subject)):
         if value:
@@ -286,13 +290,22 @@ class GalleryWidget(QWidget):
         self.model = LibraryModel(self.library, self)
         self.view = HintListView("No images yet. What you generate is saved here at once, "
                                  "with its settings inside the PNG.")
-        self.view.setModel(self.model)
+        # The grid's rows are runs (a header each, collapsible) and their images: RunsModel maps
+        # them to the entry rows of self.model, which the rest of the gallery works with.
+        spacing = 4
+        self.runs_model = RunsModel(self.library, self.model,
+                                    lambda: self.view.viewport().width() - 2 * spacing - 2,
+                                    QSize(THUMB + 16, THUMB + 24), self)
+        self.view.setModel(self.runs_model)
+        self.view.setItemDelegate(RunDelegate(self.view))
         self.view.setViewMode(QListView.ViewMode.IconMode)
         self.view.setIconSize(QSize(THUMB, THUMB))
-        self.view.setGridSize(QSize(THUMB + 20, THUMB + 28))
+        self.view.setSpacing(spacing)
         self.view.setResizeMode(QListView.ResizeMode.Adjust)
         self.view.setMovement(QListView.Movement.Static)
-        self.view.setUniformItemSizes(True)
+        self.view.setUniformItemSizes(False)  # headers span the grid
+        self.view.setMouseTracking(True)
+        self.view.clicked.connect(self._clicked)
         self.view.setWordWrap(False)
         self.view.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
@@ -335,13 +348,21 @@ class GalleryWidget(QWidget):
         self.reroll_btn = QPushButton("Re-roll")
         self.reroll_btn.setToolTip("The same job with new random seeds (as many images as the Create tab's batch).")
         self.vary_btn = QPushButton("Variations")
-        self.vary_btn.setToolTip("Variations of this image: it is the start of an img2img run at the strength "
-                                 "beside, with new seeds (as many as the Create tab's batch).")
+        self.vary_btn.setToolTip("Variations of this image, as many as the Create tab's batch: by variation seed "
+                                 "(its own seed nudged toward new ones) or by img2img from it.")
+        # Two kinds of variation, each with its own strength scale (and default).
+        self.vary_mode = QComboBox()
+        self.vary_mode.addItem("by seed", "subseed")
+        self.vary_mode.addItem("by img2img", "img2img")
+        self.vary_mode.setToolTip("By seed: the same seed, its noise nudged toward new variation seeds (text to "
+                                  "image only). By img2img: this picture repainted at a low denoise.")
         self.vary_strength = QDoubleSpinBox()
         self.vary_strength.setRange(0.05, 0.95)
         self.vary_strength.setSingleStep(0.05)
-        self.vary_strength.setValue(runs.VARIATION_DENOISE)
-        self.vary_strength.setToolTip("Variation strength (denoise): 0.2 changes small details, 0.5 repaints more.")
+        self.vary_strength.setValue(runs.SUBSEED_STRENGTH)
+        self.vary_strength.setToolTip("Variation strength: by seed 0.1-0.2 is a close variation; "
+                                      "by img2img (denoise) 0.2 changes small details, 0.5 repaints more.")
+        self.vary_mode.currentIndexChanged.connect(self._vary_mode_changed)
         self.export_btn = QPushButton("Export sheet…")
         self.export_btn.setToolTip("Pack the selected sprites into a sprite sheet for a game engine.")
         self.delete_btn = QPushButton("Delete")
@@ -372,7 +393,7 @@ class GalleryWidget(QWidget):
         side_layout.addWidget(self.title)
         side_layout.addWidget(self.details, 1)
         row1 = QHBoxLayout()
-        for w in (self.rerun_btn, self.reroll_btn, self.vary_btn, self.vary_strength):
+        for w in (self.rerun_btn, self.reroll_btn, self.vary_btn, self.vary_mode, self.vary_strength):
             row1.addWidget(w)
         side_layout.addLayout(row1)
         row2 = QHBoxLayout()
@@ -413,7 +434,9 @@ class GalleryWidget(QWidget):
         self.library.add(Path(path))
 
     def selected_rows(self) -> list[int]:
-        return sorted(i.row() for i in self.view.selectionModel().selectedIndexes())
+        """The entry rows selected (headers are never selected)."""
+        rows = (self.runs_model.entry_row(i.row()) for i in self.view.selectionModel().selectedIndexes())
+        return sorted(r for r in rows if r is not None)
 
     def selected_paths(self) -> list[Path]:
         return [self.model.path(r) for r in self.selected_rows()]
@@ -427,7 +450,19 @@ class GalleryWidget(QWidget):
         return self.library.export_paths(self.selected_rows(), raw=self.library.show_raw)
 
     def select_row(self, row: int) -> None:
-        self.view.setCurrentIndex(self.model.index(row))
+        """Select entry ROW (opening its run when it is collapsed)."""
+        if self.runs_model.view_row(row) < 0:
+            key = self.library.entry(row).run_key
+            for group in self.library.runs():
+                if row in group.rows:
+                    key = group.key
+            self.library.set_collapsed(key, False)
+        self.view.setCurrentIndex(self.runs_model.index(self.runs_model.view_row(row)))
+
+    def _clicked(self, index) -> None:
+        key = self.runs_model.run_key(index.row())
+        if key is not None:
+            self.library.toggle_run(key)
 
     # details and actions
     def _selection_changed(self, *_args) -> None:
@@ -455,8 +490,7 @@ class GalleryWidget(QWidget):
                 self.details.setPlainText("\n".join(f"{k}: {v}" for k, v in describe_job(job)))
         for btn in (self.rerun_btn, self.reroll_btn):
             btn.setEnabled(self._current_job is not None)
-        can_vary = self._current_job is not None and self._current_entry is not None and self._current_entry.raw is not None
-        self.vary_btn.setEnabled(can_vary)
+        self._update_vary_button()
         self.preview_btn.setEnabled(self._current_entry is not None and self._current_entry.kind == "image")
         self.current_changed.emit(self._current_entry)
 
@@ -474,13 +508,30 @@ class GalleryWidget(QWidget):
         if self._current_job is not None:
             self.rerun_requested.emit(runs.reroll(self._current_job, self.batch_count()))
 
+    def _vary_mode_changed(self) -> None:
+        by_seed = self.vary_mode.currentData() == "subseed"
+        self.vary_strength.setValue(runs.SUBSEED_STRENGTH if by_seed else runs.VARIATION_DENOISE)
+        self._update_vary_button()
+
+    def _update_vary_button(self) -> None:
+        job, entry = self._current_job, self._current_entry
+        if self.vary_mode.currentData() == "subseed":
+            ok = job is not None and runs.can_vary_by_subseed(job)
+        else:
+            ok = job is not None and entry is not None and entry.raw is not None
+        self.vary_btn.setEnabled(ok)
+
     def run_variations(self) -> None:
-        entry = self._current_entry
-        if self._current_job is None or entry is None or entry.raw is None:
+        entry, job = self._current_entry, self._current_job
+        strength = round(self.vary_strength.value(), 2)
+        if job is None or entry is None:
             return
-        # From the raw image: img2img over a cut-out's transparent background would paint a new one.
-        self.rerun_requested.emit(runs.variations(self._current_job, entry.raw, self.batch_count(),
-                                                  round(self.vary_strength.value(), 2)))
+        if self.vary_mode.currentData() == "subseed":
+            if runs.can_vary_by_subseed(job):
+                self.rerun_requested.emit(runs.subseed_variations(job, self.batch_count(), strength))
+        elif entry.raw is not None:
+            # From the raw image: img2img over a cut-out's transparent background would paint a new one.
+            self.rerun_requested.emit(runs.variations(job, entry.raw, self.batch_count(), strength))
 
     def _menu(self, pos) -> None:
         """Right-click: the selected image's file in other programs (the viewer shows it here)."""
@@ -524,14 +575,20 @@ class SheetExportDialog(QDialog):
         "unity": "Unity (sprite sheet + importer)",
     }
 
-    def __init__(self, paths: list[Path], output_dir: Path, parent=None, ask=None):
+    def __init__(self, paths: list[Path], output_dir: Path, parent=None, ask=None,
+                 animation: tuple[str, float] | None = None):
+        """ANIMATION: (name, fps) when the export is one animation (the Animate tab's Export to
+        sheet): its row in the animations table starts with both, editable like any other."""
         super().__init__(parent)
         from asset_studio.core.exporters import FORMATS
 
         self.setWindowTitle("Export sprite sheet")
         self.resize(820, 480)  # room for the sheet preview
         self.paths = list(paths)
-        self.model = SheetExportModel(self.paths, Path(output_dir) / "sheets" / "sheet.png", self)
+        sheet_name = f"{animation[0]}.png" if animation else "sheet.png"
+        self.model = SheetExportModel(self.paths, Path(output_dir) / "sheets" / sheet_name, self, animation=animation)
+        if animation:
+            self.model.options = replace(self.model.options, fps=float(animation[1]))
         # ask(text) -> bool: the overwrite question (a message box; tests answer it)
         self.ask = ask or (lambda text: QMessageBox.question(self, "Replace files?", text) ==
                            QMessageBox.StandardButton.Yes)
@@ -565,7 +622,24 @@ class SheetExportDialog(QDialog):
         self.fps_spin = QDoubleSpinBox()
         self.fps_spin.setRange(0.5, 120)
         self.fps_spin.setValue(o.fps)
-        self.fps_spin.setToolTip("Frames per second of the animations (numbered names: walk_1, walk_2…).")
+        self.fps_spin.setToolTip("Frames per second of the animations (numbered names: walk_1, walk_2…) "
+                                 "that have no speed of their own below.")
+        # The animations found (folders, numbered names): the name, speed and loop they get in the data file.
+        self.anim_table = QTableWidget(0, 4)
+        self.anim_table.setHorizontalHeaderLabels(["Found", "Name in the export", "fps", "Loop"])
+        self.anim_table.verticalHeader().setVisible(False)
+        header = self.anim_table.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        for col in (2, 3):
+            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+        self.anim_table.setToolTip("Animations found by folder or numbered frame names (walk_1, walk_2…): "
+                                   "rename them, give each its speed and whether it loops.")
+        self.anim_hint = QLabel("No animations: numbered names (walk_1, walk_2…) or folders of frames make one.")
+        self.anim_hint.setWordWrap(True)
+        self.anim_hint.setStyleSheet("color: palette(mid);")
+        self.anim_table.hide()  # until the first preview says what it found
+        self.anim_hint.hide()
         self.preview = QLabel()
         self.preview.setMinimumSize(240, 200)
         self.preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -573,7 +647,8 @@ class SheetExportDialog(QDialog):
         self.preview.setStyleSheet("background: #2a2b30;")
         self.summary = QLabel("Packing the preview…")
         self.summary.setWordWrap(True)
-        self.status = QLabel(f"{len(self.paths)} image(s) selected.")
+        shown = "/".join(self.paths[0].parts[-2:]) if self.paths else ""  # a full path would not wrap
+        self.status = QLabel(f"The frames in {shown}." if animation else f"{len(self.paths)} image(s) selected.")
         self.status.setWordWrap(True)
         form = QFormLayout()
         form.addRow("Format", self.format_combo)
@@ -585,6 +660,8 @@ class SheetExportDialog(QDialog):
         form.addRow(self.pot_box)
         form.addRow("Max page size", self.max_spin)
         form.addRow("Animation fps", self.fps_spin)
+        form.addRow(self.anim_hint)
+        form.addRow(self.anim_table)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
         self.export_btn = self.buttons.addButton("Export", QDialogButtonBox.ButtonRole.AcceptRole)
         self.reveal_btn = self.buttons.addButton("Reveal", QDialogButtonBox.ButtonRole.ActionRole)
@@ -623,9 +700,39 @@ class SheetExportDialog(QDialog):
         self.fps_spin.valueChanged.connect(lambda v: m.set_option("fps", round(v, 2)))
         m.preview_ready.connect(self._show_plan)
         m.preview_failed.connect(self.summary.setText)
+        m.animations_changed.connect(self._fill_animations)
         m.exported.connect(self._done)
         m.failed.connect(self._failed)
         m.confirm_overwrite.connect(self._confirm)
+
+    def _fill_animations(self) -> None:
+        """One row per animation found: an editable name, its speed (0 = the sheet's) and loop."""
+        rows = self.model.animations()
+        counts = dict(self.model.plan.animations) if self.model.plan else {}
+        self.anim_table.setRowCount(len(rows))
+        for r, anim in enumerate(rows):
+            found = QTableWidgetItem(f"{anim.found} ({counts.get(anim.found, 0)})")
+            found.setFlags(found.flags() & ~Qt.ItemFlag.ItemIsEditable)
+            self.anim_table.setItem(r, 0, found)
+            name = QLineEdit(anim.name)
+            name.setFrame(False)
+            name.textEdited.connect(lambda text, f=anim.found: self.model.edit_animation(f, name=text))
+            fps = QDoubleSpinBox()
+            fps.setRange(0, 120)
+            fps.setSpecialValueText("sheet's")  # 0: the sheet's speed above
+            fps.setValue(anim.fps or 0)
+            fps.valueChanged.connect(lambda v, f=anim.found: self.model.edit_animation(f, fps=round(v, 2) or None))
+            loop = QCheckBox()
+            loop.setChecked(anim.loop)
+            loop.toggled.connect(lambda on, f=anim.found: self.model.edit_animation(f, loop=on))
+            self.anim_table.setCellWidget(r, 1, name)
+            self.anim_table.setCellWidget(r, 2, fps)
+            self.anim_table.setCellWidget(r, 3, loop)
+        self.anim_table.resizeRowsToContents()
+        self.anim_table.setVisible(bool(rows))
+        self.anim_hint.setVisible(not rows)
+        self.anim_table.setFixedHeight(self.anim_table.horizontalHeader().height() + 4 +
+                                       sum(self.anim_table.rowHeight(r) for r in range(min(len(rows), 5))))
 
     def _show_plan(self, plan: SheetPlan) -> None:
         self.summary.setText(plan.summary())

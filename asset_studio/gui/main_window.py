@@ -17,6 +17,8 @@ from asset_studio.core.models import DEFAULT_MODELS_DIR
 from asset_studio.core.stylepack import app_home
 from asset_studio.errors import UserError
 from asset_studio.gui.gallery import GalleryWidget
+from asset_studio.gui.model.animate_form import AnimateForm
+from asset_studio.gui.model.animation_player import AnimationPlayer
 from asset_studio.gui.model.create_form import CreateForm
 from asset_studio.gui.model.engine_choice import EngineChoice
 from asset_studio.gui.model.layout_state import LayoutState
@@ -27,6 +29,7 @@ from asset_studio.gui.model.training import TrainingRun
 from asset_studio.gui.model_manager import ModelManager
 from asset_studio.gui.settings import Settings
 from asset_studio.gui.style_editor import StyleEditor
+from asset_studio.gui.ui.animate_tab import AnimateTab
 from asset_studio.gui.ui.create_panel import CreatePanel
 from asset_studio.gui.ui.download_offer import DownloadOffer
 from asset_studio.gui.ui.train_page import TrainPage
@@ -71,6 +74,7 @@ class MainWindow(QMainWindow):
         self.form.template_id = s.last_template()
         self.form.model = s.last_model()
         self.form.subject = s.last_subject()
+        self.form.ip_adapter, self.form.image_encoder = s.last_ip_adapter(), s.last_image_encoder()
 
         self.create_panel = CreatePanel(self.form, self.queue)
         self.viewer = Viewer()
@@ -90,12 +94,19 @@ class MainWindow(QMainWindow):
         self.layout_tab = self._build_layout_tab()
         if self.layout_tab is not None:
             self.tabs.addTab(self.layout_tab, "Layout")
+        # Animate: its own settings and playback; the prompt side is the Create form's
+        self.animate_form = AnimateForm(self.form, self)
+        self.animate_form.motion_adapter = s.last_motion_adapter()
+        self.player = AnimationPlayer(self)
+        self.animate_tab = AnimateTab(self.animate_form, self.player, self.queue)
+        self.animate_tab.start_dir = str(self.output_dir)
+        self.tabs.addTab(self.animate_tab, "Animate")
         self.training = TrainingRun(self)
         self.train_page = TrainPage(self.training)
         self.tabs.addTab(self.style_editor, "Style packs")
         self.tabs.addTab(self.train_page, "Train")
         self.tabs.addTab(self.model_manager, "Models")
-        self.setCentralWidget(self.tabs)
+        self._build_status_strip()
         self.style_editor.models_dir = str(self.models_dir)
         self.style_editor.export_dir = str(self.output_dir)
         if self.layout_tab is not None:
@@ -114,7 +125,9 @@ class MainWindow(QMainWindow):
         self._restore()
         self.model_manager.refresh()
         self.library.refresh()  # the library as it is on disk; thumbnails load as rows are painted
-        self._build_status_progress()
+        newest = next((e for e in self.library.entries() if e.kind == "image"), None)
+        if newest is not None:  # reachable from every tab from the start
+            self.run_status.show_latest(newest.shown())
         self.statusBar().showMessage(f"Output folder: {self.output_dir}")
 
     # --- building ---------------------------------------------------------------------------
@@ -128,27 +141,46 @@ class MainWindow(QMainWindow):
         splitter.setSizes(sizes)
         return splitter
 
-    def _build_status_progress(self) -> None:
-        """The running job's progress in the status bar, so it shows on every tab (Layout, Styles…)."""
-        from PySide6.QtWidgets import QProgressBar
+    def _build_status_strip(self) -> None:
+        """Below the tabs: the running job's progress and the latest result, on every tab but
+        Create (whose panel and viewer show them); the picture opens the result in the viewer."""
+        from PySide6.QtWidgets import QVBoxLayout, QWidget
 
-        self.status_progress = QProgressBar()
-        self.status_progress.setFixedWidth(140)
-        self.status_progress.setFixedHeight(12)
-        self.status_progress.setTextVisible(False)
-        self.status_progress.setVisible(False)
-        self.statusBar().addPermanentWidget(self.status_progress)
+        from asset_studio.gui.model.run_status import RunStatus
+        from asset_studio.gui.ui.status_strip import StatusStrip
 
-        def update(job_id: int) -> None:
-            entry = self.queue.entry(job_id)
-            running = entry is not None and entry.state == "running"
-            self.status_progress.setVisible(running or bool(self.queue.waiting()))
-            if running:
-                self.status_progress.setRange(0, max(1, entry.total) if entry.step else 0)
-                self.status_progress.setValue(entry.step)
-                self.status_progress.setToolTip(f"{entry.label}: {entry.status}")
+        self.run_status = RunStatus(self.queue, self)
+        self.status_strip = StatusStrip(self.run_status)
+        self.status_strip.open_requested.connect(self.open_result)
+        self.status_strip.cancel_requested.connect(self.cancel)
+        central = QWidget()
+        box = QVBoxLayout(central)
+        box.setContentsMargins(0, 0, 0, 0)
+        box.setSpacing(0)
+        box.addWidget(self.tabs, 1)
+        box.addWidget(self.status_strip)
+        self.setCentralWidget(central)
 
-        self.queue.entry_changed.connect(update)
+        def show_strip(*_args) -> None:
+            self.status_strip.setVisible(self.tabs.currentWidget() is not self.create_splitter
+                                         and self.run_status.has_anything())
+
+        self.tabs.currentChanged.connect(show_strip)
+        self.run_status.changed.connect(show_strip)
+        show_strip()
+
+    def open_result(self, path: str) -> None:
+        """A result, large: the Create tab with it selected in the gallery and shown in the viewer
+        ("": the viewer's live step preview)."""
+        self.tabs.setCurrentWidget(self.create_splitter)
+        if not path:
+            return
+        row = self.library.row(Path(path))
+        if row >= 0:
+            self.gallery.view.clearSelection()
+            self.gallery.select_row(row)
+        else:
+            self.viewer.state.show_file(Path(path), Path(path).name)
 
     def _build_layout_tab(self):
         """The layout editor with the ControlNet that follows it; absent in a build without it."""
@@ -207,6 +239,16 @@ class MainWindow(QMainWindow):
         w.devices_found.connect(self.set_available_devices)
 
         self.create_panel.generate_requested.connect(self.generate)
+        w.frame_saved.connect(self.player.on_frame)
+        w.step.connect(self.player.on_step)
+        # the window's own re-emits: on the GUI thread, after the window has updated itself
+        self.job_finished.connect(lambda job_id, _paths: self.player.finish(job_id, "done"))
+        self.job_failed.connect(lambda job_id, _text: self.player.finish(job_id, "failed"))
+        self.job_cancelled.connect(lambda job_id: self.player.finish(job_id, "cancelled"))
+        self.animate_tab.animate_requested.connect(self.animate)
+        self.animate_tab.cancel_requested.connect(self.cancel)
+        self.animate_tab.export_requested.connect(self.export_animation)
+        self.animate_tab.open_folder_requested.connect(self._open_animation_folder)
         self.create_panel.cancel_requested.connect(self.cancel)
         for seq in ("Ctrl+Return", "Ctrl+Enter"):
             QShortcut(QKeySequence(seq), self, self.generate)
@@ -226,10 +268,13 @@ class MainWindow(QMainWindow):
         self.gallery.raw_box.toggled.connect(self._raw_toggled)
         if self.layout_tab is not None:
             self.layout_tab.get_controlnet.connect(self.get_controlnet)
+            self.layout_tab.generate_requested.connect(self.generate)
+        self.create_panel.references_box.get_ip_adapter.connect(self.get_ip_adapter)
         self.model_manager.models_changed.connect(self._models_changed)
         self.model_manager.use_model.connect(self._use_model)
         self.model_manager.message.connect(status)
         self.style_editor.styles_changed.connect(self.form.reload_styles)
+        self.style_editor.pack_renamed.connect(self._pack_renamed)
         self.style_editor.message.connect(status)
         self.model_manager.models_changed.connect(self.train_page.set_models)
         self.train_page.use_style.connect(self.use_trained_style)
@@ -243,6 +288,16 @@ class MainWindow(QMainWindow):
             self.settings.set_last_style(self.form.style_id)
         elif name == "template_id":
             self.settings.set_last_template(self.form.template_id)
+        elif name == "ip_adapter":
+            self.settings.set_last_ip_adapter(self.form.ip_adapter)
+        elif name == "image_encoder":
+            self.settings.set_last_image_encoder(self.form.image_encoder)
+
+    def _pack_renamed(self, old_id: str, new_id: str) -> None:
+        from asset_studio.gui.model.pack_rename import follow_rename
+
+        follow_rename(self.settings, old_id, new_id)
+        self.form.follow_style_rename(old_id, new_id)
 
     def select_style(self, style_id: str) -> None:
         self.form.style_id = style_id
@@ -304,6 +359,31 @@ class MainWindow(QMainWindow):
         self.form.show_seed_used(job)
         return self.submit_job(job)
 
+    def animate(self) -> int | None:
+        """The Animate tab's job, through the same queue and worker as Create's."""
+        try:
+            job = self.animate_form.build_job(self.output_dir)
+        except UserError as exc:
+            self.show_error(str(exc))
+            return None
+        self.form.show_seed_used(job)
+        job_id = self.submit_job(job)
+        self.player.start(job_id, job)
+        return job_id
+
+    def export_animation(self) -> None:
+        """The gallery's sheet export for the played animation's folder, its name and fps editable."""
+        folder = self.player.folder()
+        if folder is None:
+            self.statusBar().showMessage("No frames yet: animate something first.")
+            return
+        self.export_sheet([folder], animation=(self.player.name(), self.player.fps))
+
+    def _open_animation_folder(self) -> None:
+        folder = self.player.folder()
+        if folder is not None:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
+
     def submit_job(self, job) -> int:
         job_id = self.worker.submit(job)
         self.job_submitted.emit(job_id, job)
@@ -331,6 +411,7 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Generating: {entry.label}" if entry else "Generating…")
 
     def _on_step(self, job_id: int, step: int, total: int, preview: QImage) -> None:
+        self.run_status.on_preview(job_id, preview)
         if not preview.isNull():
             entry = self.queue.entry(job_id)
             self.viewer.state.show_step(preview, entry.status if entry else f"step {step} / {total}")
@@ -352,6 +433,7 @@ class MainWindow(QMainWindow):
             self.viewer.state.show_image(image, str(sprite or path), (sprite or path).name,
                                          entry.job.tiling if entry else "off")
         self.library.add(path, sprite)
+        self.run_status.on_image_saved(job_id, str(path), image, str(sprite) if sprite else None)
 
     def _on_notice(self, job_id: int, text: str) -> None:
         self.statusBar().showMessage(text, 15000)
@@ -468,6 +550,14 @@ class MainWindow(QMainWindow):
                 break
         self.statusBar().showMessage("Download a ControlNet here; it appears in the Layout tab's list once saved.")
 
+    def get_ip_adapter(self) -> None:
+        """The Models page with an IP-Adapter for the chosen model's family selected."""
+        self.tabs.setCurrentWidget(self.model_manager)
+        family = "sdxl" if "xl" in (self.current_model() or "").lower() else "sd15"
+        self.model_manager.select_catalog("ip-adapter-plus-sdxl-vit-h" if family == "sdxl" else "ip-adapter-plus-sd15")
+        self.statusBar().showMessage("Download an IP-Adapter and its image encoder (ViT-H) here; then choose the "
+                                     "adapter in the Create tab's References box.")
+
     def show_error(self, message: str) -> None:
         """A non-blocking dialog (the window keeps working behind it) and the status bar."""
         message = gui_words(message)  # the core names command-line flags; the window has boxes and tabs
@@ -493,7 +583,7 @@ class MainWindow(QMainWindow):
         self.settings.set_output_dir(self.output_dir)
         self.worker.set_output_dir(self.output_dir)
         self.library.set_output_dir(self.output_dir)
-        self.create_panel.start_dir = str(self.output_dir)
+        self.create_panel.start_dir = self.animate_tab.start_dir = str(self.output_dir)
         self.statusBar().showMessage(f"Output folder: {self.output_dir}")
 
     def _choose_output(self) -> None:
@@ -529,13 +619,13 @@ class MainWindow(QMainWindow):
         self.worker.set_device(device)
         self.statusBar().showMessage(f"Device: {device}; the next job runs on it.")
 
-    def export_sheet(self, paths: list) -> None:
+    def export_sheet(self, paths: list, animation: tuple[str, float] | None = None) -> None:
         from asset_studio.gui.gallery import SheetExportDialog
 
         if not paths:
             self.statusBar().showMessage("Select the images to pack first (sheets are not packed again).")
             return
-        dialog = SheetExportDialog([Path(p) for p in paths], self.output_dir, self)
+        dialog = SheetExportDialog([Path(p) for p in paths], self.output_dir, self, animation=animation)
         dialog.message.connect(self.statusBar().showMessage)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.open()
@@ -577,6 +667,7 @@ class MainWindow(QMainWindow):
         s.set_last_template(self.form.template_id)
         s.set_last_model(self.current_model())
         s.set_last_subject(self.form.subject)
+        s.set_last_motion_adapter(self.animate_form.motion_adapter)
         s.set_output_dir(self.output_dir)
         s.set_models_dir(self.models_dir)
         s.sync()

@@ -91,6 +91,24 @@ class Settings:
     def set_last_subject(self, subject: str) -> None:
         self._q.setValue("generate/subject", subject)
 
+    def last_ip_adapter(self) -> str:
+        return self._str("generate/ip_adapter")
+
+    def set_last_ip_adapter(self, ref: str) -> None:
+        self._q.setValue("generate/ip_adapter", ref)
+
+    def last_image_encoder(self) -> str:
+        return self._str("generate/image_encoder")
+
+    def set_last_image_encoder(self, ref: str) -> None:
+        self._q.setValue("generate/image_encoder", ref)
+
+    def last_motion_adapter(self) -> str:
+        return self._str("animate/motion_adapter")
+
+    def set_last_motion_adapter(self, ref: str) -> None:
+        self._q.setValue("animate/motion_adapter", ref)
+
     # folders and device
     def output_dir(self, default: Path) -> Path:
         value = self._str("paths/output")

@@ -28,20 +28,12 @@ from asset_studio.core.stylepack import (
     list_styles, load_stylepack, save_stylepack, user_styles_dir,
 )
 from asset_studio.errors import UserError
+from asset_studio.gui.model.pack_rename import id_for_name, move_pack
+from asset_studio.gui.model.pack_rename import unique_id as _unique_id
 from asset_studio.gui.model.style_previews import is_user_pack
 
 MAX_LORA_BYTES = packfile.Limits().max_file_bytes
 NEW_PROMPT = "{subject}, game asset, clean shapes, plain background"
-
-
-def _unique_id(base: str, taken: set[str]) -> str:
-    base = base[:60] or "style"
-    if base not in taken:
-        return base
-    n = 2
-    while f"{base}-{n}" in taken:
-        n += 1
-    return f"{base}-{n}"
 
 
 def style_icon(pack: StylePack | None, size: int = 48) -> QIcon:
@@ -122,6 +114,7 @@ class LoraDropTable(QTableWidget):
 class StyleEditor(QWidget):
     styles_changed = Signal()
     message = Signal(str)
+    pack_renamed = Signal(str, str)  # old id, new id: a saved pack's id changed and its folder moved
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -335,12 +328,12 @@ class StyleEditor(QWidget):
             self.set_dirty(True)
 
     def _name_edited(self, name: str) -> None:
-        # A pack not saved under its own id yet follows its name: "My Pixels" → my-pixels.
-        if self._id_typed or (self.pack is not None and self.pack.folder is not None and is_user_pack(self.pack)):
+        # The id follows the name ("My Pixels" → my-pixels) until the artist types an id; a saved
+        # pack renamed this way moves to its new id's folder on Save (pack_rename.move_pack).
+        if self._id_typed:
             return
-        from asset_studio.core.library import slugify
-
-        self.id_edit.setText(_unique_id(slugify(name) or "style", {p.id for p in self.packs}))
+        own = self.pack.id if self.pack is not None and self.pack.folder is not None and is_user_pack(self.pack) else None
+        self.id_edit.setText(id_for_name(name, {p.id for p in self.packs}, current=own))
 
     def is_dirty(self) -> bool:
         return self._dirty
@@ -475,6 +468,7 @@ class StyleEditor(QWidget):
             recommended_models=[m.strip() for m in self.models_edit.text().split(",") if m.strip()],
             negative=self.negative_edit.toPlainText().strip(), fields=copy.deepcopy(base.fields),
             loras=loras, defaults=d, postprocess=pp, previews=list(base.previews), folder=base.folder,
+            references=copy.deepcopy(base.references), ip_adapter=base.ip_adapter, image_encoder=base.image_encoder,
         )
         from asset_studio.core.stylepack import parse_stylepack
 
@@ -520,13 +514,21 @@ class StyleEditor(QWidget):
             return None
         old = self.pack
         target = user_styles_dir() / pack.id
-        if old is not None and old.folder is not None and is_user_pack(old) and old.id == pack.id:
+        own = old is not None and old.folder is not None and is_user_pack(old)
+        renamed = own and old.id != pack.id
+        if own and not renamed:
             target = Path(old.folder)
+        elif renamed:
+            try:  # the artist's own pack moves to its new id (never over another pack)
+                target = move_pack(Path(old.folder), pack.id)
+            except (OSError, UserError) as exc:
+                self._say(f"Could not rename the pack: {exc}")
+                return None
         elif target.exists() and (old is None or old.folder is None or Path(old.folder).resolve() != target.resolve()):
             self._say(f"A pack with the id '{pack.id}' already exists in {user_styles_dir()}; choose another id.")
             return None
         try:
-            if old is not None and old.folder is not None and Path(old.folder).resolve() != target.resolve():
+            if not renamed and old is not None and old.folder is not None and Path(old.folder).resolve() != target.resolve():
                 # Copy the pack's files (LoRAs, previews) along with it: a bundled pack or a renamed id.
                 shutil.copytree(old.folder, target, ignore=shutil.ignore_patterns(".*", "style.toml"),
                                 dirs_exist_ok=True)
@@ -536,11 +538,19 @@ class StyleEditor(QWidget):
             save_stylepack(pack, target)
             load_stylepack(target)  # and it loads back, files included
         except (OSError, UserError) as exc:
+            if renamed:  # back where it was, under its old id
+                try:
+                    move_pack(target, old.id, Path(old.folder).parent)
+                except (OSError, UserError):
+                    pass
             self._say(f"Could not save the pack: {exc}")
             return None
         self._pending_loras = []
         self.set_dirty(False)
-        self._say(f"Saved {pack.name} to {target}.")
+        self._id_typed = False
+        if renamed:
+            self.pack_renamed.emit(old.id, pack.id)
+        self._say(f"Saved {pack.name} to {target}" + (f" (renamed from {old.id})." if renamed else "."))
         self._saved(pack.id)
         return target
 

@@ -133,6 +133,9 @@ class GenerationWorker(QObject):
     step = Signal(int, int, int, QImage)  # job_id, step (1-based), total, preview (may be null)
     stage = Signal(int, str)  # job_id, the after-pass part now running ("tile 3 of 12"); "" back at the base pass
     image_saved = Signal(int, str, QImage)  # job_id, path (on disk already), the image for display
+    # An animation's frame instead of image_saved (the Animate tab plays them; the gallery is not
+    # filled with frames): job_id, animation index, frame, frames in the animation, path, image.
+    frame_saved = Signal(int, int, int, int, str, QImage)
     finished = Signal(int, list)  # job_id, [paths]
     failed = Signal(int, str)  # job_id, one sentence
     cancelled = Signal(int)  # job_id
@@ -282,6 +285,11 @@ class GenerationWorker(QObject):
                 # Steps of every image in the batch count toward one bar.
                 done = event.image_index * event.total + event.step
                 self.step.emit(job_id, done, event.total * max(1, event.image_count), preview)
+            elif isinstance(event, Saved) and event.frame is not None:
+                paths.append(str(event.raw))
+                count = job.animation.frames if job.animation is not None else event.frame + 1
+                self.frame_saved.emit(job_id, event.index, event.frame, count, str(event.raw),
+                                      pil_to_qimage(event.image, SHOWN_MAX))
             elif isinstance(event, Saved):
                 paths.append(str(event.raw))
                 # Decoded here, not on the GUI thread: a large PNG takes tens of ms to read back.

@@ -59,12 +59,18 @@ def unsupported(job: GenerationJob) -> str | None:
         return f"ComfyUI servers cannot make {job.output}s for Asset Studio yet; generate images."
     if job.references:
         return ("ComfyUI servers cannot use reference images (IP-Adapter needs custom nodes that stock "
-                "ComfyUI lacks); remove them.")
+                "ComfyUI lacks); remove them (a style pack's own: --no-style-references).")
     passes = [name for name, part in (("the refiner", job.passes.refiner), ("the hires fix", job.passes.hires),
-                                                  ("the tiled upscale", job.passes.tiled_upscale))
+                                      ("the detailer", job.passes.detail or None),
+                                      ("the tiled upscale", job.passes.tiled_upscale))
               if part is not None]
     if passes:
         return f"ComfyUI servers cannot run {' or '.join(passes)} for Asset Studio yet; use the local engine."
+    if job.transparency is not None:
+        return ("Transparent generation (LayerDiffuse) needs custom nodes on a ComfyUI server (stock ComfyUI has "
+                "none); use the local engine.")
+    if job.sampling.subseed is not None:
+        return "Variation seeds need custom nodes on a ComfyUI server (stock ComfyUI has none); use the local engine."
     if job.tiling != "off":
         return "Seamless tiling needs custom nodes on a ComfyUI server (stock ComfyUI has none); use the local engine."
     try:

@@ -74,7 +74,7 @@ def run_pool(job: GenerationJob, clients: list[ComfyClient],
             while (item := take()) is not None:
                 index, seed = item
                 try:
-                    for event in client.run_image(job.for_seed(seed), index, len(seeds), cancelled):
+                    for event in client.run_image(job.for_seed(seed, index), index, len(seeds), cancelled):
                         events.put(event)
                 except ServerError as exc:
                     settle(item, exc)

@@ -86,9 +86,9 @@ def is_sheet_page(path: Path, out_png: Path) -> bool:
     from asset_studio.core.sheet import SHEET_COMMAND
 
     path, out_png = Path(path), Path(out_png)
-    return (
-        path.parent.resolve() == out_png.parent.resolve()
-        and bool(_page_pattern(out_png).match(path.name))
+    return (  # the name first: it rules out nearly every input without touching the disk
+        bool(_page_pattern(out_png).match(path.name))
+        and path.parent.resolve() == out_png.parent.resolve()
         and written_by(path, SHEET_COMMAND)
     )
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from PySide6.QtCore import QCoreApplication, QObject, QTimer, Signal
 
 from asset_studio.core import controls
-from asset_studio.core.job import LoraRef
+from asset_studio.core.job import MAX_REFERENCES, LoraRef, Reference
 from asset_studio.core.request import AssetRequest, Overrides, prepare
 from asset_studio.core.stylepack import FieldSpec, StylePack, list_styles
 from asset_studio.core.templates import Template, list_templates
@@ -33,11 +33,14 @@ DEFAULTS = {
     "seed": 0, "seed_locked": False, "seed_mode": "new", "count": 1, "init_image": "", "denoise": 0.6, "lora_weight": 1.0,
     # finishing (the sprite made from the raw image): the style's and template's, until the artist sets one
     "remove_background": False, "trim": False, "pixel_grid": 0, "palette_size": 0,
+    # references (IP-Adapter): the adapter and its encoder ("" = the style's, else the matching one)
+    "ip_adapter": "", "image_encoder": "", "use_style_references": True,
 }
 FINISHING = ("remove_background", "trim", "pixel_grid", "palette_size")
 # Changes that cannot alter the composed prompt do not recompute the preview.
 _NOT_IN_PROMPT = {"seed", "seed_locked", "seed_mode", *FINISHING, "width", "height", "size_auto", "steps", "cfg_scale", "sampler",
-                  "count", "denoise", "lora_weight", "model", "negative", "init_image"}
+                  "count", "denoise", "lora_weight", "model", "negative", "init_image", "ip_adapter", "image_encoder",
+                  "use_style_references"}
 
 
 # The values the style and template fill in; once the artist sets one, theirs is kept
@@ -94,6 +97,7 @@ class CreateForm(QObject):
         super().__init__(parent)
         self._values = dict(DEFAULTS)
         self._loras: list[LoraRef] = []
+        self._references: list[Reference] = []  # the artist's own, after the style's
         self._artist_set: set[str] = set()  # STYLE_FILLED names the artist set: never overwritten
         self._field_values: dict[str, str] = {}
         self.styles: list[StylePack] = []
@@ -133,6 +137,9 @@ class CreateForm(QObject):
     trim = _value("trim")
     pixel_grid = _value("pixel_grid")
     palette_size = _value("palette_size")
+    ip_adapter = _value("ip_adapter")
+    image_encoder = _value("image_encoder")
+    use_style_references = _value("use_style_references")
 
     def _set(self, name: str, value) -> None:
         if self._values[name] == value:
@@ -178,6 +185,14 @@ class CreateForm(QObject):
             self.style_id = ""
         if problems:
             self.message.emit("Skipped a broken style pack: " + problems[0])
+
+    def follow_style_rename(self, old_id: str, new_id: str) -> None:
+        """A pack renamed in the editor stays this form's style under its new id: nothing the artist
+        set is reset (the pack is the same one)."""
+        self.styles = list_styles()
+        if self.style_id == old_id and any(p.id == new_id for p in self.styles):
+            self._set("style_id", new_id)
+        self.styles_changed.emit()
 
     def reload_templates(self) -> None:
         try:
@@ -407,6 +422,98 @@ class CreateForm(QObject):
             self.changed.emit("loras")
             self._schedule_preview()
 
+    # --- references: pictures that steer through an IP-Adapter (as --reference on the command line) -----
+
+    @property
+    def references(self) -> list[Reference]:
+        """The artist's references (the style's come first in the job unless switched off)."""
+        return [Reference(r.image, r.scale, r.mode) for r in self._references]
+
+    def style_references(self) -> list[Reference]:
+        """The current style's own references (absolute paths), whether or not they are switched on."""
+        from asset_studio.core.compose import style_references
+
+        pack = self.current_style()
+        return style_references(pack) if pack is not None else []
+
+    def active_references(self) -> list[Reference]:
+        """Every reference the next job takes, in its order: the style's (when on), then the artist's."""
+        return (self.style_references() if self.use_style_references else []) + self.references
+
+    def style_ip_adapter(self) -> tuple[str | None, str | None]:
+        """The IP-Adapter and image encoder the current style names (None, None without)."""
+        from asset_studio.core.compose import style_ip_adapter
+
+        pack = self.current_style()
+        return style_ip_adapter(pack) if pack is not None else (None, None)
+
+    def add_references(self, paths, scale: float = Reference.scale, mode: str = Reference.mode) -> int:
+        """Add pictures the artist dropped or picked; returns how many were added. A file that is not a
+        readable picture, or one past the most a job takes, is skipped with a sentence."""
+        from PIL import Image, UnidentifiedImageError
+
+        added = 0
+        for path in paths:
+            path = str(path)
+            if len(self.active_references()) >= MAX_REFERENCES:
+                self.message.emit(f"A job takes at most {MAX_REFERENCES} reference images; {Path(path).name} "
+                                  "was not added.")
+                break
+            try:
+                with Image.open(path) as im:
+                    im.size  # the header only: the job reads the picture
+            except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError):
+                self.message.emit(f"{Path(path).name} is not a picture Asset Studio can read; it was not added.")
+                continue
+            self._references.append(Reference(path, round(float(scale), 3), mode))
+            added += 1
+        if added:
+            self.changed.emit("references")
+        return added
+
+    def set_reference_scale(self, index: int, scale: float) -> None:
+        if 0 <= index < len(self._references) and self._references[index].scale != round(float(scale), 3):
+            self._references[index].scale = round(float(scale), 3)
+            self.changed.emit("references")
+
+    def set_reference_mode(self, index: int, mode: str) -> None:
+        if mode not in ("full", "style"):
+            raise ValueError(f"reference mode {mode!r}")
+        if 0 <= index < len(self._references) and self._references[index].mode != mode:
+            self._references[index].mode = mode
+            self.changed.emit("references")
+
+    def remove_reference(self, index: int) -> None:
+        if 0 <= index < len(self._references):
+            del self._references[index]
+            self.changed.emit("references")
+
+    def keep_in_style(self, index: int) -> bool:
+        """Copy the artist's reference INDEX into the current style pack (its references/ folder), so every
+        asset of the style starts from it; from then on it is listed as the style's. The adapter chosen
+        here goes with it when the pack names none (a catalog id: a path on this computer would not travel)."""
+        from asset_studio.core.pack_references import add_reference
+        from asset_studio.core.stylepack import ID_PATTERN
+
+        pack = self.current_style()
+        if pack is None or not 0 <= index < len(self._references):
+            self.message.emit("Choose a style pack first: the reference is kept in it.")
+            return False
+        ref = self._references[index]
+        adapter = self.ip_adapter.strip()
+        adapter = adapter if adapter and not pack.ip_adapter and ID_PATTERN.fullmatch(adapter) else None
+        try:
+            add_reference(pack, ref.image, ref.scale, ref.mode, ip_adapter=adapter)
+        except UserError as exc:
+            self.message.emit(str(exc))
+            return False
+        del self._references[index]
+        self.use_style_references = True  # it is the style's now: switched off, it would be lost from this run
+        self.reload_styles()  # the pack as saved, with its new reference
+        self.changed.emit("references")
+        self.message.emit(f"{Path(ref.image).name} is now a reference of the style {pack.name}.")
+        return True
+
     # --- the request ---------------------------------------------------------------------------
 
     def to_request(self, with_layout: bool = True, seed: int | None = None) -> AssetRequest:
@@ -434,7 +541,10 @@ class CreateForm(QObject):
         self.passes.contribute(overrides)
         request = AssetRequest(subject=subject, style=pack, template=tpl, fields=self.field_values(),
                                model=self.model.strip() or None, extra_prompt=extra, overrides=overrides,
-                               lora_scale=lora_scale, loras=[LoraRef(l.path, l.weight, l.name) for l in self.loras])
+                               lora_scale=lora_scale, loras=[LoraRef(l.path, l.weight, l.name) for l in self.loras],
+                               references=self.references, style_references=bool(self.use_style_references),
+                               ip_adapter=self.ip_adapter.strip() or None,
+                               image_encoder=self.image_encoder.strip() or None)
         if with_layout:
             self.layout.contribute(request)
         return request

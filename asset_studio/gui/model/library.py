@@ -9,18 +9,26 @@ of their own (a pose set's run) carry that folder as their group.
 
 Deleting moves the entry's files into `.trash/` inside the output folder and can be undone;
 hidden folders (the trash, the ControlNet inputs in `.controls/`) are not part of the library.
+
+Runs: every image a press of Generate (or a re-roll, a batch) saved carries its run
+(core/library.RunInfo); `runs()` groups the entries by it (a folder of its own is one run too;
+images from before runs were recorded are grouped by name and time), and `view_rows()` is what
+the grid shows: a header per run and its images unless the run is collapsed. Collapsed runs stay
+collapsed for the session (refreshes included).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
-from asset_studio.core.library import SPRITES_DIR, before_path
+from asset_studio.core.library import SPRITES_DIR, RunInfo, before_path, read_run
 
 TRASH_DIR = ".trash"
 SHEETS_DIR = "sheets"  # where the gallery's export writes by default
@@ -28,6 +36,9 @@ IMAGE_SUFFIXES = {".png"}
 # The data files the sheet exporters write beside a page (TexturePacker/Aseprite, Godot, Unity, Tiled).
 SHEET_DATA_SUFFIXES = (".json", ".tres", ".meta", ".tsx", ".tmx", ".tpsheet")
 UNDO_DEPTH = 20
+SHEETS_RUN = "sheets"
+GUESS_GAP_S = 120  # images without a recorded run: same subject and saved this close together = one run
+_NAME = re.compile(r"^\d{5,}-\d+-(?P<slug>.+)$")
 
 
 @dataclass
@@ -37,6 +48,8 @@ class LibraryEntry:
     kind: str = "image"  # "image" or "sheet"
     group: str = ""  # the run's folder (a pose set), relative to the output folder; "" at the top
     mtime: float = 0.0
+    run: RunInfo | None = None  # the run that made it, as its PNG says (None: made before runs were recorded)
+    run_key: str = ""  # what runs() groups by (set by run_keys())
 
     @property
     def name(self) -> str:
@@ -96,7 +109,8 @@ def library_entries(output_dir: Path) -> list[LibraryEntry]:
             rel_parent = root_path.relative_to(output_dir)
             kind = "sheet" if _is_sheet(path, output_dir, names) else "image"
             group = "" if kind == "sheet" or not rel_parent.parts else rel_parent.as_posix()
-            raws[path] = LibraryEntry(raw=path, kind=kind, group=group, mtime=mtime)
+            run = read_run(path) if kind == "image" and not group else None
+            raws[path] = LibraryEntry(raw=path, kind=kind, group=group, mtime=mtime, run=run)
     for path, mtime in sprites:
         owner = raws.get(path.parent.parent / path.name)
         if owner is not None and owner.kind == "image":
@@ -105,10 +119,67 @@ def library_entries(output_dir: Path) -> list[LibraryEntry]:
         else:  # a sprite whose raw image was deleted elsewhere is still an asset
             rel_parent = path.parent.parent.relative_to(output_dir)
             raws[path] = LibraryEntry(raw=None, sprite=path, group=rel_parent.as_posix() if rel_parent.parts else "",
-                                      mtime=mtime)
+                                      mtime=mtime, run=read_run(path))
     entries = list(raws.values())
     entries.sort(key=lambda e: (e.mtime, str(e.shown())), reverse=True)
+    run_keys(entries)
     return entries
+
+
+def run_keys(entries: list[LibraryEntry]) -> None:
+    """Give every entry (newest first) its run key: its folder's, its recorded run's, or for older
+    images the neighbours with the same subject saved within GUESS_GAP_S of each other."""
+    previous: LibraryEntry | None = None
+    for entry in entries:
+        if entry.kind == "sheet":
+            entry.run_key = SHEETS_RUN  # the exported sheets, together
+        elif entry.group:
+            entry.run_key = "folder:" + entry.group
+        elif entry.run is not None:
+            entry.run_key = "run:" + entry.run.id
+        else:
+            m = _NAME.match(entry.name)
+            slug = m.group("slug") if m else entry.name
+            same = (previous is not None and previous.run is None and not previous.group and previous.kind == "image"
+                    and previous.run_key.startswith("guess:") and previous.run_key.split(":", 2)[1] == slug
+                    and abs(previous.mtime - entry.mtime) <= GUESS_GAP_S)
+            entry.run_key = previous.run_key if same else f"guess:{slug}:{entry.shown()}"
+        previous = entry
+
+
+@dataclass
+class RunGroup:
+    """The header of one run in the grid: when, what, how many."""
+
+    key: str
+    rows: list[int]  # the entry rows of its images, newest first
+    started: float
+    subject: str
+    collapsed: bool = False
+
+    @property
+    def count(self) -> int:
+        return len(self.rows)
+
+    def label(self, now: float | None = None) -> str:
+        now = time.time() if now is None else now
+        when = time.localtime(self.started)
+        today = time.localtime(now)[:3] == when[:3]
+        stamp = time.strftime("%H:%M" if today else "%d %b %H:%M", when)
+        what = self.subject or "(no subject)"
+        images = "1 image" if self.count == 1 else f"{self.count} images"
+        return f"{'▸' if self.collapsed else '▾'} {stamp} · {what} · {images}"
+
+
+def _subject(entry: LibraryEntry) -> str:
+    if entry.kind == "sheet":
+        return "exported sprite sheets"
+    if entry.run is not None and entry.run.subject:
+        return entry.run.subject
+    if entry.group:
+        return Path(entry.group).name
+    m = _NAME.match(entry.name)
+    return (m.group("slug") if m else entry.name).replace("-", " ")
 
 
 def library_images(output_dir: Path) -> list[Path]:
@@ -137,6 +208,7 @@ class _Trashed:
 
 class Library(QObject):
     reset = Signal()  # the whole list changed (a rescan, another folder, raw/sprite, sheets shown)
+    runs_changed = Signal()  # a run collapsed or expanded (the entries are the same)
     inserted = Signal(int)  # row
     removed = Signal(int)  # row, emitted once per row, highest first
     entry_changed = Signal(int)  # row: the same asset, another file to show
@@ -151,6 +223,7 @@ class Library(QObject):
         self._show_raw = False
         self._show_sheets = False
         self._undo: list[list[_Trashed]] = []
+        self._collapsed: set[str] = set()  # run keys, for the session
 
     # --- reading -------------------------------------------------------------------------------
 
@@ -177,6 +250,43 @@ class Library(QObject):
     def row(self, path: Path) -> int:
         path = Path(path)
         return next((i for i, e in enumerate(self._entries) if path in e.files()), -1)
+
+    # --- runs ------------------------------------------------------------------------------------
+
+    def runs(self) -> list[RunGroup]:
+        """The entries grouped by run, in the order of each run's newest image."""
+        groups: dict[str, RunGroup] = {}
+        for row, entry in enumerate(self._entries):
+            key = entry.run_key or "row:" + str(entry.shown())
+            group = groups.get(key)
+            if group is None:
+                started = entry.run.started if entry.run is not None else entry.mtime
+                groups[key] = group = RunGroup(key, [], started, _subject(entry), key in self._collapsed)
+            elif entry.run is None:
+                group.started = min(group.started, entry.mtime)
+            group.rows.append(row)
+        return list(groups.values())
+
+    def view_rows(self) -> list[tuple[RunGroup, int | None]]:
+        """What the grid shows, top to bottom: (run, None) for a run's header, (run, row) for each
+        image of an expanded run."""
+        out: list[tuple[RunGroup, int | None]] = []
+        for group in self.runs():
+            out.append((group, None))
+            if not group.collapsed:
+                out += [(group, row) for row in group.rows]
+        return out
+
+    def is_collapsed(self, key: str) -> bool:
+        return key in self._collapsed
+
+    def set_collapsed(self, key: str, collapsed: bool) -> None:
+        if collapsed != (key in self._collapsed):
+            (self._collapsed.add if collapsed else self._collapsed.discard)(key)
+            self.runs_changed.emit()
+
+    def toggle_run(self, key: str) -> None:
+        self.set_collapsed(key, key not in self._collapsed)
 
     # --- what is shown -------------------------------------------------------------------------
 
@@ -228,7 +338,10 @@ class Library(QObject):
             group = path.parent.relative_to(self.output_dir).as_posix()
         except ValueError:
             group = ""
-        entry = LibraryEntry(raw=path, sprite=Path(sprite) if sprite else None, group="" if group == "." else group)
+        entry = LibraryEntry(raw=path, sprite=Path(sprite) if sprite else None, group="" if group == "." else group,
+                             mtime=time.time())
+        entry.run = read_run(path) if not entry.group else None
+        run_keys([entry])
         self._all.insert(0, entry)
         self._entries.insert(0, entry)
         self.inserted.emit(0)

@@ -15,6 +15,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QImage
 
+from asset_studio.core.animation import AnimationEdit
 from asset_studio.errors import UserError
 
 PREVIEW_DELAY_MS = 200  # option edits within this time are packed once
@@ -46,6 +47,7 @@ class SheetPlan:
     animations: list[tuple[str, int]]  # (name, frame count)
     duplicates: list[list[str]] = field(default_factory=list)  # groups of frames with identical pixels
     image: QImage | None = None  # the first page, scaled down
+    found: list[AnimationEdit] = field(default_factory=list)  # each animation as found: name, its job's fps, loop
 
     def summary(self) -> str:
         sizes = ", ".join(f"{w}×{h}" for w, h in self.pages)
@@ -60,8 +62,9 @@ class SheetPlan:
 
 def plan_sheet(inputs: list[Path], opts: SheetOptions, with_image: bool = True) -> SheetPlan:
     """Pack INPUTS as the export will (core.sheet, the same options) and describe the result."""
+    from asset_studio.core.animation import timing_from_jobs
     from asset_studio.core.sheet import SheetOptions as CoreOptions
-    from asset_studio.core.sheet import load_sprites, pack_sheet
+    from asset_studio.core.sheet import collect_images, load_sprites, pack_sheet
 
     core = CoreOptions(trim=opts.trim, padding=opts.padding, extrude=opts.extrude, pot=opts.pot,
                        square=opts.square, max_size=opts.max_size)
@@ -69,6 +72,7 @@ def plan_sheet(inputs: list[Path], opts: SheetOptions, with_image: bool = True) 
     if not sprites:
         raise UserError("Select images to pack.")
     sheet = pack_sheet(sprites, core)
+    timing_from_jobs(sheet, dict(collect_images(list(inputs))))  # as the export does: an animation's own fps
     used = sum(f.w * f.h for f in sheet.frames)
     area = sum(p.size[0] * p.size[1] for p in sheet.pages) or 1
     by_hash: dict[str, list[str]] = {}
@@ -82,7 +86,8 @@ def plan_sheet(inputs: list[Path], opts: SheetOptions, with_image: bool = True) 
         image = pil_to_qimage(sheet.pages[0].image, PREVIEW_SIDE)
     return SheetPlan(frames=len(sheet.frames), pages=[p.size for p in sheet.pages], occupancy=used / area,
                      animations=[(a.name, len(a.frames)) for a in sheet.animations],
-                     duplicates=[names for names in by_hash.values() if len(names) > 1], image=image)
+                     duplicates=[names for names in by_hash.values() if len(names) > 1], image=image,
+                     found=[AnimationEdit(found=a.name, name=a.name, fps=a.fps, loop=a.loop) for a in sheet.animations])
 
 
 def foreign_files(out: Path) -> list[Path]:
@@ -121,10 +126,14 @@ class SheetExportModel(QObject):
     exported = Signal(list, list)  # files written, warnings
     failed = Signal(str)
     busy_changed = Signal(bool)
+    animations_changed = Signal()  # a preview found other animations: the list to edit is new
 
     def __init__(self, inputs: list[Path], out: Path, parent: QObject | None = None,
-                 pool: QThreadPool | None = None):
+                 pool: QThreadPool | None = None, animation: tuple[str, float] | None = None):
+        """ANIMATION: (name, fps) the one animation of these frames starts with (the Animate tab's
+        Export to sheet), as if the artist had typed them; still editable."""
         super().__init__(parent)
+        self._initial = animation
         self.inputs = [Path(p) for p in inputs]
         self.options = SheetOptions(out=Path(out))
         self.plan: SheetPlan | None = None
@@ -132,6 +141,7 @@ class SheetExportModel(QObject):
         self._pool = pool or QThreadPool.globalInstance()
         self._generation = 0
         self._busy = False
+        self._edits: dict[str, AnimationEdit] = {}  # by found name: what the artist changed
         self._signals = _Signals()
         self._signals.planned.connect(self._planned)
         self._signals.plan_failed.connect(self._plan_failed)
@@ -177,8 +187,37 @@ class SheetExportModel(QObject):
 
     def _planned(self, generation: int, plan: SheetPlan) -> None:
         if generation == self._generation:  # an older packing, overtaken by later options
+            before = [a.found for a in self.plan.found] if self.plan else None
             self.plan = plan
+            if self._initial and len(plan.found) == 1 and not self._edits:
+                name, fps = self._initial
+                self._initial = None
+                self._edits[plan.found[0].found] = replace(plan.found[0], name=name, fps=float(fps))
             self.preview_ready.emit(plan)
+            if [a.found for a in plan.found] != before:
+                self.animations_changed.emit()
+
+    # --- animations: names, fps and loop as the artist wants them in the data file -------------
+
+    def animations(self) -> list[AnimationEdit]:
+        """Every animation of the last preview as it will be exported (the artist's edits applied)."""
+        found = self.plan.found if self.plan else []
+        return [replace(self._edits.get(a.found, a)) for a in found]
+
+    def edit_animation(self, found: str, **changes) -> None:
+        """Change the exported name, fps (None: its own or the sheet's) or loop of the animation the
+        packer found as FOUND. Checked on export (one sentence), so typing may pass through bad names."""
+        unknown = set(changes) - {"name", "fps", "loop"}
+        if unknown:
+            raise TypeError(f"unknown animation setting(s): {', '.join(sorted(unknown))}")
+        current = next((a for a in self.animations() if a.found == found), None)
+        if current is None:
+            raise UserError(f"The sheet has no animation '{found}'.")
+        if changes.get("fps") is not None:
+            changes["fps"] = float(changes["fps"])
+        edit = replace(current, **changes)
+        if edit != current:
+            self._edits[found] = edit
 
     def _plan_failed(self, generation: int, text: str) -> None:
         if generation == self._generation:
@@ -198,7 +237,8 @@ class SheetExportModel(QObject):
         opts, out = self.options, self.out
         request = SheetExport(inputs=list(self.inputs), out=out, format=opts.format, trim=opts.trim,
                               padding=opts.padding, extrude=opts.extrude, pot=opts.pot, square=opts.square,
-                              max_size=opts.max_size, fps=opts.fps, force=force)
+                              max_size=opts.max_size, fps=opts.fps, force=force,
+                              animations=[a for a in self.animations() if a.found in self._edits])
         self._set_busy(True)
 
         def work():

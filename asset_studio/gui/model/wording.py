@@ -22,6 +22,15 @@ _RULES = [
     (r"\(--max-size\)", "(Max page size)"),
     (r"\(--out\)", "(the sheet file)"),
     (r"\(--no-postprocess\)", "(Finishing off)"),
+    (r"\(--ip-adapter\)", "(the Adapter box under References)"),
+    (r"pass --image-encoder", "choose one in the Encoder box under References"),
+    (r"--no-style-references", "untick \"Use the style's references\""),
+    # the animate command's sentences, in the Animate tab's words
+    (r"\(--motion-adapter\), or --image and --svd", "(the Adapter box of the Animate tab), or Picture to video"),
+    (r"OpenPose ControlNet: add --controlnet\.", "OpenPose ControlNet: choose one in the ControlNet box of the Animate tab."),
+    (r"follows a pose sequence here: add --pose-set\.", "follows a pose sequence here: choose a pose set."),
+    (r"the picture \(--image\) and the model \(--svd\)", "the picture and the SVD model"),
+    (r"--model is required unless a style pack recommends one\.", "Choose a model in the Model box, or a style pack that recommends one."),
     (r"--model PATH_OR_ID", "a model in the Model box"),
     (r"pass --force to replace it", "agree to replace it"),
 ]

@@ -18,9 +18,11 @@ from PySide6.QtWidgets import (
 from asset_studio.core.stylepack import StylePack
 from asset_studio.core.samplers import sampler_names  # plain data: no torch
 from asset_studio.gui.model.create_form import MAX_SEED, CreateForm
-from asset_studio.gui.model.queue import CANCELLED, DONE, FAILED, JobQueue
+from asset_studio.gui.model.queue import JobQueue
+from asset_studio.gui.model.run_status import describe_progress
 from asset_studio.gui.style_editor import style_icon
 from asset_studio.gui.ui.queue_view import QueueView
+from asset_studio.gui.ui.references_box import ReferencesBox
 from asset_studio.gui.ui.tips import TIPS
 from asset_studio.gui.ui.wheel_guard import guard_wheel
 
@@ -82,11 +84,6 @@ class ElidedLabel(QLabel):
         super().setText(self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideRight, max(10, self.width() - 2)))
 
 
-def fmt_time(seconds: float) -> str:
-    seconds = max(0, int(round(seconds)))
-    return f"{seconds // 60}:{seconds % 60:02d}" if seconds >= 60 else f"{seconds} s"
-
-
 class CreatePanel(QWidget):
     generate_requested = Signal()
     cancel_requested = Signal()
@@ -112,6 +109,8 @@ class CreatePanel(QWidget):
         outer.addWidget(self._layout_badge())
         outer.addWidget(self._style_box())
         outer.addWidget(self._asset_box())
+        self.references_box = ReferencesBox(form, start_dir=lambda: self.start_dir)
+        outer.addWidget(self.references_box)
         outer.addWidget(self._params_box())
         outer.addWidget(self._passes_box())
         outer.addWidget(self._finishing_box())
@@ -605,6 +604,8 @@ class CreatePanel(QWidget):
             self.style_desc.setToolTip("")
         else:
             loras = ", ".join(Path(l.file or l.filename).name for l in pack.loras) or "no LoRA (prompt-only style)"
+            if pack.references:
+                loras += f" · {len(pack.references)} reference" + ("s" if len(pack.references) > 1 else "")
             # What drives the look comes first, so a long description never hides it.
             self.style_desc.setText(f"{loras}\n{pack.description.splitlines()[0] if pack.description else ''}")
             self.style_desc.setToolTip(pack.description)
@@ -712,38 +713,17 @@ class CreatePanel(QWidget):
         entry = self.queue.entry(job_id)
         if entry is None:
             return
-        bar, text = self.progress, self.progress_text
         if entry.state == "running":
             self._shown_job = job_id
         elif job_id != self._shown_job:
             self._queue_changed()  # a queued job ended (cancelled or removed): the bar shows another
             return
-        if entry.state == "running" and entry.step == 0:
-            if not self._eta_timer.isActive():
-                self._eta_timer.start()
-            bar.setRange(0, 0)  # busy: loading has no steps to count
-            what = entry.loading or ("Loading the model…" if entry.status in ("Starting…", "") else entry.status)
-            since = entry.loading_since if entry.loading_since is not None else entry.started_at
-            waited = f" ({fmt_time(self.queue.clock() - since)})" if since is not None else ""
-            text.set_text(what + waited)
-        elif entry.state == "running":
-            left = self.queue.seconds_left(job_id)
-            extra = f" · {fmt_time(left)} left" if left is not None else ""
-            if entry.load_seconds is not None and entry.load_seconds >= 1 and entry.step - entry.first_step < 3:
-                extra += f" · loaded in {fmt_time(entry.load_seconds)}"
-            bar.setRange(0, max(1, entry.total))
-            bar.setValue(entry.step)
-            text.set_text(entry.status + extra)
-        else:
+        view = describe_progress(self.queue, entry)  # the same words the status strip shows
+        if view.ticking and not self._eta_timer.isActive():
+            self._eta_timer.start()
+        elif not view.ticking:
             self._eta_timer.stop()
-            bar.setRange(0, 1)
-            if entry.state == DONE:
-                text.set_text(f"Done: {len(entry.paths)} image(s)")
-                bar.setValue(1)
-            elif entry.state == FAILED:
-                text.set_text("Failed: " + entry.status)
-                bar.setValue(0)
-            elif entry.state == CANCELLED:
-                text.set_text("Cancelled; finished images were kept.")
-                bar.setValue(0)
+        self.progress.setRange(0, view.maximum)
+        self.progress.setValue(view.value)
+        self.progress_text.set_text(view.text)
         self._queue_changed()

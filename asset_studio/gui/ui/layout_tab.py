@@ -28,6 +28,7 @@ def _spin(lo: float, hi: float, value: float, tip: str) -> QDoubleSpinBox:
 
 class LayoutTab(QWidget):
     get_controlnet = Signal(str)  # "get one in Models": the control type wanted (lineart, canny…)
+    generate_requested = Signal()  # "Generate with this layout": the Create tab's job, following it
 
     def __init__(self, editor, state: LayoutState, form: CreateForm):
         super().__init__()
@@ -58,6 +59,10 @@ class LayoutTab(QWidget):
         self.get_btn.clicked.connect(lambda: self.get_controlnet.emit(self.state.control_type))
         self.size_btn = QPushButton("Image size from layout")
         self.size_btn.setToolTip("Set the Create tab's width and height to the layout's aspect, at about the same pixel count.")
+        self.generate_btn = QPushButton("Generate with this layout")
+        self.generate_btn.setToolTip("Generate the Create tab's asset following this layout; progress and the "
+                                     "result show in the strip below.")
+        self.generate_btn.clicked.connect(self._generate)
         bar = QHBoxLayout()
         bar.addWidget(self.use_box)
         bar.addSpacing(12)
@@ -68,7 +73,7 @@ class LayoutTab(QWidget):
         scale_label = QLabel("Scale")
         scale_label.setToolTip(TIPS["controlnet_scale"])
         for widget in (scale_label, self.scale_spin, QLabel("Start"), self.start_spin, QLabel("End"), self.end_spin,
-                       self.size_btn):
+                       self.size_btn, self.generate_btn):
             bar.addWidget(widget)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 0)
@@ -92,6 +97,10 @@ class LayoutTab(QWidget):
         s.changed.connect(self._state_changed)
         s.set_layout(e.layout())
         self._control_edited()
+
+    def _generate(self) -> None:
+        self.use_box.setChecked(True)  # "with this layout": follow it
+        self.generate_requested.emit()
 
     def _control_edited(self, *_args) -> None:
         self.state.set_control(self.editor.control_type(), self.editor.control_options())
