@@ -24,7 +24,7 @@ def test_passes_that_are_off_add_nothing_and_those_on_reach_the_job(form):
     request = form.to_request()
     assert (request.overrides.hires, request.overrides.refiner, request.overrides.tiled_upscale) == (None, None, None)
     p = form.passes
-    assert [p.summary(s) for s in ("hires", "refiner", "tiled_upscale")] == ["", "", ""]
+    assert [p.summary(s) for s in ("hires", "refiner", "detail", "tiled_upscale")] == ["", "", "", ""]
     p.set_on("hires", True)
     p.set_value("hires", "denoise", 0.45)
     assert p.summary("hires") == "×2, Latent, denoise 0.45"
@@ -57,7 +57,7 @@ def test_sections_start_collapsed_and_bind_to_the_form(qtbot, home, tmp_path):
     panel = CreatePanel(form, JobQueue())
     qtbot.addWidget(panel)
     sections = panel.passes_panel.sections
-    assert list(sections) == ["hires", "refiner", "tiled_upscale"]
+    assert list(sections) == ["hires", "refiner", "detail", "tiled_upscale"]
     assert not any(s.is_open() for s in sections.values())
     tiled = sections["tiled_upscale"]
     tiled.switch.setChecked(True)
@@ -111,6 +111,14 @@ def test_create_with_the_sections_open_at_1280x720(qtbot, home, tmp_path):
         pix = window.grab()
         assert (pix.width(), pix.height()) == (1280, 720)
         pix.save(str(shots / "create-passes-1280x720.png"))
+        for name in ("hires", "tiled_upscale"):
+            panel.sections[name].set_open(False)
+        form.set_on("detail", True)
+        panel.sections["detail"].set_open(True)
+        qtbot.wait(50)
+        scroll.ensureWidgetVisible(panel.sections["detail"].body)
+        qtbot.wait(50)
+        window.grab().save(str(shots / "create-detail-1280x720.png"))
         # every section's header fits: the summary is not squeezed out
         for name in ("hires", "tiled_upscale"):
             assert panel.sections[name].summary.width() > 100
@@ -196,3 +204,33 @@ def test_the_window_reports_tiles_and_keeps_the_before_image(qtbot, home, tmp_pa
         assert Image.open(before_path(Path(png))).size == (32, 32)
     finally:
         window.close()
+
+
+def test_the_detailer_section_makes_a_detector_pass(qtbot, home, tmp_path):
+    from asset_studio.core.job import DetailPass
+    from asset_studio.gui.model.create_form import CreateForm
+    from asset_studio.gui.model.queue import JobQueue
+    from asset_studio.gui.ui.create_panel import CreatePanel
+
+    form = CreateForm()
+    panel = CreatePanel(form, JobQueue())
+    qtbot.addWidget(panel)
+    form.subject, form.model = "knight portrait", "/m/model.safetensors"
+    section = panel.passes_panel.sections["detail"]
+    section.switch.setChecked(True)
+    with pytest.raises(UserError, match="Choose the detailer's detector"):
+        form.to_request()
+    fields = panel.passes_panel.fields
+    detector = tmp_path / "face.onnx"
+    detector.write_bytes(b"")
+    fields[("detail", "detector")].setCurrentText(str(detector))
+    fields[("detail", "classes")].setText("face, hand")
+    fields[("detail", "max_regions")].setValue(2)
+    fields[("detail", "denoise")].setValue(0.45)
+    fields[("detail", "prompt")].setText("[PROMPT], detailed face")
+    assert section.summary.full_text() == "face (face, hand), the 2 largest, denoise 0.45"
+    job = prepare(form.to_request(), preview=True)
+    assert job.passes.detail == [DetailPass(detector=str(detector), classes=["face", "hand"], max_regions=2,
+                                            denoise=0.45, prompt="[PROMPT], detailed face")]
+    form.passes.set_value("detail", "classes", ["hand"])  # the form's value comes back to the field
+    assert fields[("detail", "classes")].text() == "hand"

@@ -243,9 +243,9 @@ def describe_job(job: GenerationJob) -> list[tuple[str, str]]:
         rows.append(("Tiling", job.tiling))
     from asset_studio.gui.model.passes_form import SECTIONS, TITLES, pass_summary
 
-    for section in SECTIONS:  # after-passes, in the order they ran
+    for section in SECTIONS:  # the after-passes (the detailer's regions are listed by the detail panel's branch)
         part = getattr(job.passes, section)
-        if part is not None:
+        if part is not None and section != "detail":
             rows.append((TITLES[section], pass_summary(section, part)))
     f = job.finishing
     done = [name for name, on in ((f"cut-out ({f.method})", f.remove_background),

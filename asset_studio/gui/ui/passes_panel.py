@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
-    QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QSpinBox,
+    QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLineEdit, QSpinBox,
     QToolButton, QVBoxLayout, QWidget,
 )
 
@@ -19,6 +19,8 @@ TIPS = {
              "(AUTOMATIC1111's hires fix): sharper detail at sizes the model cannot start from.",
     "refiner": "Hand the end of the schedule to a second model: SDXL's refiner takes over the last steps; "
                "with SD 1.5 the second model redraws the finished picture lightly.",
+    "detail": "Find regions with a detector (faces, hands…) and redraw each at the model's working size by "
+              "inpainting over the same model (ADetailer's \"inpaint only masked\"), pasted back with a soft edge.",
     "tiled_upscale": "Enlarge the finished picture and redraw it tile by tile (Ultimate SD Upscale): "
                      "big backgrounds at any size, each tile at the model's own size.",
 }
@@ -94,6 +96,13 @@ def _choice(items, editable=True):
     return combo
 
 
+def _typed(text: str, like):
+    """TEXT as the kind of value LIKE is: a list from comma-separated words, else the text."""
+    if isinstance(like, list):
+        return [w.strip() for w in text.split(",") if w.strip()]
+    return text
+
+
 class PassesPanel(QWidget):
     """The three sections; edits go to the PassesForm, its changes refresh the summaries."""
 
@@ -124,6 +133,22 @@ class PassesPanel(QWidget):
                   browse="Models (*.safetensors)")
         self._row("refiner", "switch_at", "Switch at", _double(0.05, 0.95, 0.05),
                   "Fraction of the steps the base model runs before the refiner takes over.")
+        self._row("detail", "detector", "Detector", _choice([""]),
+                  "A YOLO detector exported to ONNX (.onnx); the common face and hand detectors are AGPL-3.0.",
+                  browse="ONNX detectors (*.onnx)")
+        self._row("detail", "classes", "Classes", QLineEdit(), "The detector's classes to keep, e.g. face, hand "
+                  "(empty: all).")
+        self._row("detail", "confidence", "Confidence", _double(0.01, 1, 0.05), "The lowest detection score kept.")
+        self._row("detail", "max_regions", "Largest", _int(0, 64, 1, "all"), "Only the N largest regions.")
+        self._row("detail", "dilate", "Dilate", _int(-256, 256, 2), "Grow (or, negative, shrink) each region's mask.")
+        self._row("detail", "mask_blur", "Mask blur", _int(0, 256, 2), "The pasted crop fades out over this radius.")
+        self._row("detail", "padding", "Padding", _int(0, 1024, 8), "Context around each region the model sees.")
+        self._row("detail", "denoise", "Denoise", _double(0.01, 1, 0.05), "How much each region may change.")
+        self._row("detail", "steps", "Steps", _int(0, 150, 1, "as the base"), "Steps each region runs.")
+        self._row("detail", "prompt", "Prompt", QLineEdit(), "Empty: the image's prompt; [PROMPT] stands for it.")
+        self._row("detail", "inpaint_model", "Inpaint model", _choice(["", *self._catalog_repos("inpaint")]),
+                  "An inpainting model of the same family; empty: the model's own modules.",
+                  browse="Models (*.safetensors)")
         tiled_upscalers = list(HIRES_IMAGE_UPSCALERS) + self._catalog_ids("upscaler")
         self._row("tiled_upscale", "scale", "Scale", _double(1.25, 8, 0.25), "Enlarge the finished picture by this much.")
         self._row("tiled_upscale", "upscaler", "Upscaler", _choice(tiled_upscalers),
@@ -159,11 +184,26 @@ class PassesPanel(QWidget):
         except UserError:
             return []
 
+    @staticmethod
+    def _catalog_repos(kind: str) -> list[str]:
+        """The repositories of catalog models of KIND (a downloaded one loads by its repo id)."""
+        from asset_studio.core.models import load_catalog
+        from asset_studio.errors import UserError
+
+        try:
+            return [e.repo for e in load_catalog() if e.kind == kind]
+        except UserError:
+            return []
+
     def _row(self, section: str, name: str, label: str, widget: QWidget, tip: str, browse: str = "") -> None:
         widget.setToolTip(tip)
         self.fields[(section, name)] = widget
         value = self.form.value(section, name)
-        if isinstance(widget, QComboBox):
+        if isinstance(widget, QLineEdit):  # text, or a list typed with commas (the detector's classes)
+            widget.setText(", ".join(value) if isinstance(value, list) else str(value))
+            widget.textChanged.connect(lambda text, s=section, n=name: self.form.set_value(s, n, _typed(
+                text, self.form.value(s, n))))
+        elif isinstance(widget, QComboBox):
             widget.setCurrentText(str(value))
             widget.currentTextChanged.connect(lambda text, s=section, n=name: self.form.set_value(s, n, text.strip()))
         else:
@@ -200,7 +240,11 @@ class PassesPanel(QWidget):
                 continue
             value = self.form.value(section, name)
             widget.blockSignals(True)
-            if isinstance(widget, QComboBox):
+            if isinstance(widget, QLineEdit):
+                text = ", ".join(value) if isinstance(value, list) else str(value)
+                if _typed(widget.text(), value) != value:
+                    widget.setText(text)
+            elif isinstance(widget, QComboBox):
                 if widget.currentText() != str(value):
                     widget.setCurrentText(str(value))
             elif widget.value() != value:
