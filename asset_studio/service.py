@@ -149,7 +149,7 @@ def run_job(job: GenerationJob, backend: Backend, out_dir: str | Path, *,
             event = saved
         elif isinstance(event, ImageReady):
             saved = save_result(event.image, event.job, out_dir, event.seed, event.index, name=name,
-                                finish=blocker is None, run=run)
+                                finish=blocker is None, run=run, before=event.before)
             result.saved.append(saved)
             event = saved
         elif isinstance(event, Cancelled):
@@ -160,12 +160,19 @@ def run_job(job: GenerationJob, backend: Backend, out_dir: str | Path, *,
 
 
 def save_result(image, job: GenerationJob, out_dir: str | Path, seed: int, index: int = 0,
-                name: str | None = None, finish: bool = True, run=None) -> Saved:
+                name: str | None = None, finish: bool = True, run=None, before=None) -> Saved:
     """Write the raw image (job inside) at once, then the finished sprite into sprites/ under the
-    same name. A failing finishing step never loses the raw image: it is already on disk."""
-    from asset_studio.core.library import SPRITES_DIR, png_info, save_image
+    same name. A failing finishing step never loses the raw image: it is already on disk. BEFORE,
+    the picture before the after-passes, goes to .before/ under the same name (the viewer's compare)."""
+    from asset_studio.core.library import SPRITES_DIR, before_path, png_info, save_image
 
     raw = save_image(image, job, out_dir, seed=seed, name=name, run=run)
+    if before is not None:
+        from asset_studio.core.outputs import png_writer, write_file
+
+        target = before_path(raw)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_file(target, png_writer(before))
     sprite_path, shown = None, image
     if finish and job.finishing.active:
         from asset_studio.engine.postprocess import apply_postprocess

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from asset_studio.core.job import Box, ControlUnit, DetailPass, HiresFix, LoraRef, Reference, Refiner
+from asset_studio.core.job import Box, ControlUnit, DetailPass, HiresFix, LoraRef, Reference, Refiner, TiledUpscale
 from asset_studio.core.samplers import COMFYUI_SAMPLERS, SAMPLERS, comfyui_sampler
 from asset_studio.errors import UserError
 from asset_studio.remote.client import ServerInfo, _execution_error, _preview, _prompt_error, JobError, ServerError
@@ -84,6 +84,7 @@ def test_samplers_without_a_stock_comfyui_equivalent_are_refused_by_name():
     (lambda j: j.references.append(Reference(image="r.png")), "IP-Adapter"),
     (lambda j: setattr(j.passes, "hires", HiresFix()), "hires fix"),
     (lambda j: setattr(j.passes, "refiner", Refiner(model="r.safetensors")), "refiner"),
+    (lambda j: setattr(j.passes, "tiled_upscale", TiledUpscale()), "tiled upscale"),
     (lambda j: j.passes.detail.append(DetailPass(boxes=[Box(0, 0, 8, 8)])), "detailer"),
     (lambda j: setattr(j, "output", "animation"), "animation"),
     (lambda j: setattr(j, "tiling", "x"), "tiling"),

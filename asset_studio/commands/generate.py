@@ -94,6 +94,23 @@ def register(subparsers) -> None:
     passes.add_argument("--refiner-switch", type=float, metavar="F",
                         help="fraction of the steps the base model runs before the refiner (default 0.8)")
     add_detail_flags(p)
+    tiled = p.add_argument_group("tiled upscale (Ultimate SD Upscale: enlarge, then redraw tile by tile)")
+    tiled.add_argument("--upscale-tiled", type=float, metavar="F", help="enlarge the finished image by F (e.g. 2)")
+    tiled.add_argument("--upscale-model", metavar="NAME_OR_PATH",
+                       help="lanczos (default), nearest, or an upscale model .safetensors / catalog id")
+    tiled.add_argument("--upscale-tile", type=int, metavar="N", help="tile side in pixels (default 512)")
+    tiled.add_argument("--upscale-padding", type=int, metavar="N", help="context around each tile (default 32)")
+    tiled.add_argument("--upscale-mask-blur", type=int, metavar="N", help="feather of each tile's edge (default 8)")
+    tiled.add_argument("--upscale-denoise", type=float, metavar="F",
+                       help="denoise of each tile, 0-1 (default 0.35; 0 enlarges only)")
+    tiled.add_argument("--upscale-steps", type=int, metavar="N", help="steps each tile runs (default: as the base)")
+    tiled.add_argument("--upscale-seams", choices=("none", "band", "half-tile"),
+                       help="redraw the joins afterwards: a band along each, or tiles centred on them (default none)")
+    tiled.add_argument("--upscale-seams-width", type=int, metavar="N", help="width of each band (default 64)")
+    tiled.add_argument("--upscale-seams-denoise", type=float, metavar="F", help="denoise of the seams pass (default 0.35)")
+    tiled.add_argument("--upscale-controlnet", metavar="PATH_OR_ID",
+                       help="a ControlNet tile model that keeps each tile to its content")
+    tiled.add_argument("--upscale-controlnet-scale", type=float, metavar="F", help="its strength (default 1)")
     post = p.add_argument_group("post-processing (saved in OUT/sprites/ beside the raw image)")
     post.add_argument("--remove-bg", action="store_true", help="cut the subject out of its background")
     post.add_argument("--pixel-grid", type=int, metavar="N", help="snap to a pixel grid N logical pixels across")
@@ -224,13 +241,14 @@ def build_request(args: argparse.Namespace):
         refiner = Refiner(model=args.refiner, switch_at=0.8 if args.refiner_switch is None else args.refiner_switch)
     elif args.refiner_switch is not None:
         raise UserError("--refiner-switch goes with --refiner.")
+    tiled = tiled_upscale_from_args(args)
     overrides = Overrides(
         negative=args.negative, width=width, height=height, steps=args.steps, cfg_scale=args.cfg,
         sampler=args.sampler, seed=args.seed, subseed=args.subseed, subseed_strength=args.subseed_strength,
         count=args.count, batch=args.batch, init_image=args.init,
         denoise=args.denoise,
         vae=args.vae, clip_skip=args.clip_skip, model_config=args.model_config, tiling=args.tile,
-        hires=hires, refiner=refiner, detail=detail_passes(args) or None,
+        hires=hires, refiner=refiner, detail=detail_passes(args) or None, tiled_upscale=tiled,
         finishing=finishing, no_finishing=args.no_postprocess,
     )
     n = len(args.controlnet)
@@ -266,6 +284,25 @@ def build_request(args: argparse.Namespace):
                         transparent=args.transparent, layerdiffuse=args.layerdiffuse)
 
 
+TILED_FLAGS = {"upscale_model": "upscaler", "upscale_tile": "tile", "upscale_padding": "padding",
+               "upscale_mask_blur": "mask_blur", "upscale_denoise": "denoise", "upscale_steps": "steps",
+               "upscale_seams": "seams", "upscale_seams_width": "seams_width",
+               "upscale_seams_denoise": "seams_denoise",
+               "upscale_controlnet": "controlnet", "upscale_controlnet_scale": "controlnet_scale"}
+
+
+def tiled_upscale_from_args(args):
+    """The TiledUpscale the --upscale-* flags describe, or None."""
+    given = {field: getattr(args, flag) for flag, field in TILED_FLAGS.items() if getattr(args, flag) is not None}
+    if args.upscale_tiled is None:
+        if given:
+            raise UserError("The --upscale-* settings go with --upscale-tiled SCALE.")
+        return None
+    from asset_studio.core.job import TiledUpscale
+
+    return TiledUpscale(scale=args.upscale_tiled, **given)
+
+
 def run_job(job, out_dir: Path, device: str | None, download: bool, announce_seed: bool = False,
             name: str | None = None, engine: str = "local", servers: list[str] | None = None) -> list[Path]:
     """Run a job on the chosen backend, printing each image's path as soon as it is on disk."""
@@ -282,7 +319,8 @@ def run_job(job, out_dir: Path, device: str | None, download: bool, announce_see
         if isinstance(event, Notice):
             print(f"asset-studio: note: {event.text}", file=sys.stderr, flush=True)
         elif isinstance(event, Progress) and show_progress:
-            print(f"\rimage {event.image_index + 1}/{event.image_count}  step {event.step}/{event.total}",
+            stage = f"  {event.stage}" if event.stage else ""
+            print(f"\r\033[Kimage {event.image_index + 1}/{event.image_count}{stage}  step {event.step}/{event.total}",
                   end="", file=sys.stderr)
         elif isinstance(event, Saved):
             if show_progress:

@@ -47,6 +47,7 @@ class Progress:
     image_index: int  # 0-based
     image_count: int
     preview: Any = None  # a small PIL.Image of the image so far, or None
+    stage: str = ""  # an after-pass's part these steps belong to ("tile 3 of 12"); "" for the base pass
 
 
 @dataclass
@@ -59,6 +60,7 @@ class ImageReady:
     seed: int
     frame: int | None = None  # an animation's frame: its index (job.source.frame), else None
     frame_count: int = 0  # the frames of that animation
+    before: Any = None  # the picture before the after-passes changed it (saved as OUT/.before/NAME), or None
 
 
 @dataclass

@@ -141,6 +141,31 @@ class Refiner:
     switch_at: float = 0.8  # fraction of the steps the base model runs
 
 
+SeamsFix = Literal["none", "band", "half-tile"]
+MAX_UPSCALED_SIDE = 16384  # the tiled upscale's output; each tile is still at the model's own size
+MAX_UPSCALED_PIXELS = 128 * 1024 * 1024  # as engine/upscale: ~0.5 GB as RGBA in memory
+
+
+@dataclass
+class TiledUpscale:
+    """Enlarge the finished picture, then redraw it tile by tile with img2img over the same loaded
+    model (Ultimate SD Upscale): big backgrounds at any size, each tile at the model's own size with
+    its neighbours as context, pasted with feathered edges; a seams pass redraws the joins."""
+
+    scale: float = 2.0
+    upscaler: str = "lanczos"  # lanczos, nearest, an upscale model file or catalog id
+    tile: int = 512  # tile side in output pixels: the model's native size
+    padding: int = 32  # context around each tile the model sees (output pixels)
+    mask_blur: int = 8  # feather of each pasted tile's edge, laid into the padding
+    denoise: float = 0.35  # 0: enlarge only
+    steps: int = 0  # steps each tile actually runs; 0 = as the base pass
+    seams: SeamsFix = "none"
+    seams_width: int = 64  # band mode: width of the band redrawn along each join
+    seams_denoise: float = 0.35
+    controlnet: str = ""  # a ControlNet tile model (folder, .safetensors or catalog id); "" = none
+    controlnet_scale: float = 1.0
+
+
 @dataclass
 class Box:
     """A rectangle in image pixels: left, top, width, height."""
@@ -173,11 +198,12 @@ class DetailPass:
 
 @dataclass
 class Passes:
-    """After-passes, in the order they run: refiner hand-off, then hires fix, then the detailer."""
+    """After-passes, in the order they run: refiner hand-off, hires fix, the detailer, then the tiled upscale."""
 
     refiner: Refiner | None = None
     hires: HiresFix | None = None
     detail: list[DetailPass] = field(default_factory=list)
+    tiled_upscale: TiledUpscale | None = None
 
 
 @dataclass
@@ -486,6 +512,8 @@ def check_limits(job: GenerationJob) -> None:
         raise UserError(f"The refiner switch must be between 0 and 1 (the fraction of steps the base model runs), "
                         f"not {refiner.switch_at:g}.")
     check_detail(job)
+    if job.passes.tiled_upscale is not None:
+        check_tiled_upscale(job)
     check_animation(job)
     check_transparency(job)
     f = job.finishing
@@ -495,6 +523,53 @@ def check_limits(job: GenerationJob) -> None:
         raise UserError(f"The prompt is longer than {MAX_PROMPT_CHARS} characters.")
     if not job.prompt.text.strip() and not job.prompt.negative.strip() and not job.controls and job.init is None:
         raise UserError("The prompt is empty.")
+
+
+def check_tiled_upscale(job: GenerationJob) -> None:
+    """The tiled upscale's numbers in range, and a size Asset Studio can hold."""
+    t = job.passes.tiled_upscale
+    if not 1 < t.scale <= 8:
+        raise UserError(f"The tiled upscale's scale must be above 1 and at most 8, not {t.scale:g}.")
+    if not 64 <= t.tile <= 2048 or t.tile % 8:
+        raise UserError(f"The tiled upscale's tile must be a multiple of 8 from 64 to 2048 pixels, not {t.tile}.")
+    if not 0 <= t.padding <= t.tile // 2:
+        raise UserError(f"The tiled upscale's padding must be between 0 and half the tile ({t.tile // 2}), "
+                        f"not {t.padding}.")
+    if not 0 <= 2 * t.mask_blur <= t.padding:
+        raise UserError(f"The tiled upscale's mask blur must be between 0 and half the padding ({t.padding // 2}): "
+                        f"the feather lies in the padding; not {t.mask_blur}.")
+    if not 0 <= t.denoise <= 1:
+        raise UserError(f"The tiled upscale's denoise must be between 0 (enlarge only) and 1, not {t.denoise:g}.")
+    if not 0 <= t.steps <= MAX_STEPS:
+        raise UserError(f"The tiled upscale's steps must be between 0 (as many as the base pass) and {MAX_STEPS}, "
+                        f"not {t.steps}.")
+    if t.seams == "band" and not 8 <= t.seams_width <= t.tile:
+        raise UserError(f"The seams band must be 8 to {t.tile} pixels wide (the tile), not {t.seams_width}.")
+    if t.seams != "none" and not 0 < t.seams_denoise <= 1:
+        raise UserError(f"The seams pass's denoise must be above 0 and at most 1, not {t.seams_denoise:g}.")
+    if not 0 <= t.controlnet_scale <= 2:
+        raise UserError(f"The tile ControlNet's strength must be between 0 and 2, not {t.controlnet_scale:g}.")
+    if not t.upscaler.strip():
+        raise UserError("The tiled upscale needs an upscaler: lanczos, nearest, an upscale model's .safetensors "
+                        "file or a catalog upscaler.")
+    if t.upscaler in HIRES_LATENT_UPSCALERS:
+        raise UserError("The tiled upscale enlarges the picture, not latents: use lanczos, nearest or an upscale model.")
+    if job.tiling != "off":
+        raise UserError("A seamless tile cannot take the tiled upscale (its tiles would break the wrap); "
+                        "use the hires fix or `asset-studio upscale` instead.")
+    w, h = upscaled_size(job)
+    if max(w, h) > MAX_UPSCALED_SIDE or w * h > MAX_UPSCALED_PIXELS:
+        raise UserError(f"The tiled upscale would make {w}x{h}; the largest is {MAX_UPSCALED_SIDE} pixels a side "
+                        f"and {MAX_UPSCALED_PIXELS // 1024**2} megapixels: lower the scale.")
+
+
+def upscaled_size(job: GenerationJob) -> tuple[int, int]:
+    """The final size: after the hires fix, times the tiled upscale's scale (any whole number of pixels)."""
+    w, h = hires_size(job) if job.passes.hires is not None else (job.sampling.width, job.sampling.height)
+    t = job.passes.tiled_upscale
+    if t is None:
+        return w, h
+    return max(1, round(w * t.scale)), max(1, round(h * t.scale))
 
 
 def check_animation(job: GenerationJob) -> None:
@@ -593,6 +668,7 @@ def check_transparency(job: GenerationJob) -> None:
         ("animations", job.output != "image"), ("a start image (img2img)", job.init is not None),
         ("the hires fix", job.passes.hires is not None), ("the refiner", job.passes.refiner is not None),
         ("seamless tiling", job.tiling != "off"), ("the detailer", bool(job.passes.detail)),
+        ("the tiled upscale", job.passes.tiled_upscale is not None),
     ) if used]
     if other:
         raise UserError(f"Transparent generation (LayerDiffuse) cannot be combined with {other[0]} yet; "

@@ -27,6 +27,12 @@ PARAMETERS_CHUNK = "parameters"
 RUN_CHUNK = "asset_studio_run"  # which press of Generate made the image: the gallery groups by it
 NAME_PATTERN = re.compile(r"^(\d{5,})-")
 SPRITES_DIR = "sprites"  # finished sprites, beside the raw images under the same names
+BEFORE_DIR = ".before"  # the picture before the after-passes, same name; hidden from the gallery and sheets
+
+
+def before_path(raw: Path) -> Path:
+    """Where the picture before RAW's after-passes (hires fix, refiner, tiled upscale) is kept."""
+    return Path(raw).parent / BEFORE_DIR / Path(raw).name
 
 
 # --- metadata ---------------------------------------------------------------------------------
@@ -90,6 +96,28 @@ def a1111_parameters(job: GenerationJob, seed: int | None = None) -> str:
         from asset_studio.core.detail import adetailer_fields
 
         fields += adetailer_fields(job.passes.detail, _model_name)
+    tiled = job.passes.tiled_upscale
+    if tiled is not None:  # the keys Ultimate SD Upscale writes, then ours for what it leaves out
+        if job.init is None and hires is None:
+            fields.append(("Denoising strength", _num(tiled.denoise)))
+        fields += [("Ultimate SD upscale upscaler", {"lanczos": "Lanczos", "nearest": "Nearest"}.get(
+                        tiled.upscaler) or _model_name(tiled.upscaler)),
+                   ("Ultimate SD upscale tile_width", str(tiled.tile)),
+                   ("Ultimate SD upscale tile_height", str(tiled.tile)),
+                   ("Ultimate SD upscale mask_blur", str(tiled.mask_blur)),
+                   ("Ultimate SD upscale padding", str(tiled.padding)),
+                   ("Ultimate SD upscale scale", _num(tiled.scale)),
+                   ("Ultimate SD upscale denoise", _num(tiled.denoise))]
+        if tiled.steps:
+            fields.append(("Ultimate SD upscale steps", str(tiled.steps)))
+        if tiled.seams != "none":
+            fields += [("Ultimate SD upscale seams_fix", tiled.seams),
+                       ("Ultimate SD upscale seams_fix_denoise", _num(tiled.seams_denoise))]
+            if tiled.seams == "band":
+                fields.append(("Ultimate SD upscale seams_fix_width", str(tiled.seams_width)))
+        if tiled.controlnet:
+            fields += [("Ultimate SD upscale ControlNet", _model_name(tiled.controlnet)),
+                       ("Ultimate SD upscale ControlNet weight", _num(tiled.controlnet_scale))]
     if job.model.clip_skip > 1:
         fields.append(("Clip skip", str(job.model.clip_skip)))
     if job.transparency is not None:  # RGBA from the model (LayerDiffuse); "" = the catalog's weights

@@ -26,7 +26,7 @@ from asset_studio.core.compose import (
 )
 from asset_studio.core.job import (
     MAX_PROMPT_CHARS, MAX_SEED, Animation, ControlUnit, Finishing, GenerationJob, HiresFix, InitImage, LoraRef, ModelRef,
-    Passes, Prompt, Reference, Refiner, Sampling, Source, Transparency, check_limits, checked,
+    Passes, Prompt, Reference, Refiner, Sampling, Source, TiledUpscale, Transparency, check_limits, checked,
 )
 from asset_studio.core.job import DetailPass  # the detailer's passes
 from asset_studio.core.lora_tags import extract_lora_tags, find_lora_by_name
@@ -74,6 +74,7 @@ class Overrides:
     hires: HiresFix | None = None  # the hires fix after-pass
     refiner: Refiner | None = None  # the refiner hand-off
     detail: list[DetailPass] | None = None  # detailer passes (drawn regions or a detector)
+    tiled_upscale: TiledUpscale | None = None  # the tiled img2img upscale (Ultimate SD Upscale)
     finishing: dict = field(default_factory=dict)  # Finishing fields; crisp_text=True draws the layout's text
     no_finishing: bool = False  # keep only the raw image, whatever the style asks for
 
@@ -209,6 +210,11 @@ def prepare(request: AssetRequest, out_dir: str | Path | None = None, *, preview
     if o.hires is not None and not o.hires.upscaler.startswith(("latent", "lanczos", "nearest")):
         job.passes.hires.upscaler = _path_ref(o.hires.upscaler)
     job.passes.detail = [_detail_pass(d) for d in o.detail or []]
+    if o.tiled_upscale is not None:
+        t = job.passes.tiled_upscale = replace(o.tiled_upscale)
+        if t.upscaler not in ("lanczos", "nearest"):
+            t.upscaler = _path_ref(t.upscaler)
+        t.controlnet = _path_ref(t.controlnet) if t.controlnet else ""
     job.finishing = _finishing(pack, tpl, o, layout, out_dir, preview)
     job.source = Source(style=pack.id if pack else "", template=tpl.id if tpl else "",
                         subject=subject if (pack or tpl) else "",

@@ -141,12 +141,17 @@ class LocalBackend:
                 items = [stages.Item(index=start + i, seed=int(s)) for i, s in enumerate(seeds[start:start + size])]
                 if job.animation is not None:  # the base pass hands on each frame as it is decoded
                     ctx.on_frame = self._frames(job, emit, items[0].index, items[0].seed)
+                passes_began = False
                 for stage in plan:
+                    if getattr(stage, "after_pass", False) and not passes_began:
+                        passes_began = True  # the viewer's before/after compare shows the picture from here
+                        for item in items:
+                            item.before = item.image
                     items = stage.run_many(ctx, items)
                 if job.animation is None:  # saved as soon as their batch decodes: a crash loses at most one batch
                     for item in items:
                         emit(ImageReady(image=item.image, job=job.for_seed(item.seed, item.index), index=item.index,
-                                        seed=item.seed))
+                                        seed=item.seed, before=item.before))
         finally:
             for undo in reversed(ctx.undo):
                 undo()
@@ -177,7 +182,8 @@ class LocalBackend:
 
         def on_progress(step, total, index, latents):
             image = previewer(latents) if previewer is not None else None
-            emit(Progress(step=step, total=total, image_index=index, image_count=count, preview=image))
+            emit(Progress(step=step, total=total, image_index=index, image_count=count, preview=image,
+                          stage=ctx.stage_label))
 
         return on_progress
 

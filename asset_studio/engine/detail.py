@@ -18,6 +18,7 @@ from asset_studio.errors import UserError
 
 class Detail(Stage):
     name = "detailer"
+    after_pass = True  # the backend keeps the picture before it for the viewer's before/after
 
     def check(self, job):
         from asset_studio.engine.detect import load_detector

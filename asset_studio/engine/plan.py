@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from asset_studio.core.job import GenerationJob
+from asset_studio.core.job import HIRES_IMAGE_UPSCALERS, GenerationJob
 from asset_studio.errors import UserError
 
 
@@ -30,6 +30,7 @@ class Item:
     seed: int
     image: Any = None  # PIL.Image
     latents: Any = None  # torch tensor (1, 4, h/8, w/8)
+    before: Any = None  # the picture as the base pass made it, kept when after-passes change it
 
 
 @dataclass
@@ -48,6 +49,7 @@ class RunContext:
     undo: list = field(default_factory=list)  # callables release() runs, last first
     notices: list[str] = field(default_factory=list)  # told to the artist once, before the first image
     base_output: str = "pil"  # "latent" when an after-pass continues from the base pass's latents
+    stage_label: str = ""  # what the steps reported now belong to ("tile 3 of 12"), when not the base pass
 
 
 class Cancelled(Exception):
@@ -117,6 +119,9 @@ class LoadModel(Stage):
         from asset_studio.core.job import hires_size
 
         w, h = hires_size(ctx.job)  # the largest image the run decodes
+        tiled = ctx.job.passes.tiled_upscale
+        if tiled is not None:  # its crops: a tile and its context, whatever the final size
+            w, h = max(w, tiled.tile + 2 * tiled.padding), max(h, tiled.tile + 2 * tiled.padding)
         dtype_bytes = 2 if "16" in str(ctx.dtype) else 4
         policy = choose_policy(free, ctx.loaded.family, max(w, s.width), max(h, s.height), s.batch, dtype_bytes)
         apply_policy(ctx.loaded.pipe, policy, ctx.device)
@@ -316,6 +321,7 @@ class RefinerPass(Stage):
     SD 1.x/2.x: the second model refines the decoded picture by img2img over the last part."""
 
     name = "refiner"
+    after_pass = True  # changes a finished picture: the backend keeps the picture before it
 
     def __init__(self, hands_on_latents: bool):
         self.hands_on_latents = hands_on_latents  # the next pass continues from latents
@@ -363,6 +369,7 @@ class HiresFix(Stage):
     run img2img at a denoise over the same loaded modules: details at the new size, no reload."""
 
     name = "hires fix"
+    after_pass = True
 
     def check(self, job):
         from asset_studio.core.job import HIRES_IMAGE_UPSCALERS, HIRES_LATENT_UPSCALERS
@@ -409,12 +416,122 @@ class HiresFix(Stage):
 
             image = upscale_image(item.image, hires.upscaler, UpscaleSettings(scale=hires.scale), device=ctx.device)
             image = image.resize((w, h), Image.Resampling.LANCZOS)  # to the exact multiple of 8
-        inputs = {"image": image, "strength": float(hires.denoise)}
+        inputs = {"image": image, "strength": float(hires.denoise), **reference_inputs(ctx)}
         if ctx.loaded.family == "sdxl":
             inputs.update(original_size=(h, w), target_size=(h, w))
         [item.image] = _call(ctx, self.pipe, [item], inputs, self.steps, "pil")
         item.latents = None
         return item
+
+
+class TiledUpscale(Stage):
+    """Ultimate SD Upscale: enlarge the picture (a resampler or an upscale model), then redraw it
+    tile by tile with img2img over the same loaded modules (a tile ControlNet keeps each tile to
+    its content), each tile with its neighbours as context and pasted with a feathered edge, then
+    optionally redraw the joins (core/tiled_redraw says where). Every tile has its own seed, the
+    image's seed + its number, so a PNG re-runs exactly."""
+
+    name = "tiled upscale"
+    after_pass = True
+
+    def check(self, job):
+        t = job.passes.tiled_upscale
+        if t.upscaler not in HIRES_IMAGE_UPSCALERS:
+            from asset_studio.engine.upscale import resolve_upscaler
+
+            resolve_upscaler(t.upscaler)
+        if t.controlnet:
+            from asset_studio.engine.controlnet import check_controlnet_ref
+
+            check_controlnet_ref(tile_controlnet_ref(t.controlnet))
+
+    def prepare(self, ctx):
+        t = ctx.job.passes.tiled_upscale
+        xl = ctx.loaded.family == "sdxl"
+        if t.controlnet:
+            from asset_studio.engine.controlnet import check_family, load_controlnet, wrap_pipeline
+
+            ref = tile_controlnet_ref(t.controlnet)
+            model = load_controlnet(ref, ctx.device, ctx.dtype)
+            check_family(model, ctx.loaded.pipe.unet, ref)
+            self.pipe = wrap_pipeline(ctx.loaded.pipe, [model], xl, True, ctx.dtype)
+        else:
+            self.pipe = derived_pipeline(ctx.loaded, "img2img")
+        # steps 0: the base pass's steps, of which a tile runs steps x denoise (as A1111's img2img)
+        self.steps = {d: _img2img_steps(t.steps or ctx.job.sampling.steps, d, explicit=bool(t.steps))
+                      for d in (t.denoise, t.seams_denoise) if d > 0}
+
+    def run(self, ctx, item):
+        import numpy as np
+
+        from asset_studio.core import tiled_redraw
+        from asset_studio.core.job import upscaled_size
+
+        t = ctx.job.passes.tiled_upscale
+        picture = np.array(self._enlarge(ctx, item.image.convert("RGB"), upscaled_size(ctx.job)))
+        pieces = [] if t.denoise == 0 else tiled_redraw.redraws(
+            picture.shape[1], picture.shape[0], t.tile, t.padding, t.mask_blur, t.seams, t.seams_width)
+        tiles = sum(p.kind == "tile" for p in pieces)
+        try:
+            for number, piece in enumerate(pieces):
+                denoise = t.denoise if piece.kind == "tile" else t.seams_denoise
+                ctx.stage_label = (f"tile {number + 1} of {tiles}" if piece.kind == "tile"
+                                   else f"seam {number - tiles + 1} of {len(pieces) - tiles}")
+                crop = tiled_redraw.crop(picture, piece)
+                inputs = {"image": crop, "strength": float(denoise), **reference_inputs(ctx)}
+                if t.controlnet:  # the tile model follows the crop itself
+                    inputs.update(control_image=crop, controlnet_conditioning_scale=float(t.controlnet_scale))
+                if ctx.loaded.family == "sdxl":
+                    h, w = crop.height, crop.width
+                    inputs.update(original_size=(h, w), target_size=(h, w))
+                seed = (int(item.seed) + 1 + number) % 2**64
+                [redrawn] = _call(ctx, self.pipe, [Item(index=item.index, seed=seed)], inputs, self.steps[denoise])
+                tiled_redraw.paste(picture, redrawn, piece)
+        finally:
+            ctx.stage_label = ""
+        from PIL import Image
+
+        item.image, item.latents = Image.fromarray(picture), None
+        return item
+
+    @staticmethod
+    def _enlarge(ctx, image, size):
+        from PIL import Image
+
+        upscaler = ctx.job.passes.tiled_upscale.upscaler
+        if upscaler in HIRES_IMAGE_UPSCALERS:
+            resample = Image.Resampling.NEAREST if upscaler == "nearest" else Image.Resampling.LANCZOS
+            return image.resize(size, resample)
+        from asset_studio.engine.upscale import UpscaleSettings, upscale_image
+
+        scale = size[0] / image.width
+        image = upscale_image(image, upscaler, UpscaleSettings(scale=scale), device=ctx.device)
+        return image.convert("RGB").resize(size, Image.Resampling.LANCZOS) if image.size != size else image.convert("RGB")
+
+
+def reference_inputs(ctx: RunContext) -> dict:
+    """What a pass over the base model must hand on from the base pass: the references' image
+    embeddings (the UNet carries the IP-Adapter for the whole job and refuses a call without them)."""
+    return {k: ctx.inputs[k] for k in ("ip_adapter_image_embeds",) if k in ctx.inputs}
+
+
+def tile_controlnet_ref(ref: str) -> str:
+    """A ControlNet reference, or the downloaded file of a catalog ControlNet shipped as one file
+    (the tile model is published as .safetensors only as a single file)."""
+    from asset_studio.core.models import load_catalog
+
+    entry = next((e for e in load_catalog() if e.kind == "controlnet" and ref in (e.id, e.name)), None)
+    if entry is None:
+        return ref
+    if len(entry.allow_patterns) == 1 and entry.allow_patterns[0].endswith(".safetensors"):
+        from huggingface_hub import try_to_load_from_cache
+
+        found = try_to_load_from_cache(entry.repo, entry.allow_patterns[0])
+        if not isinstance(found, str):
+            raise UserError(f"The ControlNet {entry.id} is not downloaded yet; run "
+                            f"`asset-studio models download {entry.id}`.")
+        return found
+    return entry.repo
 
 
 # --- the plan ----------------------------------------------------------------------------------------
@@ -448,6 +565,8 @@ def plan(job: GenerationJob, download: bool = False) -> list[Stage]:
         from asset_studio.engine.detail import Detail
 
         stages.append(Detail())
+    if job.passes.tiled_upscale is not None:
+        stages.append(TiledUpscale())
     return stages
 
 

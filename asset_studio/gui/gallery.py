@@ -241,6 +241,12 @@ def describe_job(job: GenerationJob) -> list[tuple[str, str]]:
         rows.append(("Init image", f"{Path(job.init.image).name}, denoise {job.init.denoise:g}"))
     if job.tiling != "off":
         rows.append(("Tiling", job.tiling))
+    from asset_studio.gui.model.passes_form import SECTIONS, TITLES, pass_summary
+
+    for section in SECTIONS:  # the after-passes (the detailer's regions are listed by the detail panel's branch)
+        part = getattr(job.passes, section)
+        if part is not None and section != "detail":
+            rows.append((TITLES[section], pass_summary(section, part)))
     f = job.finishing
     done = [name for name, on in ((f"cut-out ({f.method})", f.remove_background),
                                   (f"pixel grid {f.pixel_grid}", f.pixel_grid > 0),

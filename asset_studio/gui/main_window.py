@@ -237,6 +237,7 @@ class MainWindow(QMainWindow):
             signal.connect(slot)
         w.started.connect(self._on_started)
         w.step.connect(self._on_step)
+        w.stage.connect(self._on_stage)
         w.image_saved.connect(self._on_image_saved)
         w.finished.connect(self._on_finished)
         w.failed.connect(self._on_failed)
@@ -429,6 +430,12 @@ class MainWindow(QMainWindow):
             entry = self.queue.entry(job_id)
             self.viewer.state.show_step(preview, entry.status if entry else f"step {step} / {total}")
 
+    def _on_stage(self, job_id: int, text: str) -> None:
+        """An after-pass in parts (the tiled upscale's tiles): which part runs, in the status bar."""
+        if text:
+            entry = self.queue.entry(job_id)
+            self.statusBar().showMessage(f"Generating: {entry.label} — {text}" if entry else text)
+
     def _on_image_saved(self, job_id: int, path: str, image: QImage) -> None:
         from asset_studio.core.library import SPRITES_DIR
 
@@ -480,7 +487,8 @@ class MainWindow(QMainWindow):
         self.show_entry(self.gallery.current_entry())
 
     def compare(self, on: bool) -> bool:
-        """A/B: two selected images, or the selected asset's raw image against its sprite."""
+        """A/B: two selected images, the selected asset before and after its after-passes, or its
+        raw image against its sprite."""
         state = self.viewer.state
         if not on:
             state.set_compare(None)
@@ -488,13 +496,18 @@ class MainWindow(QMainWindow):
             return False
         entries = self.gallery.selected_entries()
         raw = self.library.show_raw
+        if len(entries) == 1 and entries[0].before is not None:
+            entry = entries[0]
+            state.show_before_after(QImage(str(entry.before)), QImage(str(entry.raw)), str(entry.raw), entry.raw.name)
+            return True
         if len(entries) == 2:
             a, b = entries[0].shown(raw), entries[1].shown(raw)
         elif len(entries) == 1 and entries[0].raw is not None and entries[0].sprite is not None:
             a, b = entries[0].raw, entries[0].sprite
         else:
             state.set_compare(None)
-            self.statusBar().showMessage("Compare: select an image that has a sprite (raw vs sprite), or two images.")
+            self.statusBar().showMessage("Compare: select an image made with an after-pass (before vs after), "
+                                         "one that has a sprite (raw vs sprite), or two images.")
             return False
         state.show_file(a, a.name)
         state.set_compare(QImage(str(b)), f"{a.parent.name}/{a.name}", f"{b.parent.name}/{b.name}", str(b))

@@ -133,6 +133,7 @@ class GenerationWorker(QObject):
     notice = Signal(int, str)  # job_id, something to know that does not stop the run (a prompt cut at 77 tokens)
     model_missing = Signal(str)  # a cut-out model the run needs is not installed: the window offers it
     step = Signal(int, int, int, QImage)  # job_id, step (1-based), total, preview (may be null)
+    stage = Signal(int, str)  # job_id, the after-pass part now running ("tile 3 of 12"); "" back at the base pass
     image_saved = Signal(int, str, QImage)  # job_id, path (on disk already), the image for display
     # An animation's frame instead of image_saved (the Animate tab plays them; the gallery is not
     # filled with frames): job_id, animation index, frame, frames in the animation, path, image.
@@ -275,8 +276,12 @@ class GenerationWorker(QObject):
         job_id, job = item.job_id, item.job
         self.started.emit(job_id)
         paths: list[str] = []
+        stage = [""]
 
         def on_event(event) -> None:
+            if isinstance(event, Progress) and event.stage != stage[0]:
+                stage[0] = event.stage
+                self.stage.emit(job_id, event.stage)
             if isinstance(event, Progress):
                 preview = QImage() if event.preview is None else pil_to_qimage(event.preview, PREVIEW_MAX)
                 # Steps of every image in the batch count toward one bar.

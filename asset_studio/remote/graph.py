@@ -63,7 +63,8 @@ def unsupported(job: GenerationJob) -> str | None:
         return ("ComfyUI servers cannot use reference images (IP-Adapter needs custom nodes that stock "
                 "ComfyUI lacks); remove them (a style pack's own: --no-style-references).")
     passes = [name for name, part in (("the refiner", job.passes.refiner), ("the hires fix", job.passes.hires),
-                                      ("the detailer", job.passes.detail or None))
+                                      ("the detailer", job.passes.detail or None),
+                                      ("the tiled upscale", job.passes.tiled_upscale))
               if part is not None]
     if passes:
         return f"ComfyUI servers cannot run {' or '.join(passes)} for Asset Studio yet; use the local engine."

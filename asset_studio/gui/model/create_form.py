@@ -21,6 +21,7 @@ from asset_studio.core.templates import Template, list_templates
 from asset_studio.errors import UserError
 from asset_studio.gui.model.layout_state import LayoutState
 from asset_studio.gui.model.pose_link import PoseLink
+from asset_studio.gui.model.passes_form import PassesForm
 from asset_studio.gui.model.tokens import count_tokens
 from asset_studio.gui.model.tokens import preload as preload_tokens
 
@@ -105,6 +106,7 @@ class CreateForm(QObject):
         self.templates: list[Template] = []
         self.layout = layout or LayoutState(self)
         self.pose = pose or PoseLink(self)  # the Pose tab's pose or pose set, when Create follows one
+        self.passes = PassesForm(self)  # hires fix, refiner, tiled upscale: after-passes of the base image
         self._preview = ""
         self.tokens = None  # tokens.TokenCount of the composed prompt
         self._preview_stale = False
@@ -539,6 +541,7 @@ class CreateForm(QObject):
             lora_scale = self.lora_weight / (pack.loras[0].weight or 1.0)
         # Finishing the artist changed in the Create tab for this run; the rest stays the style's.
         overrides.finishing = {name: self._values[name] for name in FINISHING if name in self._artist_set}
+        self.passes.contribute(overrides)
         request = AssetRequest(subject=subject, style=pack, template=tpl, fields=self.field_values(),
                                model=self.model.strip() or None, extra_prompt=extra, overrides=overrides,
                                lora_scale=lora_scale, loras=[LoraRef(l.path, l.weight, l.name) for l in self.loras],

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
-from asset_studio.core.library import SPRITES_DIR, RunInfo, read_run
+from asset_studio.core.library import SPRITES_DIR, RunInfo, before_path, read_run
 
 TRASH_DIR = ".trash"
 SHEETS_DIR = "sheets"  # where the gallery's export writes by default
@@ -61,8 +61,16 @@ class LibraryEntry:
             return self.raw
         return self.sprite or self.raw
 
+    @property
+    def before(self) -> Path | None:
+        """The picture before the after-passes (hires fix, refiner, tiled upscale), when it was kept."""
+        if self.raw is None:
+            return None
+        path = before_path(self.raw)
+        return path if path.is_file() else None
+
     def files(self) -> list[Path]:
-        return [p for p in (self.raw, self.sprite) if p is not None]
+        return [p for p in (self.raw, self.sprite, self.before) if p is not None]
 
 
 def _is_sheet(path: Path, output_dir: Path, names: set[str]) -> bool:

@@ -9,7 +9,7 @@ compare shows image A left of `split` (0..1 of the width) and image B right of i
 
 from __future__ import annotations
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QImage
 
 ZOOM_STEPS = (0.125, 0.25, 0.5, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
@@ -65,6 +65,15 @@ class ViewerState(QObject):
             self.compare, self.image_b, self.path_b = True, image_b, str(path_b)
             self.label_a, self.label_b = label_a or self.label_a, label_b
         self.changed.emit("compare")
+
+    def show_before_after(self, before: QImage, after: QImage, path_after: str = "", label: str = "") -> None:
+        """Compare a picture before its after-passes (A, left) with the result (B): the before is
+        enlarged to the result's size (smoothly, as a plain upscale would), so the split lines up."""
+        if not before.isNull() and not after.isNull() and before.size() != after.size():
+            before = before.scaled(after.size(), Qt.AspectRatioMode.IgnoreAspectRatio,
+                                   Qt.TransformationMode.SmoothTransformation)
+        self.show_image(before, "", f"before {label}".strip())
+        self.set_compare(after, f"before {label}".strip(), f"after {label}".strip(), path_after)
 
     def show_step(self, image: QImage, text: str) -> None:
         """A live step preview ("Step 6 / 12"): marked as a preview until the image is saved."""

@@ -105,6 +105,7 @@ class CreatePanel(QWidget):
         self.references_box = ReferencesBox(form, start_dir=lambda: self.start_dir)
         outer.addWidget(self.references_box)
         outer.addWidget(self._params_box())
+        outer.addWidget(self._passes_box())
         outer.addWidget(self._finishing_box())
         outer.addStretch(1)
         scroll = QScrollArea()
@@ -335,6 +336,14 @@ class CreatePanel(QWidget):
             label = pl.labelForField(field)
             if label is not None:
                 label.setToolTip(field.toolTip())
+        return box
+
+    def _passes_box(self) -> QGroupBox:
+        from asset_studio.gui.ui.passes_panel import PassesPanel
+
+        box = QGroupBox("After-passes")
+        self.passes_panel = PassesPanel(self.form.passes)
+        QVBoxLayout(box).addWidget(self.passes_panel)
         return box
 
     def _finishing_box(self) -> QGroupBox:
@@ -643,6 +652,7 @@ class CreatePanel(QWidget):
             text = self.model_combo.itemData(0)  # a model on disk beats an empty box and an error
         self.set_model(text)
         self.form.model = self.current_model()
+        self.passes_panel.set_models(models)
 
     def set_model(self, ref: str) -> None:
         index = self.model_combo.findData(ref)

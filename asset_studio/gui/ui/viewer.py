@@ -193,8 +193,8 @@ class Viewer(QWidget):
         self.nearest_box.setToolTip("Enlarge with nearest-neighbour: hard pixel edges, for pixel art.")
         self.grid_box = QCheckBox("Grid")
         self.grid_box.setToolTip("Draw the pixel grid when zoomed in 6x or more.")
-        self.compare_btn = tool("A/B", "Compare two images with a split you drag: the raw image and its sprite, "
-                                       "or two selected images.", checkable=True)
+        self.compare_btn = tool("A/B", "Compare two images with a split you drag: an image before and after its "
+                                       "after-passes, the raw image and its sprite, or two selected images.", checkable=True)
         self.raw_btn = tool("Raw", "Show the raw generated image instead of the finished sprite.", checkable=True)
         self.repeat_btn = tool("Repeat", "Show the tile repeated (2x2, or 3 in a row for one axis) to check seams.",
                                checkable=True)
