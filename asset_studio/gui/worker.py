@@ -37,6 +37,7 @@ SHOWN_MAX = 1024  # finished images as shown in the preview panel
 class _Pending:
     job_id: int
     job: object
+    out_dir: Path | None = None  # None: the worker's output folder
 
 
 def pil_to_qimage(image, max_side: int | None = None) -> QImage:
@@ -169,10 +170,12 @@ class GenerationWorker(QObject):
 
     # --- GUI-thread API -----------------------------------------------------------------------
 
-    def submit(self, job) -> int:
+    def submit(self, job, out_dir: Path | str | None = None) -> int:
+        """Queue JOB; its images are saved in OUT_DIR (a detailed image beside its source), else
+        in the output folder."""
         job_id = next(self._ids)
         with self._lock:
-            self._pending.append(_Pending(job_id, job))
+            self._pending.append(_Pending(job_id, job, Path(out_dir) if out_dir else None))
         self.queued.emit(job_id, job)
         self._wake.emit()
         return job_id
@@ -296,7 +299,7 @@ class GenerationWorker(QObject):
             if self._backend is None:
                 self.loading.emit(job_id, "Loading the engine…")
                 self._backend = self._backend_factory(self.device)
-            result = run_job(job, self._backend, self.output_dir, should_cancel=self._cancel.is_set,
+            result = run_job(job, self._backend, item.out_dir or self.output_dir, should_cancel=self._cancel.is_set,
                              on_event=on_event)
         except Exception as exc:  # noqa: BLE001 - the worker must keep serving after any failure
             message = readable_error(exc)
