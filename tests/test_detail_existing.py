@@ -146,3 +146,26 @@ def test_the_job_keeps_the_images_settings_and_drops_what_made_it(tmp_path):
     assert out.init.image == str(raw.resolve())
     no_finish = detail_job(DetailRequest(image=str(raw), boxes=[Box(0, 0, 8, 8)], finishing=False, model="/m/other"))
     assert not no_finish.finishing.active and no_finish.model.checkpoint == "/m/other"
+
+
+def test_detector_passes_and_where_results_go(tmp_path):
+    import argparse
+
+    from asset_studio.commands.detail import build_request, register
+    from asset_studio.core.detail_job import beside, detail_job
+    from asset_studio.core.library import save_image
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    job = make_job("/m/model.safetensors", "a coin", width=64, height=64)
+    raw = save_image(Image.new("RGB", (64, 64)), job, tmp_path, seed=1)
+    args = parser.parse_args(["detail", str(raw), "--detector", "parts.onnx", "--classes", "0,1,2,3", "--seed", "4"])
+    [d] = detail_job(build_request(args)).passes.detail
+    assert (d.detector, d.classes, d.boxes) == ("parts.onnx", ["0", "1", "2", "3"], [])  # four numbers, not a box
+    bad = parser.parse_args(["detail", str(raw), "--detector", "parts.onnx", "--classes", "face;hand"])
+    with pytest.raises(UserError, match="--classes takes the detector's class names"):
+        build_request(bad)
+    frame = make_job("/m/model.safetensors", "a coin")
+    frame.source.frame = 3
+    assert beside(tmp_path / "00002-1-coin" / "coin-003.png", frame) == tmp_path  # not among the frames
+    assert beside(raw, job) == tmp_path

@@ -62,8 +62,11 @@ def build_request(args: argparse.Namespace):
     if args.classes:
         if not args.detector:
             raise UserError("--classes goes with --detector.")
-        spec = parse_region_spec(args.classes)
-        classes = spec if isinstance(spec, list) else []
+        try:  # names or numbers joined by + are never read as a box x,y,w,h
+            classes = parse_region_spec(args.classes.replace(",", "+"))
+        except UserError:
+            raise UserError(f"--classes takes the detector's class names or numbers separated by commas "
+                            f"(e.g. face,hand), not '{args.classes[:60]}'.") from None
     return DetailRequest(image=args.image, boxes=boxes, detector=args.detector or "", classes=classes,
                          denoise=args.denoise, prompt=args.prompt, negative=args.negative, padding=args.padding,
                          mask_blur=args.blur, dilate=args.dilate, confidence=args.confidence, steps=args.steps,
@@ -72,9 +75,10 @@ def build_request(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from asset_studio.commands.generate import run_job
-    from asset_studio.core.detail_job import detail_job
+    from asset_studio.core.detail_job import beside, detail_job, image_job
 
     job = detail_job(build_request(args))
-    out_dir = Path(args.out) if args.out else Path(job.init.image).parent
+    source = Path(job.init.image)
+    out_dir = Path(args.out) if args.out else beside(source, image_job(source))
     run_job(job, out_dir, args.device, args.download, announce_seed=args.seed is None)
     return 0

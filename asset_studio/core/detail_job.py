@@ -77,6 +77,13 @@ def image_job(path: Path) -> GenerationJob | None:
         return None
 
 
+def beside(image: Path, made: GenerationJob | None) -> Path:
+    """The folder a detailed IMAGE's result is saved in: its own (its run's, so the gallery groups
+    them), but beside an animation's folder for one of its frames (that folder holds only frames)."""
+    folder = Path(image).parent
+    return folder.parent if made is not None and made.source.frame is not None else folder
+
+
 def detail_job(request: DetailRequest) -> GenerationJob:
     """The job REQUEST describes, checked (regions inside the picture included). One sentence when not."""
     from asset_studio.core.images import read_image

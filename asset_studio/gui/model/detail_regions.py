@@ -214,7 +214,6 @@ class DetailRegions(QObject):
     def output_folder(self) -> Path:
         """Where the result is saved: beside the source, in its run's folder (an animation's frame:
         beside the animation's folder, which holds only its frames)."""
-        folder = self.source.parent
-        if self.job is not None and self.job.source.frame is not None:
-            folder = folder.parent
-        return folder
+        from asset_studio.core.detail_job import beside
+
+        return beside(self.source, self.job)
