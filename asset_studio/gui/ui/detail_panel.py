@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
-    QDoubleSpinBox, QFrame, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSpinBox, QVBoxLayout,
+    QDoubleSpinBox, QFrame, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSizePolicy, QSpinBox, QVBoxLayout,
 )
 
 from asset_studio.gui.model.detail_regions import DetailRegions
@@ -21,9 +21,12 @@ class DetailPanel(QFrame):
         self.setFrameShape(QFrame.Shape.StyledPanel)
         self.hint = QLabel()
         self.hint.setStyleSheet("color: palette(placeholder-text);")
+        self.hint.setMinimumWidth(40)  # a long hint is cut, it never widens the viewer
+        self.hint.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.prompt_edit = QLineEdit()
         self.prompt_edit.setPlaceholderText("Prompt of the regions (the image's own by default)")
         self.prompt_edit.setToolTip("What the regions are redrawn as; [PROMPT] stands for the image's own prompt.")
+        self.prompt_edit.setMinimumWidth(80)
         self.remove_btn = QPushButton("Remove")
         self.remove_btn.setToolTip("Remove the selected region (Delete).")
         self.clear_btn = QPushButton("Clear")
@@ -51,13 +54,13 @@ class DetailPanel(QFrame):
         top.addWidget(self.hint, 1)
         top.addWidget(self.remove_btn)
         top.addWidget(self.clear_btn)
+        top.addWidget(self.cancel_btn)
+        top.addWidget(self.detail_btn)
         bottom = QHBoxLayout()
         bottom.addWidget(self.prompt_edit, 1)
         for text, spin in (("Denoise", self.denoise_spin), ("Padding", self.padding_spin), ("Blur", self.blur_spin)):
             bottom.addWidget(QLabel(text))
             bottom.addWidget(spin)
-        bottom.addWidget(self.cancel_btn)
-        bottom.addWidget(self.detail_btn)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 4, 6, 4)
         layout.setSpacing(4)
@@ -87,11 +90,12 @@ class DetailPanel(QFrame):
             self.prompt_edit.setText(r.prompt)
         n = len(r.boxes)
         if not n:
-            self.hint.setText("Drag a rectangle around each region to redraw; drag a box to move it, its edges to "
-                              "resize it. Right-drag or middle-drag pans, the wheel zooms.")
+            self.hint.setText("Drag a rectangle around each region to redraw · drag a box to move it, its edges "
+                              "to resize it · right-drag pans, the wheel zooms")
         else:
             size = f" · selected: {r.boxes[r.selected].width}×{r.boxes[r.selected].height} px" if r.selected >= 0 else ""
             self.hint.setText(f"{n} region{'s' if n != 1 else ''} to redraw{size}")
         self.remove_btn.setEnabled(r.selected >= 0)
         self.clear_btn.setEnabled(bool(n))
         self.detail_btn.setEnabled(bool(n))
+        self.hint.setToolTip(self.hint.text())
