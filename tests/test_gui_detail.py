@@ -209,6 +209,10 @@ def test_a_gallery_image_is_detailed_through_the_queue_and_lands_beside_it(qtbot
     entry = w.library.entry(0)
     assert entry.raw == path and entry.group == "knight-walk"  # the gallery shows it in the same run
     assert entry.sprite is not None  # the source's style finished it (its cut-out)
+    from asset_studio.gui.gallery import describe_job
+
+    rows = dict(describe_job(job))
+    assert rows["Detailed from"] == raw.name and rows["Detailer"] == "8,8,32,32 44,2,16,18, denoise 0.4"
 
 
 def test_screenshot_of_the_viewer_with_two_regions(qtbot, home, studio):
