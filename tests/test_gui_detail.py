@@ -198,6 +198,14 @@ def test_a_gallery_image_is_detailed_through_the_queue_and_lands_beside_it(qtbot
     assert w.viewer.regions.active and w.viewer.state.path == str(raw.resolve())
     w.viewer.regions.add_box(8, 8, 40, 40)
     w.viewer.regions.add_box(44, 2, 60, 20)
+    w.viewer.regions.add_box(2, 50, 12, 60)
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    w.activateWindow()
+    w.viewer.canvas.setFocus()
+    QTest.keyClick(w.viewer.canvas, Qt.Key.Key_Delete)  # the region goes, not the gallery's image
+    assert len(w.viewer.regions.boxes) == 2 and len(w.library) == 1 and raw.is_file()
     with qtbot.waitSignal(w.job_finished, timeout=20000) as blocker:
         w.viewer.detail_panel.detail_btn.click()
     job_id, [path] = blocker.args

@@ -9,7 +9,7 @@ regions, drawn over the image with the padded crop each one redraws; right or mi
 
 from __future__ import annotations
 
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPen
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSizePolicy, QToolButton, QVBoxLayout, QWidget
 
@@ -178,6 +178,15 @@ class ViewerCanvas(QWidget):
     def _handle(self) -> float:
         """HANDLE screen pixels in image pixels at the current zoom."""
         return HANDLE / self.state.effective_zoom(self.width(), self.height())
+
+    def event(self, event) -> bool:
+        # Delete is the gallery's shortcut (trash the selected images); on the canvas in Detail mode
+        # it removes the selected region instead, so the canvas takes the key before the shortcut.
+        if (event.type() == QEvent.Type.ShortcutOverride and self.regions.active
+                and event.key() in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace)):
+            event.accept()
+            return True
+        return super().event(event)
 
     def keyPressEvent(self, event) -> None:
         if self.regions.active and event.key() in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace):
