@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "animate",
     "video2video",
     "rerun",
+    "detail",
     "style",
     "layout",
     "pose",

@@ -91,10 +91,16 @@ class Sampling:
 
 @dataclass
 class InitImage:
-    """img2img: start from this picture instead of noise."""
+    """img2img: start from this picture instead of noise. Denoise 0 keeps the picture as it is, at
+    its own size, for the detailer to work on (an existing image detailed without regenerating it);
+    the job's width x height is then the size the model works at, the size crops are redrawn at."""
 
     image: str
     denoise: float = 0.75
+
+    @property
+    def kept(self) -> bool:
+        return self.denoise == 0
 
 
 @dataclass
@@ -478,8 +484,10 @@ def check_limits(job: GenerationJob) -> None:
         if abs(lora.weight) > MAX_LORA_WEIGHT:
             raise UserError(f"The LoRA weight {lora.weight:g} of {lora.name or lora.path} is outside "
                             f"-{MAX_LORA_WEIGHT:g} to {MAX_LORA_WEIGHT:g}.")
-    if job.init is not None and not 0 < job.init.denoise <= 1:
+    if job.init is not None and not 0 <= job.init.denoise <= 1:
         raise UserError(f"The denoise strength must be above 0 and at most 1, not {job.init.denoise:g}.")
+    if job.init is not None and job.init.kept:
+        check_kept_image(job)
     for i, unit in enumerate(job.controls):
         if not 0 <= unit.scale <= 5:
             raise UserError(f"ControlNet {i + 1}'s scale must be between 0 and 5, not {unit.scale:g}.")
@@ -623,12 +631,26 @@ def check_animation(job: GenerationJob) -> None:
         raise UserError(f"A loop needs at least 3 frames, not {a.frames}.")
 
 
-def check_detail(job: GenerationJob) -> None:
-    """Each detailer pass: one source of regions, boxes inside the image it sees, numbers in range."""
+def check_kept_image(job: GenerationJob) -> None:
+    """A start image kept as it is (denoise 0) is there to be detailed, and only that."""
+    others = [name for name, used in (("a refiner", job.passes.refiner is not None),
+                                      ("a hires fix", job.passes.hires is not None), ("ControlNets", bool(job.controls)),
+                                      ("seamless tiling", job.tiling != "off"), ("an animation", job.output != "image"))
+              if used]
+    if not job.passes.detail or others:
+        raise UserError("Denoise 0 keeps the start image as it is, for the detailer to redraw regions of it: "
+                        + (f"it takes no {' or '.join(others)}." if others else "add a detailer pass, or raise the denoise."))
+
+
+def check_detail(job: GenerationJob, size: tuple[int, int] | None = None) -> None:
+    """Each detailer pass: one source of regions, boxes inside the image it sees (SIZE; for a kept
+    start image the engine passes the file's size once it has read it), numbers in range."""
     passes = job.passes.detail
     if len(passes) > MAX_DETAIL_PASSES:
         raise UserError(f"A job takes at most {MAX_DETAIL_PASSES} detailer passes, not {len(passes)}.")
-    width, height = hires_size(job)
+    kept = job.init is not None and job.init.kept
+    # A kept start image has its own size, known once the file is read: only the signs are checked here.
+    width, height = size or ((2**31, 2**31) if kept else hires_size(job))
     for n, d in enumerate(passes, start=1):
         where = f"Detailer pass {n}" if len(passes) > 1 else "The detailer"
         if bool(d.boxes) == bool(d.detector.strip()):
@@ -639,7 +661,7 @@ def check_detail(job: GenerationJob) -> None:
         for b in d.boxes:
             if b.width <= 0 or b.height <= 0 or b.x < 0 or b.y < 0 or b.x + b.width > width or b.y + b.height > height:
                 raise UserError(f"{where}'s region {b.x},{b.y},{b.width},{b.height} (x,y,w,h) is not inside the "
-                                f"{width}x{height} image.")
+                                + (f"{width}x{height} image." if width < 2**31 else "image."))
         if d.classes and not d.detector:
             raise UserError(f"{where} names classes ({', '.join(d.classes)[:60]}) but has no detector model.")
         checks = ((0 < d.denoise <= 1, f"denoise must be above 0 and at most 1, not {d.denoise:g}"),

@@ -100,6 +100,35 @@ class Detail(Stage):
         return out
 
 
+class KeptImage(Stage):
+    """The base pass of a job that details an existing picture (job.init at denoise 0): the
+    picture as it is, at its own size; nothing is sampled before the detailer."""
+
+    name = "start image"
+
+    def check(self, job):
+        from asset_studio.core.job import check_detail
+
+        check_detail(job, self._read(job.init.image).size)  # drawn regions inside the picture's own size
+
+    def prepare(self, ctx):
+        self.image = self._read(ctx.job.init.image)
+
+    def run(self, ctx, item):
+        item.image, item.latents = self.image.copy(), None
+        return item
+
+    @staticmethod
+    def _read(path: str):
+        from pathlib import Path
+
+        from asset_studio.core.images import read_image
+
+        if not Path(path).is_file():
+            raise UserError(f"The image to detail, {path}, is not a file.")
+        return read_image(path, "RGB", what="The image to detail")
+
+
 def check_family(family: str, base_family: str, ref: str) -> None:
     """An inpainting model must take the base model's latents and prompts: the same family."""
     if family != base_family:

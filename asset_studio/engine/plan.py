@@ -547,7 +547,12 @@ def plan(job: GenerationJob, download: bool = False) -> list[Stage]:
 
         return animation_stages(job, download)
     stages: list[Stage] = [LoadModel(download), Loras()]
-    stages.append(Img2Img() if job.init is not None else Txt2Img())
+    if job.init is not None and job.init.kept:  # an existing picture, detailed as it is
+        from asset_studio.engine.detail import KeptImage
+
+        stages.append(KeptImage())
+    else:
+        stages.append(Img2Img() if job.init is not None else Txt2Img())
     if job.controls:
         stages.append(ControlNet())
     if job.references:

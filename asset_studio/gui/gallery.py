@@ -237,8 +237,13 @@ def describe_job(job: GenerationJob) -> list[tuple[str, str]]:
         rows.append(("LoRA", f"{Path(lora.path).name} × {lora.weight:g}"))
     for unit in job.controls:
         rows.append(("ControlNet", f"{unit.type} {Path(unit.model).name} × {unit.scale:g}"))
-    if job.init is not None:
+    if job.init is not None and job.init.kept:
+        rows.append(("Detailed from", Path(job.init.image).name))
+    elif job.init is not None:
         rows.append(("Init image", f"{Path(job.init.image).name}, denoise {job.init.denoise:g}"))
+    for d in job.passes.detail:
+        regions = " ".join(f"{b.x},{b.y},{b.width},{b.height}" for b in d.boxes) or Path(d.detector).name
+        rows.append(("Detailer", f"{regions}, denoise {d.denoise:g}"))
     if job.tiling != "off":
         rows.append(("Tiling", job.tiling))
     from asset_studio.gui.model.passes_form import SECTIONS, TITLES, pass_summary
@@ -281,6 +286,7 @@ class GalleryWidget(QWidget):
     export_requested = Signal(list)  # [Path]: the files to pack (the sprites by default)
     current_changed = Signal(object)  # the LibraryEntry selected alone, or None
     style_preview_requested = Signal(object)  # Path: make this image the current style's preview
+    detail_requested = Signal(object)  # Path: the viewer's Detail a region… on this image (its raw one)
     message = Signal(str)
 
     def __init__(self, library: Library | Path, parent=None):
@@ -545,6 +551,8 @@ class GalleryWidget(QWidget):
                            lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(path))))
             menu.addAction("Show in folder", lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(path.parent))))
             menu.addAction("Use as style preview", self.preview_btn.click)
+            menu.addAction("Detail a region…", lambda: self.detail_requested.emit(entry.raw or entry.shown())
+                           ).setEnabled(entry.kind == "image")
             menu.addSeparator()
         for btn in (self.rerun_btn, self.reroll_btn, self.vary_btn, self.export_btn, self.delete_btn):
             menu.addAction(btn.text(), btn.click).setEnabled(btn.isEnabled())

@@ -272,6 +272,10 @@ class MainWindow(QMainWindow):
         self.gallery.style_preview_requested.connect(self.set_style_preview)
         self.gallery.message.connect(status)
         self.viewer.compare_toggled.connect(self.compare)
+        self.viewer.detail_submitted.connect(self.submit_job)  # Detail a region…: the same queue as Create
+        self.viewer.error.connect(self.show_error)
+        self.viewer.regions.fallback_model = self.current_model
+        self.gallery.detail_requested.connect(self.viewer.start_detail)
         self.viewer.raw_toggled.connect(self.gallery.raw_box.setChecked)
         self.gallery.raw_box.toggled.connect(self._raw_toggled)
         if self.layout_tab is not None:
@@ -426,7 +430,7 @@ class MainWindow(QMainWindow):
 
     def _on_step(self, job_id: int, step: int, total: int, preview: QImage) -> None:
         self.run_status.on_preview(job_id, preview)
-        if not preview.isNull():
+        if not preview.isNull() and not self.viewer.regions.active:  # regions being drawn keep their image
             entry = self.queue.entry(job_id)
             self.viewer.state.show_step(preview, entry.status if entry else f"step {step} / {total}")
 
@@ -442,7 +446,7 @@ class MainWindow(QMainWindow):
         path = Path(path)
         sprite = path.parent / SPRITES_DIR / path.name  # on disk before this signal, when the style finishes
         sprite = sprite if sprite.is_file() else None
-        if not image.isNull():  # the worker sends the finished sprite where there is one
+        if not image.isNull() and not self.viewer.regions.active:  # the worker sends the sprite where there is one
             entry = self.queue.entry(job_id)
             self.viewer.state.show_image(image, str(sprite or path), (sprite or path).name,
                                          entry.job.tiling if entry else "off")

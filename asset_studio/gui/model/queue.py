@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
@@ -38,6 +39,9 @@ class QueueEntry:
 
     @property
     def label(self) -> str:
+        init = self.job.init
+        if init is not None and init.kept:  # an existing image detailed
+            return f"Detail {Path(init.image).name}"
         return self.job.source.subject or self.job.prompt.text[:60]
 
 

@@ -108,6 +108,27 @@ class ViewerState(QObject):
     def effective_zoom(self, view_w: int, view_h: int) -> float:
         return self.fit_zoom(view_w, view_h) if self.zoom is None else self.zoom
 
+    def image_rect(self, view_w: int, view_h: int) -> tuple[float, float, float, float]:
+        """Where the (repeated) image lies in a VIEW_W x VIEW_H view: left, top, width, height."""
+        if self.image.isNull():
+            return (0.0, 0.0, 0.0, 0.0)
+        zoom = self.effective_zoom(view_w, view_h)
+        cols, rows = self.repeat_grid()
+        w, h = self.image.width() * cols * zoom, self.image.height() * rows * zoom
+        return (view_w / 2 + self.pan[0] - w / 2, view_h / 2 + self.pan[1] - h / 2, w, h)
+
+    def to_image(self, x: float, y: float, view_w: int, view_h: int) -> tuple[float, float]:
+        """The image pixel coordinates under view point (X, Y), whatever the zoom and pan."""
+        left, top, _, _ = self.image_rect(view_w, view_h)
+        zoom = self.effective_zoom(view_w, view_h)
+        return ((x - left) / zoom, (y - top) / zoom)
+
+    def to_view(self, ix: float, iy: float, view_w: int, view_h: int) -> tuple[float, float]:
+        """The view point where image pixel coordinates (IX, IY) are drawn."""
+        left, top, _, _ = self.image_rect(view_w, view_h)
+        zoom = self.effective_zoom(view_w, view_h)
+        return (left + ix * zoom, top + iy * zoom)
+
     def set_zoom(self, zoom: float | None) -> None:
         self.zoom = None if zoom is None else max(ZOOM_STEPS[0], min(ZOOM_STEPS[-1], float(zoom)))
         if zoom is None:
