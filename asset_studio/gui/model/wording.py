@@ -33,6 +33,7 @@ _RULES = [
     (r"--model is required unless a style pack recommends one\.", "Choose a model in the Model box, or a style pack that recommends one."),
     (r"--model PATH_OR_ID", "a model in the Model box"),
     (r"pass --force to replace it", "agree to replace it"),
+    (r"run `asset-studio models download ([\w.-]+)`", r"download \1 on the Models page"),
 ]
 
 
