@@ -224,3 +224,26 @@ def test_add_offers_the_downloaded_motion_loras_by_id(window, hub, tmp_path):
     [added] = window.animate_form.motion_loras
     assert (added.path, added.weight, added.name) == ("motion-lora-pan-left", 1.0, "motion-lora-pan-left")
     assert window.animate_tab.motion_lora_list.item(0).text().startswith("motion-lora-pan-left")
+
+
+@pytest.mark.usefixtures("one_thread_and_a_private_cache")
+def test_download_flag_fetches_a_missing_catalog_adapter_first(tiny_sd15_dir, adapter_dir, hub, tmp_path, capsys,
+                                                                monkeypatch):
+    from asset_studio.core import models
+
+    fetched = []
+
+    def download_entry(entry, **kwargs):  # what the real one leaves behind, without the network
+        fetched.append(entry.id)
+        return str(put_in_cache(hub, entry.repo, {n: adapter_dir / n for n in entry.allow_patterns}))
+
+    monkeypatch.setattr(models, "download_entry", download_entry)
+    args = ["a slime", "--model", tiny_sd15_dir, "--motion-adapter", "animatediff-v1-5-3", "--frames", 2,
+            "--size", "32x32", "--steps", 1, "--seed", 1, "--out", tmp_path]
+    rc, out, err = animate(capsys, *args)
+    assert rc == 2 and "models download animatediff-v1-5-3" in err and fetched == []  # not asked: nothing fetched
+    rc, out, err = animate(capsys, *args, "--download")
+    assert rc == 0, err
+    assert fetched == ["animatediff-v1-5-3"] and len(list(Path(out.strip()).glob("*.png"))) == 2
+    rc, out, err = animate(capsys, *args, "--download")  # now cached: not fetched again
+    assert rc == 0 and fetched == ["animatediff-v1-5-3"]

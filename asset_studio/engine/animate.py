@@ -76,7 +76,7 @@ def _catalog_entry(ref: str, kind: str):
 
 
 def _downloaded(entry, what: str) -> list[Path]:
-    """A catalog entry's files in the Hugging Face cache; nothing is downloaded while animating."""
+    """A catalog entry's files in the Hugging Face cache; nothing is downloaded unless asked (--download)."""
     from asset_studio.core.models import cached_entry_files
 
     files = cached_entry_files(entry)
@@ -104,6 +104,18 @@ def with_motion_lora_files(loras) -> list:
 
     return [dataclasses.replace(lora, path=str(resolve_motion_lora(lora.path)), name=lora.name or Path(lora.path).stem)
             for lora in loras]
+
+
+def fetch_catalog_motion_models(a) -> None:
+    """Download the catalog motion adapter and motion LoRAs animation A names that are not cached yet
+    (only when the artist asked: `animate --download`)."""
+    from asset_studio.core.models import cached_entry_files, download_entry
+
+    wanted = [_catalog_entry(a.motion_adapter, "motion_adapter")]
+    wanted += [_catalog_entry(lora.path, "motion_lora") for lora in a.motion_loras if not Path(lora.path).is_file()]
+    for entry in wanted:
+        if entry is not None and cached_entry_files(entry) is None:
+            download_entry(entry)
 
 
 def check_adapter(ref: str) -> dict:
@@ -328,8 +340,14 @@ class AnimateDiff(Stage):
 
     name = "AnimateDiff"
 
+    def __init__(self, download: bool = False):
+        self.download = download  # --download: catalog motion models not in the cache yet are fetched first
+
     def check(self, job):
         from asset_studio.core.animation import control_frame_files
+
+        if self.download:
+            fetch_catalog_motion_models(job.animation)
         from asset_studio.engine.controlnet import check_controlnet_ref
 
         from asset_studio.engine.loader import detect_family, resolve_model
@@ -653,4 +671,4 @@ def animation_stages(job: GenerationJob, download: bool = False) -> list[Stage]:
         raise UserError(f"Animations cannot use {', '.join(unsupported)} yet.")
     if a.method == "svd":
         return [ImageToVideo(download)]
-    return [LoadModel(download), AnimateDiff()]
+    return [LoadModel(download), AnimateDiff(download)]
