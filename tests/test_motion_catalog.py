@@ -14,7 +14,7 @@ from PIL import Image
 
 import asset_studio.gui  # noqa: F401  (before PySide6: gui/pyside_fix)
 from asset_studio.cli import main
-from asset_studio.core.models import load_catalog
+from asset_studio.core.models import CATALOG_NAME, DEFAULT_MODELS_DIR, load_catalog
 
 MOTION_KINDS = ("motion_adapter", "motion_lora")
 
@@ -71,7 +71,7 @@ def test_motion_entries_parse_carry_a_licence_and_unique_ids():
     assert entries["animatediff-v1-5-2"].sha256 and entries["animatediff-sdxl-beta"].sha256
     # Stable Video Diffusion's licence is not a plain commercial one: kept out (the catalog says why)
     assert not any("stable-video-diffusion" in e.repo for e in catalog)
-    text = (Path(load_catalog.__code__.co_filename).parents[2] / "models" / "catalog.toml").read_text()
+    text = (DEFAULT_MODELS_DIR / CATALOG_NAME).read_text(encoding="utf-8")
     assert "Stable Video Diffusion is deliberately NOT in this catalog" in text
 
 
