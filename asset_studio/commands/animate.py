@@ -28,7 +28,8 @@ def register(subparsers) -> None:
                    help="the prompt; the SUBJECT when --style or --template is given (optional with --image)")
     p.add_argument("--model", help="SD 1.5 or SDXL model: diffusers folder, single-file .safetensors, or repo id")
     p.add_argument("--motion-adapter", metavar="PATH_OR_ID",
-                   help="AnimateDiff motion adapter: a folder, a .safetensors file or a cached repo id")
+                   help="AnimateDiff motion adapter: a catalog id (animatediff-v1-5-2 …, see `asset-studio models "
+                        "list`), a folder, a .safetensors file or a cached repo id")
     p.add_argument("--frames", type=int, default=16, metavar="N", help="frames (default 16)")
     p.add_argument("--fps", type=float, default=8.0, metavar="F", help="playback speed (default 8)")
     p.add_argument("--loop", action="store_true", help="the last frame leads into the first (a seamless loop)")
@@ -36,7 +37,8 @@ def register(subparsers) -> None:
                    help="frames the motion modules see at once (default: the adapter's 16); longer animations "
                         "slide this window along")
     p.add_argument("--motion-lora", action="append", default=[], metavar="PATH[:W]",
-                   help="motion LoRA (camera moves…) with its weight (default 1; repeatable)")
+                   help="motion LoRA (camera moves…): a .safetensors file or a catalog id (motion-lora-zoom-in …), "
+                        "with its weight (default 1; repeatable)")
     p.add_argument("--lora", action="append", default=[], metavar="PATH[:W]", help="a LoRA on the image model (repeatable)")
     p.add_argument("--pose-set", metavar="NAME_OR_DIR",
                    help="a pose sequence (walk-8, run-8 … or a folder of pose JSON) the frames follow, with an "

@@ -88,6 +88,10 @@ def _download(args: argparse.Namespace) -> int:
         print(f"\nDone: {folder}\nUse it as `asset-studio upscale --model {entry.id}`.")
     elif entry.kind == "layerdiffuse":
         print(f"\nDone: {folder}\nUse it as `asset-studio generate … --transparent --layerdiffuse {entry.id}`.")
+    elif entry.kind == "motion_adapter":
+        print(f"\nDone: {folder}\nUse it as `asset-studio animate … --motion-adapter {entry.id}`.")
+    elif entry.kind == "motion_lora":
+        print(f"\nDone: {folder}\nUse it as `asset-studio animate … --motion-lora {entry.id}:1.0`.")
     else:
         print(f"\nDone: {folder}\nUse it as the model `{entry.repo}`.")
     return 0

@@ -29,7 +29,9 @@ def register(subparsers) -> None:
     p.add_argument("prompt_flag", metavar="PROMPT", nargs="?", default="", help="what the frames should show")
     p.add_argument("--prompt", dest="prompt_opt", metavar="TEXT", help="the prompt (same as the positional)")
     p.add_argument("--model", help="SD 1.5 model: diffusers folder, single-file .safetensors, or repo id")
-    p.add_argument("--motion-adapter", metavar="PATH_OR_ID", required=True, help="AnimateDiff motion adapter")
+    p.add_argument("--motion-adapter", metavar="PATH_OR_ID", required=True,
+                   help="AnimateDiff motion adapter: a catalog id (animatediff-v1-5-2 …), a folder, a .safetensors "
+                        "file or a cached repo id")
     p.add_argument("--control", choices=CONTROL_TYPES, default="lineart",
                    help="what each --controlnet follows, drawn from every frame (default lineart)")
     p.add_argument("--denoise", type=float, default=0.6, metavar="F", help="how much is redrawn, 0-1 (default 0.6)")

@@ -41,7 +41,7 @@ class LocalModel:
 
     name: str
     ref: str  # what a GenerationJob's `model` (or a ControlNet/LoRA path) takes: a path or a repo id
-    kind: str  # checkpoint, controlnet, lora, vae, incomplete (a pipeline folder without its UNet), unknown
+    kind: str  # checkpoint, controlnet, lora, vae, motion_adapter, incomplete (a pipeline folder without its UNet), unknown
     family: str  # sd15, sd2, sdxl or "" when unknown
     size_bytes: int
     source: str  # "models folder" or "Hugging Face cache"
@@ -104,6 +104,8 @@ def classify_folder(folder: Path) -> tuple[str, str] | None:
         cls = str(data.get("_class_name", ""))
         if cls == "ControlNetModel" or cls == "ControlNetUnionModel":
             return "controlnet", families.family_of_unet_config(data) or ""
+        if cls == "MotionAdapter":
+            return "motion_adapter", motion_adapter_family(data)
         if cls == "AutoencoderTiny":
             return "vae", ""
         if cls == "AutoencoderKL":
@@ -112,6 +114,12 @@ def classify_folder(folder: Path) -> tuple[str, str] | None:
     if lora is not None:
         return classify_safetensors(read_safetensors_header(lora))
     return None
+
+
+def motion_adapter_family(config: dict) -> str:
+    """The family a motion adapter was trained on, from its config: AnimateDiff's SDXL adapters
+    have three blocks (SDXL's UNet has three), its SD 1.5 adapters four."""
+    return "sdxl" if len(config.get("block_out_channels", [])) == 3 else "sd15"
 
 
 def folder_size(path: Path) -> int:
@@ -271,6 +279,20 @@ def find_catalog_entry(entry_id: str, path: Path | None = None) -> CatalogEntry:
             return entry
     ids = ", ".join(e.id for e in entries)
     raise UserError(f"No catalog model is called {entry_id!r}; choose one of: {ids}.")
+
+
+def catalog_entry_of_kind(ref: str, kinds: tuple[str, ...], path: Path | None = None) -> CatalogEntry | None:
+    """The catalog entry whose id is REF among KINDS, or None (REF is then a path or a repo id)."""
+    return next((e for e in load_catalog(path) if e.kind in kinds and e.id == str(ref).strip()), None)
+
+
+def cached_entry_files(entry: CatalogEntry) -> list[Path] | None:
+    """The local files of a catalog entry whose allow_patterns name plain files, from the Hugging Face
+    cache and offline; None while any of them is not downloaded (`asset-studio models download ID`)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    found = [try_to_load_from_cache(entry.repo, name) for name in entry.allow_patterns]
+    return [Path(f) for f in found] if found and all(isinstance(f, str) for f in found) else None
 
 
 ProgressFn = Callable[[int, int, str], None]  # (bytes done, bytes total, current file)

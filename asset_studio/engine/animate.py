@@ -57,12 +57,65 @@ def resolve_adapter(ref: str) -> Path:
         if path.suffix.lower() != ".safetensors":
             raise UserError(f"{path.name} is not a motion adapter; use a .safetensors file or a diffusers folder.")
         return path
+    entry = _catalog_entry(ref, "motion_adapter")
+    if entry is not None:
+        return _downloaded(entry, "motion adapter")[0].parent
     if REPO_ID.match(ref) and not path.suffix:
         for snapshot in hub_snapshots(ref):
             if (snapshot / "config.json").is_file() and list(snapshot.glob("*.safetensors")):
                 return snapshot
         raise UserError(f"The motion adapter {ref} is not in the local Hugging Face cache (with .safetensors weights).")
     raise UserError(f"The motion adapter {ref} was not found.")
+
+
+def _catalog_entry(ref: str, kind: str):
+    """The models/catalog.toml entry REF names (an id such as animatediff-v1-5-2), or None."""
+    from asset_studio.core.models import catalog_entry_of_kind
+
+    return catalog_entry_of_kind(ref, (kind,))
+
+
+def _downloaded(entry, what: str) -> list[Path]:
+    """A catalog entry's files in the Hugging Face cache; nothing is downloaded unless asked (--download)."""
+    from asset_studio.core.models import cached_entry_files
+
+    files = cached_entry_files(entry)
+    if files is None:
+        raise UserError(f"The {what} {entry.id} is not downloaded yet: run `asset-studio models download {entry.id}` "
+                        f"(about {entry.size_hint}).")
+    return files
+
+
+def resolve_motion_lora(ref: str) -> Path:
+    """A motion LoRA's .safetensors file, from a path or a downloaded catalog id (motion-lora-zoom-in …)."""
+    path = Path(str(ref)).expanduser()
+    if path.is_file():
+        return path
+    entry = _catalog_entry(str(ref), "motion_lora")
+    if entry is not None:
+        return _downloaded(entry, "motion LoRA")[0]
+    raise UserError(f"The motion LoRA {ref} does not exist; give a .safetensors file or a catalog id "
+                    "(`asset-studio models list` shows them).")
+
+
+def with_motion_lora_files(loras) -> list:
+    """LORAS with catalog ids swapped for their cached files (the job itself keeps the ids)."""
+    import dataclasses
+
+    return [dataclasses.replace(lora, path=str(resolve_motion_lora(lora.path)), name=lora.name or Path(lora.path).stem)
+            for lora in loras]
+
+
+def fetch_catalog_motion_models(a) -> None:
+    """Download the catalog motion adapter and motion LoRAs animation A names that are not cached yet
+    (only when the artist asked: `animate --download`)."""
+    from asset_studio.core.models import cached_entry_files, download_entry
+
+    wanted = [_catalog_entry(a.motion_adapter, "motion_adapter")]
+    wanted += [_catalog_entry(lora.path, "motion_lora") for lora in a.motion_loras if not Path(lora.path).is_file()]
+    for entry in wanted:
+        if entry is not None and cached_entry_files(entry) is None:
+            download_entry(entry)
 
 
 def check_adapter(ref: str) -> dict:
@@ -154,9 +207,9 @@ ANIMATED_FAMILIES = ("sd15", "sdxl")  # the families AnimateDiff has motion adap
 
 
 def adapter_family(config: dict) -> str:
-    """The family a motion adapter was trained on, from its config: AnimateDiff's SDXL adapters
-    have three blocks (SDXL's UNet has three), its SD 1.5 adapters four."""
-    return "sdxl" if len(config.get("block_out_channels", [])) == 3 else "sd15"
+    from asset_studio.core.models import motion_adapter_family
+
+    return motion_adapter_family(config)
 
 
 def check_family(model_family: str, config: dict, ref: str, model_name: str) -> None:
@@ -287,8 +340,14 @@ class AnimateDiff(Stage):
 
     name = "AnimateDiff"
 
+    def __init__(self, download: bool = False):
+        self.download = download  # --download: catalog motion models not in the cache yet are fetched first
+
     def check(self, job):
         from asset_studio.core.animation import control_frame_files
+
+        if self.download:
+            fetch_catalog_motion_models(job.animation)
         from asset_studio.engine.controlnet import check_controlnet_ref
 
         from asset_studio.engine.loader import detect_family, resolve_model
@@ -309,9 +368,7 @@ class AnimateDiff(Stage):
             References().check(job)
         frames = min(a.video.batch_frames, a.frames) if a.video is not None else a.frames
         temporal_plan(frames, a.loop, a.context, int(config.get("motion_max_seq_length", 32)))
-        for lora in a.motion_loras:
-            if not Path(lora.path).is_file():
-                raise UserError(f"The motion LoRA {lora.path} does not exist.")
+        with_motion_lora_files(a.motion_loras)
         for i, unit in enumerate(job.controls, start=1):
             check_controlnet_ref(unit.model)
             if a.video is None:
@@ -342,7 +399,7 @@ class AnimateDiff(Stage):
         job, a = ctx.job, ctx.job.animation
         ctx.notices += prompt_notices(ctx.loaded.pipe, job)
         motion = motion_pipeline(ctx.loaded, a.motion_adapter, ctx.device, ctx.dtype)
-        apply_loras(motion, list(job.model.loras) + list(a.motion_loras), ctx.loaded.family)
+        apply_loras(motion, list(job.model.loras) + with_motion_lora_files(a.motion_loras), ctx.loaded.family)
         if job.references:  # IP-Adapter on the motion UNet: every frame sees the same reference embeddings
             from asset_studio.engine import ip_adapter
 
@@ -614,4 +671,4 @@ def animation_stages(job: GenerationJob, download: bool = False) -> list[Stage]:
         raise UserError(f"Animations cannot use {', '.join(unsupported)} yet.")
     if a.method == "svd":
         return [ImageToVideo(download)]
-    return [LoadModel(download), AnimateDiff()]
+    return [LoadModel(download), AnimateDiff(download)]

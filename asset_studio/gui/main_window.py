@@ -257,6 +257,8 @@ class MainWindow(QMainWindow):
         self.animate_tab.cancel_requested.connect(self.cancel)
         self.animate_tab.export_requested.connect(self.export_animation)
         self.animate_tab.open_folder_requested.connect(self._open_animation_folder)
+        self.animate_tab.get_motion_adapter.connect(self.get_motion_adapter)
+        self.animate_tab.get_motion_lora.connect(self.get_motion_lora)
         self.create_panel.cancel_requested.connect(self.cancel)
         for seq in ("Ctrl+Return", "Ctrl+Enter"):
             QShortcut(QKeySequence(seq), self, self.generate)
@@ -575,6 +577,21 @@ class MainWindow(QMainWindow):
         self.model_manager.select_catalog("ip-adapter-plus-sdxl-vit-h" if family == "sdxl" else "ip-adapter-plus-sd15")
         self.statusBar().showMessage("Download an IP-Adapter and its image encoder (ViT-H) here; then choose the "
                                      "adapter in the Create tab's References box.")
+
+    def get_motion_adapter(self) -> None:
+        """The Models page with the AnimateDiff motion adapter for the chosen model's family selected."""
+        self.tabs.setCurrentWidget(self.model_manager)
+        family = "sdxl" if "xl" in (self.current_model() or "").lower() else "sd15"
+        entry_id = "animatediff-sdxl-beta" if family == "sdxl" else "animatediff-v1-5-2"
+        self.model_manager.select_catalog(entry_id)
+        self.statusBar().showMessage(f"Download the motion adapter here; then type {entry_id} in the Animate tab's "
+                                     "Adapter box.")
+
+    def get_motion_lora(self) -> None:
+        """The Models page with a camera-move motion LoRA selected (they are made for animatediff-v1-5-2)."""
+        self.tabs.setCurrentWidget(self.model_manager)
+        self.model_manager.select_catalog("motion-lora-zoom-in")
+        self.statusBar().showMessage("Download motion LoRAs here; the Animate tab's Add… then offers them.")
 
     def show_error(self, message: str) -> None:
         """A non-blocking dialog (the window keeps working behind it) and the status bar."""

@@ -35,6 +35,7 @@ _RULES = [
     (r"leave out --count", "set the batch count to 1"),
     (r"\(--pose or --pose-set\)", "(Use this pose on the Pose tab)"),
     (r"pass --force to replace it", "agree to replace it"),
+    (r"run `asset-studio models download ([\w.-]+)`", r"download \1 on the Models page"),
 ]
 
 

@@ -21,12 +21,22 @@ from asset_studio.gui.ui.create_panel import ElidedLabel, _double, _spin
 from asset_studio.gui.ui.wheel_guard import guard_wheel
 
 ADAPTER_HELP = (
-    "AnimateDiff needs a motion adapter in diffusers' format (a folder with config.json and "
-    ".safetensors weights, or one .safetensors file). SD 1.5 models take SD 1.5 adapters (for example "
-    "guoyww/animatediff-motion-adapter-v1-5-2), SDXL models SDXL adapters (guoyww/animatediff-motion-adapter-sdxl-beta). "
-    "Download one with `huggingface-cli download REPO`, then choose its folder with Browse…, or type the repo id: "
-    "the Hugging Face cache is searched. Pickled .ckpt files are refused."
+    "AnimateDiff needs a motion adapter in diffusers' format: a catalog id (animatediff-v1-5-2 or "
+    "animatediff-v1-5-3 for SD 1.5 models, animatediff-sdxl-beta for SDXL models; Get one… downloads them "
+    "on the Models page), a folder with config.json and .safetensors weights, one .safetensors file, or a "
+    "repo id already in the Hugging Face cache. Pickled .ckpt files are refused."
 )
+
+
+def downloaded_motion_loras() -> list[tuple[str, str]]:
+    """(id, name) of the catalog's motion LoRAs that are in the Hugging Face cache."""
+    from asset_studio.core.models import cached_entry_files, load_catalog
+    from asset_studio.errors import UserError
+
+    try:
+        return [(e.id, e.name) for e in load_catalog() if e.kind == "motion_lora" and cached_entry_files(e)]
+    except UserError:  # a broken catalog: File… still works
+        return []
 
 
 class FrameStrip(QWidget):
@@ -120,6 +130,8 @@ class AnimateTab(QSplitter):
     cancel_requested = Signal()
     export_requested = Signal()
     open_folder_requested = Signal()
+    get_motion_adapter = Signal()  # "Get one…": the Models page with a motion adapter selected
+    get_motion_lora = Signal()  # the same for camera-move motion LoRAs
 
     def __init__(self, form: AnimateForm, player: AnimationPlayer, queue: JobQueue):
         super().__init__(Qt.Orientation.Horizontal)
@@ -239,12 +251,13 @@ class AnimateTab(QSplitter):
         form = QFormLayout(box)
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         self.adapter_edit = QLineEdit()
-        self.adapter_edit.setPlaceholderText("folder, .safetensors or repo id")
+        self.adapter_edit.setPlaceholderText("catalog id, folder, .safetensors or repo id")
         self.adapter_edit.setToolTip(ADAPTER_HELP)
         browse = self._folder_or_file_button("Motion adapter", "Motion adapter (*.safetensors)",
                                              lambda path: setattr(self.form, "motion_adapter", path))
         self.get_adapter_btn = QPushButton("Get one…")
-        self.get_adapter_btn.clicked.connect(self._explain_adapters)
+        self.get_adapter_btn.setToolTip("Download a motion adapter on the Models page; then type its id here.")
+        self.get_adapter_btn.clicked.connect(self.get_motion_adapter)
         self.context_spin = _spin(0, 64, 0, 1, "Frames the motion modules see at once; 0 = the adapter's own window.")
         self.context_spin.setSpecialValueText("adapter's")
         self.motion_lora_list = QListWidget()
@@ -252,13 +265,18 @@ class AnimateTab(QSplitter):
         self.motion_lora_list.setToolTip("Motion LoRAs (camera pans, zooms…) on the motion modules, with weights.")
         self.motion_lora_weight = _double(-2.0, 3.0, 1.0, 0.05, "Weight of the selected motion LoRA.")
         add, remove = QPushButton("Add…"), QPushButton("Remove")
+        self.get_lora_btn = QPushButton("Get one…")
+        self.get_lora_btn.setToolTip("Download camera-move motion LoRAs (zoom, pan, tilt, roll) on the Models page; "
+                                     "downloaded ones are offered under Add….")
+        self.get_lora_btn.clicked.connect(self.get_motion_lora)
+        self.add_lora_btn = add
         add.clicked.connect(self._add_motion_lora)
         remove.clicked.connect(lambda: self.form.remove_motion_lora(self.motion_lora_list.currentRow()))
         self.motion_lora_weight.valueChanged.connect(
             lambda v: self.form.set_motion_lora_weight(self.motion_lora_list.currentRow(), v))
         self.motion_lora_list.currentRowChanged.connect(self._motion_lora_selected)
         buttons = QVBoxLayout()
-        for w in (add, remove, self.motion_lora_weight):
+        for w in (add, remove, self.get_lora_btn, self.motion_lora_weight):
             buttons.addWidget(w)
         loras = QHBoxLayout()
         loras.addWidget(self.motion_lora_list, 1)
@@ -621,16 +639,26 @@ class AnimateTab(QSplitter):
         button.setMenu(menu)
         return button
 
-    def _explain_adapters(self) -> None:
-        from PySide6.QtWidgets import QMessageBox
-
-        QMessageBox.information(self, "Motion adapters", ADAPTER_HELP)
-
     def _add_motion_lora(self) -> None:
+        """A menu of the downloaded catalog motion LoRAs (added by id, so the job travels) and File…."""
+        from PySide6.QtWidgets import QMenu
+
+        menu = QMenu(self)
+        for entry_id, name in downloaded_motion_loras():
+            menu.addAction(name, lambda i=entry_id: self._add_lora_ref(i))
+        if not menu.isEmpty():
+            menu.addSeparator()
+        menu.addAction("File…", self._add_lora_file)
+        menu.exec(self.add_lora_btn.mapToGlobal(QPoint(0, self.add_lora_btn.height())))
+
+    def _add_lora_file(self) -> None:
         path = self._pick("Add a motion LoRA", "LoRA (*.safetensors)")
         if path:
-            self.form.add_motion_lora(path, 1.0)
-            self.motion_lora_list.setCurrentRow(len(self.form.motion_loras) - 1)
+            self._add_lora_ref(path)
+
+    def _add_lora_ref(self, ref: str) -> None:
+        self.form.add_motion_lora(ref, 1.0)
+        self.motion_lora_list.setCurrentRow(len(self.form.motion_loras) - 1)
 
     def _browse_pose_folder(self) -> None:
         path = self._pick_folder("A folder of pose JSON")
