@@ -20,7 +20,7 @@ from asset_studio.remote.client import ComfyClient, ServerError, ServerInfo
 from asset_studio.remote.graph import images_of, unsupported
 from asset_studio.remote.pool import run_pool
 
-CAPABILITIES = {"txt2img", "img2img", "controlnet", "lora", "vae", "clip_skip"}
+CAPABILITIES = {"txt2img", "img2img", "controlnet", "lora", "vae", "clip_skip", "hires", "refiner"}
 
 
 class ComfyBackend:
