@@ -47,6 +47,7 @@ class Progress:
     image_index: int  # 0-based
     image_count: int
     preview: Any = None  # a small PIL.Image of the image so far, or None
+    made_by: str = ""  # who makes this image, as job.made_by says it ("comfyui http://gpu-2:8188"); "" = this machine
 
 
 @dataclass

@@ -132,6 +132,7 @@ class GenerationWorker(QObject):
     model_missing = Signal(str)  # a cut-out model the run needs is not installed: the window offers it
     step = Signal(int, int, int, QImage)  # job_id, step (1-based), total, preview (may be null)
     image_saved = Signal(int, str, QImage)  # job_id, path (on disk already), the image for display
+    placed = Signal(int, int, str, bool)  # job_id, image index, who makes it (job.made_by; "" = here), saved already
     finished = Signal(int, list)  # job_id, [paths]
     failed = Signal(int, str)  # job_id, one sentence
     cancelled = Signal(int)  # job_id
@@ -270,15 +271,20 @@ class GenerationWorker(QObject):
         job_id, job = item.job_id, item.job
         self.started.emit(job_id)
         paths: list[str] = []
+        announced: set[tuple[int, str]] = set()  # (image, maker) already told: once per image, not per step
 
         def on_event(event) -> None:
             if isinstance(event, Progress):
+                if (event.image_index, event.made_by) not in announced:
+                    announced.add((event.image_index, event.made_by))
+                    self.placed.emit(job_id, event.image_index, event.made_by, False)
                 preview = QImage() if event.preview is None else pil_to_qimage(event.preview, PREVIEW_MAX)
                 # Steps of every image in the batch count toward one bar.
                 done = event.image_index * event.total + event.step
                 self.step.emit(job_id, done, event.total * max(1, event.image_count), preview)
             elif isinstance(event, Saved):
                 paths.append(str(event.raw))
+                self.placed.emit(job_id, event.index, event.made_by, True)
                 # Decoded here, not on the GUI thread: a large PNG takes tens of ms to read back.
                 self.image_saved.emit(job_id, str(event.raw), pil_to_qimage(event.image, SHOWN_MAX))
                 if event.sprite is not None:

@@ -221,6 +221,7 @@ class ComfyClient:
         from PIL import Image
 
         cancelled = should_cancel or (lambda: False)
+        maker = made_by or f"comfyui {self.url}"  # on every event of this image: the queue shows where it runs
         graph = self.graph_for(job)
         out_node = output_node(graph)
         ws = self._connect()  # before queueing, so no message of this prompt is missed
@@ -244,7 +245,7 @@ class ComfyClient:
                     preview = _preview(message)
                     if preview is not None and last is not None:
                         last = Progress(step=last.step, total=last.total, image_index=index, image_count=count,
-                                        preview=preview)
+                                        preview=preview, made_by=maker)
                         yield last
                     continue
                 kind, data = message.get("type"), message.get("data") or {}
@@ -252,7 +253,7 @@ class ComfyClient:
                     continue  # another client's prompt on a shared server
                 if kind == "progress" and data.get("prompt_id") == prompt_id:
                     last = Progress(step=int(data.get("value", 0)), total=int(data.get("max", 0)),
-                                    image_index=index, image_count=count, preview=None)
+                                    image_index=index, image_count=count, preview=None, made_by=maker)
                     yield last
                 elif kind == "executed" and str(data.get("node")) == out_node:
                     images = (data.get("output") or {}).get("images") or []
@@ -275,7 +276,7 @@ class ComfyClient:
             except (OSError, ValueError, Image.DecompressionBombError):
                 raise ServerError(f"The server {self.url} sent an image that cannot be read.") from None
             done = job.for_seed(job.sampling.seed)  # a copy: the pool's job is shared by its threads
-            done.made_by = made_by or f"comfyui {self.url}"
+            done.made_by = maker
             yield ImageReady(image=image.convert("RGB"), job=done, index=index, seed=int(job.sampling.seed))
         finally:
             try:

@@ -721,6 +721,8 @@ class CreatePanel(QWidget):
             extra = f" · {fmt_time(left)} left" if left is not None else ""
             if entry.load_seconds is not None and entry.load_seconds >= 1 and entry.step - entry.first_step < 3:
                 extra += f" · loaded in {fmt_time(entry.load_seconds)}"
+            if entry.remote:
+                extra += f" · {entry.where}"
             bar.setRange(0, max(1, entry.total))
             bar.setValue(entry.step)
             text.set_text(entry.status + extra)
@@ -728,7 +730,7 @@ class CreatePanel(QWidget):
             self._eta_timer.stop()
             bar.setRange(0, 1)
             if entry.state == DONE:
-                text.set_text(f"Done: {len(entry.paths)} image(s)")
+                text.set_text(f"Done: {len(entry.paths)} image(s)" + (f" · {entry.where}" if entry.remote else ""))
                 bar.setValue(1)
             elif entry.state == FAILED:
                 text.set_text("Failed: " + entry.status)
