@@ -29,7 +29,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(unavailable() is not None, re
 
 CHECKPOINT = "tiny-sd15.safetensors"
 LORA = "tiny-kohya-lora.safetensors"
-UPSCALER = "4x-listed.safetensors"
+UPSCALER = "2x-tiny-compact.safetensors"
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +40,9 @@ def servers(tmp_path_factory):
         modules = build_comfy_sd15()  # while the servers start
         save_comfy_sd15(pair.models / "checkpoints" / CHECKPOINT, modules)
         save_comfy_lora(pair.models / "loras" / LORA, modules)
-        # listed by name only (nothing loads it): the v3 UpscaleModelLoader's list is read
-        (pair.models / "upscale_models" / UPSCALER).write_bytes(b"{}")
+        from test_upscale import save_compact  # a tiny Real-ESRGAN Compact (2x) that spandrel detects
+
+        save_compact(pair.models / "upscale_models" / UPSCALER, scale=2)
         del modules
         pair.wait_ready()
         yield pair
@@ -144,15 +145,18 @@ def test_sd15_refiner_redraws_with_the_second_model(servers, baseline, tmp_path)
     assert read_job(saved.raw).passes.refiner.switch_at == 0.5
 
 
-def test_a_hires_upscale_model_is_looked_up_in_the_servers_list(servers):
+def test_hires_fix_with_an_upscale_model_from_the_servers_list(servers, tmp_path):
     backend = ComfyBackend(servers.urls[:1])
     job = small_job()
-    job.passes.hires = HiresFix(scale=2.0, upscaler=f"/my/upscalers/{UPSCALER}")
-    backend.check(job)  # listed there: accepted (by file name, wherever it is here)
-    job.passes.hires.upscaler = "/my/upscalers/4x-absent.safetensors"
+    job.passes.hires = HiresFix(scale=2.0, upscaler="/my/upscalers/4x-absent.safetensors", steps=1)
     with pytest.raises(UserError) as caught:
         backend.check(job)
     assert str(caught.value) == f"The upscale model 4x-absent.safetensors is not on the server {servers.urls[0]}."
+    # found by file name in the list of the (v3 API) UpscaleModelLoader, wherever it is here
+    job.passes.hires.upscaler = f"/my/upscalers/{UPSCALER}"
+    [saved] = run_job(job, backend, tmp_path).saved
+    assert Image.open(saved.raw).size == (128, 128)
+    assert read_job(saved.raw).passes.hires.upscaler.endswith(UPSCALER)
 
 
 def test_cancel_stops_the_server_and_saves_nothing(servers, tmp_path):
