@@ -12,11 +12,9 @@ import pytest
 
 @pytest.fixture()
 def settings(qapp, tmp_path):
-    from PySide6.QtCore import QSettings
-
     from asset_studio.gui.settings import Settings
 
-    return Settings(QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
+    return Settings(tmp_path / "s.ini")  # a path: the settings file lives in the test's folder
 
 
 @pytest.fixture()
