@@ -16,6 +16,8 @@ from asset_studio.core.backend import Finished, ImageReady, Loading, Progress  #
 from jobs import make_job  # noqa: E402
 from scripted_backend import ScriptedBackend  # noqa: E402
 
+from gui_fixtures import home  # noqa: E402,F401  (shared fixtures)
+
 A, B = "comfyui http://gpu-1:8188", "comfyui http://gpu-2:8188"
 
 
@@ -138,3 +140,30 @@ def test_where_labels_and_late_events(qapp):
     queue.on_placed(1, 0, B, False)  # a late step of an image already saved: still made by gpu-1
     assert queue.entry(1).made == {0: A} and queue.entry(1).where == "made by ComfyUI: gpu-1:8188"
     queue.on_placed(9, 0, A, False)  # a job the queue forgot: ignored
+
+
+def test_the_progress_line_names_the_server_and_stays_short_for_this_computer(qtbot, home):
+    from asset_studio.gui.model.create_form import CreateForm
+    from asset_studio.gui.model.queue import JobQueue
+    from asset_studio.gui.ui.create_panel import CreatePanel
+
+    queue = JobQueue()
+    panel = CreatePanel(CreateForm(), queue)
+    qtbot.addWidget(panel)
+    queue.on_queued(1, make_job("m", "a potion", steps=4))
+    queue.on_started(1)
+    queue.on_placed(1, 0, B, False)
+    queue.on_step(1, 2, 4)
+    assert panel.progress_text.full_text().startswith("Step 2 / 4")
+    assert panel.progress_text.full_text().endswith("· ComfyUI: on gpu-2:8188")
+    queue.on_placed(1, 0, B, True)
+    queue.on_finished(1, ["/out/1.png"])
+    assert panel.progress_text.full_text() == "Done: 1 image(s) · made by ComfyUI: gpu-2:8188"
+    queue.on_queued(2, make_job("m", "a shield", steps=4))
+    queue.on_started(2)
+    queue.on_placed(2, 0, "", False)
+    queue.on_step(2, 1, 4)
+    assert panel.progress_text.full_text().startswith("Step 1 / 4") and "computer" not in panel.progress_text.full_text()
+    queue.on_placed(2, 0, "", True)
+    queue.on_finished(2, ["/out/2.png"])
+    assert panel.progress_text.full_text() == "Done: 1 image(s)"
