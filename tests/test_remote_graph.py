@@ -14,7 +14,8 @@ from asset_studio.core.job import ControlUnit, HiresFix, LoraRef, Reference, Ref
 from asset_studio.core.samplers import COMFYUI_SAMPLERS, SAMPLERS, comfyui_sampler
 from asset_studio.errors import UserError
 from asset_studio.remote.client import (JobError, ServerError, ServerInfo, _choices, _execution_error, _preview,
-                                       _prompt_error, local_family)
+                                       _prompt_error, local_family, refiner_mismatch)
+from asset_studio.remote.backend import ComfyBackend
 from asset_studio.remote.graph import STUDIO_NODES, ServerFiles, job_graph, models_of, nodes_of, unsupported
 from jobs import make_job
 
@@ -282,3 +283,11 @@ def test_the_family_of_a_checkpoint_on_this_computer_picks_the_refiner_path(tmp_
     job.model.checkpoint = str(sdxl)
     info = ServerInfo(url="http://h:1", version="", devices=[], nodes=set())
     assert info.files_for(job).family == "sdxl"
+    # a refiner of another family is refused before anything is sent, as the local engine does
+    job.passes.refiner.model = str(sd15)
+    assert refiner_mismatch(job) == ("The refiner sd15.safetensors is an SD 1.5 model but the model is SDXL; "
+                                     "use a refiner of the same family.")
+    with pytest.raises(UserError, match="same family"):
+        ComfyBackend(["http://127.0.0.1:9"]).check(job)
+    job.passes.refiner.model = "/elsewhere/refiner.safetensors"  # not here: the server finds out
+    assert refiner_mismatch(job) is None

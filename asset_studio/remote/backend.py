@@ -16,7 +16,7 @@ from typing import Callable, Iterator
 from asset_studio.core.backend import Finished, Loading
 from asset_studio.core.job import GenerationJob, check_limits
 from asset_studio.errors import UserError
-from asset_studio.remote.client import ComfyClient, ServerError, ServerInfo
+from asset_studio.remote.client import ComfyClient, ServerError, ServerInfo, refiner_mismatch
 from asset_studio.remote.graph import images_of, unsupported
 from asset_studio.remote.pool import run_pool
 
@@ -44,7 +44,7 @@ class ComfyBackend:
         """The servers that can run JOB (they answer, have its nodes and its models); a UserError
         naming the first missing thing when none can. Server lists are asked once and kept."""
         check_limits(job)
-        problem = unsupported(job)
+        problem = unsupported(job) or refiner_mismatch(job)
         if problem:
             raise UserError(problem)
         for path in images_of(job):

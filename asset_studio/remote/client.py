@@ -344,6 +344,20 @@ def local_family(ref: str) -> str:
     return families.family_of_checkpoint_keys({k: v.shape for k, v in tensors.items()}) or ""
 
 
+def refiner_mismatch(job: GenerationJob) -> str | None:
+    """The local engine's refusal of a refiner from another family (SDXL with SD 1.x), where both
+    files are on this computer to tell; None otherwise (the server then finds out, if it must)."""
+    if job.passes.refiner is None:
+        return None
+    from asset_studio.core import families
+
+    base, refiner = local_family(job.model.checkpoint), local_family(job.passes.refiner.model)
+    if base and refiner and (base == "sdxl") != (refiner == "sdxl"):
+        return (f"The refiner {file_name(job.passes.refiner.model)} is an {families.label(refiner)} model but the "
+                f"model is {families.label(base)}; use a refiner of the same family.")
+    return None
+
+
 def catalog_file_name(ref: str) -> str:
     """The file name of the catalog upscaler REF names (`asset-studio models` ids), else REF's own name."""
     from asset_studio.core.models import load_catalog
