@@ -10,7 +10,9 @@
    one torch thread (OMP/MKL_NUM_THREADS=1), so "one server on one core" against "two servers on two
    cores" is the farm's one GPU against two, even on a 2-core machine. --rounds N alternates the two
    arms N times in the same run (one, two, one, two…) so a change in the machine's other load falls
-   on both; the rates are over all rounds.
+   on both; the rates are over all rounds. Each arm also prints the cores its servers really got (their CPU
+   time over the wall time) and their CPU seconds per image: on a quiet machine one server gets one
+   core and two get two; where other work takes a share, the ratio falls with what was left.
 2. Overhead: the studio against posting the same graph by hand (a plain script: POST /prompt, wait
    on the WebSocket for the end, GET /view, write the PNG), alternated image by image on one warm
    server; ratio of the medians, goal at most 1.05. Two studio figures: the backend alone
@@ -77,6 +79,18 @@ def by_hand(url: str, graph: dict, target: Path) -> None:
     target.write_bytes(urllib.request.urlopen(f"{url}/view?{query}").read())
 
 
+def server_cpu_seconds(servers) -> float:
+    """User + system CPU time of the running servers so far (psutil: a ComfyUI requirement)."""
+    import psutil
+
+    total = 0.0
+    for process in servers.processes:
+        if process is not None:
+            times = psutil.Process(process.pid).cpu_times()
+            total += times.user + times.system
+    return total
+
+
 def load_average() -> str:
     """The 1, 5 and 15 minute load averages: how much else the machine was doing."""
     return "/".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
@@ -122,20 +136,26 @@ def main() -> int:
 
         arms = {"1 server": servers.urls[:1], "2 servers": servers.urls}
         spent = {label: 0.0 for label in arms}
+        used = {label: 0.0 for label in arms}  # CPU seconds the servers got: how much the machine's other work left them
         for round_ in range(args.rounds):
             for label, urls in arms.items():
+                before = server_cpu_seconds(servers)
                 started = time.perf_counter()
                 result = run_job(job_for(seed, args.images, args), ComfyBackend(urls), out)
                 elapsed = time.perf_counter() - started
+                cpu = server_cpu_seconds(servers) - before
                 seed += args.images
                 assert len(result.saved) == args.images
                 spent[label] += elapsed
+                used[label] += cpu
                 print(f"round {round_ + 1}, {label}: {args.images} images in {elapsed:.1f} s = "
-                      f"{args.images / elapsed * 60:.2f} images/min (load average {load_average()})")
+                      f"{args.images / elapsed * 60:.2f} images/min; the servers used {cpu / elapsed:.2f} cores "
+                      f"(load average {load_average()})")
         rates = {label: args.images * args.rounds / spent[label] * 60 for label in arms}
         for label, rate in rates.items():
             print(f"{label}{' (pinned, 1 thread each)' if pins else ''}: {rate:.2f} images/min over "
-                  f"{args.images * args.rounds} images")
+                  f"{args.images * args.rounds} images; the servers used {used[label] / spent[label]:.2f} cores, "
+                  f"{used[label] / (args.images * args.rounds):.2f} CPU s per image")
         print(f"throughput ratio, 2 servers / 1: {rates['2 servers'] / rates['1 server']:.2f} "
               f"(load average at the end {load_average()})")
         if args.no_overhead:
