@@ -6,6 +6,9 @@
    seed per image so no server answers from its cache) on one server, then on a pool of two; images
    per minute of each and their ratio. Each server gets half the machine's cores (OMP/MKL threads),
    as a farm gives each server its own GPU; on a machine shared with other work the ratio is lower.
+   Each server runs in a session of its own (tests/comfy_servers.py): Linux's autogroup scheduler
+   splits one session's CPU share over its cores, and two servers of one session got no more CPU than
+   one while other people's work ran.
    --pinned: each server is bound to a core of its own (sched_setaffinity before ComfyUI starts) with
    one torch thread (OMP/MKL_NUM_THREADS=1), so "one server on one core" against "two servers on two
    cores" is the farm's one GPU against two, even on a 2-core machine. --rounds N alternates the two
@@ -91,6 +94,12 @@ def server_cpu_seconds(servers) -> float:
     return total
 
 
+def studio_cpu_seconds() -> float:
+    """User + system CPU time of this process (the studio's client side: pool threads, saving PNGs)."""
+    times = os.times()
+    return times.user + times.system
+
+
 def load_average() -> str:
     """The 1, 5 and 15 minute load averages: how much else the machine was doing."""
     return "/".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
@@ -139,18 +148,19 @@ def main() -> int:
         used = {label: 0.0 for label in arms}  # CPU seconds the servers got: how much the machine's other work left them
         for round_ in range(args.rounds):
             for label, urls in arms.items():
-                before = server_cpu_seconds(servers)
+                before, studio_before = server_cpu_seconds(servers), studio_cpu_seconds()
                 started = time.perf_counter()
                 result = run_job(job_for(seed, args.images, args), ComfyBackend(urls), out)
                 elapsed = time.perf_counter() - started
                 cpu = server_cpu_seconds(servers) - before
+                studio = studio_cpu_seconds() - studio_before
                 seed += args.images
                 assert len(result.saved) == args.images
                 spent[label] += elapsed
                 used[label] += cpu
                 print(f"round {round_ + 1}, {label}: {args.images} images in {elapsed:.1f} s = "
-                      f"{args.images / elapsed * 60:.2f} images/min; the servers used {cpu / elapsed:.2f} cores "
-                      f"(load average {load_average()})")
+                      f"{args.images / elapsed * 60:.2f} images/min; the servers used {cpu / elapsed:.2f} cores, "
+                      f"the studio {studio / elapsed:.2f} (load average {load_average()})")
         rates = {label: args.images * args.rounds / spent[label] * 60 for label in arms}
         for label, rate in rates.items():
             print(f"{label}{' (pinned, 1 thread each)' if pins else ''}: {rate:.2f} images/min over "

@@ -87,8 +87,12 @@ class ComfyServers:
                 pin = None
                 if self.cores is not None:  # set in the child before ComfyUI starts: its threads inherit it
                     pin = lambda cores=set(self.cores[i]): os.sched_setaffinity(0, cores)  # noqa: E731
+                # Each server gets a session of its own, as each farm server has its own machine: with
+                # Linux's autogroup scheduling one session's CPU share is split over its cores, so two
+                # servers of one session got no more CPU than one while other sessions ran. stop()
+                # (called on any exit of the with-block) ends them.
                 self.processes.append(subprocess.Popen(command, cwd=self.code, stdout=out, stderr=subprocess.STDOUT,
-                                                       env=env, preexec_fn=pin))
+                                                       env=env, preexec_fn=pin, start_new_session=True))
             self.urls.append(f"http://127.0.0.1:{port}")
             self.logs.append(log)
 
