@@ -145,7 +145,7 @@ def main() -> int:
 
         arms = {"1 server": servers.urls[:1], "2 servers": servers.urls}
         spent = {label: 0.0 for label in arms}
-        used = {label: 0.0 for label in arms}  # CPU seconds the servers got: how much the machine's other work left them
+        used = {label: 0.0 for label in arms}  # the servers' CPU seconds: what the machine's other work left them
         for round_ in range(args.rounds):
             for label, urls in arms.items():
                 before, studio_before = server_cpu_seconds(servers), studio_cpu_seconds()

@@ -67,7 +67,8 @@ class ServerInfo:
     def missing(self, job: GenerationJob) -> list[str]:
         """One sentence for each node and model JOB needs that this server lacks."""
         needed = nodes_of(job, self.files_for(job))
-        problems = [f"The server {self.url} lacks the node {n}, which this job needs." for n in sorted(needed - self.nodes)]
+        problems = [f"The server {self.url} lacks the node {n}, which this job needs."
+                    for n in sorted(needed - self.nodes)]
         for kind, ref in models_of(job):
             if self.find_model(kind, ref) is None:
                 problems.append(f"The {kind} {file_name(ref)} is not on the server {self.url}.")

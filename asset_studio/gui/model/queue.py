@@ -2,8 +2,8 @@
 
 The worker's signals feed it (queued, started, loading, step, placed, image_saved, finished, failed,
 cancelled); `placed` says which backend and server makes each image, so a pool's rows read
-"on gpu-1:8188 (image 1), gpu-2:8188 (image 2)" while running and name who made them when done; the artist's actions (cancel, remove, move) go to the worker through `controller`,
-anything with cancel(job_id) and move(job_id, position) — the GenerationWorker in the app.
+"ComfyUI: image 1 on gpu-1:8188, image 2 on gpu-2:8188" while running and name who made them when
+done. The artist's actions (cancel, remove, move) go to the worker through `controller`, anything with cancel(job_id) and move(job_id, position) — the GenerationWorker in the app.
 """
 
 from __future__ import annotations
