@@ -186,7 +186,8 @@ def job_graph(job: GenerationJob, files: ServerFiles | None = None) -> dict:
             r_denoise = round(1.0 - float(refiner.switch_at), 6)
             r_steps = max(1, int(round(s.steps * r_denoise, 6)))
             samples = [add("KSampler", model=r_model, seed=int(s.seed), steps=r_steps, **sample,
-                           positive=_encode(add, job.prompt.text, r_clip), negative=_encode(add, job.prompt.negative, r_clip),
+                           positive=_encode(add, job.prompt.text, r_clip),
+                           negative=_encode(add, job.prompt.negative, r_clip),
                            latent_image=[add("VAEEncode", pixels=[pixels, 0], vae=r_vae), 0], denoise=r_denoise), 0]
             vae = r_vae
     hires = job.passes.hires
