@@ -33,6 +33,7 @@ class Saved:
     seed: int
     frame: int | None = None  # an animation's frame index; raw.parent is the animation's folder
     previews: list[Path] = field(default_factory=list)  # written with an animation's last frame
+    made_by: str = ""  # the backend and server that made it (its job.made_by); "" = this machine
 
 
 @dataclass
@@ -185,7 +186,8 @@ def save_result(image, job: GenerationJob, out_dir: str | Path, seed: int, index
         # The raw image's name is unique, so this never replaces another sprite.
         sprite_path = write_file(folder / raw.name, png_writer(sprite, pnginfo=png_info(job, seed, run)))
         shown = sprite
-    return Saved(raw=raw, sprite=sprite_path, image=shown, raw_image=image, index=index, seed=int(seed))
+    return Saved(raw=raw, sprite=sprite_path, image=shown, raw_image=image, index=index, seed=int(seed),
+                 made_by=job.made_by)
 
 
 def make_sprites(folder: str | Path) -> list[Path]:

@@ -44,11 +44,13 @@ def free_port() -> int:
 
 
 class ComfyServers:
-    def __init__(self, folder: Path, count: int = 2, ready_timeout: float = 300.0, env: dict | None = None):
+    def __init__(self, folder: Path, count: int = 2, ready_timeout: float = 300.0, env: dict | None = None,
+                 cores: list[set[int]] | None = None):
         self.folder = Path(folder)
         self.count = count
         self.ready_timeout = ready_timeout
         self.env = env  # extra environment of the servers (bench/pool.py gives each its share of the cores)
+        self.cores = cores  # server i runs on the CPU cores cores[i] only (Linux; bench/pool.py --pinned)
         self.code = self.folder / "comfyui"
         self.models = self.folder / "models"
         self.processes: list[subprocess.Popen | None] = []
@@ -64,13 +66,13 @@ class ComfyServers:
 
     def start(self) -> None:
         shutil.copytree(COMFYUI, self.code)  # it writes beside itself; ../shared stays read-only
-        for kind in ("checkpoints", "loras", "vae", "controlnet"):
+        for kind in ("checkpoints", "loras", "vae", "controlnet", "upscale_models"):
             (self.models / kind).mkdir(parents=True, exist_ok=True)
         paths = self.folder / "models.yaml"
         # ComfyUI reads YAML; JSON is YAML, so no YAML writer is needed here.
         paths.write_text(json.dumps({"asset_studio_tests": {
             "base_path": str(self.models), "checkpoints": "checkpoints", "loras": "loras", "vae": "vae",
-            "controlnet": "controlnet"}}))
+            "controlnet": "controlnet", "upscale_models": "upscale_models"}}))
         for i in range(self.count):
             base = self.folder / f"server{i}"
             (base / "custom_nodes").mkdir(parents=True)
@@ -82,8 +84,15 @@ class ComfyServers:
                        "--database-url", "sqlite:///:memory:", "--disable-auto-launch"]
             with open(log, "wb") as out:
                 env = {**os.environ, **self.env} if self.env else None
+                pin = None
+                if self.cores is not None:  # set in the child before ComfyUI starts: its threads inherit it
+                    pin = lambda cores=set(self.cores[i]): os.sched_setaffinity(0, cores)  # noqa: E731
+                # Each server gets a session of its own, as each farm server has its own machine: with
+                # Linux's autogroup scheduling one session's CPU share is split over its cores, so two
+                # servers of one session got no more CPU than one while other sessions ran. stop()
+                # (called on any exit of the with-block) ends them.
                 self.processes.append(subprocess.Popen(command, cwd=self.code, stdout=out, stderr=subprocess.STDOUT,
-                                                       env=env))
+                                                       env=env, preexec_fn=pin, start_new_session=True))
             self.urls.append(f"http://127.0.0.1:{port}")
             self.logs.append(log)
 

@@ -14,7 +14,7 @@ import pytest
 def settings(qapp, tmp_path):
     from asset_studio.gui.settings import Settings
 
-    return Settings(tmp_path / "s.ini")  # a path: Settings makes the QSettings (a QSettings here became a file name)
+    return Settings(tmp_path / "s.ini")  # a path: the settings file lives in the test's folder
 
 
 @pytest.fixture()

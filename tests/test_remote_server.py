@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from asset_studio.core.backend import Cancelled, ImageReady, Progress
-from asset_studio.core.job import LoraRef
+from asset_studio.core.job import HiresFix, LoraRef, Refiner
 from asset_studio.core.library import read_job
 from asset_studio.errors import UserError
 from asset_studio.remote.backend import ComfyBackend
@@ -29,6 +29,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(unavailable() is not None, re
 
 CHECKPOINT = "tiny-sd15.safetensors"
 LORA = "tiny-kohya-lora.safetensors"
+UPSCALER = "2x-tiny-compact.safetensors"
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +40,9 @@ def servers(tmp_path_factory):
         modules = build_comfy_sd15()  # while the servers start
         save_comfy_sd15(pair.models / "checkpoints" / CHECKPOINT, modules)
         save_comfy_lora(pair.models / "loras" / LORA, modules)
+        from test_upscale import save_compact  # a tiny Real-ESRGAN Compact (2x) that spandrel detects
+
+        save_compact(pair.models / "upscale_models" / UPSCALER, scale=2)
         del modules
         pair.wait_ready()
         yield pair
@@ -118,6 +122,41 @@ def test_a_node_the_server_lacks_is_refused_by_name(servers):
     graph = {"1": {"class_type": "IPAdapterAdvanced", "inputs": {}}}
     with pytest.raises(JobError, match="IPAdapterAdvanced"):
         client.queue(graph)  # the server's own refusal, as one sentence
+
+
+def test_hires_fix_in_latent_space_on_a_real_server(servers, baseline, tmp_path):
+    job = small_job()
+    job.passes.hires = HiresFix(scale=2.0, upscaler="latent", denoise=0.5, steps=1)
+    result = run_job(job, ComfyBackend([servers.urls[1]]), tmp_path)
+    [saved] = result.saved
+    assert Image.open(saved.raw).size == (128, 128)
+    again = read_job(saved.raw)
+    assert again.passes.hires.upscaler == "latent" and again.made_by == f"comfyui {servers.urls[1]}"
+    small = np.asarray(Image.open(saved.raw).convert("RGB").resize((64, 64)), dtype=np.int16)
+    assert np.abs(small - pixels(baseline[1].saved[0].raw)).mean() > 1  # redrawn at the new size, not resized
+
+
+def test_sd15_refiner_redraws_with_the_second_model(servers, baseline, tmp_path):
+    job = small_job()
+    job.passes.refiner = Refiner(model=f"/elsewhere/{CHECKPOINT}", switch_at=0.5)
+    [saved] = run_job(job, ComfyBackend([servers.urls[0]]), tmp_path).saved
+    assert Image.open(saved.raw).size == (64, 64)
+    assert np.abs(pixels(saved.raw) - pixels(baseline[1].saved[0].raw)).mean() > 1
+    assert read_job(saved.raw).passes.refiner.switch_at == 0.5
+
+
+def test_hires_fix_with_an_upscale_model_from_the_servers_list(servers, tmp_path):
+    backend = ComfyBackend(servers.urls[:1])
+    job = small_job()
+    job.passes.hires = HiresFix(scale=2.0, upscaler="/my/upscalers/4x-absent.safetensors", steps=1)
+    with pytest.raises(UserError) as caught:
+        backend.check(job)
+    assert str(caught.value) == f"The upscale model 4x-absent.safetensors is not on the server {servers.urls[0]}."
+    # found by file name in the list of the (v3 API) UpscaleModelLoader, wherever it is here
+    job.passes.hires.upscaler = f"/my/upscalers/{UPSCALER}"
+    [saved] = run_job(job, backend, tmp_path).saved
+    assert Image.open(saved.raw).size == (128, 128)
+    assert read_job(saved.raw).passes.hires.upscaler.endswith(UPSCALER)
 
 
 def test_cancel_stops_the_server_and_saves_nothing(servers, tmp_path):

@@ -47,7 +47,7 @@ def report(info, job, models: list[str]) -> tuple[list[str], bool]:
     from asset_studio.remote.graph import STUDIO_NODES, file_name, models_of, nodes_of, unsupported
 
     lines = [f"  version: ComfyUI {info.version}", f"  devices: {', '.join(info.devices) or 'none reported'}"]
-    wanted = nodes_of(job) if job is not None and not unsupported(job) else STUDIO_NODES
+    wanted = nodes_of(job, info.files_for(job)) if job is not None and not unsupported(job) else STUDIO_NODES
     missing_nodes = sorted(wanted - info.nodes)
     lines.append(f"  missing nodes: {', '.join(missing_nodes) if missing_nodes else 'none'}")
     ok = not missing_nodes

@@ -48,6 +48,7 @@ class Progress:
     image_count: int
     preview: Any = None  # a small PIL.Image of the image so far, or None
     stage: str = ""  # an after-pass's part these steps belong to ("tile 3 of 12"); "" for the base pass
+    made_by: str = ""  # who makes this image, as job.made_by says it ("comfyui http://gpu-2:8188"); "" = this machine
 
 
 @dataclass

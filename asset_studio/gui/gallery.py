@@ -24,6 +24,7 @@ from asset_studio.core.job import GenerationJob
 from asset_studio.errors import UserError
 from asset_studio.gui.model import variations as runs
 from asset_studio.gui.model.library import TRASH_DIR, Library, LibraryEntry
+from asset_studio.gui.model.queue import where_label
 from asset_studio.gui.model.sheet_export import SheetExportModel, SheetPlan
 from asset_studio.gui.ui.run_groups import RunDelegate, RunsModel
 
@@ -259,6 +260,8 @@ def describe_job(job: GenerationJob) -> list[tuple[str, str]]:
                                   ("trim", f.trim), ("exact text", bool(f.crisp_text))) if on]
     if done:
         rows.append(("Finishing", ", ".join(done)))
+    if job.made_by:  # a server's image; "" means the computer that made it, not necessarily this one
+        rows.append(("Made on", where_label(job.made_by)))
     return rows
 
 

@@ -233,7 +233,7 @@ class MainWindow(QMainWindow):
         # The queue first: the panels read it when the window's own handlers run.
         for signal, slot in ((w.queued, q.on_queued), (w.started, q.on_started), (w.loading, q.on_loading),
                              (w.step, q.on_step), (w.image_saved, q.on_image_saved), (w.finished, q.on_finished),
-                             (w.failed, q.on_failed), (w.cancelled, q.on_cancelled)):
+                             (w.failed, q.on_failed), (w.cancelled, q.on_cancelled), (w.placed, q.on_placed)):
             signal.connect(slot)
         w.started.connect(self._on_started)
         w.step.connect(self._on_step)

@@ -138,6 +138,7 @@ class GenerationWorker(QObject):
     # An animation's frame instead of image_saved (the Animate tab plays them; the gallery is not
     # filled with frames): job_id, animation index, frame, frames in the animation, path, image.
     frame_saved = Signal(int, int, int, int, str, QImage)
+    placed = Signal(int, int, str, bool)  # job_id, image index, who makes it (job.made_by; "" = here), saved already
     finished = Signal(int, list)  # job_id, [paths]
     failed = Signal(int, str)  # job_id, one sentence
     cancelled = Signal(int)  # job_id
@@ -277,12 +278,16 @@ class GenerationWorker(QObject):
         self.started.emit(job_id)
         paths: list[str] = []
         stage = [""]
+        announced: set[tuple[int, str]] = set()  # (image, maker) already told: once per image, not per step
 
         def on_event(event) -> None:
             if isinstance(event, Progress) and event.stage != stage[0]:
                 stage[0] = event.stage
                 self.stage.emit(job_id, event.stage)
             if isinstance(event, Progress):
+                if (event.image_index, event.made_by) not in announced:
+                    announced.add((event.image_index, event.made_by))
+                    self.placed.emit(job_id, event.image_index, event.made_by, False)
                 preview = QImage() if event.preview is None else pil_to_qimage(event.preview, PREVIEW_MAX)
                 # Steps of every image in the batch count toward one bar.
                 done = event.image_index * event.total + event.step
@@ -294,6 +299,7 @@ class GenerationWorker(QObject):
                                       pil_to_qimage(event.image, SHOWN_MAX))
             elif isinstance(event, Saved):
                 paths.append(str(event.raw))
+                self.placed.emit(job_id, event.index, event.made_by, True)
                 # Decoded here, not on the GUI thread: a large PNG takes tens of ms to read back.
                 self.image_saved.emit(job_id, str(event.raw), pil_to_qimage(event.image, SHOWN_MAX))
                 if event.sprite is not None:

@@ -16,12 +16,12 @@ from typing import Callable, Iterator
 from asset_studio.core.backend import Finished, Loading
 from asset_studio.core.job import GenerationJob, check_limits
 from asset_studio.errors import UserError
-from asset_studio.remote.client import ComfyClient, ServerError, ServerInfo
+from asset_studio.remote.client import ComfyClient, ServerError, ServerInfo, refiner_mismatch
 from asset_studio.remote.graph import images_of, unsupported
 from asset_studio.remote.pool import run_pool
 from asset_studio.remote.video_graph import animatediff_refusal, is_animatediff
 
-CAPABILITIES = {"txt2img", "img2img", "controlnet", "lora", "vae", "clip_skip", "image_to_video"}
+CAPABILITIES = {"txt2img", "img2img", "controlnet", "lora", "vae", "clip_skip", "image_to_video", "hires", "refiner"}
 
 
 class ComfyBackend:
@@ -45,7 +45,7 @@ class ComfyBackend:
         """The servers that can run JOB (they answer, have its nodes and its models); a UserError
         naming the first missing thing when none can. Server lists are asked once and kept."""
         check_limits(job)
-        problem = unsupported(job)
+        problem = unsupported(job) or refiner_mismatch(job)
         if problem:
             if is_animatediff(job):  # whether a server has the custom nodes changes the sentence
                 problem = animatediff_refusal({i.url: i.nodes for i in self.infos() if isinstance(i, ServerInfo)})

@@ -24,6 +24,7 @@ import urllib.parse
 import urllib.request
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Iterator
 
 from asset_studio.core.backend import Cancelled, ImageReady, Progress
@@ -54,23 +55,29 @@ class ServerInfo:
     models: dict[str, list[str]] = field(default_factory=dict)  # kind (MODEL_LISTS) → file names
 
     def find_model(self, kind: str, ref: str) -> str | None:
-        """The server's name for model REF: matched by file name (case-insensitive) in its list."""
-        wanted = file_name(ref).lower()
+        """The server's name for model REF: matched by file name (case-insensitive) in its list.
+        An upscaler named by its catalog id goes by the catalog's file name."""
+        names = {file_name(ref).lower()}
+        if kind == "upscale model":
+            names.add(catalog_file_name(ref).lower())
         for name in self.models.get(kind, []):
-            if file_name(name).lower() == wanted:
+            if file_name(name).lower() in names:
                 return name
         return None
 
     def missing(self, job: GenerationJob) -> list[str]:
         """One sentence for each node and model JOB needs that this server lacks."""
-        problems = [f"The server {self.url} lacks the node {n}, which this job needs." for n in sorted(nodes_of(job) - self.nodes)]
+        needed = nodes_of(job, self.files_for(job))
+        problems = [f"The server {self.url} lacks the node {n}, which this job needs."
+                    for n in sorted(needed - self.nodes)]
         for kind, ref in models_of(job):
             if self.find_model(kind, ref) is None:
                 problems.append(f"The {kind} {file_name(ref)} is not on the server {self.url}.")
         return problems
 
     def files_for(self, job: GenerationJob) -> ServerFiles:
-        return ServerFiles(models={ref: self.find_model(kind, ref) or file_name(ref) for kind, ref in models_of(job)})
+        return ServerFiles(models={ref: self.find_model(kind, ref) or file_name(ref) for kind, ref in models_of(job)},
+                           family=local_family(job.model.checkpoint))
 
 
 class ComfyClient:
@@ -215,6 +222,7 @@ class ComfyClient:
         (one per frame for an animation) or Cancelled. A server that fails or goes silent raises
         ServerError; a job it refuses, JobError."""
         cancelled = should_cancel or (lambda: False)
+        maker = made_by or f"comfyui {self.url}"  # on every event of this image: the queue shows where it runs
         graph = self.graph_for(job)
         out_node = output_node(graph)
         ws = self._connect()  # before queueing, so no message of this prompt is missed
@@ -238,7 +246,7 @@ class ComfyClient:
                     preview = _preview(message)
                     if preview is not None and last is not None:
                         last = Progress(step=last.step, total=last.total, image_index=index, image_count=count,
-                                        preview=preview)
+                                        preview=preview, made_by=maker)
                         yield last
                     continue
                 kind, data = message.get("type"), message.get("data") or {}
@@ -246,7 +254,7 @@ class ComfyClient:
                     continue  # another client's prompt on a shared server
                 if kind == "progress" and data.get("prompt_id") == prompt_id:
                     last = Progress(step=int(data.get("value", 0)), total=int(data.get("max", 0)),
-                                    image_index=index, image_count=count, preview=None)
+                                    image_index=index, image_count=count, preview=None, made_by=maker)
                     yield last
                 elif kind == "executed" and str(data.get("node")) == out_node:
                     result = (data.get("output") or {}).get("images") or None  # an animation's frames, in order
@@ -263,7 +271,7 @@ class ComfyClient:
             if result is None:
                 raise ServerError(f"The server {self.url} finished without an image.")
             done = job.for_seed(job.sampling.seed)  # a copy: the pool's job is shared by its threads
-            done.made_by = made_by or f"comfyui {self.url}"
+            done.made_by = maker
             if job.animation is not None:
                 yield from self._frames(done, result, index)
                 return
@@ -342,13 +350,59 @@ class ComfyClient:
         return message if isinstance(message, dict) else None
 
 
+def local_family(ref: str) -> str:
+    """The family of a checkpoint that is also on this computer (its safetensors header says);
+    "" when it is not here or not readable: the graph then takes the path that suits any family."""
+    from asset_studio.core import families
+    from asset_studio.core.safetensors_header import read_header_file
+
+    path = Path(str(ref)).expanduser()
+    if path.suffix.lower() != ".safetensors" or not path.is_file():
+        return ""
+    try:
+        tensors = read_header_file(path).tensors
+    except (UserError, OSError, ValueError):
+        return ""
+    return families.family_of_checkpoint_keys({k: v.shape for k, v in tensors.items()}) or ""
+
+
+def refiner_mismatch(job: GenerationJob) -> str | None:
+    """The local engine's refusal of a refiner from another family (SDXL with SD 1.x), where both
+    files are on this computer to tell; None otherwise (the server then finds out, if it must)."""
+    if job.passes.refiner is None:
+        return None
+    from asset_studio.core import families
+
+    base, refiner = local_family(job.model.checkpoint), local_family(job.passes.refiner.model)
+    if base and refiner and (base == "sdxl") != (refiner == "sdxl"):
+        return (f"The refiner {file_name(job.passes.refiner.model)} is an {families.label(refiner)} model but the "
+                f"model is {families.label(base)}; use a refiner of the same family.")
+    return None
+
+
+def catalog_file_name(ref: str) -> str:
+    """The file name of the catalog upscaler REF names (`asset-studio models` ids), else REF's own name."""
+    from asset_studio.core.models import load_catalog
+
+    try:
+        entry = next((e for e in load_catalog() if e.kind == "upscaler" and ref in (e.id, e.name)), None)
+    except UserError:
+        entry = None
+    if entry is None or not entry.allow_patterns:
+        return file_name(ref)
+    return file_name(entry.allow_patterns[0])
+
+
 def _choices(objects: dict, node: str, name: str) -> list[str]:
-    """The file names a loader node offers (its input's first element is the list in ComfyUI 0.3)."""
+    """The file names a loader node offers: its input's first element is the list, or "COMBO" then
+    {"options": list} for nodes written against ComfyUI's v3 node API (UpscaleModelLoader in 0.3.64)."""
     try:
         spec = objects[node]["input"]["required"][name]
     except (KeyError, TypeError):
         return []
     values = spec[0] if isinstance(spec, list) and spec else []
+    if values == "COMBO" and len(spec) > 1 and isinstance(spec[1], dict):  # nodes of ComfyUI's v3 API
+        values = spec[1].get("options", [])
     return [str(v) for v in values] if isinstance(values, list) else []
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import PurePath
 
-from asset_studio.core.job import GenerationJob
+from asset_studio.core.job import HIRES_IMAGE_UPSCALERS, HIRES_LATENT_UPSCALERS, GenerationJob, hires_size
 from asset_studio.core.samplers import comfyui_sampler
 from asset_studio.errors import UserError
 
@@ -21,8 +21,12 @@ OUTPUT_PREFIX = "asset-studio"
 STUDIO_NODES = frozenset({
     "CheckpointLoaderSimple", "LoraLoader", "CLIPSetLastLayer", "VAELoader", "CLIPTextEncode", "LoadImage",
     "VAEEncode", "EmptyLatentImage", "ControlNetLoader", "ControlNetApplyAdvanced", "KSampler", "VAEDecode",
-    "SaveImage",
+    "SaveImage", "KSamplerAdvanced", "LatentUpscale", "ImageScale", "UpscaleModelLoader", "ImageUpscaleWithModel",
 })
+# Resize methods of the stock LatentUpscale / ImageScale nodes for the hires fix's resamplers
+# (the local engine resizes latents bilinearly or nearest, pictures with Lanczos or nearest).
+HIRES_METHODS = {"latent": "bilinear", "latent-nearest": "nearest-exact", "lanczos": "lanczos",
+                 "nearest": "nearest-exact"}
 
 # The model folders of a ComfyUI server, as /object_info lists them: (node, input) naming the files.
 MODEL_LISTS = {
@@ -30,6 +34,7 @@ MODEL_LISTS = {
     "LoRA": ("LoraLoader", "lora_name"),
     "VAE": ("VAELoader", "vae_name"),
     "ControlNet": ("ControlNetLoader", "control_net_name"),
+    "upscale model": ("UpscaleModelLoader", "model_name"),
 }
 
 
@@ -40,6 +45,9 @@ class ServerFiles:
 
     models: dict[str, str] = field(default_factory=dict)
     images: dict[str, str] = field(default_factory=dict)
+    # The checkpoint's family ("sdxl", "sd15"…) where known: an SDXL refiner takes the base's
+    # latents mid-schedule; any other (or unknown) refiner redraws the decoded picture (img2img).
+    family: str = ""
 
     def model(self, ref: str) -> str:
         return self.models.get(ref) or file_name(ref)
@@ -62,8 +70,7 @@ def unsupported(job: GenerationJob) -> str | None:
     if job.references:
         return ("ComfyUI servers cannot use reference images (IP-Adapter needs custom nodes that stock "
                 "ComfyUI lacks); remove them (a style pack's own: --no-style-references).")
-    passes = [name for name, part in (("the refiner", job.passes.refiner), ("the hires fix", job.passes.hires),
-                                      ("the detailer", job.passes.detail or None),
+    passes = [name for name, part in (("the detailer", job.passes.detail or None),
                                       ("the tiled upscale", job.passes.tiled_upscale))
               if part is not None]
     if passes:
@@ -93,7 +100,20 @@ def models_of(job: GenerationJob) -> list[tuple[str, str]]:
     if job.model.vae:
         refs.append(("VAE", job.model.vae))
     refs += [("ControlNet", unit.model) for unit in job.controls]
+    if job.passes.refiner is not None:
+        refs.append(("checkpoint", job.passes.refiner.model))
+    upscaler = hires_model(job)
+    if upscaler:
+        refs.append(("upscale model", upscaler))
     return refs
+
+
+def hires_model(job: GenerationJob) -> str | None:
+    """The upscale model file (or catalog id) the job's hires fix enlarges with, or None."""
+    hires = job.passes.hires
+    if hires is None or hires.upscaler in HIRES_METHODS:
+        return None
+    return hires.upscaler
 
 
 def images_of(job: GenerationJob) -> list[str]:
@@ -106,9 +126,9 @@ def images_of(job: GenerationJob) -> list[str]:
     return paths + [unit.image for unit in job.controls]
 
 
-def nodes_of(job: GenerationJob) -> set[str]:
+def nodes_of(job: GenerationJob, files: ServerFiles | None = None) -> set[str]:
     """The node classes job_graph(JOB) uses: a server missing one cannot run it."""
-    return {node["class_type"] for node in job_graph(job).values()}
+    return {node["class_type"] for node in job_graph(job, files).values()}
 
 
 def job_graph(job: GenerationJob, files: ServerFiles | None = None) -> dict:
@@ -141,6 +161,7 @@ def job_graph(job: GenerationJob, files: ServerFiles | None = None) -> dict:
         vae = [add("VAELoader", vae_name=files.model(job.model.vae)), 0]
     positive = [add("CLIPTextEncode", text=job.prompt.text, clip=clip), 0]
     negative = [add("CLIPTextEncode", text=job.prompt.negative, clip=clip), 0]
+    prompts = positive, negative  # the hires fix redraws with the prompts alone (no ControlNet), as locally
     if job.init is not None:
         # The upload is already at the job's size (the client resizes as the local engine does).
         pixels = add("LoadImage", image=files.image(job.init.image))
@@ -160,12 +181,74 @@ def job_graph(job: GenerationJob, files: ServerFiles | None = None) -> dict:
                    end_percent=float(unit.end))
         positive, negative = [node, 0], [node, 1]
     sampler_name, scheduler = comfyui_sampler(s.sampler)
-    samples = add("KSampler", model=model, seed=int(s.seed), steps=int(steps), cfg=float(s.cfg_scale),
-                  sampler_name=sampler_name, scheduler=scheduler, positive=positive, negative=negative,
-                  latent_image=latent, denoise=denoise)
-    image = add("VAEDecode", samples=[samples, 0], vae=vae)
+    sample = dict(cfg=float(s.cfg_scale), sampler_name=sampler_name, scheduler=scheduler)
+    refiner = job.passes.refiner
+    base_vae = vae
+    if refiner is not None and files.family == "sdxl":
+        # SDXL hand-off, as A1111 and ComfyUI's own SDXL workflow: one schedule of s.steps; the
+        # base runs up to the switch step and returns its latents with the noise left in them, the
+        # refiner runs the rest. img2img starts that schedule later, as its denoise says.
+        start = s.steps - steps if job.init is not None else 0
+        switch = min(s.steps, max(start, round(s.steps * float(refiner.switch_at))))
+        base = add("KSamplerAdvanced", model=model, add_noise="enable", noise_seed=int(s.seed), steps=int(s.steps),
+                   **sample, positive=positive, negative=negative, latent_image=latent, start_at_step=int(start),
+                   end_at_step=int(switch), return_with_leftover_noise="enable")
+        r_model, r_clip, r_vae = _checkpoint(add, files.model(refiner.model))
+        samples = [add("KSamplerAdvanced", model=r_model, add_noise="disable", noise_seed=int(s.seed),
+                       steps=int(s.steps), **sample, positive=_encode(add, job.prompt.text, r_clip),
+                       negative=_encode(add, job.prompt.negative, r_clip), latent_image=[base, 0],
+                       start_at_step=int(switch), end_at_step=10000, return_with_leftover_noise="disable"), 0]
+        vae = r_vae
+    else:
+        samples = [add("KSampler", model=model, seed=int(s.seed), steps=int(steps), **sample, positive=positive,
+                       negative=negative, latent_image=latent, denoise=denoise), 0]
+        if refiner is not None:
+            # SD 1.x/2.x (or a family not known here): the second model redraws the decoded
+            # picture over the last 1 - switch_at of the schedule, as the local engine does.
+            r_model, r_clip, r_vae = _checkpoint(add, files.model(refiner.model))
+            pixels = add("VAEDecode", samples=samples, vae=vae)
+            r_denoise = round(1.0 - float(refiner.switch_at), 6)
+            r_steps = max(1, int(round(s.steps * r_denoise, 6)))
+            samples = [add("KSampler", model=r_model, seed=int(s.seed), steps=r_steps, **sample,
+                           positive=_encode(add, job.prompt.text, r_clip),
+                           negative=_encode(add, job.prompt.negative, r_clip),
+                           latent_image=[add("VAEEncode", pixels=[pixels, 0], vae=r_vae), 0], denoise=r_denoise), 0]
+            vae = r_vae
+    hires = job.passes.hires
+    if hires is not None:
+        # Enlarge to the local engine's exact size (multiples of 8), then img2img over the base
+        # model at the hires denoise. KSampler runs `steps` over the end of the schedule: the
+        # hires steps when given (A1111's "Hires steps"), else steps x denoise as img2img does.
+        width, height = hires_size(job)
+        if hires.upscaler in HIRES_LATENT_UPSCALERS:
+            latent = [add("LatentUpscale", samples=samples, upscale_method=HIRES_METHODS[hires.upscaler],
+                          width=width, height=height, crop="disabled"), 0]
+        else:
+            pixels = [add("VAEDecode", samples=samples, vae=vae), 0]
+            if hires.upscaler not in HIRES_IMAGE_UPSCALERS:
+                loader = add("UpscaleModelLoader", model_name=files.model(hires.upscaler))
+                pixels = [add("ImageUpscaleWithModel", upscale_model=[loader, 0], image=pixels), 0]
+            method = HIRES_METHODS.get(hires.upscaler, "lanczos")  # a model's output: Lanczos to the exact size
+            pixels = [add("ImageScale", image=pixels, upscale_method=method, width=width, height=height,
+                          crop="disabled"), 0]
+            latent = [add("VAEEncode", pixels=pixels, vae=base_vae), 0]
+        h_denoise = float(hires.denoise)
+        h_steps = int(hires.steps) if hires.steps else max(1, int(round(s.steps * h_denoise, 6)))
+        samples = [add("KSampler", model=model, seed=int(s.seed), steps=h_steps, **sample, positive=prompts[0],
+                       negative=prompts[1], latent_image=latent, denoise=h_denoise), 0]
+        vae = base_vae  # the base model's pass is the last: its VAE decodes
+    image = add("VAEDecode", samples=samples, vae=vae)
     add("SaveImage", images=[image, 0], filename_prefix=OUTPUT_PREFIX)
     return graph
+
+
+def _checkpoint(add, name: str) -> tuple[list, list, list]:
+    node = add("CheckpointLoaderSimple", ckpt_name=name)
+    return [node, 0], [node, 1], [node, 2]
+
+
+def _encode(add, text: str, clip: list) -> list:
+    return [add("CLIPTextEncode", text=text, clip=clip), 0]
 
 
 def output_node(graph: dict) -> str:

@@ -1,8 +1,9 @@
 """The jobs of this session: queued, running, done, failed or cancelled, in the order they run.
 
-The worker's signals feed it (queued, started, loading, step, image_saved, finished, failed,
-cancelled); the artist's actions (cancel, remove, move) go to the worker through `controller`,
-anything with cancel(job_id) and move(job_id, position) — the GenerationWorker in the app.
+The worker's signals feed it (queued, started, loading, step, placed, image_saved, finished, failed,
+cancelled); `placed` says which backend and server makes each image, so a pool's rows read
+"ComfyUI: image 1 on gpu-1:8188, image 2 on gpu-2:8188" while running and name who made them when
+done. The artist's actions (cancel, remove, move) go to the worker through `controller`, anything with cancel(job_id) and move(job_id, position) — the GenerationWorker in the app.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ class QueueEntry:
     first_step: int = 0  # the step (and time) the rate is measured from: loading does not skew it
     first_step_at: float | None = None
     last_step_at: float | None = None
+    making: dict[int, str] = field(default_factory=dict)  # image index → who makes it now (job.made_by words)
+    made: dict[int, str] = field(default_factory=dict)  # image index → who made it (saved)
 
     @property
     def label(self) -> str:
@@ -43,6 +46,59 @@ class QueueEntry:
         if init is not None and init.kept:  # an existing image detailed
             return f"Detail {Path(init.image).name}"
         return self.job.source.subject or self.job.prompt.text[:60]
+
+    @property
+    def remote(self) -> bool:
+        """Some image of this job runs or ran on a server (then the progress line says where)."""
+        return any(self.making.values()) or any(self.made.values())
+
+    @property
+    def where(self) -> str:
+        """Where the running images are made ("ComfyUI: image 1 on gpu-2:8188, image 2 on gpu-1:8188"),
+        or, once none runs, who made the saved ones ("made by ComfyUI: gpu-2:8188 ×1, gpu-1:8188 ×1",
+        "made on this computer"); "" before the first step."""
+        if self.making:
+            groups: dict[str, list[str]] = {}
+            for index, maker in sorted(self.making.items()):
+                engine, place = _engine_and_place(maker)
+                groups.setdefault(engine, []).append(f"image {index + 1} on {place}" if self.image_count > 1 else
+                                                     f"on {place}")
+            return " · ".join((f"{engine}: " if engine else "") + ", ".join(items) for engine, items in groups.items())
+        if self.made:
+            counts: dict[str, dict[str, int]] = {}
+            for maker in self.made.values():
+                engine, place = _engine_and_place(maker)
+                counts.setdefault(engine, {}).setdefault(place, 0)
+                counts[engine][place] += 1
+            parts = []
+            for engine, places in counts.items():
+                if not engine:
+                    parts.append("made on this computer")
+                elif len(places) == 1 and len(self.made) == 1:
+                    parts.append(f"made by {engine}: {next(iter(places))}")
+                else:
+                    parts.append(f"made by {engine}: " + ", ".join(f"{p} ×{n}" for p, n in places.items()))
+            return " · ".join(parts)
+        return ""
+
+
+def _engine_and_place(made_by: str) -> tuple[str, str]:
+    """("ComfyUI", "gpu-2:8188") for "comfyui http://gpu-2:8188"; ("", "this computer") for ""."""
+    if not made_by:
+        return "", "this computer"
+    backend, _, server = made_by.partition(" ")
+    if backend == "comfyui" and server:
+        return "ComfyUI", server.split("://", 1)[-1].rstrip("/")
+    return backend, server or backend
+
+
+def where_label(made_by: str) -> str:
+    """job.made_by in the window's words: "" (this machine) → "this computer",
+    "comfyui http://gpu-2:8188" → "gpu-2:8188 (ComfyUI)"."""
+    engine, place = _engine_and_place(made_by)
+    if engine == "ComfyUI":
+        return f"{place} (ComfyUI)"
+    return made_by or place
 
 
 class JobQueue(QObject):
@@ -112,6 +168,18 @@ class JobQueue(QObject):
         values["status"] = f"{batch}step {within} / {per}" if batch else f"Step {step} / {total}"
         self._update(job_id, **values)
 
+    def on_placed(self, job_id: int, index: int, made_by: str, saved: bool) -> None:
+        """Image INDEX is being made (or, SAVED, was made) by MADE_BY ("" = this computer)."""
+        entry = self.entry(job_id)
+        if entry is None:
+            return
+        if saved:
+            entry.making.pop(index, None)
+            entry.made[index] = made_by
+        elif index not in entry.made:  # a late step of an image already saved changes nothing
+            entry.making[index] = made_by  # a re-queued image moves to its new server
+        self.entry_changed.emit(job_id)
+
     def on_image_saved(self, job_id: int, path: str, *_image) -> None:
         entry = self.entry(job_id)
         if entry is not None:
@@ -119,13 +187,14 @@ class JobQueue(QObject):
             self.entry_changed.emit(job_id)
 
     def on_finished(self, job_id: int, paths: list) -> None:
-        self._update(job_id, state=DONE, paths=[str(p) for p in paths], status=f"Done: {len(paths)} image(s)")
+        self._update(job_id, state=DONE, paths=[str(p) for p in paths], status=f"Done: {len(paths)} image(s)",
+                     making={})
 
     def on_failed(self, job_id: int, message: str) -> None:
-        self._update(job_id, state=FAILED, status=message)
+        self._update(job_id, state=FAILED, status=message, making={})
 
     def on_cancelled(self, job_id: int) -> None:
-        self._update(job_id, state=CANCELLED, status="Cancelled")
+        self._update(job_id, state=CANCELLED, status="Cancelled", making={})
 
     def seconds_left(self, job_id: int, now: float | None = None) -> float | None:
         """Time left of a running job: the rate of its steps so far, counted down between steps

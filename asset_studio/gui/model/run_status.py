@@ -46,9 +46,12 @@ def describe_progress(queue: JobQueue, entry: QueueEntry) -> ProgressView:
         extra = f" · {fmt_time(left)} left" if left is not None else ""
         if entry.load_seconds is not None and entry.load_seconds >= 1 and entry.step - entry.first_step < 3:
             extra += f" · loaded in {fmt_time(entry.load_seconds)}"
+        if entry.remote:  # which server makes which image (a pool shares the batch)
+            extra += f" · {entry.where}"
         return ProgressView(entry.status + extra, entry.step, max(1, entry.total), True)
     if entry.state == DONE:
-        return ProgressView(f"Done: {len(entry.paths)} image(s)", 1, 1, False)
+        return ProgressView(f"Done: {len(entry.paths)} image(s)" + (f" · {entry.where}" if entry.remote else ""),
+                            1, 1, False)
     if entry.state == FAILED:
         return ProgressView("Failed: " + entry.status, 0, 1, False)
     if entry.state == CANCELLED:
