@@ -37,8 +37,9 @@ LOW = {"left ear": 0.2, "right ankle": 0.1}  # under 0.3: hidden
 
 def export(module, shape, path, input_name, output_names):
     buffer = io.BytesIO()
-    with warnings.catch_warnings():  # the TorchScript exporter's deprecation notice
+    with warnings.catch_warnings():  # the TorchScript exporter's deprecation notice, constants in the trace
         warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
         torch.onnx.export(module, torch.zeros(*shape), buffer, dynamo=False,
                           input_names=[input_name], output_names=output_names)
     onnx.save(onnx.load_from_string(buffer.getvalue()), str(path))
@@ -224,3 +225,77 @@ def test_no_default_catalog_entry_is_non_commercial():
     assert dwpose.repo == "yzd-v/DWPose" and dwpose.license == "apache-2.0"
     assert sorted(dwpose.allow_patterns) == ["dw-ll_ucoco_384.onnx", "yolox_l.onnx"]
     assert "annotator-openpose-body" not in {e.id for e in entries}
+
+
+# ---- stand-ins that look at the picture: colour order, letterbox, crop and normalisation -------------
+
+BLUE_RECT = (120, 50, 260, 280)  # on a 400x300 picture: letterboxed by 1.6, grey below
+# Each COCO body point as a fraction of the blue rectangle (the pose stand-in puts it there in its crop).
+FRACTIONS = [(0.5, 0.08), (0.56, 0.05), (0.44, 0.05), (0.62, 0.07), (0.38, 0.07), (0.75, 0.2), (0.25, 0.2),
+             (0.85, 0.35), (0.15, 0.35), (0.9, 0.5), (0.1, 0.5), (0.65, 0.55), (0.35, 0.55),
+             (0.66, 0.75), (0.34, 0.75), (0.67, 0.95), (0.33, 0.95)]
+
+
+def _span(mask_1d, n):
+    """(first, one past the last) index where MASK_1D is set."""
+    first = torch.argmax(mask_1d)
+    last = n - torch.argmax(torch.flip(mask_1d, [0]))
+    return first.float(), last.float()
+
+
+class FindBlueYolox(torch.nn.Module):
+    """YOLOX-shaped output whose one person box is the pure blue area: blue is channel 0 in BGR."""
+
+    def forward(self, x):
+        mask = ((x[0, 0] > 200) & (x[0, 1] < 50) & (x[0, 2] < 50)).float()
+        x0, x1 = _span(mask.amax(0), 640)
+        y0, y1 = _span(mask.amax(1), 640)
+        stride, g = 32.0, 10.0
+        head = torch.stack([(x0 + x1) / 2 / stride - g, (y0 + y1) / 2 / stride - g,
+                            torch.log((x1 - x0) / stride), torch.log((y1 - y0) / stride),
+                            0.95 * mask.amax(), torch.tensor(0.9)])  # no blue: nobody
+        row = torch.cat([head, torch.zeros(79)])[None]
+        index = 8000 + 10 * 20 + 10
+        return torch.cat([torch.zeros(index, 85), row, torch.zeros(8400 - index - 1, 85)])[None] + x.mean() * 0
+
+
+class FindBluePose(torch.nn.Module):
+    """SimCC peaks at FRACTIONS of the blue area in the crop: blue is channel 2 of normalised RGB."""
+
+    def forward(self, x):
+        mask = ((x[0, 2] > 2.0) & (x[0, 0] < -1.5) & (x[0, 1] < -1.5)).float()
+        x0, x1 = _span(mask.amax(0), 288)
+        y0, y1 = _span(mask.amax(1), 384)
+        fx = torch.tensor([f[0] for f in FRACTIONS] + [0.5] * 116)
+        fy = torch.tensor([f[1] for f in FRACTIONS] + [0.5] * 116)
+        px = torch.round((x0 + fx * (x1 - x0)) * 2)  # SimCC bins: half a crop pixel each
+        py = torch.round((y0 + fy * (y1 - y0)) * 2)
+        sx = (torch.arange(576).float()[None] == px[:, None]).float() * 0.9
+        sy = (torch.arange(768).float()[None] == py[:, None]).float() * 0.9
+        return sx[None], sy[None]
+
+
+def test_dwpose_reads_the_picture_in_the_networks_colour_order_and_frames(tmp_path, capsys, no_other_weights):
+    from PIL import ImageDraw
+
+    folder = tmp_path / "annotators"
+    folder.mkdir()
+    export(FindBlueYolox(), (1, 3, 640, 640), folder / "yolox_l.onnx", "input", ["output"])
+    export(FindBluePose(), (1, 3, 384, 288), folder / "dw-ll_ucoco_384.onnx", "input", ["simcc_x", "simcc_y"])
+    image = Image.new("RGB", (400, 300), (128, 128, 128))
+    ImageDraw.Draw(image).rectangle((BLUE_RECT[0], BLUE_RECT[1], BLUE_RECT[2] - 1, BLUE_RECT[3] - 1), fill=(0, 0, 255))
+    image.save(tmp_path / "photo.png")
+    code = main(["pose", "from-image", str(tmp_path / "photo.png"), "--out", str(tmp_path / "pose.json"),
+                 "--annotators", str(folder), "--detector", "dwpose"])
+    _, err = capsys.readouterr()
+    assert code == 0, err
+    data = json.loads((tmp_path / "pose.json").read_text(encoding="utf-8"))
+    assert (data["canvas_width"], data["canvas_height"]) == (400, 300) and len(data["people"]) == 1
+    flat = data["people"][0]["pose_keypoints_2d"]
+    got = {KEYPOINTS[k]: (flat[3 * k], flat[3 * k + 1]) for k in range(18) if flat[3 * k + 2] > 0}
+    x0, y0, x1, y1 = BLUE_RECT
+    want = {name: (x0 + fx * (x1 - x0), y0 + fy * (y1 - y0)) for name, (fx, fy) in zip(COCO, FRACTIONS)}
+    want["neck"] = tuple((a + b) / 2 for a, b in zip(want["left shoulder"], want["right shoulder"]))
+    assert set(got) == set(KEYPOINTS)
+    for name, point in want.items():
+        assert math.dist(got[name], point) <= 2.0, (name, got[name], point)
