@@ -223,7 +223,7 @@ def test_no_default_catalog_entry_is_non_commercial():
         assert "cc-by-nc" not in entry.license.lower(), entry.id
     dwpose = next(e for e in entries if e.id == "annotator-dwpose")
     assert dwpose.repo == "yzd-v/DWPose" and dwpose.license == "apache-2.0"
-    assert sorted(dwpose.allow_patterns) == ["dw-ll_ucoco_384.onnx", "yolox_l.onnx"]
+    assert sorted(dwpose.allow_patterns) == sorted(dwpose.sha256) == ["dw-ll_ucoco_384.onnx", "yolox_l.onnx"]
     assert "annotator-openpose-body" not in {e.id for e in entries}
 
 
