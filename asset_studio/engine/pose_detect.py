@@ -2,10 +2,11 @@
 
 DWPose (engine/dwpose: two ONNX networks, Apache-2.0, catalog entry annotator-dwpose) is the default
 when its weights are here; otherwise the OpenPose body network is used when the artist has it (CMU
-licenses it for non-commercial use only, so the catalog does not offer it). For OpenPose only the body network is needed (body_pose_model.pth from lllyasviel/Annotators), found where
-engine/annotators finds every annotator weight and never downloaded here. The file is a .pth
-pickle; torch >= 2.6 reads it with weights_only=True, which refuses code. The keypoints come back
-as a core Pose, so the artist can fix them in the editor before they drive ControlNet.
+licenses it for non-commercial use only, so the catalog does not offer it). OpenPose needs only
+body_pose_model.pth (lllyasviel/Annotators). Both are found where engine/annotators finds every
+annotator weight and are never downloaded here. The .pth is a pickle; torch >= 2.6 reads it with
+weights_only=True, which refuses code. The keypoints come back as a core Pose, so the artist can fix
+them in the editor before they drive ControlNet.
 """
 
 from __future__ import annotations
