@@ -332,15 +332,16 @@ def test_a_set_written_by_the_cli_reads_back_in_its_order(tmp_path, capsys):
 def test_from_image_needs_local_weights(tmp_path, capsys, monkeypatch):
     import asset_studio.engine.annotators as annotators
 
-    monkeypatch.setattr(annotators, "_hf_cache_folder", lambda files: None)
+    monkeypatch.setattr(annotators, "_hf_cache_folder", lambda *a: None)
     monkeypatch.delenv("ASSET_STUDIO_ANNOTATORS", raising=False)
     Image.new("RGB", (64, 64), "white").save(tmp_path / "a.png")
     code, _, err = cli(capsys, "pose", "from-image", tmp_path / "a.png", "--out", tmp_path / "a.json",
-                       "--annotators", tmp_path / "none")
+                       "--annotators", tmp_path / "none", "--detector", "openpose")
     assert code == 2 and "needs body_pose_model.pth" in err and str(tmp_path / "none") in err
+    # DWPose (tests/test_dwpose.py) is the default; its sentence names the catalog download.
     code, _, err = cli(capsys, "pose", "from-image", tmp_path / "a.png", "--out", tmp_path / "a.json",
-                       "--detector", "dwpose")
-    assert code == 2 and "DWPose" in err
+                       "--annotators", tmp_path / "none")
+    assert code == 2 and "DWPose" in err and "models download annotator-dwpose" in err
 
 
 def test_from_image_runs_the_openpose_body_network(tmp_path, capsys):
@@ -363,7 +364,7 @@ def test_from_image_runs_the_openpose_body_network(tmp_path, capsys):
     torch.save(zeros, folder / "body_pose_model.pth")
     assert (folder / "body_pose_model.pth").stat().st_size < 20 * 1024 * 1024
     image = Image.new("RGB", (96, 128), "gray")
-    pose = detect_pose(image, annotator_dir=folder)
+    pose = detect_pose(image, "openpose", annotator_dir=folder)
     assert (pose.width, pose.height, pose.people) == (96, 128, [])
     image.save(tmp_path / "a.png")
     code, _, err = cli(capsys, "pose", "from-image", tmp_path / "a.png", "--out", tmp_path / "a.json",
@@ -375,7 +376,7 @@ def test_from_image_runs_the_openpose_body_network(tmp_path, capsys):
 
     pose_detect._bodies.clear()
     with pytest.raises(UserError, match="Could not load the OpenPose body annotator"):
-        detect_pose(image, annotator_dir=folder)
+        detect_pose(image, "openpose", annotator_dir=folder)
 
 
 def test_keypoint_names():
@@ -393,7 +394,7 @@ def test_catalog_has_pose_softedge_and_reference_models_with_licences():
     entries = {e.id: e for e in load_catalog()}
     for wanted in ("controlnet-openpose-sd15", "controlnet-softedge-sd15", "controlnet-openpose-sdxl",
                    "ip-adapter-sd15", "ip-adapter-plus-sd15", "ip-adapter-plus-sdxl-vit-h",
-                   "ip-adapter-image-encoder-vit-h", "annotator-openpose-body"):
+                   "ip-adapter-image-encoder-vit-h", "annotator-dwpose"):
         assert entries[wanted].license, wanted
     for entry in entries.values():
         for name, digest in entry.sha256.items():

@@ -5,7 +5,7 @@
   pose render POSE.json --out POSE.png [--size WxH] [--force]
   pose mirror POSE.json --out POSE.json [--force]
   pose set NAME_OR_DIR --out DIR [--subject SLUG] [--size WxH] [--mirror] [--force]   every pose as JSON + PNG
-  pose from-image IMAGE --out POSE.json [--detector openpose|dwpose] [--annotators DIR] [--force]
+  pose from-image IMAGE --out POSE.json [--detector dwpose|openpose] [--annotators DIR] [--force]
 
 Soft edges (HED, PiDiNet) from a picture are `asset-studio layout reference --control softedge`.
 """
@@ -61,8 +61,11 @@ def register(subparsers) -> None:
     det = sub.add_parser("from-image", help="extract a pose from a picture (needs the annotator weights)")
     det.add_argument("image", metavar="IMAGE")
     det.add_argument("--out", required=True, metavar="POSE.json")
-    det.add_argument("--detector", default="openpose", choices=("openpose", "dwpose"))
-    det.add_argument("--annotators", metavar="DIR", help="folder with body_pose_model.pth")
+    det.add_argument("--detector", choices=("dwpose", "openpose"),
+                     help="dwpose (yolox_l.onnx + dw-ll_ucoco_384.onnx, `asset-studio models download "
+                          "annotator-dwpose`) or openpose (your own body_pose_model.pth; CMU: non-commercial only); "
+                          "default: dwpose when its weights are here, else openpose when its are")
+    det.add_argument("--annotators", metavar="DIR", help="folder with the detector's weights")
     det.add_argument("--force", action="store_true", help="overwrite POSE.json")
     det.set_defaults(func=cmd_from_image)
 
@@ -159,7 +162,7 @@ def cmd_from_image(args: argparse.Namespace) -> int:
     out = _free(args.out, args.force)
     pose = detect_pose(open_image(args.image), args.detector, annotator_dir=args.annotators)
     if not pose.people:
-        raise UserError(f"OpenPose found no person in {args.image}.")
+        raise UserError(f"The pose detector found no person in {args.image}.")
     save_pose(pose, out)
     print(f"{out} ({len(pose.people)} {'person' if len(pose.people) == 1 else 'people'})")
     return 0

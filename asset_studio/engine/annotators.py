@@ -57,20 +57,31 @@ def annotator_dirs(annotator_dir: str | os.PathLike | None = None) -> list[Path]
     return dirs
 
 
-def find_files(files: tuple[str, ...], label: str, annotator_dir: str | os.PathLike | None = None) -> Path:
-    """The folder holding all of FILES (annotator dirs, then the HF cache), or a UserError naming the missing one."""
-    dirs = annotator_dirs(annotator_dir)
-    folder = next((d for d in dirs if all((d / f).is_file() for f in files)), None)
+def find_files(files: tuple[str, ...], label: str, annotator_dir: str | os.PathLike | None = None,
+               repo: str = HF_REPO, catalog_id: str = "") -> Path:
+    """The folder holding all of FILES (annotator dirs, then REPO in the HF cache), or a UserError naming
+    the missing one (and the catalog download that brings it, when there is one)."""
+    folder = look_for_files(files, annotator_dir, repo)
     if folder is None:
-        folder = _hf_cache_folder(files)
-    if folder is None:
+        dirs = annotator_dirs(annotator_dir)
         present = [f for f in files if any((d / f).is_file() for d in dirs)]
         missing = next(f for f in files if f not in present) if len(present) < len(files) else files[0]
+        if catalog_id:
+            raise UserError(f"The {label} annotator needs {missing}; run `asset-studio models download {catalog_id}` "
+                            f"or put the files in {dirs[0]}.")
         raise UserError(
-            f"The {label} annotator needs {missing} (from {HF_REPO}); put it in {dirs[0]} "
+            f"The {label} annotator needs {missing} (from {repo}); put it in {dirs[0]} "
             f"or in the Hugging Face cache."
         )
     return folder
+
+
+def look_for_files(files: tuple[str, ...], annotator_dir: str | os.PathLike | None = None,
+                   repo: str = HF_REPO) -> Path | None:
+    """The folder holding all of FILES, or None."""
+    dirs = annotator_dirs(annotator_dir)
+    folder = next((d for d in dirs if all((d / f).is_file() for f in files)), None)
+    return folder if folder is not None else _hf_cache_folder(files, repo)
 
 
 def find_weights(control_type: str, annotator_dir: str | os.PathLike | None = None) -> Path:
@@ -86,12 +97,12 @@ def find_weights(control_type: str, annotator_dir: str | os.PathLike | None = No
     return folder
 
 
-def _hf_cache_folder(files: tuple[str, ...]) -> Path | None:
+def _hf_cache_folder(files: tuple[str, ...], repo: str = HF_REPO) -> Path | None:
     try:
         from huggingface_hub import try_to_load_from_cache
     except ImportError:  # pragma: no cover - huggingface_hub comes with diffusers
         return None
-    found = [try_to_load_from_cache(HF_REPO, f) for f in files]
+    found = [try_to_load_from_cache(repo, f) for f in files]
     if all(isinstance(p, str) for p in found):
         folders = {Path(p).parent for p in found}
         if len(folders) == 1:

@@ -1,9 +1,12 @@
-"""A pose (keypoints, not a picture) from a picture the artist drops in: controlnet-aux's OpenPose body network.
+"""A pose (keypoints, not a picture) from a picture the artist drops in: DWPose or OpenPose's body network.
 
-Only the body network is needed (body_pose_model.pth from lllyasviel/Annotators), found where
-engine/annotators finds every annotator weight and never downloaded here. The file is a .pth
-pickle; torch >= 2.6 reads it with weights_only=True, which refuses code. The keypoints come back
-as a core Pose, so the artist can fix them in the editor before they drive ControlNet.
+DWPose (engine/dwpose: two ONNX networks, Apache-2.0, catalog entry annotator-dwpose) is the default
+when its weights are here; otherwise the OpenPose body network is used when the artist has it (CMU
+licenses it for non-commercial use only, so the catalog does not offer it). OpenPose needs only
+body_pose_model.pth (lllyasviel/Annotators). Both are found where engine/annotators finds every
+annotator weight and are never downloaded here. The .pth is a pickle; torch >= 2.6 reads it with
+weights_only=True, which refuses code. The keypoints come back as a core Pose, so the artist can fix
+them in the editor before they drive ControlNet.
 """
 
 from __future__ import annotations
@@ -18,18 +21,30 @@ from asset_studio.engine.annotators import find_files
 from asset_studio.errors import UserError
 
 BODY_FILE = "body_pose_model.pth"
-DETECTORS = ("openpose", "dwpose")
+DETECTORS = ("dwpose", "openpose")
 DETECT_SIDE = 512  # the annotator's own detect_resolution
 
 _bodies: dict[str, object] = {}
 _lock = threading.Lock()
 
 
-def detect_pose(image: Image.Image, detector: str = "openpose", annotator_dir=None) -> Pose:
-    """Every person OpenPose finds in IMAGE, on a canvas the size of IMAGE."""
+def choose_detector(annotator_dir=None) -> str:
+    """dwpose when its weights are here, else openpose when the body network is, else dwpose (whose
+    missing-weights sentence names the catalog download)."""
+    from asset_studio.engine import dwpose
+    from asset_studio.engine.annotators import look_for_files
+
+    if look_for_files(dwpose.FILES, annotator_dir, dwpose.HF_REPO) is None \
+            and look_for_files((BODY_FILE,), annotator_dir) is not None:
+        return "openpose"
+    return "dwpose"
+
+
+def detect_pose(image: Image.Image, detector: str | None = None, annotator_dir=None) -> Pose:
+    """Every person DETECTOR (None: choose_detector) finds in IMAGE, on a canvas the size of IMAGE."""
+    detector = detector or choose_detector(annotator_dir)
     if detector == "dwpose":
-        raise UserError("DWPose runs through mmpose, mmdet and mmcv, which Asset Studio does not install; "
-                        "use --detector openpose.")
+        return _detect_dwpose(image, annotator_dir)
     if detector != "openpose":
         raise UserError(f"Unknown pose detector {detector!r}; expected one of {', '.join(DETECTORS)}.")
     folder = find_files((BODY_FILE,), "pose (OpenPose body)", annotator_dir)
@@ -50,6 +65,20 @@ def detect_pose(image: Image.Image, detector: str = "openpose", annotator_dir=No
         pts = [(min(max(k.x, 0.0), 1.0) * w, min(max(k.y, 0.0), 1.0) * h) if k is not None else None
                for k in result.body.keypoints]
         people.append(Person(pts))
+    return Pose(w, h, people)
+
+
+def _detect_dwpose(image: Image.Image, annotator_dir=None) -> Pose:
+    from asset_studio.engine import dwpose
+
+    folder = find_files(dwpose.FILES, "DWPose", annotator_dir, repo=dwpose.HF_REPO, catalog_id=dwpose.CATALOG_ID)
+    rgb = image.convert("RGB")
+    w, h = rgb.size
+    people = []
+    for skeleton in dwpose.detect(np.asarray(rgb), folder):
+        # A joint a little outside the picture (the crop is larger than the box) goes on its edge.
+        people.append(Person([(min(max(p[0], 0.0), w), min(max(p[1], 0.0), h)) if p is not None else None
+                              for p in skeleton.points]))
     return Pose(w, h, people)
 
 
