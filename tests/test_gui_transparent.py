@@ -196,10 +196,12 @@ def test_window_switch_cutout_refusals_get_one_and_screenshot(qtbot, window, tmp
     assert box.weights_combo.width() > 120 and box.get_btn.width() > 40  # nothing squeezed away
     pix = w.grab()
     pix.save(str(shots / "create-transparent-1280x720.png"))
+    w.form.layerdiffuse = "layerdiffuse-sdxl-conv"
     w.close()
 
     again = window()  # the weights choice survives a restart; the switch is per run, like Finishing
-    assert again.form.layerdiffuse == "" and not again.form.transparent
+    assert again.form.layerdiffuse == "layerdiffuse-sdxl-conv" and not again.form.transparent
+    assert again.create_panel.transparent_box.weights_combo.currentData() == "layerdiffuse-sdxl-conv"
     again.close()
 
 
