@@ -682,6 +682,12 @@ def check_detail(job: GenerationJob, size: tuple[int, int] | None = None) -> Non
                 raise UserError(f"{where}'s {text}.")
 
 
+# SD 1.5's LayerDiffuse patch and IP-Adapter both replace the UNet's attention processors; the engine
+# refuses the pair once it knows the weights' layout, the Create tab as soon as the switch is on.
+TRANSPARENT_WITH_REFERENCES = ("SD 1.5's transparent generation (LayerDiffuse) cannot be combined with reference "
+                               "images yet; leave one of them out.")
+
+
 def check_transparency(job: GenerationJob) -> None:
     """What LayerDiffuse's transparent images cannot be combined with (yet), in one sentence."""
     if job.transparency is None:

@@ -290,8 +290,9 @@ class Transparent(Stage):
         files = check_weights(job.transparency.weights,
                               detect_family(resolve_model(job.model.checkpoint, download=self.download)))
         if job.references and files.layout == "attention-sharing":  # both replace the attention processors
-            raise UserError("SD 1.5's transparent generation (LayerDiffuse) cannot be combined with reference "
-                            "images yet; leave one of them out.")
+            from asset_studio.core.job import TRANSPARENT_WITH_REFERENCES
+
+            raise UserError(TRANSPARENT_WITH_REFERENCES)
 
     def prepare(self, ctx):
         import torch

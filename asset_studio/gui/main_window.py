@@ -78,6 +78,7 @@ class MainWindow(QMainWindow):
         self.form.model = s.last_model()
         self.form.subject = s.last_subject()
         self.form.ip_adapter, self.form.image_encoder = s.last_ip_adapter(), s.last_image_encoder()
+        self.form.layerdiffuse = s.last_layerdiffuse()  # the weights are kept; the switch is per run, like Finishing
 
         self.create_panel = CreatePanel(self.form, self.queue)
         self.viewer = Viewer()
@@ -284,6 +285,7 @@ class MainWindow(QMainWindow):
             self.layout_tab.get_controlnet.connect(self.get_controlnet)
             self.layout_tab.generate_requested.connect(self.generate)
         self.create_panel.references_box.get_ip_adapter.connect(self.get_ip_adapter)
+        self.create_panel.transparent_box.get_layerdiffuse.connect(self.get_layerdiffuse)
         self.pose_tab.error.connect(self.show_error)
         self.pose_tab.used.connect(lambda _kind: self.tabs.setCurrentWidget(self.create_splitter))
         self.create_panel.pose_badge.picker.get_one.connect(lambda: self.get_controlnet("openpose"))
@@ -310,6 +312,8 @@ class MainWindow(QMainWindow):
             self.settings.set_last_ip_adapter(self.form.ip_adapter)
         elif name == "image_encoder":
             self.settings.set_last_image_encoder(self.form.image_encoder)
+        elif name == "layerdiffuse":
+            self.settings.set_last_layerdiffuse(self.form.layerdiffuse)
 
     def _pack_renamed(self, old_id: str, new_id: str) -> None:
         from asset_studio.gui.model.pack_rename import follow_rename
@@ -592,6 +596,15 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentWidget(self.model_manager)
         self.model_manager.select_catalog("motion-lora-zoom-in")
         self.statusBar().showMessage("Download motion LoRAs here; the Animate tab's Add… then offers them.")
+
+    def get_layerdiffuse(self) -> None:
+        """The Models page with the chosen LayerDiffuse entry, else the one for the model's family, selected."""
+        self.tabs.setCurrentWidget(self.model_manager)
+        chosen = self.form.layerdiffuse.strip()
+        ids = {e.id for e in self.model_manager.catalog if e.kind == "layerdiffuse"}
+        self.model_manager.select_catalog(chosen if chosen in ids else self.form.layerdiffuse_default() or "layerdiffuse-sd15")
+        self.statusBar().showMessage("Download LayerDiffuse's weights here; then switch on Transparent in the Create "
+                                     "tab's Finishing box.")
 
     def show_error(self, message: str) -> None:
         """A non-blocking dialog (the window keeps working behind it) and the status bar."""

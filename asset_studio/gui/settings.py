@@ -97,6 +97,12 @@ class Settings:
     def set_last_ip_adapter(self, ref: str) -> None:
         self._q.setValue("generate/ip_adapter", ref)
 
+    def last_layerdiffuse(self) -> str:
+        return self._str("generate/layerdiffuse")
+
+    def set_last_layerdiffuse(self, ref: str) -> None:
+        self._q.setValue("generate/layerdiffuse", ref)
+
     def last_image_encoder(self) -> str:
         return self._str("generate/image_encoder")
 

@@ -36,12 +36,14 @@ DEFAULTS = {
     "remove_background": False, "trim": False, "pixel_grid": 0, "palette_size": 0,
     # references (IP-Adapter): the adapter and its encoder ("" = the style's, else the matching one)
     "ip_adapter": "", "image_encoder": "", "use_style_references": True,
+    # transparent generation (LayerDiffuse): RGBA from the model; its weights ("" = the catalog's for the family)
+    "transparent": False, "layerdiffuse": "",
 }
 FINISHING = ("remove_background", "trim", "pixel_grid", "palette_size")
 # Changes that cannot alter the composed prompt do not recompute the preview.
 _NOT_IN_PROMPT = {"seed", "seed_locked", "seed_mode", *FINISHING, "width", "height", "size_auto", "steps", "cfg_scale", "sampler",
                   "count", "denoise", "lora_weight", "model", "negative", "init_image", "ip_adapter", "image_encoder",
-                  "use_style_references"}
+                  "use_style_references", "transparent", "layerdiffuse"}
 
 
 # The values the style and template fill in; once the artist sets one, theirs is kept
@@ -143,6 +145,8 @@ class CreateForm(QObject):
     ip_adapter = _value("ip_adapter")
     image_encoder = _value("image_encoder")
     use_style_references = _value("use_style_references")
+    transparent = _value("transparent")
+    layerdiffuse = _value("layerdiffuse")
 
     def _set(self, name: str, value) -> None:
         if self._values[name] == value:
@@ -517,6 +521,41 @@ class CreateForm(QObject):
         self.message.emit(f"{Path(ref.image).name} is now a reference of the style {pack.name}.")
         return True
 
+    # --- transparent generation (LayerDiffuse, as --transparent [--layerdiffuse] on the command line) ------
+
+    def layerdiffuse_default(self) -> str:
+        """The catalog's LayerDiffuse weights for the chosen model's family ("" when the family is unknown
+        here or has none): what an empty weights box means."""
+        from asset_studio.engine.layerdiffuse import DEFAULT_IDS  # plain data: the module imports torch lazily
+
+        family = _model_family(self.model.strip()) if self.model.strip() else None
+        if family is None and self.current_style() is not None:
+            family = self.current_style().family
+        return DEFAULT_IDS.get(family or "", "")
+
+    def transparency_conflict(self) -> str:
+        """Why the engine would refuse transparent generation with the rest of this form, in one sentence
+        (core.job.check_transparency's, and SD 1.5's with references); "" when it would run or is off."""
+        from dataclasses import replace
+
+        from asset_studio.core.job import Transparency, check_transparency
+
+        if not self.transparent:
+            return ""
+        try:
+            job = prepare(replace(self.to_request(with_layout=False), transparent=False, layerdiffuse=None),
+                          preview=True)
+            job.transparency = Transparency()
+            check_transparency(job)
+        except UserError as exc:
+            text = str(exc)
+            return text if "Transparent generation" in text else ""
+        if self.active_references() and self.layerdiffuse_default() == "layerdiffuse-sd15":
+            from asset_studio.core.job import TRANSPARENT_WITH_REFERENCES
+
+            return TRANSPARENT_WITH_REFERENCES
+        return ""
+
     # --- the request ---------------------------------------------------------------------------
 
     def to_request(self, with_layout: bool = True, seed: int | None = None) -> AssetRequest:
@@ -547,7 +586,9 @@ class CreateForm(QObject):
                                lora_scale=lora_scale, loras=[LoraRef(l.path, l.weight, l.name) for l in self.loras],
                                references=self.references, style_references=bool(self.use_style_references),
                                ip_adapter=self.ip_adapter.strip() or None,
-                               image_encoder=self.image_encoder.strip() or None)
+                               image_encoder=self.image_encoder.strip() or None,
+                               transparent=bool(self.transparent),
+                               layerdiffuse=(self.layerdiffuse.strip() or None) if self.transparent else None)
         if with_layout:
             self.layout.contribute(request)
             self.pose.contribute(request)

@@ -35,6 +35,10 @@ _RULES = [
     (r"leave out --count", "set the batch count to 1"),
     (r"\(--pose or --pose-set\)", "(Use this pose on the Pose tab)"),
     (r"pass --force to replace it", "agree to replace it"),
+    # transparent generation (LayerDiffuse): the switch and the cut-out are in the Create tab's Finishing box
+    (r"leave out --transparent and cut the sprite out with --remove-bg",
+     "switch Transparent off and tick \"Remove the background\" in Finishing"),
+    (r"cut the sprite out with --remove-bg", "tick \"Remove the background\" in Finishing"),
     (r"run `asset-studio models download ([\w.-]+)`", r"download \1 on the Models page"),
 ]
 

@@ -361,6 +361,10 @@ class CreatePanel(QWidget):
         row = QHBoxLayout()
         row.addWidget(self.cutout_box)
         row.addWidget(self.trim_box)
+        from asset_studio.gui.ui.transparent_box import TransparentBox
+
+        self.transparent_box = TransparentBox(self.form, self.cutout_box)  # RGBA from the model (LayerDiffuse)
+        fl.addRow(self.transparent_box)
         fl.addRow(row)
         fl.addRow("Pixel grid", self.pixel_spin)
         fl.addRow("Palette", self.palette_spin)

@@ -176,8 +176,8 @@ class ReferencesBox(QGroupBox):
         self.rows_box.setSpacing(4)
         self.add_btn = QPushButton("Add…")
         self.add_btn.setToolTip("Add reference pictures (PNG, JPEG, WebP); dropping them on this box does the same.")
-        self.adapter_combo = self._model_combo("choose one", "ip_adapter")
-        self.encoder_combo = self._model_combo("automatic", "image_encoder")
+        self.adapter_combo = self.model_combo("choose one", "ip_adapter")
+        self.encoder_combo = self.model_combo("automatic", "image_encoder")
         self.encoder_combo.lineEdit().setToolTip("Empty: the CLIP image encoder the adapter was trained with "
                                                  "(ViT-H, or ViT-bigG for the original SDXL adapter).")
         self.adapter_browse, self.encoder_browse = QToolButton(), QToolButton()
@@ -211,7 +211,9 @@ class ReferencesBox(QGroupBox):
         self._bind()
         self.refresh()
 
-    def _model_combo(self, placeholder: str, kind: str) -> QComboBox:
+    @staticmethod
+    def model_combo(placeholder: str, kind: str) -> QComboBox:
+        """An editable box listing the catalog's entries of KIND (the Create tab's other model choices use it too)."""
         from asset_studio.core.models import load_catalog
         from asset_studio.errors import UserError
 
