@@ -273,3 +273,39 @@ def test_a_reference_steers_every_frame_through_the_ip_adapter(tiny_sd15_dir, ad
     # released: the next animation without a reference is the plain one again
     again = run_job(job_for(tiny_sd15_dir, adapters["folder"]), backend, tmp_path / "again")
     assert np.array_equal(np.asarray(Image.open(again.saved[0].raw)), np.asarray(Image.open(plain.saved[0].raw)))
+
+
+def test_video_to_video_pose_frames_come_from_pose_detect(tiny_sd15_dir, adapters, backend, tmp_path, monkeypatch):
+    """Each video frame's pose control image is found by engine/pose_detect (DWPose stand-ins here) and
+    drawn by core/pose_render; without DWPose's weights the check says which download brings them."""
+    from diffusers import UNet2DConditionModel
+    from dwpose_standins import only_named_folders, write_weights
+    from tiny_controlnet import save_tiny_controlnet
+
+    import asset_studio.engine.annotators as annotators
+    from asset_studio.core.job import ControlUnit
+    from asset_studio.engine import pose_detect
+    from asset_studio.engine.video_io import gif_bytes
+    from asset_studio.service import run_job
+
+    only_named_folders(monkeypatch)
+    src = tmp_path / "walk.gif"
+    src.write_bytes(gif_bytes([Image.new("RGB", (40, 40), (40 * i, 90, 160)) for i in range(4)], 8.0))
+    cn = save_tiny_controlnet(UNet2DConditionModel.from_pretrained(tiny_sd15_dir / "unet"), tmp_path / "cn")
+    video = VideoSource(path=str(src), batch_frames=4, overlap=1)
+    job = job_for(tiny_sd15_dir, adapters["folder"], frames=4, video=video)
+    job.controls = [ControlUnit(model=str(cn), image="", type="pose")]
+    with pytest.raises(UserError, match="asset-studio models download annotator-dwpose"):
+        backend.check(job)
+    folder = write_weights(tmp_path / "annotators")
+    monkeypatch.setattr(annotators, "annotator_dirs", lambda d=None: [folder])
+    seen = []
+    detect = pose_detect.detect_pose
+
+    def counted(image, *args, **kwargs):
+        seen.append(image.size)
+        return detect(image, *args, **kwargs)
+
+    monkeypatch.setattr(pose_detect, "detect_pose", counted)
+    result = run_job(job, backend, tmp_path / "out")
+    assert len(result.saved) == 4 and seen == [(32, 32)] * 4  # one detection per frame, at the job's size

@@ -56,9 +56,46 @@ def test_reference_pictures(tmp_path, capsys):
     im.save(picture)
     code, _, err = cli(capsys, "layout", "reference", picture, "--control", "canny", "--out", tmp_path / "c.png")
     assert code == 0, err
-    code, _, err = cli(capsys, "layout", "reference", picture, "--control", "pose", "--annotators", tmp_path,
-                       "--out", tmp_path / "p.png")
+    code, _, err = cli(capsys, "layout", "reference", picture, "--control", "canny", "--detector", "dwpose",
+                       "--out", tmp_path / "c2.png")
+    assert code == 2 and "--control pose" in err and not (tmp_path / "c2.png").exists()
+
+
+def test_reference_pose_is_the_pose_from_image_drawn(tmp_path, capsys, monkeypatch):
+    """`layout reference --control pose` finds the pose as `pose from-image` does (DWPose stand-ins) and draws
+    it as `pose render` does: the same picture gives the same PNG either way."""
+    from dwpose_standins import IMAGE_SIZE, only_named_folders, write_weights
+
+    only_named_folders(monkeypatch)
+    picture = tmp_path / "photo.png"
+    Image.new("RGB", IMAGE_SIZE, (90, 120, 160)).save(picture)
+    for extra in ([], ["--detector", "dwpose"]):
+        code, _, err = cli(capsys, "layout", "reference", picture, "--control", "pose", "--annotators",
+                           tmp_path / "none", *extra, "--out", tmp_path / "p.png")
+        assert code == 2 and "asset-studio models download annotator-dwpose" in err and err.count("\n") == 1, err
+    code, _, err = cli(capsys, "layout", "reference", picture, "--control", "pose", "--annotators", tmp_path / "none",
+                       "--detector", "openpose", "--out", tmp_path / "p.png")
     assert code == 2 and "body_pose_model.pth" in err and "Traceback" not in err
+    assert not (tmp_path / "p.png").exists()
+    folder = write_weights(tmp_path / "annotators")
+    code, _, err = cli(capsys, "layout", "reference", picture, "--control", "pose", "--annotators", folder,
+                       "--out", tmp_path / "p.png")
+    assert code == 0, err
+    for argv in (["pose", "from-image", picture, "--out", tmp_path / "p.json", "--annotators", folder],
+                 ["pose", "render", tmp_path / "p.json", "--out", tmp_path / "rendered.png"]):
+        code, _, err = cli(capsys, *argv)
+        assert code == 0, err
+    with Image.open(tmp_path / "p.png") as ref, Image.open(tmp_path / "rendered.png") as rendered:
+        a, b = np.asarray(ref.convert("RGB")), np.asarray(rendered.convert("RGB"))
+    from asset_studio.core.pose_render import render_pose
+    from asset_studio.engine.pose_detect import detect_pose
+
+    with Image.open(picture) as im:
+        drawn = np.asarray(render_pose(detect_pose(im.convert("RGB"), annotator_dir=folder)))
+    assert a.shape == (IMAGE_SIZE[1], IMAGE_SIZE[0], 3) and a.any()
+    assert np.array_equal(a, drawn)
+    # Through the JSON (which keeps 0.01 px) a joint may truncate to the next pixel: a few edge pixels at most.
+    assert (a != b).any(axis=2).sum() <= 0.01 * a.any(axis=2).sum()
 
 
 def test_crisp_text_draws_the_layout_text_on_top(tmp_path, capsys):

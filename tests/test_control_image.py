@@ -117,7 +117,7 @@ def test_model_annotators_name_the_missing_file_and_load_local_weights(tmp_path)
 
     picture = Image.new("RGB", (64, 48), "white")
     picture.paste((0, 0, 0), (20, 10, 26, 40))
-    for control_type, filename in [("pose", "body_pose_model.pth"), ("softedge", "ControlNetHED.pth"),
+    for control_type, filename in [("softedge", "ControlNetHED.pth"),
                                    ("depth", "dpt_hybrid-midas-501f0c75.pt"), ("lineart_anime", "netG.pth")]:
         with pytest.raises(UserError, match=filename.replace(".", r"\.")):
             annotate(picture, control_type, annotator_dir=tmp_path)
@@ -130,3 +130,36 @@ def test_model_annotators_name_the_missing_file_and_load_local_weights(tmp_path)
     assert out.size == picture.size and out.mode == "RGB"
     assert np.asarray(out).std() > 0  # the network ran and drew something
     assert np.array_equal(np.asarray(annotate(picture, "canny")), np.asarray(control_from_reference(picture, "canny")))
+
+
+def test_a_pose_control_image_is_detected_by_pose_detect_and_drawn_by_pose_render(tmp_path, monkeypatch):
+    """A picture's pose control image runs the detector `pose from-image` chooses (DWPose stand-ins here)
+    and is core/pose_render's drawing of the keypoints found; missing weights are one sentence."""
+    from dwpose_standins import IMAGE_SIZE, TARGETS, only_named_folders, write_weights
+
+    from asset_studio.core.pose_render import COLORS, render_pose
+    from asset_studio.engine.annotators import control_from_reference as annotate
+    from asset_studio.engine.annotators import find_weights
+    from asset_studio.engine.pose_detect import detect_pose
+
+    only_named_folders(monkeypatch)
+    picture = Image.new("RGB", IMAGE_SIZE, (90, 120, 160))
+    for detector in (None, "dwpose"):
+        with pytest.raises(UserError, match="asset-studio models download annotator-dwpose"):
+            annotate(picture, "pose", annotator_dir=tmp_path / "none", detector=detector)
+    with pytest.raises(UserError, match="asset-studio models download annotator-dwpose"):
+        find_weights("pose", tmp_path / "none")  # video to video's early check
+    with pytest.raises(UserError, match=r"body_pose_model\.pth"):
+        annotate(picture, "pose", annotator_dir=tmp_path / "none", detector="openpose")
+    folder = write_weights(tmp_path / "annotators")
+    assert find_weights("pose", folder) == folder
+    out = annotate(picture, "pose", annotator_dir=folder)
+    assert out.size == picture.size and out.mode == "RGB"
+    pose = detect_pose(picture, "dwpose", annotator_dir=folder)
+    assert np.array_equal(np.asarray(out), np.asarray(render_pose(pose)))
+    arr = np.asarray(out)
+    x, y = TARGETS["nose"]
+    assert tuple(arr[y, x]) == COLORS[0]  # the nose's joint dot, in OpenPose's first colour
+    assert (arr.sum(axis=2) == 0).mean() > 0.5  # on black, as ControlNet's OpenPose models saw skeletons
+    inverted = np.asarray(annotate(picture, "pose", annotator_dir=folder, invert=True))
+    assert np.array_equal(inverted, 255 - arr)

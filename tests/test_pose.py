@@ -370,6 +370,11 @@ def test_from_image_runs_the_openpose_body_network(tmp_path, capsys):
     code, _, err = cli(capsys, "pose", "from-image", tmp_path / "a.png", "--out", tmp_path / "a.json",
                        "--annotators", folder)
     assert code == 2 and "found no person" in err and not (tmp_path / "a.json").exists()
+    # A pose control image from the picture falls back to the same network (DWPose absent): nobody, all black.
+    from asset_studio.engine.annotators import control_from_reference
+
+    control = control_from_reference(image, "pose", annotator_dir=folder)
+    assert control.size == image.size and not np.asarray(control).any()
     # A pickle that runs code is refused by torch's weights_only loading, as one sentence.
     (folder / "body_pose_model.pth").write_bytes(b"not a torch file")
     from asset_studio.engine import pose_detect

@@ -3,6 +3,7 @@
   layout new OUT.json [--template button|sign|banner|blank] [--text TEXT] [--size WxH]
   layout render LAYOUT.json --control lineart|scribble|canny|mask|brightness|fill --out OUT.png
   layout reference IMAGE --control canny|lineart|pose|softedge|depth|lineart_anime --out OUT.png
+                   [--detector dwpose|openpose]   (pose: as `pose from-image`, drawn by core/pose_render)
   layout crisp IMAGE LAYOUT.json --out OUT.png      (draw the layout's exact text over an image)
 """
 
@@ -46,7 +47,10 @@ def register(subparsers) -> None:
     ref.add_argument("image", metavar="IMAGE")
     ref.add_argument("--control", default="canny", choices=REFERENCE_TYPES)
     ref.add_argument("--out", required=True, metavar="OUT.png")
-    ref.add_argument("--annotators", metavar="DIR", help="folder with annotator weights (.pth)")
+    ref.add_argument("--annotators", metavar="DIR", help="folder with annotator weights (.pth, .onnx)")
+    from asset_studio.commands.pose import add_detector_option
+
+    add_detector_option(ref)  # pose only, as `pose from-image --detector`
     _control_options(ref)
     _force_option(ref)
     ref.set_defaults(func=cmd_reference)
@@ -188,6 +192,8 @@ def open_image(path: str, mode: str | None = "RGB"):
 
 
 def cmd_reference(args: argparse.Namespace) -> int:
+    if args.detector and args.control != "pose":
+        raise UserError("--detector chooses the pose detector; it goes with --control pose.")
     out_path = check_out(args, "layout reference", args.image)
     image = open_image(args.image)
     if args.control in ("canny", "lineart"):
@@ -198,7 +204,8 @@ def cmd_reference(args: argparse.Namespace) -> int:
     else:
         from asset_studio.engine.annotators import control_from_reference
 
-        out = control_from_reference(image, args.control, annotator_dir=args.annotators, invert=args.invert)
+        out = control_from_reference(image, args.control, annotator_dir=args.annotators, detector=args.detector,
+                                     invert=args.invert)
     save_png(out, out_path, "layout reference")
     return 0
 

@@ -61,13 +61,18 @@ def register(subparsers) -> None:
     det = sub.add_parser("from-image", help="extract a pose from a picture (needs the annotator weights)")
     det.add_argument("image", metavar="IMAGE")
     det.add_argument("--out", required=True, metavar="POSE.json")
-    det.add_argument("--detector", choices=("dwpose", "openpose"),
-                     help="dwpose (yolox_l.onnx + dw-ll_ucoco_384.onnx, `asset-studio models download "
-                          "annotator-dwpose`) or openpose (your own body_pose_model.pth; CMU: non-commercial only); "
-                          "default: dwpose when its weights are here, else openpose when its are")
+    add_detector_option(det)
     det.add_argument("--annotators", metavar="DIR", help="folder with the detector's weights")
     det.add_argument("--force", action="store_true", help="overwrite POSE.json")
     det.set_defaults(func=cmd_from_image)
+
+
+def add_detector_option(p) -> None:
+    """--detector, the same wherever a pose is found in a picture (pose from-image, layout reference)."""
+    p.add_argument("--detector", choices=("dwpose", "openpose"),
+                   help="pose detector: dwpose (yolox_l.onnx + dw-ll_ucoco_384.onnx, `asset-studio models download "
+                        "annotator-dwpose`) or openpose (your own body_pose_model.pth; CMU: non-commercial only); "
+                        "default: dwpose when its weights are here, else openpose when its are")
 
 
 def _free(path: str, force: bool) -> Path:

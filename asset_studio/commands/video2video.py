@@ -1,11 +1,11 @@
 """`asset-studio video2video VIDEO --model M --motion-adapter A --controlnet CN`: redraw a video
 (MP4, WebM, GIF or a folder of frames) as a sprite animation.
 
-Each frame gets a control image drawn from it (line art, soft edge, OpenPose…), AnimateDiff
-redraws the frames at --denoise in batches of at most --batch-frames, neighbours sharing
---overlap frames that are cross-faded at the joins; --remove-bg cuts the character out of every
-frame (OUT/<folder>/sprites/). Writes the frames folder, GIF/WebP and MP4/WebM previews, and
-prints the folder.
+Each frame gets a control image drawn from it (line art, soft edge, the pose skeleton `pose
+from-image` finds…), AnimateDiff redraws the frames at --denoise in batches of at most
+--batch-frames, neighbours sharing --overlap frames that are cross-faded at the joins; --remove-bg
+cuts the character out of every frame (OUT/<folder>/sprites/). Writes the frames folder, GIF/WebP
+and MP4/WebM previews, and prints the folder.
 """
 
 from __future__ import annotations

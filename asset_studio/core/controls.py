@@ -1,9 +1,9 @@
 """Control types: the one vocabulary of what a ControlNet follows, and where each comes from.
 
 A control image is drawn from a layout (lineart, scribble, canny, mask, brightness), made from a
-reference picture (canny and lineart by plain image processing; pose, soft edge, depth and anime
-line art by controlnet-aux annotators), drawn from a pose skeleton (pose), or is the picture
-itself (tile). Templates recommend one of these; jobs record one.
+reference picture (canny and lineart by plain image processing; pose by engine/pose_detect's DWPose
+or OpenPose body network; soft edge, depth and anime line art by controlnet-aux annotators), drawn
+from a pose skeleton (pose), or is the picture itself (tile). Templates recommend one of these; jobs record one.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Control images from reference pictures, through controlnet_aux's annotators when their weights are here.
 
-canny and lineart need no model (core/control_image.py). pose (OpenPose), softedge (HED,
-PiDiNet), depth (MiDaS, Zoe) and lineart_anime need weights. They are never downloaded here:
+canny and lineart need no model (core/control_image.py). pose is engine/pose_detect's (DWPose, or
+the OpenPose body network, drawn by core/pose_render). softedge (HED, PiDiNet), depth (MiDaS, Zoe)
+and lineart_anime need weights. They are never downloaded here:
 they are looked for in an annotators folder (the argument, $ASSET_STUDIO_ANNOTATORS, or
 models/annotators beside the package) and in the local Hugging Face cache of
 lllyasviel/Annotators. When one is missing the error names exactly which file and where it goes.
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
@@ -28,20 +29,18 @@ HF_REPO = "lllyasviel/Annotators"
 class Annotator:
     detector: str  # class name in controlnet_aux
     files: tuple[str, ...]
-    call_kwargs: dict = field(default_factory=dict, hash=False)
     torch_hub: str | None = None  # a torch.hub repo folder the model also builds from
 
 
 ANNOTATORS = {
-    "pose": Annotator("OpenposeDetector", ("body_pose_model.pth", "hand_pose_model.pth", "facenet.pth"),
-                      {"include_hand": True, "include_face": True}),
     "softedge": Annotator("HEDdetector", ("ControlNetHED.pth",)),
     "softedge_pidinet": Annotator("PidiNetDetector", ("table5_pidinet.pth",)),
     "depth": Annotator("MidasDetector", ("dpt_hybrid-midas-501f0c75.pt",)),
     "depth_zoe": Annotator("ZoeDetector", ("ZoeD_M12_N.pt",), torch_hub="intel-isl_MiDaS_master"),
     "lineart_anime": Annotator("LineartAnimeDetector", ("netG.pth",)),
 }
-REFERENCE_TYPES = (*REFERENCE_TYPES_NO_MODEL, *ANNOTATORS)
+POSE = "pose"  # detected and drawn by engine/pose_detect, not by a controlnet_aux detector
+REFERENCE_TYPES = (*REFERENCE_TYPES_NO_MODEL, POSE, *ANNOTATORS)
 
 _detectors: dict[tuple[str, str], object] = {}
 _lock = threading.Lock()
@@ -86,6 +85,10 @@ def look_for_files(files: tuple[str, ...], annotator_dir: str | os.PathLike | No
 
 def find_weights(control_type: str, annotator_dir: str | os.PathLike | None = None) -> Path:
     """The folder holding every weight file CONTROL_TYPE needs, or a UserError naming the missing one."""
+    if control_type == POSE:
+        from asset_studio.engine import pose_detect
+
+        return pose_detect.find_weights(None, annotator_dir)[1]
     spec = ANNOTATORS[control_type]
     folder = find_files(spec.files, control_type, annotator_dir)
     if spec.torch_hub:
@@ -132,20 +135,27 @@ def load_detector(control_type: str, annotator_dir=None):
     return detector
 
 
-def control_from_reference(image: Image.Image, control_type: str, annotator_dir=None, **options) -> Image.Image:
-    """A control image (RGB, same size as IMAGE) of CONTROL_TYPE from a reference picture."""
+def control_from_reference(image: Image.Image, control_type: str, annotator_dir=None,
+                           detector: str | None = None, **options) -> Image.Image:
+    """A control image (RGB, same size as IMAGE) of CONTROL_TYPE from a reference picture. DETECTOR is
+    pose's (dwpose or openpose, as `pose from-image --detector`; None: pose_detect chooses)."""
     if control_type in REFERENCE_TYPES_NO_MODEL:
         return model_free_control(image, control_type, **options)
-    if control_type not in ANNOTATORS:
+    if control_type == POSE:
+        from asset_studio.engine.pose_detect import pose_control
+
+        out = pose_control(image.convert("RGB"), detector, annotator_dir)
+    elif control_type not in ANNOTATORS:
         raise UserError(f"Unknown control type {control_type!r}; expected one of {', '.join(REFERENCE_TYPES)}.")
-    detector = load_detector(control_type, annotator_dir)
-    rgb = image.convert("RGB")
-    out = detector(rgb, **ANNOTATORS[control_type].call_kwargs)
-    if not isinstance(out, Image.Image):
-        out = Image.fromarray(out)
-    out = out.convert("RGB")
-    if out.size != rgb.size:
-        out = out.resize(rgb.size, Image.Resampling.BILINEAR)
+    else:
+        model = load_detector(control_type, annotator_dir)
+        rgb = image.convert("RGB")
+        out = model(rgb)
+        if not isinstance(out, Image.Image):
+            out = Image.fromarray(out)
+        out = out.convert("RGB")
+        if out.size != rgb.size:
+            out = out.resize(rgb.size, Image.Resampling.BILINEAR)
     if options.get("invert"):
         from PIL import ImageOps
 

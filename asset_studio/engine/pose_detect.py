@@ -6,12 +6,15 @@ licenses it for non-commercial use only, so the catalog does not offer it). Open
 body_pose_model.pth (lllyasviel/Annotators). Both are found where engine/annotators finds every
 annotator weight and are never downloaded here. The .pth is a pickle; torch >= 2.6 reads it with
 weights_only=True, which refuses code. The keypoints come back as a core Pose, so the artist can fix
-them in the editor before they drive ControlNet.
+them in the editor before they drive ControlNet. Every pose control image made from a picture
+(`layout reference --control pose`, video to video's pose frames) goes through here too and is drawn
+by core/pose_render, so one place picks the detector and one draws the skeleton.
 """
 
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -40,14 +43,25 @@ def choose_detector(annotator_dir=None) -> str:
     return "dwpose"
 
 
-def detect_pose(image: Image.Image, detector: str | None = None, annotator_dir=None) -> Pose:
-    """Every person DETECTOR (None: choose_detector) finds in IMAGE, on a canvas the size of IMAGE."""
+def find_weights(detector: str | None = None, annotator_dir=None) -> tuple[str, Path]:
+    """(the detector, the folder of its weights) for DETECTOR (None: choose_detector), or the UserError
+    naming the missing file (for DWPose, with the catalog download)."""
     detector = detector or choose_detector(annotator_dir)
     if detector == "dwpose":
-        return _detect_dwpose(image, annotator_dir)
+        from asset_studio.engine import dwpose
+
+        return detector, find_files(dwpose.FILES, "DWPose", annotator_dir, repo=dwpose.HF_REPO,
+                                    catalog_id=dwpose.CATALOG_ID)
     if detector != "openpose":
         raise UserError(f"Unknown pose detector {detector!r}; expected one of {', '.join(DETECTORS)}.")
-    folder = find_files((BODY_FILE,), "pose (OpenPose body)", annotator_dir)
+    return detector, find_files((BODY_FILE,), "pose (OpenPose body)", annotator_dir)
+
+
+def detect_pose(image: Image.Image, detector: str | None = None, annotator_dir=None) -> Pose:
+    """Every person DETECTOR (None: choose_detector) finds in IMAGE, on a canvas the size of IMAGE."""
+    detector, folder = find_weights(detector, annotator_dir)
+    if detector == "dwpose":
+        return _detect_dwpose(image, folder)
     body = _load_body(str(folder / BODY_FILE))
     from controlnet_aux.open_pose import OpenposeDetector
 
@@ -68,10 +82,17 @@ def detect_pose(image: Image.Image, detector: str | None = None, annotator_dir=N
     return Pose(w, h, people)
 
 
-def _detect_dwpose(image: Image.Image, annotator_dir=None) -> Pose:
+def pose_control(image: Image.Image, detector: str | None = None, annotator_dir=None) -> Image.Image:
+    """The OpenPose control image of IMAGE (RGB, same size): the detected skeletons drawn by core/pose_render
+    (black where nobody was found, as controlnet-aux's annotator gives)."""
+    from asset_studio.core.pose_render import render_pose
+
+    return render_pose(detect_pose(image, detector, annotator_dir))
+
+
+def _detect_dwpose(image: Image.Image, folder) -> Pose:
     from asset_studio.engine import dwpose
 
-    folder = find_files(dwpose.FILES, "DWPose", annotator_dir, repo=dwpose.HF_REPO, catalog_id=dwpose.CATALOG_ID)
     rgb = image.convert("RGB")
     w, h = rgb.size
     people = []
