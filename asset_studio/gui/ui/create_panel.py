@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QPainter, QPixmap
+from PySide6.QtGui import QFontMetrics, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QFrame, QGroupBox, QHBoxLayout, QLabel, QLayout,
     QLineEdit, QListWidget, QPlainTextEdit, QProgressBar, QPushButton, QScrollArea, QSizePolicy, QSpinBox, QToolButton, QVBoxLayout, QWidget,
@@ -17,9 +17,10 @@ from PySide6.QtWidgets import (
 
 from asset_studio.core.stylepack import StylePack
 from asset_studio.core.samplers import sampler_names  # plain data: no torch
-from asset_studio.gui.model.create_form import MAX_SEED, CreateForm
+from asset_studio.gui.model.create_form import MAX_SEED, TILINGS, CreateForm
 from asset_studio.gui.model.queue import JobQueue
 from asset_studio.gui.model.run_status import describe_progress
+from asset_studio.gui.model.wording import gui_words
 from asset_studio.gui.style_editor import style_icon
 from asset_studio.gui.ui.badge import Badge, two_line_label
 from asset_studio.gui.ui.pose_badge import PoseBadge
@@ -125,7 +126,7 @@ class CreatePanel(QWidget):
         self._rebuild_fields()
         for name in ("subject", "extra_prompt", "negative", "model", "width", "height", "size_auto", "steps",
                      "cfg_scale", "sampler", "seed", "seed_locked", "seed_mode", "count", "init_image", "denoise",
-                     "lora_weight", "remove_background", "trim", "pixel_grid", "palette_size"):
+                     "lora_weight", "remove_background", "trim", "pixel_grid", "palette_size", "tiling"):
             self._sync(name)
         self._show_style()
         self._show_layout()
@@ -277,6 +278,7 @@ class CreatePanel(QWidget):
         size_row.addWidget(QLabel("×"))
         size_row.addWidget(self.height_spin)
         size_row.addWidget(self.size_auto_btn)
+        tiling_box = self._tiling_row()
         self.steps_spin = _spin(1, 150, 25, 1, TIPS["steps"])
         self.cfg_spin = _double(0.0, 30.0, 7.0, 0.5, TIPS["cfg"])
         self.sampler_combo = QComboBox()
@@ -327,7 +329,7 @@ class CreatePanel(QWidget):
         model_box.setSpacing(2)
         model_box.addWidget(self.model_combo)
         model_box.addWidget(self.family_note)
-        for label, field in (("Model", model_box), ("Size", size_row), ("Steps", self.steps_spin),
+        for label, field in (("Model", model_box), ("Size", size_row), ("Seamless", tiling_box), ("Steps", self.steps_spin),
                              ("CFG", self.cfg_spin), ("Sampler", self.sampler_combo), ("Seed", seed_box),
                              ("Batch", self.batch_spin), ("Init image", init_row), ("Denoise", self.denoise_spin)):
             pl.addRow(label, field)
@@ -337,6 +339,29 @@ class CreatePanel(QWidget):
             if label is not None:
                 label.setToolTip(field.toolTip())
         return box
+
+    def _tiling_row(self) -> QVBoxLayout:
+        """Seamless tiling (as --tile): the template's value until the artist picks one, and one line
+        under it saying why the engine would refuse it with the rest of the form."""
+        self.tiling_combo = QComboBox()
+        for value, text in TILINGS.items():
+            self.tiling_combo.addItem(text, value)
+        self.tiling_combo.setToolTip(TIPS["tiling"])
+        self.tiling_note = two_line_label()
+        self.tiling_note.setStyleSheet("color: #e0a040; font-size: 11px;")
+        # the engine's sentences run to three lines at the panel's width; hidden while there is none
+        self.tiling_note.setFixedHeight(QFontMetrics(self.tiling_note.font()).lineSpacing() * 3 + 4)
+        self.tiling_note.setVisible(False)
+        box = QVBoxLayout()
+        box.setSpacing(2)
+        box.addWidget(self.tiling_combo)
+        box.addWidget(self.tiling_note)
+        return box
+
+    def _show_tiling_conflict(self) -> None:
+        conflict = gui_words(self.form.tiling_conflict())
+        self.tiling_note.set_text(conflict)
+        self.tiling_note.setVisible(bool(conflict))
 
     def _passes_box(self) -> QGroupBox:
         from asset_studio.gui.ui.passes_panel import PassesPanel
@@ -438,6 +463,9 @@ class CreatePanel(QWidget):
         self.init_browse.clicked.connect(self._browse_init)
         self.denoise_spin.valueChanged.connect(edit(lambda v: setattr(f, "denoise", round(v, 2))))
         self.lora_weight.valueChanged.connect(edit(lambda v: setattr(f, "lora_weight", round(v, 3))))
+        self.tiling_combo.currentIndexChanged.connect(
+            edit(lambda _i: setattr(f, "tiling", self.tiling_combo.currentData())))
+        f.passes.changed.connect(lambda _s: self._show_tiling_conflict())  # the tiled upscale refuses it
         self.reset_btn.clicked.connect(f.reset_to_style)
         self.cutout_box.toggled.connect(edit(lambda on: setattr(f, "remove_background", on)))
         self.trim_box.toggled.connect(edit(lambda on: setattr(f, "trim", on)))
@@ -516,6 +544,14 @@ class CreatePanel(QWidget):
                 self.pixel_spin.setValue(f.pixel_grid)
             elif name == "palette_size":
                 self.palette_spin.setValue(f.palette_size)
+            elif name == "tiling":
+                self.tiling_combo.setCurrentIndex(max(0, self.tiling_combo.findData(f.tiling)))
+                tpl = f.current_template()
+                own = "tiling" in f.artist_set() or tpl is None or tpl.tiling == "off"
+                self.tiling_combo.setToolTip(TIPS["tiling"] + ("" if own else
+                                             f" The template {tpl.name} tiles {TILINGS[tpl.tiling].lower()}."))
+            if name in ("tiling", "transparent", "engine", "init_image", "denoise", "template_id", "style_id", "model"):
+                self._show_tiling_conflict()
             if name in ("model", "style_id"):
                 warning = f.family_warning()
                 self.family_note.set_text(warning)
