@@ -125,6 +125,7 @@ class MainWindow(QMainWindow):
         self._build_menus()
         # The worker thread starts last, so a failure above never leaves a thread running.
         self.engine_choice = EngineChoice(s, self)
+        self.form.engine = self.engine_choice.engine  # what the Create tab says the engine would refuse
         self.download_offer = DownloadOffer(self, lambda: self.output_dir, self.show_error, self.library.refresh)
         self.worker = GenerationWorker(self.output_dir, device=s.device(),
                                        backend_factory=backend_factory or self.engine_choice.backend_factory)
@@ -299,6 +300,7 @@ class MainWindow(QMainWindow):
         self.model_manager.models_changed.connect(self.train_page.set_models)
         self.train_page.use_style.connect(self.use_trained_style)
         self.engine_choice.changed.connect(lambda: self.worker.set_device(self.worker.device))  # rebuild the backend
+        self.engine_choice.changed.connect(lambda: setattr(self.form, "engine", self.engine_choice.engine))
         w.model_missing.connect(self.download_offer.offer)
 
     # --- the form ---------------------------------------------------------------------------
@@ -456,6 +458,8 @@ class MainWindow(QMainWindow):
             entry = self.queue.entry(job_id)
             self.viewer.state.show_image(image, str(sprite or path), (sprite or path).name,
                                          entry.job.tiling if entry else "off")
+            if self.viewer.state.can_repeat():
+                self.viewer.state.set_repeat(True)  # a seamless tile just made: shown repeated, so seams would show
         self.library.add(path, sprite)
         self.run_status.on_image_saved(job_id, str(path), image, str(sprite) if sprite else None)
 

@@ -122,8 +122,10 @@ class AnimateForm(QObject):
                                     pose_set=self.pose_set.strip(),
                                     controlnets=[self.controlnet.strip()] if self.controlnet.strip() else [],
                                     has_model=bool(request.model or request.style), previews=self.previews)
-        # The Create tab's start image is its img2img; an animation starts from noise.
+        # The Create tab's start image is its img2img and its seamless choice is for still textures;
+        # an animation starts from noise and does not tile (a template's tiling is still refused by name).
         request.overrides.init_image = request.overrides.denoise = None
+        request.overrides.tiling = None
         request.animation, request.output = anim, "animation"
         request.pose_frames = self.pose_set.strip()
         request.controls = ([ControlRequest(model=self.controlnet.strip(), type="pose",

@@ -38,17 +38,21 @@ DEFAULTS = {
     "ip_adapter": "", "image_encoder": "", "use_style_references": True,
     # transparent generation (LayerDiffuse): RGBA from the model; its weights ("" = the catalog's for the family)
     "transparent": False, "layerdiffuse": "",
+    # seamless tiling (as --tile): the template's until the artist sets one; engine: where the job runs
+    "tiling": "off", "engine": "local",
 }
 FINISHING = ("remove_background", "trim", "pixel_grid", "palette_size")
 # Changes that cannot alter the composed prompt do not recompute the preview.
 _NOT_IN_PROMPT = {"seed", "seed_locked", "seed_mode", *FINISHING, "width", "height", "size_auto", "steps", "cfg_scale", "sampler",
                   "count", "denoise", "lora_weight", "model", "negative", "init_image", "ip_adapter", "image_encoder",
-                  "use_style_references", "transparent", "layerdiffuse"}
+                  "use_style_references", "transparent", "layerdiffuse", "tiling", "engine"}
 
 
 # The values the style and template fill in; once the artist sets one, theirs is kept
 # (fill_from_style skips it) until "Reset to style".
-STYLE_FILLED = ("steps", "cfg_scale", "sampler", *FINISHING)
+STYLE_FILLED = ("steps", "cfg_scale", "sampler", *FINISHING, "tiling")
+JOB_FILLED = ("tiling",)  # read from the job itself, not its sampling or finishing
+TILINGS = {"off": "Off", "x": "Left-right (x)", "y": "Up-down (y)", "both": "Both"}  # job.tiling's values
 # Unlocked seeds: "new" = a new random seed on every press; "style" = the style's seed policy
 # (per-asset: the same subject always gets the same seed; fixed; random).
 SEED_MODES = ("new", "style")
@@ -147,6 +151,8 @@ class CreateForm(QObject):
     use_style_references = _value("use_style_references")
     transparent = _value("transparent")
     layerdiffuse = _value("layerdiffuse")
+    tiling = _value("tiling")
+    engine = _value("engine")  # "local" or "comfyui" (the window's EngineChoice): what the engine refuses differs
 
     def _set(self, name: str, value) -> None:
         if self._values[name] == value:
@@ -318,7 +324,8 @@ class CreateForm(QObject):
             self._set("height", s.height)
         for name in STYLE_FILLED:
             if name not in self._artist_set:  # a value the artist set is theirs
-                self._set(name, getattr(job.finishing if name in FINISHING else s, name))
+                owner = job.finishing if name in FINISHING else job if name in JOB_FILLED else s
+                self._set(name, getattr(owner, name))
         if not self.seed_locked and self.seed_mode == "style":
             self._set("seed", s.seed)  # the seed the style's policy gives this subject
 
@@ -556,6 +563,49 @@ class CreateForm(QObject):
             return TRANSPARENT_WITH_REFERENCES
         return ""
 
+    # --- seamless tiling (as --tile x|y|both on the command line) ---------------------------------------
+
+    def tiling_conflict(self) -> str:
+        """Why the engine would refuse seamless tiling with the rest of this form, in one sentence (the
+        engine's own: core.job's checks and a ComfyUI server's); "" when it would run or is off."""
+        from dataclasses import replace
+
+        from asset_studio.core.job import Transparency, check_kept_image, check_tiled_upscale, check_transparency
+
+        if self.tiling == "off":
+            return ""
+        try:
+            job = prepare(replace(self.to_request(with_layout=False), transparent=False, layerdiffuse=None),
+                          preview=True)
+        except UserError:
+            return ""  # the form has another problem: Generate says that one
+        if self.transparent:
+            job.transparency = Transparency()
+        checks = [check_transparency]
+        if job.passes.tiled_upscale is not None:
+            checks.append(check_tiled_upscale)
+        if job.init is not None and job.init.kept:
+            checks.append(check_kept_image)
+        if self.engine == "comfyui":
+            from asset_studio.remote.graph import unsupported
+
+            def check_comfyui(j):
+                text = unsupported(j)
+                if text:
+                    raise UserError(text)
+
+            checks.append(check_comfyui)
+        for check in checks:  # a check that fails only with tiling on is tiling's conflict
+            try:
+                check(replace(job, tiling="off"))
+            except UserError:
+                continue
+            try:
+                check(job)
+            except UserError as exc:
+                return str(exc)
+        return ""
+
     # --- the request ---------------------------------------------------------------------------
 
     def to_request(self, with_layout: bool = True, seed: int | None = None) -> AssetRequest:
@@ -580,6 +630,8 @@ class CreateForm(QObject):
             lora_scale = self.lora_weight / (pack.loras[0].weight or 1.0)
         # Finishing the artist changed in the Create tab for this run; the rest stays the style's.
         overrides.finishing = {name: self._values[name] for name in FINISHING if name in self._artist_set}
+        if "tiling" in self._artist_set:  # else the template's, as without --tile
+            overrides.tiling = self.tiling
         self.passes.contribute(overrides)
         request = AssetRequest(subject=subject, style=pack, template=tpl, fields=self.field_values(),
                                model=self.model.strip() or None, extra_prompt=extra, overrides=overrides,

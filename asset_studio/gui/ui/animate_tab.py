@@ -8,16 +8,18 @@ from __future__ import annotations
 from PySide6.QtCore import QPoint, QRect, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import (
-    QButtonGroup, QCheckBox, QComboBox, QFileDialog, QFormLayout, QFrame, QGroupBox, QHBoxLayout, QLabel, QLayout,
-    QLineEdit, QListWidget, QProgressBar, QPushButton, QRadioButton, QScrollArea, QSizePolicy, QSlider, QSplitter,
-    QVBoxLayout, QWidget,
+    QButtonGroup, QCheckBox, QComboBox, QFileDialog, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
+    QPushButton, QRadioButton, QSizePolicy, QSlider, QSplitter, QVBoxLayout, QWidget,
 )
 
 from asset_studio.core.pose_sets import set_names
 from asset_studio.gui.model.animate_form import AnimateForm
 from asset_studio.gui.model.animation_player import RUNNING, AnimationPlayer
 from asset_studio.gui.model.queue import JobQueue
-from asset_studio.gui.ui.create_panel import ElidedLabel, _double, _spin
+from asset_studio.gui.ui.form_rows import (
+    RunBar, WeightedList, double, editable_combo, form_box, path_row, scrolled, select_data, settings_column,
+    spin,
+)
 from asset_studio.gui.ui.wheel_guard import guard_wheel
 
 ADAPTER_HELP = (
@@ -139,10 +141,7 @@ class AnimateTab(QSplitter):
         self.create = form.create
         self._syncing = False
         self.start_dir = ""
-        host = QWidget()
-        outer = QVBoxLayout(host)
-        outer.setContentsMargins(8, 8, 8, 8)
-        outer.setSizeConstraint(QLayout.SizeConstraint.SetMinimumSize)
+        host, outer = settings_column()
         outer.addWidget(self._mode_box())
         outer.addWidget(self._asset_box())
         outer.addWidget(self._timing_box())
@@ -153,12 +152,7 @@ class AnimateTab(QSplitter):
             outer.addWidget(box)
         outer.addWidget(self._previews_box())
         outer.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setWidget(host)
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        host.setMinimumWidth(340)
+        scroll = scrolled(host)
         left = QWidget()
         ll = QVBoxLayout(left)
         ll.setContentsMargins(0, 0, 0, 0)
@@ -201,9 +195,7 @@ class AnimateTab(QSplitter):
         return box
 
     def _asset_box(self) -> QGroupBox:
-        box = QGroupBox("Asset (shared with the Create tab)")
-        form = QFormLayout(box)
-        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        box, form = form_box("Asset (shared with the Create tab)")
         self.style_combo = QComboBox()
         self.template_combo = QComboBox()
         self.subject_edit = QLineEdit()
@@ -225,9 +217,9 @@ class AnimateTab(QSplitter):
     def _timing_box(self) -> QGroupBox:
         box = QGroupBox("Frames")
         row = QHBoxLayout(box)
-        self.frames_spin = _spin(1, 1024, 16, 1, "How many frames. Past the adapter's window (16) context windows "
+        self.frames_spin = spin(1, 1024, 16, 1, "How many frames. Past the adapter's window (16) context windows "
                                                   "slide along the animation.")
-        self.fps_spin = _double(0.5, 120.0, 8.0, 1.0, "Playback speed: the preview, the GIF/APNG and the sheet's animation.")
+        self.fps_spin = double(0.5, 120.0, 8.0, 1.0, "Playback speed: the preview, the GIF/APNG and the sheet's animation.")
         self.loop_box = QCheckBox("Loop")
         self.loop_box.setToolTip("The last frame leads into the first: a seamless idle or walk cycle.")
         row.addWidget(QLabel("Frames"))
@@ -238,18 +230,8 @@ class AnimateTab(QSplitter):
         row.addStretch(1)
         return box
 
-    @staticmethod
-    def _path_row(edit: QLineEdit, *buttons: QPushButton) -> QHBoxLayout:
-        row = QHBoxLayout()
-        row.addWidget(edit, 1)
-        for b in buttons:
-            row.addWidget(b)
-        return row
-
     def _motion_box(self) -> QGroupBox:
-        box = QGroupBox("Motion (AnimateDiff)")
-        form = QFormLayout(box)
-        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        box, form = form_box("Motion (AnimateDiff)")
         self.adapter_edit = QLineEdit()
         self.adapter_edit.setPlaceholderText("catalog id, folder, .safetensors or repo id")
         self.adapter_edit.setToolTip(ADAPTER_HELP)
@@ -258,48 +240,34 @@ class AnimateTab(QSplitter):
         self.get_adapter_btn = QPushButton("Get one…")
         self.get_adapter_btn.setToolTip("Download a motion adapter on the Models page; then type its id here.")
         self.get_adapter_btn.clicked.connect(self.get_motion_adapter)
-        self.context_spin = _spin(0, 64, 0, 1, "Frames the motion modules see at once; 0 = the adapter's own window.")
+        self.context_spin = spin(0, 64, 0, 1, "Frames the motion modules see at once; 0 = the adapter's own window.")
         self.context_spin.setSpecialValueText("adapter's")
-        self.motion_lora_list = QListWidget()
-        self.motion_lora_list.setFixedHeight(self.motion_lora_list.fontMetrics().lineSpacing() * 3 + 8)
-        self.motion_lora_list.setToolTip("Motion LoRAs (camera pans, zooms…) on the motion modules, with weights.")
-        self.motion_lora_weight = _double(-2.0, 3.0, 1.0, 0.05, "Weight of the selected motion LoRA.")
         add, remove = QPushButton("Add…"), QPushButton("Remove")
         self.get_lora_btn = QPushButton("Get one…")
         self.get_lora_btn.setToolTip("Download camera-move motion LoRAs (zoom, pan, tilt, roll) on the Models page; "
                                      "downloaded ones are offered under Add….")
         self.get_lora_btn.clicked.connect(self.get_motion_lora)
         self.add_lora_btn = add
+        self.motion_lora_box = WeightedList("Motion LoRAs (camera pans, zooms…) on the motion modules, with weights.",
+                                            "Weight of the selected motion LoRA.", (add, remove, self.get_lora_btn),
+                                            lambda: self.form.motion_loras, self.form.set_motion_lora_weight)
+        self.motion_lora_list, self.motion_lora_weight = self.motion_lora_box.list, self.motion_lora_box.weight
         add.clicked.connect(self._add_motion_lora)
         remove.clicked.connect(lambda: self.form.remove_motion_lora(self.motion_lora_list.currentRow()))
-        self.motion_lora_weight.valueChanged.connect(
-            lambda v: self.form.set_motion_lora_weight(self.motion_lora_list.currentRow(), v))
-        self.motion_lora_list.currentRowChanged.connect(self._motion_lora_selected)
-        buttons = QVBoxLayout()
-        for w in (add, remove, self.get_lora_btn, self.motion_lora_weight):
-            buttons.addWidget(w)
-        loras = QHBoxLayout()
-        loras.addWidget(self.motion_lora_list, 1)
-        loras.addLayout(buttons)
         adapter = QVBoxLayout()  # the path gets the whole width: adapter names are long
         adapter.addWidget(self.adapter_edit)
-        adapter.addLayout(self._path_row(QWidget(), browse, self.get_adapter_btn))
+        adapter.addLayout(path_row(QWidget(), browse, self.get_adapter_btn))
         form.addRow("Adapter", adapter)
         form.addRow("Context", self.context_spin)
-        form.addRow("Motion LoRAs", loras)
+        form.addRow("Motion LoRAs", self.motion_lora_box.row)
         return box
 
     def _pose_box(self) -> QGroupBox:
-        box = QGroupBox("Poses (optional)")
-        form = QFormLayout(box)
-        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
-        self.pose_combo = QComboBox()
-        self.pose_combo.setEditable(True)
-        self.pose_combo.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+        box, form = form_box("Poses (optional)")
+        self.pose_combo = editable_combo("none: the motion adapter decides")
         self.pose_combo.addItem("")
         for name in set_names():
             self.pose_combo.addItem(name)
-        self.pose_combo.lineEdit().setPlaceholderText("none: the motion adapter decides")
         self.pose_combo.setToolTip("A pose sequence (walk-8, run-8… or a folder of pose JSON): every frame follows "
                                    "its skeleton through an OpenPose ControlNet, the poses repeated as a cycle.")
         pose_folder = QPushButton("Folder…")
@@ -308,16 +276,14 @@ class AnimateTab(QSplitter):
         self.controlnet_edit.setPlaceholderText("an OpenPose ControlNet")
         cn_browse = self._folder_or_file_button("OpenPose ControlNet", "ControlNet (*.safetensors)",
                                                 lambda path: setattr(self.form, "controlnet", path))
-        self.control_scale_spin = _double(0.0, 2.0, 1.0, 0.05, "How strongly the frames follow the poses.")
-        form.addRow("Pose set", self._path_row(self.pose_combo, pose_folder))
-        form.addRow("ControlNet", self._path_row(self.controlnet_edit, cn_browse))
+        self.control_scale_spin = double(0.0, 2.0, 1.0, 0.05, "How strongly the frames follow the poses.")
+        form.addRow("Pose set", path_row(self.pose_combo, pose_folder))
+        form.addRow("ControlNet", path_row(self.controlnet_edit, cn_browse))
         form.addRow("Strength", self.control_scale_spin)
         return box
 
     def _svd_box(self) -> QGroupBox:
-        box = QGroupBox("Picture to video (Stable Video Diffusion)")
-        form = QFormLayout(box)
-        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        box, form = form_box("Picture to video (Stable Video Diffusion)")
         self.svd_image_edit = QLineEdit()
         self.svd_image_edit.setPlaceholderText("the picture to set in motion")
         image_btn = QPushButton("Browse…")
@@ -333,11 +299,11 @@ class AnimateTab(QSplitter):
         motion = QHBoxLayout()
         motion.addWidget(self.motion_slider, 1)
         motion.addWidget(self.motion_label)
-        self.noise_spin = _double(0.0, 1.0, 0.02, 0.01, "Noise added to the picture: more frees the motion from it.")
-        self.chunk_spin = _spin(1, 64, 8, 1, "Frames decoded at once: lower saves memory.")
-        self.svd_cfg_spin = _double(1.0, 20.0, 3.0, 0.5, "CFG of the last frame (it rises from 1 on the first).")
-        form.addRow("Picture", self._path_row(self.svd_image_edit, image_btn))
-        form.addRow("SVD model", self._path_row(self.svd_model_edit, model_btn))
+        self.noise_spin = double(0.0, 1.0, 0.02, 0.01, "Noise added to the picture: more frees the motion from it.")
+        self.chunk_spin = spin(1, 64, 8, 1, "Frames decoded at once: lower saves memory.")
+        self.svd_cfg_spin = double(1.0, 20.0, 3.0, 0.5, "CFG of the last frame (it rises from 1 on the first).")
+        form.addRow("Picture", path_row(self.svd_image_edit, image_btn))
+        form.addRow("SVD model", path_row(self.svd_model_edit, model_btn))
         form.addRow("Motion", motion)
         form.addRow("Noise", self.noise_spin)
         form.addRow("Decode chunk", self.chunk_spin)
@@ -360,30 +326,11 @@ class AnimateTab(QSplitter):
         return box
 
     def _run_bar(self) -> QWidget:
-        self.animate_btn = QPushButton("Animate")
-        self.animate_btn.setToolTip("Make the animation; its frames appear on the right as they are decoded.")
-        self.animate_btn.setMinimumHeight(36)
-        font = self.animate_btn.font()
-        font.setBold(True)
-        self.animate_btn.setFont(font)
-        self.cancel_btn = QPushButton("Cancel")
-        self.cancel_btn.setToolTip("Stop the animation (Esc); the frames already made are kept.")
-        self.cancel_btn.setMinimumHeight(36)
+        bar = RunBar("Animate", "Make the animation; its frames appear on the right as they are decoded.",
+                     "Stop the animation (Esc); the frames already made are kept.")
+        self.animate_btn, self.cancel_btn = bar.button, bar.cancel_btn
+        self.progress, self.progress_text = bar.progress, bar.progress_text
         self.cancel_btn.setEnabled(False)
-        self.progress = QProgressBar()
-        self.progress.setTextVisible(False)
-        self.progress.setFixedHeight(8)
-        self.progress.setRange(0, 1)
-        self.progress_text = ElidedLabel("Idle")
-        bar = QWidget()
-        bl = QVBoxLayout(bar)
-        bl.setContentsMargins(8, 4, 8, 8)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.animate_btn, 3)
-        buttons.addWidget(self.cancel_btn, 1)
-        bl.addLayout(buttons)
-        bl.addWidget(self.progress_text)
-        bl.addWidget(self.progress)
         self.animate_btn.clicked.connect(self.animate_requested)
         self.cancel_btn.clicked.connect(self.cancel_requested)
         return bar
@@ -513,11 +460,7 @@ class AnimateTab(QSplitter):
                 for kind, check in self.preview_boxes.items():
                     check.setChecked(kind in f.previews)
             elif name == "motion_loras":
-                row = self.motion_lora_list.currentRow()
-                self.motion_lora_list.clear()
-                for lora in f.motion_loras:
-                    self.motion_lora_list.addItem(f"{lora.name}  × {lora.weight:g}")
-                self.motion_lora_list.setCurrentRow(min(row, self.motion_lora_list.count() - 1))
+                self.motion_lora_box.show()
         finally:
             self._syncing = False
 
@@ -530,9 +473,9 @@ class AnimateTab(QSplitter):
             elif name == "model" and self.model_edit.text() != c.model:
                 self.model_edit.setText(c.model)
             elif name == "style_id":
-                self.style_combo.setCurrentIndex(max(0, self.style_combo.findData(c.style_id)))
+                select_data(self.style_combo, c.style_id)
             elif name == "template_id":
-                self.template_combo.setCurrentIndex(max(0, self.template_combo.findData(c.template_id)))
+                select_data(self.template_combo, c.template_id)
         finally:
             self._syncing = False
 
@@ -543,7 +486,7 @@ class AnimateTab(QSplitter):
             self.style_combo.addItem("(no style: the prompt alone)", "")
             for pack in self.create.styles:
                 self.style_combo.addItem(pack.name, pack.id)
-            self.style_combo.setCurrentIndex(max(0, self.style_combo.findData(self.create.style_id)))
+            select_data(self.style_combo, self.create.style_id)
         finally:
             self._syncing = False
 
@@ -554,7 +497,7 @@ class AnimateTab(QSplitter):
             self.template_combo.addItem("(no template)", "")
             for tpl in self.create.templates:
                 self.template_combo.addItem(tpl.name, tpl.id)
-            self.template_combo.setCurrentIndex(max(0, self.template_combo.findData(self.create.template_id)))
+            select_data(self.template_combo, self.create.template_id)
         finally:
             self._syncing = False
 
@@ -563,13 +506,6 @@ class AnimateTab(QSplitter):
             return
         chosen = tuple(k for k, box in self.preview_boxes.items() if box.isChecked())
         self.form.previews = chosen
-
-    def _motion_lora_selected(self, row: int) -> None:
-        loras = self.form.motion_loras
-        if 0 <= row < len(loras):
-            self.motion_lora_weight.blockSignals(True)
-            self.motion_lora_weight.setValue(loras[row].weight)
-            self.motion_lora_weight.blockSignals(False)
 
     # --- the player ---------------------------------------------------------------------------------
 

@@ -9,70 +9,29 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QPainter, QPixmap
+from PySide6.QtGui import QFontMetrics, QPainter, QPixmap
 from PySide6.QtWidgets import (
-    QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QFrame, QGroupBox, QHBoxLayout, QLabel, QLayout,
-    QLineEdit, QListWidget, QPlainTextEdit, QProgressBar, QPushButton, QScrollArea, QSizePolicy, QSpinBox, QToolButton, QVBoxLayout, QWidget,
+    QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
+    QPlainTextEdit, QPushButton, QToolButton, QVBoxLayout, QWidget,
 )
 
 from asset_studio.core.stylepack import StylePack
 from asset_studio.core.samplers import sampler_names  # plain data: no torch
-from asset_studio.gui.model.create_form import MAX_SEED, CreateForm
+from asset_studio.gui.model.create_form import MAX_SEED, TILINGS, CreateForm
 from asset_studio.gui.model.queue import JobQueue
 from asset_studio.gui.model.run_status import describe_progress
+from asset_studio.gui.model.wording import gui_words
 from asset_studio.gui.style_editor import style_icon
 from asset_studio.gui.ui.badge import Badge, two_line_label
+from asset_studio.gui.ui.form_rows import (
+    ElidedLabel, RunBar, WeightedList, double, editable_combo, form_box, path_row, scrolled, select_data,
+    settings_column, spin,
+)
 from asset_studio.gui.ui.pose_badge import PoseBadge
 from asset_studio.gui.ui.queue_view import QueueView
 from asset_studio.gui.ui.references_box import ReferencesBox
 from asset_studio.gui.ui.tips import TIPS
 from asset_studio.gui.ui.wheel_guard import guard_wheel
-
-
-def _spin(lo: int, hi: int, value: int, step: int, tip: str) -> QSpinBox:
-    spin = QSpinBox()
-    spin.setRange(lo, hi)
-    spin.setSingleStep(step)
-    spin.setValue(value)
-    spin.setToolTip(tip)
-    return spin
-
-
-def _double(lo: float, hi: float, value: float, step: float, tip: str) -> QDoubleSpinBox:
-    spin = QDoubleSpinBox()
-    spin.setRange(lo, hi)
-    spin.setSingleStep(step)
-    spin.setValue(value)
-    spin.setToolTip(tip)
-    return spin
-
-
-class ElidedLabel(QLabel):
-    """One line, fixed height, elided: a changing text never reflows the form under the pointer.
-    The whole text is in the tooltip."""
-
-    def __init__(self, text: str = ""):
-        super().__init__()
-        self._full = ""
-        self.setFixedHeight(self.fontMetrics().height() + 4)
-        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
-        self.setMinimumWidth(40)
-        self.set_text(text)
-
-    def set_text(self, text: str) -> None:
-        self._full = text
-        self.setToolTip(text)
-        self._elide()
-
-    def full_text(self) -> str:
-        return self._full
-
-    def resizeEvent(self, event) -> None:
-        super().resizeEvent(event)
-        self._elide()
-
-    def _elide(self) -> None:
-        super().setText(self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideRight, max(10, self.width() - 2)))
 
 
 class CreatePanel(QWidget):
@@ -92,11 +51,7 @@ class CreatePanel(QWidget):
         self._eta_timer = QTimer(self)  # the time left counts down between steps
         self._eta_timer.setInterval(1000)
         self._eta_timer.timeout.connect(self._tick)
-        host = QWidget()
-        outer = QVBoxLayout(host)
-        outer.setContentsMargins(8, 8, 8, 8)
-        # Word-wrapped labels under-report their height; never squeeze the form below its minimum.
-        outer.setSizeConstraint(QLayout.SizeConstraint.SetMinimumSize)
+        host, outer = settings_column()
         outer.addWidget(self._layout_badge())
         self.pose_badge = PoseBadge(form.pose)  # the Pose tab's pose or set, while Create follows one
         outer.addWidget(self.pose_badge)
@@ -108,12 +63,7 @@ class CreatePanel(QWidget):
         outer.addWidget(self._passes_box())
         outer.addWidget(self._finishing_box())
         outer.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setWidget(host)
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        host.setMinimumWidth(340)
+        scroll = scrolled(host)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
@@ -125,7 +75,7 @@ class CreatePanel(QWidget):
         self._rebuild_fields()
         for name in ("subject", "extra_prompt", "negative", "model", "width", "height", "size_auto", "steps",
                      "cfg_scale", "sampler", "seed", "seed_locked", "seed_mode", "count", "init_image", "denoise",
-                     "lora_weight", "remove_background", "trim", "pixel_grid", "palette_size"):
+                     "lora_weight", "remove_background", "trim", "pixel_grid", "palette_size", "tiling"):
             self._sync(name)
         self._show_style()
         self._show_layout()
@@ -161,7 +111,7 @@ class CreatePanel(QWidget):
         # A fixed four lines: a word-wrapped label's height-for-width confuses the scrolled form.
         self.style_desc.setFixedHeight(self.style_desc.fontMetrics().lineSpacing() * 4 + 6)
         self.style_desc.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
-        self.lora_weight = _double(-2.0, 3.0, 1.0, 0.05, TIPS["lora"])
+        self.lora_weight = double(-2.0, 3.0, 1.0, 0.05, TIPS["lora"])
         self.lora_label = QLabel("LoRA weight")
         self.lora_label.setToolTip(TIPS["lora"])
         row = QHBoxLayout()
@@ -179,24 +129,14 @@ class CreatePanel(QWidget):
 
     def _extra_loras(self) -> QHBoxLayout:
         """LoRAs besides the style's: a short list, a weight for the selected one, Add… and Remove."""
-        self.lora_list = QListWidget()
-        self.lora_list.setFixedHeight(self.lora_list.fontMetrics().lineSpacing() * 3 + 8)
-        self.lora_list.setToolTip("LoRA files added to this run besides the style's; <lora:NAME:WEIGHT> in the "
-                                  "prompt does the same.")
-        self.extra_lora_weight = _double(-2.0, 3.0, 1.0, 0.05, "Weight of the selected LoRA.")
         add, remove = QPushButton("Add LoRA…"), QPushButton("Remove")
+        self.lora_box = WeightedList("LoRA files added to this run besides the style's; <lora:NAME:WEIGHT> in the "
+                                  "prompt does the same.", "Weight of the selected LoRA.", (add, remove),
+                                  lambda: self.form.loras, self.form.set_lora_weight)
+        self.lora_list, self.extra_lora_weight = self.lora_box.list, self.lora_box.weight
         add.clicked.connect(self._add_lora)
         remove.clicked.connect(lambda: self.form.remove_lora(self.lora_list.currentRow()))
-        self.extra_lora_weight.valueChanged.connect(
-            lambda v: self.form.set_lora_weight(self.lora_list.currentRow(), v))
-        self.lora_list.currentRowChanged.connect(self._lora_selected)
-        buttons = QVBoxLayout()
-        for widget in (add, remove, self.extra_lora_weight):
-            buttons.addWidget(widget)
-        row = QHBoxLayout()
-        row.addWidget(self.lora_list, 1)
-        row.addLayout(buttons)
-        return row
+        return self.lora_box.row
 
     def _add_lora(self) -> None:
         from asset_studio.core.models import DEFAULT_MODELS_DIR
@@ -207,24 +147,8 @@ class CreatePanel(QWidget):
             self.form.add_lora(path, 1.0)
             self.lora_list.setCurrentRow(len(self.form.loras) - 1)
 
-    def _lora_selected(self, row: int) -> None:
-        loras = self.form.loras
-        if 0 <= row < len(loras):
-            self.extra_lora_weight.blockSignals(True)
-            self.extra_lora_weight.setValue(loras[row].weight)
-            self.extra_lora_weight.blockSignals(False)
-
-    def _show_loras(self) -> None:
-        row = self.lora_list.currentRow()
-        self.lora_list.clear()
-        for lora in self.form.loras:
-            self.lora_list.addItem(f"{lora.name}  × {lora.weight:g}")
-        self.lora_list.setCurrentRow(min(row, self.lora_list.count() - 1))
-
     def _asset_box(self) -> QGroupBox:
-        box = QGroupBox("Asset")
-        al = QFormLayout(box)
-        al.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        box, al = form_box("Asset")
         self.template_combo = QComboBox()
         self.template_combo.setToolTip("The kind of asset: it shapes the prompt, the aspect and the post-processing.")
         self.subject_edit = QLineEdit()
@@ -255,19 +179,14 @@ class CreatePanel(QWidget):
         return box
 
     def _params_box(self) -> QGroupBox:
-        box = QGroupBox("Parameters")
-        pl = QFormLayout(box)
-        pl.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
-        self.model_combo = QComboBox()
-        self.model_combo.setEditable(True)
-        self.model_combo.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+        box, pl = form_box("Parameters")
+        self.model_combo = editable_combo("the style's recommended model")
         self.model_combo.setToolTip(TIPS["model"])
-        self.model_combo.lineEdit().setPlaceholderText("the style's recommended model")
         self.family_note = two_line_label()
         self.family_note.setStyleSheet("color: #e0a040; font-size: 11px;")
         self.family_note.setVisible(False)
-        self.width_spin = _spin(64, 2048, 512, 8, TIPS["size"])
-        self.height_spin = _spin(64, 2048, 512, 8, TIPS["size"])
+        self.width_spin = spin(64, 2048, 512, 8, TIPS["size"])
+        self.height_spin = spin(64, 2048, 512, 8, TIPS["size"])
         self.size_auto_btn = QToolButton()
         self.size_auto_btn.setText("Auto")
         self.size_auto_btn.setCheckable(True)
@@ -277,8 +196,9 @@ class CreatePanel(QWidget):
         size_row.addWidget(QLabel("×"))
         size_row.addWidget(self.height_spin)
         size_row.addWidget(self.size_auto_btn)
-        self.steps_spin = _spin(1, 150, 25, 1, TIPS["steps"])
-        self.cfg_spin = _double(0.0, 30.0, 7.0, 0.5, TIPS["cfg"])
+        tiling_box = self._tiling_row()
+        self.steps_spin = spin(1, 150, 25, 1, TIPS["steps"])
+        self.cfg_spin = double(0.0, 30.0, 7.0, 0.5, TIPS["cfg"])
         self.sampler_combo = QComboBox()
         self.sampler_combo.addItems(sampler_names())
         self.sampler_combo.setToolTip(TIPS["sampler"])
@@ -311,23 +231,21 @@ class CreatePanel(QWidget):
         seed_box.addLayout(seed_row)
         seed_box.addWidget(self.seed_mode_combo)
         seed_box.addWidget(self.seed_rule)
-        self.batch_spin = _spin(1, 64, 1, 1, TIPS["batch"])
+        self.batch_spin = spin(1, 64, 1, 1, TIPS["batch"])
         self.init_edit = QLineEdit()
         self.init_edit.setPlaceholderText("optional: start from an image")
         self.init_edit.setToolTip("Image to image: the generation starts from this picture instead of noise.")
         self.init_browse = QToolButton()
         self.init_browse.setText("…")
-        init_row = QHBoxLayout()
-        init_row.addWidget(self.init_edit, 1)
-        init_row.addWidget(self.init_browse)
-        self.denoise_spin = _double(0.0, 1.0, 0.6, 0.05, TIPS["denoise"])
+        init_row = path_row(self.init_edit, self.init_browse)
+        self.denoise_spin = double(0.0, 1.0, 0.6, 0.05, TIPS["denoise"])
         self.reset_btn = QPushButton("Reset to style")
         self.reset_btn.setToolTip("Fill the parameters (and an automatic size) from the style pack and template again.")
         model_box = QVBoxLayout()
         model_box.setSpacing(2)
         model_box.addWidget(self.model_combo)
         model_box.addWidget(self.family_note)
-        for label, field in (("Model", model_box), ("Size", size_row), ("Steps", self.steps_spin),
+        for label, field in (("Model", model_box), ("Size", size_row), ("Seamless", tiling_box), ("Steps", self.steps_spin),
                              ("CFG", self.cfg_spin), ("Sampler", self.sampler_combo), ("Seed", seed_box),
                              ("Batch", self.batch_spin), ("Init image", init_row), ("Denoise", self.denoise_spin)):
             pl.addRow(label, field)
@@ -337,6 +255,29 @@ class CreatePanel(QWidget):
             if label is not None:
                 label.setToolTip(field.toolTip())
         return box
+
+    def _tiling_row(self) -> QVBoxLayout:
+        """Seamless tiling (as --tile): the template's value until the artist picks one, and one line
+        under it saying why the engine would refuse it with the rest of the form."""
+        self.tiling_combo = QComboBox()
+        for value, text in TILINGS.items():
+            self.tiling_combo.addItem(text, value)
+        self.tiling_combo.setToolTip(TIPS["tiling"])
+        self.tiling_note = two_line_label()
+        self.tiling_note.setStyleSheet("color: #e0a040; font-size: 11px;")
+        # the engine's sentences run to three lines at the panel's width; hidden while there is none
+        self.tiling_note.setFixedHeight(QFontMetrics(self.tiling_note.font()).lineSpacing() * 3 + 4)
+        self.tiling_note.setVisible(False)
+        box = QVBoxLayout()
+        box.setSpacing(2)
+        box.addWidget(self.tiling_combo)
+        box.addWidget(self.tiling_note)
+        return box
+
+    def _show_tiling_conflict(self) -> None:
+        conflict = gui_words(self.form.tiling_conflict())
+        self.tiling_note.set_text(conflict)
+        self.tiling_note.setVisible(bool(conflict))
 
     def _passes_box(self) -> QGroupBox:
         from asset_studio.gui.ui.passes_panel import PassesPanel
@@ -354,9 +295,9 @@ class CreatePanel(QWidget):
         fl = QFormLayout(box)
         self.cutout_box = QCheckBox("Remove the background")
         self.trim_box = QCheckBox("Trim transparent edges")
-        self.pixel_spin = _spin(0, 512, 0, 8, "Snap to a pixel grid of this many logical pixels on the longer side (0 = off).")
+        self.pixel_spin = spin(0, 512, 0, 8, "Snap to a pixel grid of this many logical pixels on the longer side (0 = off).")
         self.pixel_spin.setSpecialValueText("off")
-        self.palette_spin = _spin(0, 256, 0, 4, "Reduce to this many colours (0 = off).")
+        self.palette_spin = spin(0, 256, 0, 4, "Reduce to this many colours (0 = off).")
         self.palette_spin.setSpecialValueText("off")
         row = QHBoxLayout()
         row.addWidget(self.cutout_box)
@@ -371,37 +312,17 @@ class CreatePanel(QWidget):
         return box
 
     def _generate_bar(self) -> QWidget:
-        self.generate_btn = QPushButton("Generate")
-        self.generate_btn.setToolTip("Generate (Ctrl+Enter). Press again while running to queue more.")
-        self.generate_btn.setMinimumHeight(36)
-        font = self.generate_btn.font()
-        font.setBold(True)
-        self.generate_btn.setFont(font)
-        self.cancel_btn = QPushButton("Cancel")
-        self.cancel_btn.setToolTip("Stop the running job (Esc); jobs waiting behind it still run. Shift+Esc drops "
-                                   "the queue too. Finished images are kept.")
-        self.cancel_btn.setMinimumHeight(36)
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 1)
-        self.progress.setValue(0)
+        bar = RunBar("Generate", "Generate (Ctrl+Enter). Press again while running to queue more.",
+                     "Stop the running job (Esc); jobs waiting behind it still run. Shift+Esc drops the queue too. "
+                     "Finished images are kept.")
+        self.generate_btn, self.cancel_btn = bar.button, bar.cancel_btn
+        self.progress, self.progress_text = bar.progress, bar.progress_text
         self.progress.setFormat("Idle")
-        self.progress.setTextVisible(False)  # the text sits above the bar, never drawn over it
-        self.progress.setFixedHeight(8)
-        self.progress_text = ElidedLabel("Idle")
         self.queue_label = QLabel("")
         self.queue_label.setStyleSheet("color: palette(placeholder-text);")
         self.queue_view = QueueView(self.queue)
-        bar = QWidget()
-        bl = QVBoxLayout(bar)
-        bl.setContentsMargins(8, 4, 8, 8)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.generate_btn, 3)
-        buttons.addWidget(self.cancel_btn, 1)
-        bl.addLayout(buttons)
-        bl.addWidget(self.progress_text)
-        bl.addWidget(self.progress)
-        bl.addWidget(self.queue_label)
-        bl.addWidget(self.queue_view)
+        bar.column.addWidget(self.queue_label)
+        bar.column.addWidget(self.queue_view)
         return bar
 
     # --- binding -------------------------------------------------------------------------------
@@ -438,6 +359,9 @@ class CreatePanel(QWidget):
         self.init_browse.clicked.connect(self._browse_init)
         self.denoise_spin.valueChanged.connect(edit(lambda v: setattr(f, "denoise", round(v, 2))))
         self.lora_weight.valueChanged.connect(edit(lambda v: setattr(f, "lora_weight", round(v, 3))))
+        self.tiling_combo.currentIndexChanged.connect(
+            edit(lambda _i: setattr(f, "tiling", self.tiling_combo.currentData())))
+        f.passes.changed.connect(lambda _s: self._show_tiling_conflict())  # the tiled upscale refuses it
         self.reset_btn.clicked.connect(f.reset_to_style)
         self.cutout_box.toggled.connect(edit(lambda on: setattr(f, "remove_background", on)))
         self.trim_box.toggled.connect(edit(lambda on: setattr(f, "trim", on)))
@@ -463,12 +387,12 @@ class CreatePanel(QWidget):
         self._syncing = True
         try:
             if name == "loras":
-                self._show_loras()
+                self.lora_box.show()
             elif name == "style_id":
-                self.style_combo.setCurrentIndex(max(0, self.style_combo.findData(f.style_id)))
+                select_data(self.style_combo, f.style_id)
                 self._show_style()
             elif name == "template_id":
-                self.template_combo.setCurrentIndex(max(0, self.template_combo.findData(f.template_id)))
+                select_data(self.template_combo, f.template_id)
                 tpl = f.current_template()
                 self.template_combo.setToolTip(tpl.description if tpl else "No template: the subject is the whole prompt.")
             elif name == "subject" and self.subject_edit.text() != f.subject:
@@ -497,7 +421,7 @@ class CreatePanel(QWidget):
                 self.seed_lock.setChecked(f.seed_locked)
                 self.seed_mode_combo.setEnabled(not f.seed_locked)
             elif name == "seed_mode":
-                self.seed_mode_combo.setCurrentIndex(max(0, self.seed_mode_combo.findData(f.seed_mode)))
+                select_data(self.seed_mode_combo, f.seed_mode)
             elif name == "count":
                 self.batch_spin.setValue(f.count)
             elif name == "init_image":
@@ -516,6 +440,14 @@ class CreatePanel(QWidget):
                 self.pixel_spin.setValue(f.pixel_grid)
             elif name == "palette_size":
                 self.palette_spin.setValue(f.palette_size)
+            elif name == "tiling":
+                select_data(self.tiling_combo, f.tiling)
+                tpl = f.current_template()
+                own = "tiling" in f.artist_set() or tpl is None or tpl.tiling == "off"
+                self.tiling_combo.setToolTip(TIPS["tiling"] + ("" if own else
+                                             f" The template {tpl.name} tiles {TILINGS[tpl.tiling].lower()}."))
+            if name in ("tiling", "transparent", "engine", "init_image", "denoise", "template_id", "style_id", "model"):
+                self._show_tiling_conflict()
             if name in ("model", "style_id"):
                 warning = f.family_warning()
                 self.family_note.set_text(warning)
@@ -567,7 +499,7 @@ class CreatePanel(QWidget):
         self.style_combo.addItem(style_icon(None), "No style (prompt only)", "")
         for pack in self.form.styles:
             self.style_combo.addItem(style_icon(pack), f"{pack.name}  ·  {pack.family_name}", pack.id)
-        self.style_combo.setCurrentIndex(max(0, self.style_combo.findData(self.form.style_id)))
+        select_data(self.style_combo, self.form.style_id)
         self._syncing = False
         self._show_style()
 
@@ -579,7 +511,7 @@ class CreatePanel(QWidget):
             self.template_combo.addItem(tpl.name, tpl.id)
             self.template_combo.setItemData(self.template_combo.count() - 1, tpl.description,
                                             Qt.ItemDataRole.ToolTipRole)
-        self.template_combo.setCurrentIndex(max(0, self.template_combo.findData(self.form.template_id)))
+        select_data(self.template_combo, self.form.template_id)
         self._syncing = False
 
     def _show_style(self) -> None:

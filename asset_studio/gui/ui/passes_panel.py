@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
 )
 
 from asset_studio.gui.model.passes_form import SECTIONS, TITLES, PassesForm
+from asset_studio.gui.ui.form_rows import ElidedLabel
 
 TIPS = {
     "hires": "Generate at the base size, enlarge, then redraw at the new size over the same model "
@@ -40,8 +41,6 @@ class Section(QWidget):
         self.arrow.setStyleSheet("QToolButton { font-weight: bold; }")
         self.switch = QCheckBox("On")
         self.switch.setToolTip(tip)
-        from asset_studio.gui.ui.create_panel import ElidedLabel
-
         self.summary = ElidedLabel()  # one line, elided; the whole line in its tooltip
         self.summary.setStyleSheet("color: palette(placeholder-text);")
         header = QHBoxLayout()

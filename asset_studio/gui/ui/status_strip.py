@@ -9,7 +9,7 @@ from PySide6.QtGui import QIcon, QPixmap
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QProgressBar, QPushButton, QToolButton
 
 from asset_studio.gui.model.run_status import RunStatus
-from asset_studio.gui.ui.create_panel import ElidedLabel
+from asset_studio.gui.ui.form_rows import ElidedLabel
 
 THUMB = 40
 

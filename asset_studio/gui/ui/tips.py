@@ -22,5 +22,7 @@ TIPS = {
     "model": "The base model: a models/ folder entry, a .safetensors checkpoint, or a Hugging Face repo id you downloaded.",
     "negative": "What to keep out of the image (e.g. blurry, text, watermark). Added to the style's and template's negatives.",
     "subject": "What the asset is, in a few words: \"health potion\", \"goblin archer\", \"PLAY\".",
+    "tiling": ("Seamless tiling: the image repeats without a seam left-right (a side-scroller's ground), up-down, "
+               "or both (a floor or wall texture). The viewer shows tiled results repeated so seams would show."),
     "extra": "Extra words appended to the composed prompt (lighting, colour, details).",
 }
