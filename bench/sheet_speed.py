@@ -14,13 +14,17 @@ ours >= 40, and our sheet area no larger than the packer's before the rewrite (m
 rectangles: minutes).
 --also N times ours on N sprites as well (without the baseline, which would take hours).
 
-Measured 2026-12-02 on the 2-core shared dev machine (load 3..7 from other users):
-2,000 sprites (5,113,113 px once trimmed): ours 3.71 s wall / 4.01 s CPU, 1583x3242 (fill 0.996);
-the rectpack script 197.6 s wall / 123.4 s CPU, 2487x2487 (fill 0.827): 53x by wall time, 31x by
-CPU time (ours packs several widths at once on both cores and loads sprites on threads; the
-script runs on one), area ours / script 0.83. The packer at 94c7664 gave the same 5,132,086 px
-(ours / old = 1.000). 10,000 sprites: ours 15.8 s CPU, 3230x7892 (fill 1.000); about 40% of a
-run is Pillow writing the PNG at zlib level 6.
+Measured 2026-12-02 on the 2-core dev machine, ours the median of three runs:
+- quiet (load ~1): noise sprites ours 3.91 s wall / 4.46 s CPU, 1583x3242 (fill 0.996); the script
+  129.3 s wall / 129.1 s CPU, 2487x2487 (fill 0.827): 33.1x wall, 29.0x CPU. Art sprites ours
+  2.88 s wall / 3.45 s CPU, 1518x3498 (fill 0.996); the script 107.1 s: 37.2x wall, 31.1x CPU.
+  Area ours / script 0.830 on both. The goal (40x) is missed by these figures.
+- loaded (load 3..7, earlier): noise sprites 53x wall, 31x CPU (the script's wall time suffers more).
+- the packer at 94c7664 gave the same 5,132,086 px on the noise set (ours / old = 1.000).
+- 10,000 noise sprites: ours 14.5..19.9 s wall, 3230x7892 (fill 1.000).
+Where ours goes (noise set, in process): reading 0.5 s (threads), the packer 0.45 s plus ~0.4 s to
+import numba and load its cached machine code, drawing and bleeding 0.3 s, Pillow's PNG encoding
+of the 5 Mpx page at zlib level 6 1.3 s (0.2 s for the art set), start-up 0.3 s.
 """
 
 from __future__ import annotations
@@ -42,6 +46,35 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from asset_studio.core.sheet import SheetOptions, best_layout, load_sprites  # noqa: E402
+
+
+SPRITES_DEV = REPO.parent / "shared" / "data" / "sprites-dev"
+
+
+def make_art_sprites(folder: Path, count: int, seed: int = 0, source: Path = SPRITES_DEV) -> Path:
+    """COUNT sprites of 16..96 px cut from real CC0 art (../shared/data/sprites-dev): a random
+    sprite, scaled so its longer side is a random 16..96 px, with a random crop a third of the
+    time; flat colours and clean alpha compress like the art the studio makes, where the noise
+    sprites are a worst case for the PNG encoder."""
+    stamp = folder / f".made-{count}-{seed}"
+    if stamp.exists():
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    art = [Image.open(p).convert("RGBA") for p in sorted(source.rglob("*.png"))]
+    for i in range(count):
+        im = art[int(rng.integers(len(art)))]
+        if i % 3 == 0:  # a part of it: other sizes and aspects than the source set has
+            w, h = im.size
+            cw, ch = int(rng.integers(w // 2, w + 1)), int(rng.integers(h // 2, h + 1))
+            x, y = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+            im = im.crop((x, y, x + cw, y + ch))
+        side = int(rng.integers(16, 97))
+        scale = side / max(im.size)
+        size = (max(1, round(im.width * scale)), max(1, round(im.height * scale)))
+        im.resize(size, Image.Resampling.NEAREST).save(folder / f"a{i:05d}.png")
+    stamp.touch()
+    return folder
 
 
 def make_sprites(folder: Path, count: int, seed: int = 0) -> Path:
@@ -147,6 +180,8 @@ def main() -> int:
     ap.add_argument("--also", type=int, nargs="*", default=[10000], help="sprite counts timed for ours only")
     ap.add_argument("--old-ref", help="git commit whose packer's area to measure on the same sprites")
     ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "asset-studio-sheet-speed")
+    ap.add_argument("--sprites", choices=("noise", "art", "both"), default="both",
+                    help="synthetic noisy sprites (the PNG encoder's worst case), sprites cut from ../shared's CC0 art, or both")
     ap.add_argument("--no-baseline", action="store_true", help="skip the rectpack script (no ratio)")
     ap.add_argument("--rectpack-script", nargs=2, type=Path, metavar=("DIR", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -158,26 +193,36 @@ def main() -> int:
     run_ours(warm, args.work / "warm.png")  # compiles and caches the kernels, as any later run finds them
 
     ok = True
-    folder = make_sprites(args.work / f"sprites-{args.count}", args.count)
-    used = sum(s.trim[2] * s.trim[3] for s in load_sprites([folder], trim=True))
-    wall, cpu, (w, h) = run_ours(folder, args.work / "ours.png")
-    print(f"{args.count} sprites, {used} px once trimmed")
-    print(f"  ours      {wall:8.2f} s wall {cpu:8.2f} s CPU  {w}x{h} = {w * h} px (fill {used / (w * h):.3f})")
-    if not args.no_baseline:
-        rp_wall, rp_cpu, side = run_rectpack(folder, args.work / "rectpack.png")
-        ok &= rp_wall / wall >= 40
-        print(f"  rectpack  {rp_wall:8.2f} s wall {rp_cpu:8.2f} s CPU  {side}x{side} = {side * side} px (fill {used / side**2:.3f})")
-        print(f"  rectpack / ours: {rp_wall / wall:.1f}x wall, {rp_cpu / cpu:.1f}x CPU (goal >= 40)   area ours / rectpack: {w * h / side**2:.4f}")
-    if args.old_ref:
-        t0 = time.perf_counter()
-        old = old_area(folder, args.old_ref)
-        ok &= w * h <= old
-        print(f"  packer at {args.old_ref}: {old} px ({time.perf_counter() - t0:.0f} s); area ours / old = {w * h / old:.4f} (goal <= 1)")
+    kinds = ["noise", "art"] if args.sprites == "both" else [args.sprites]
+    if "art" in kinds and not SPRITES_DEV.is_dir():
+        print(f"no {SPRITES_DEV}: the art sprites are left out")
+        kinds.remove("art")
+    for kind in kinds:
+        make = make_art_sprites if kind == "art" else make_sprites
+        folder = make(args.work / f"{kind}-{args.count}", args.count)
+        used = sum(s.trim[2] * s.trim[3] for s in load_sprites([folder], trim=True))
+        # ours takes seconds, so it runs three times and the median counts (the script runs once: minutes)
+        runs = sorted((run_ours(folder, args.work / "ours.png") for _ in range(3)), key=lambda r: r[0])
+        wall, cpu, (w, h) = runs[1]
+        print(f"{args.count} {kind} sprites, {used} px once trimmed")
+        print(f"  ours      {wall:8.2f} s wall {cpu:8.2f} s CPU  {w}x{h} = {w * h} px (fill {used / (w * h):.3f})"
+              f"   (runs: {', '.join(f'{r[0]:.2f}' for r in runs)} s)")
+        if not args.no_baseline:
+            rp_wall, rp_cpu, side = run_rectpack(folder, args.work / "rectpack.png")
+            ok &= rp_wall / wall >= 40
+            print(f"  rectpack  {rp_wall:8.2f} s wall {rp_cpu:8.2f} s CPU  {side}x{side} = {side * side} px (fill {used / side**2:.3f})")
+            print(f"  rectpack / ours: {rp_wall / wall:.1f}x wall, {rp_cpu / cpu:.1f}x CPU (goal >= 40)   "
+                  f"area ours / rectpack: {w * h / side**2:.4f}")
+        if args.old_ref:
+            t0 = time.perf_counter()
+            old = old_area(folder, args.old_ref)
+            ok &= w * h <= old
+            print(f"  packer at {args.old_ref}: {old} px ({time.perf_counter() - t0:.0f} s); area ours / old = {w * h / old:.4f} (goal <= 1)")
     for n in args.also:
-        folder = make_sprites(args.work / f"sprites-{n}", n)
+        folder = make_sprites(args.work / f"noise-{n}", n)
         used = sum(s.trim[2] * s.trim[3] for s in load_sprites([folder], trim=True))
         wall, cpu, (w, h) = run_ours(folder, args.work / f"ours-{n}.png")
-        print(f"{n} sprites: ours {wall:.2f} s wall {cpu:.2f} s CPU  {w}x{h} (fill {used / (w * h):.3f})")
+        print(f"{n} noise sprites: ours {wall:.2f} s wall {cpu:.2f} s CPU  {w}x{h} (fill {used / (w * h):.3f})")
     print(f"\ngoals: {'OK' if ok else 'MISSED'}")
     return 0 if ok else 1
 
