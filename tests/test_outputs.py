@@ -142,9 +142,12 @@ def test_ctrl_c_inside_a_writer_leaves_the_old_file_and_no_temp(tmp_path):
 
 
 CHILD = textwrap.dedent("""
-    import sys, time
+    import signal, sys, time
     from pathlib import Path
     from asset_studio.core.outputs import write_file
+
+    # A child of a background job starts with Ctrl-C ignored; an artist's terminal delivers it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def slow(f):
         for i in range(400):
