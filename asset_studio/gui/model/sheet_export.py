@@ -64,15 +64,16 @@ def plan_sheet(inputs: list[Path], opts: SheetOptions, with_image: bool = True) 
     """Pack INPUTS as the export will (core.sheet, the same options) and describe the result."""
     from asset_studio.core.animation import timing_from_jobs
     from asset_studio.core.sheet import SheetOptions as CoreOptions
-    from asset_studio.core.sheet import collect_images, load_sprites, pack_sheet
+    from asset_studio.core.sheet import collect_images, pack_sheet, read_sprites
 
     core = CoreOptions(trim=opts.trim, padding=opts.padding, extrude=opts.extrude, pot=opts.pot,
                        square=opts.square, max_size=opts.max_size)
-    sprites = load_sprites(list(inputs), trim=core.trim)
+    found = collect_images(list(inputs))  # listed once, as the export does
+    sprites = read_sprites(found, trim=core.trim)
     if not sprites:
         raise UserError("Select images to pack.")
     sheet = pack_sheet(sprites, core)
-    timing_from_jobs(sheet, dict(collect_images(list(inputs))))  # as the export does: an animation's own fps
+    timing_from_jobs(sheet, dict(found))  # as the export does: an animation's own fps
     used = sum(f.w * f.h for f in sheet.frames)
     area = sum(p.size[0] * p.size[1] for p in sheet.pages) or 1
     by_hash: dict[str, list[str]] = {}
