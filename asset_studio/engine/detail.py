@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from asset_studio.core import detail as geometry
 from asset_studio.core.job import DetailPass, Prompt
-from asset_studio.engine.plan import Item, Stage, _img2img_steps, derived_pipeline, run_pipeline
+from asset_studio.engine.plan import Item, Stage, _img2img_steps, derived_pipeline, reference_inputs, run_pipeline
 from asset_studio.errors import UserError
 
 
@@ -84,8 +84,7 @@ class Detail(Stage):
                   "strength": float(d.denoise), "width": tw, "height": th}
         if loaded.family == "sdxl":
             inputs.update(original_size=(th, tw), target_size=(th, tw))
-        if "ip_adapter_image_embeds" in ctx.inputs:  # the job's references steer the redrawn regions too
-            inputs["ip_adapter_image_embeds"] = ctx.inputs["ip_adapter_image_embeds"]
+        inputs.update(reference_inputs(ctx))  # the job's references steer the redrawn regions too
         prompt = Prompt(text=geometry.pass_prompt(d.prompt, job.prompt.text),
                         negative=geometry.pass_prompt(d.negative, job.prompt.negative))
         steps = _img2img_steps(d.steps or job.sampling.steps, d.denoise, explicit=bool(d.steps))
