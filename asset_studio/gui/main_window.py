@@ -341,6 +341,10 @@ class MainWindow(QMainWindow):
     def current_model(self) -> str:
         return self.form.model
 
+    def _family_guess(self) -> str:
+        """The chosen model's family by its name, for picking a catalog entry to offer ("sd15" unless it says xl)."""
+        return "sdxl" if "xl" in (self.current_model() or "").lower() else "sd15"
+
     def _models_changed(self, models: list) -> None:
         self.create_panel.set_models(models, fallback=self.settings.last_model())
         if self.layout_tab is not None:
@@ -570,7 +574,7 @@ class MainWindow(QMainWindow):
     def get_controlnet(self, control_type: str) -> None:
         """The Models page, with a ControlNet for CONTROL_TYPE selected in the catalog where one is listed."""
         self.tabs.setCurrentWidget(self.model_manager)
-        family = "sdxl" if "xl" in (self.current_model() or "").lower() else "sd15"
+        family = self._family_guess()
         wanted = f"controlnet-{control_type}-{family}"
         for entry in self.model_manager.catalog:
             if entry.kind == "controlnet" and entry.id in (wanted, f"controlnet-{control_type}-sd15"):
@@ -581,7 +585,7 @@ class MainWindow(QMainWindow):
     def get_ip_adapter(self) -> None:
         """The Models page with an IP-Adapter for the chosen model's family selected."""
         self.tabs.setCurrentWidget(self.model_manager)
-        family = "sdxl" if "xl" in (self.current_model() or "").lower() else "sd15"
+        family = self._family_guess()
         self.model_manager.select_catalog("ip-adapter-plus-sdxl-vit-h" if family == "sdxl" else "ip-adapter-plus-sd15")
         self.statusBar().showMessage("Download an IP-Adapter and its image encoder (ViT-H) here; then choose the "
                                      "adapter in the Create tab's References box.")
@@ -589,7 +593,7 @@ class MainWindow(QMainWindow):
     def get_motion_adapter(self) -> None:
         """The Models page with the AnimateDiff motion adapter for the chosen model's family selected."""
         self.tabs.setCurrentWidget(self.model_manager)
-        family = "sdxl" if "xl" in (self.current_model() or "").lower() else "sd15"
+        family = self._family_guess()
         entry_id = "animatediff-sdxl-beta" if family == "sdxl" else "animatediff-v1-5-2"
         self.model_manager.select_catalog(entry_id)
         self.statusBar().showMessage(f"Download the motion adapter here; then type {entry_id} in the Animate tab's "
