@@ -25,22 +25,9 @@ def adapter(tmp_path_factory):
 @pytest.fixture(scope="module")
 def motion_lora(tmp_path_factory, tiny_sd15_dir, adapter):
     """A LoRA on the motion modules only (what camera-move LoRAs are), random so it changes the motion."""
-    import torch
-    from diffusers import MotionAdapter, UNet2DConditionModel, UNetMotionModel
-    from peft import LoraConfig, get_peft_model_state_dict, inject_adapter_in_model
-    from safetensors.torch import save_file
+    from tiny_video_models import save_motion_lora
 
-    unet = UNetMotionModel.from_unet2d(UNet2DConditionModel.from_pretrained(tiny_sd15_dir / "unet"),
-                                       MotionAdapter.from_pretrained(adapter))
-    torch.manual_seed(5)
-    config = LoraConfig(r=4, lora_alpha=4, init_lora_weights=False,
-                        target_modules=r".*motion_modules.*\.(to_q|to_k|to_v|to_out\.0)")
-    inject_adapter_in_model(config, unet)
-    state = {f"unet.{k}": v.contiguous() for k, v in get_peft_model_state_dict(unet).items()}
-    assert state and all("motion_modules" in k for k in state)
-    path = tmp_path_factory.mktemp("lora") / "zoom-in.safetensors"
-    save_file(state, str(path))
-    return path
+    return save_motion_lora(tiny_sd15_dir / "unet", adapter, tmp_path_factory.mktemp("lora") / "zoom-in.safetensors")
 
 
 def animate(capsys, *args) -> tuple[int, str, str]:

@@ -97,19 +97,10 @@ def adapter_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def motion_lora_file(tmp_path_factory, tiny_sd15_dir, adapter_dir):
     """A random LoRA on the motion modules only, saved as the Hub's diffusers-format motion LoRAs are named."""
-    import torch
-    from diffusers import MotionAdapter, UNet2DConditionModel, UNetMotionModel
-    from peft import LoraConfig, get_peft_model_state_dict, inject_adapter_in_model
-    from safetensors.torch import save_file
+    from tiny_video_models import save_motion_lora
 
-    unet = UNetMotionModel.from_unet2d(UNet2DConditionModel.from_pretrained(tiny_sd15_dir / "unet"),
-                                       MotionAdapter.from_pretrained(adapter_dir))
-    torch.manual_seed(5)
-    inject_adapter_in_model(LoraConfig(r=4, lora_alpha=4, init_lora_weights=False,
-                                       target_modules=r".*motion_modules.*\.(to_q|to_k|to_v|to_out\.0)"), unet)
-    path = tmp_path_factory.mktemp("lora") / "diffusion_pytorch_model.safetensors"
-    save_file({f"unet.{k}": v.contiguous() for k, v in get_peft_model_state_dict(unet).items()}, str(path))
-    return path
+    return save_motion_lora(tiny_sd15_dir / "unet", adapter_dir,
+                            tmp_path_factory.mktemp("lora") / "diffusion_pytorch_model.safetensors")
 
 
 def animate(capsys, *args) -> tuple[int, str, str]:

@@ -43,6 +43,25 @@ def save_motion_adapter_file(adapter, path: Path) -> Path:
     return Path(path)
 
 
+def save_motion_lora(unet_dir: Path, adapter_dir: Path, path: Path, seed: int = 5) -> Path:
+    """A random LoRA on the motion modules only (what the camera-move motion LoRAs are), saved with the
+    `unet.` prefix diffusers' motion LoRA files use."""
+    import torch
+    from diffusers import MotionAdapter, UNet2DConditionModel, UNetMotionModel
+    from peft import LoraConfig, get_peft_model_state_dict, inject_adapter_in_model
+    from safetensors.torch import save_file
+
+    unet = UNetMotionModel.from_unet2d(UNet2DConditionModel.from_pretrained(unet_dir),
+                                       MotionAdapter.from_pretrained(adapter_dir))
+    torch.manual_seed(seed)
+    inject_adapter_in_model(LoraConfig(r=4, lora_alpha=4, init_lora_weights=False,
+                                       target_modules=r".*motion_modules.*\.(to_q|to_k|to_v|to_out\.0)"), unet)
+    state = {f"unet.{k}": v.contiguous() for k, v in get_peft_model_state_dict(unet).items()}
+    assert state and all("motion_modules" in k for k in state)
+    save_file(state, str(path))
+    return path
+
+
 def build_tiny_svd(seed: int = 0):
     import torch
     from diffusers import (AutoencoderKLTemporalDecoder, EulerDiscreteScheduler, StableVideoDiffusionPipeline,
