@@ -1,3 +1,3 @@
-from asset_studio.cli import main
+from asset_studio.cli import console_main
 
-raise SystemExit(main())
+raise SystemExit(console_main())

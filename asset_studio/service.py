@@ -337,7 +337,7 @@ def export_sheet(request: SheetExport) -> SheetResult:
     sheet = pack_sheet(sprites, opts)
     from asset_studio.core.animation import timing_from_jobs
 
-    timing_from_jobs(sheet, dict(collect_images(list(request.inputs), exclude=own_page)))
+    timing_from_jobs(sheet, dict(found))
     if request.animations:  # the artist's names and speeds win over the found ones and the jobs'
         from asset_studio.core.animation import apply_animation_edits
 

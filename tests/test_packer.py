@@ -171,3 +171,22 @@ def test_power_of_two_square_pages_over_several_pages():
     buf = io.BytesIO()
     sheet.pages[0].image.save(buf, "PNG")  # a page is an ordinary RGBA image
     assert Image.open(buf).mode == "RGBA"
+
+
+def test_loading_the_kernels_leaves_scipy_importable():
+    """core/jit.py hides scipy.linalg from numba's first load only: afterwards scipy.linalg
+    imports and numba still compiles np.dot with BLAS."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from asset_studio.core import sheet_kernels, png_kernels\n"
+        "assert 'scipy.linalg' not in sys.modules\n"
+        "import numpy as np, scipy.linalg, numba\n"
+        "f = numba.njit(lambda a, b: np.dot(a, b))\n"
+        "assert f(np.ones((2, 2)), np.eye(2)).sum() == 4.0\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr

@@ -274,3 +274,40 @@ def test_power_of_two_pages_respect_an_odd_maximum(sprite_dir):
         assert w <= 64 and h <= 64 and w & (w - 1) == 0 and h & (h - 1) == 0
     with pytest.raises(UserError, match="maximum sheet size 32"):
         pack_sheet(sprites, SheetOptions(trim=True, pot=True, max_size=50))
+
+
+def test_page_bleeding_matches_a_plain_reference():
+    """bleed_regions (compiled) against the rule written out in numpy: ring by ring each pixel
+    next to coloured pixels of its own region takes their floor mean; what the rings do not
+    reach takes the region's mean known colour; regions without a known pixel stay as they are."""
+    from asset_studio.core.sheet import bleed_regions
+
+    rng = np.random.default_rng(3)
+    h, w = 40, 50
+    labels = np.zeros((h, w), np.int32)
+    labels[1:20, 1:25], labels[1:20, 25:49], labels[20:39, 1:49] = 1, 2, 3
+    labels[30:39, 40:49] = 4  # a region with nothing known
+    rgba = rng.integers(0, 256, (h, w, 4)).astype(np.uint8)
+    known = (rng.random((h, w)) < 0.02) & (labels != 4)
+    rings = 3
+
+    ref = rgba.astype(np.int64)
+    filled = known & (labels > 0)
+    for _ in range(rings):
+        grow = []
+        for y, x in zip(*np.nonzero((labels > 0) & ~filled)):
+            near = [(y + dy, x + dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy or dx)]
+            near = [(v, u) for v, u in near if filled[v, u] and labels[v, u] == labels[y, x]]
+            if near:
+                grow.append((y, x, [sum(ref[v, u, c] for v, u in near) // len(near) for c in range(3)]))
+        for y, x, colour in grow:
+            ref[y, x, :3] = colour
+            filled[y, x] = True
+    for region in (1, 2, 3):
+        own = known & (labels == region)
+        left = (labels == region) & ~filled
+        ref[left, :3] = rgba[own][:, :3].astype(np.int64).sum(0) // own.sum()
+
+    out = rgba.copy()
+    bleed_regions(out, labels, known, rings)
+    assert np.array_equal(out, ref.astype(np.uint8))

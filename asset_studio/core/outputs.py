@@ -46,10 +46,15 @@ def png_writer(image, command: str | None = None, pnginfo=None) -> Writer:
     def write(f: BinaryIO) -> None:
         from PIL.PngImagePlugin import PngInfo
 
+        from asset_studio.core.png_encode import supported, write_png
+
         info = pnginfo if pnginfo is not None else PngInfo()
         if command:
             info.add_text(MARKER, command)
-        image.save(f, format="PNG", pnginfo=info)
+        if supported(image):  # every core at once: a big sheet page in a fraction of Pillow's time
+            write_png(f, image, info.chunks)
+        else:
+            image.save(f, format="PNG", pnginfo=info)
 
     return write
 

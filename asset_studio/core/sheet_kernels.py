@@ -12,7 +12,7 @@ once (see core.sheet.bleed_regions).
 
 from __future__ import annotations
 
-import numba
+from asset_studio.core.jit import numba
 import numpy as np
 
 HEURISTICS = ("bssf", "blsf", "baf", "bl")
@@ -241,3 +241,45 @@ def bleed_rings(px, lab, filled, todo, width, rings):
             break
         m = left
     return cur[:m]
+
+
+@numba.njit(cache=True)
+def bleed_labelled(px, lab, known, width, rings):
+    """core.sheet.bleed_regions on flat arrays: the pixels of each region (lab > 0) that are not
+    known take colour ring by ring from the known ones of their region (bleed_rings); what is
+    left past the rings takes the floor mean colour of the region's known pixels. A region
+    without a known pixel is left as it is. One pass over the canvas finds the work."""
+    n = lab.shape[0]
+    regions = 1
+    for p in range(n):
+        regions = max(regions, lab[p] + 1)
+    count = np.zeros(regions, np.int64)
+    done = np.zeros(n, np.bool_)
+    for p in range(n):
+        if lab[p] > 0 and known[p]:
+            done[p] = True
+            count[lab[p]] += 1
+    size = 0
+    for p in range(n):
+        if lab[p] > 0 and not done[p] and count[lab[p]] > 0:
+            size += 1
+    todo = np.empty(size, np.int64)
+    size = 0
+    for p in range(n):
+        if lab[p] > 0 and not done[p] and count[lab[p]] > 0:
+            todo[size] = p
+            size += 1
+    if size == 0:
+        return
+    left = bleed_rings(px, lab, done.copy(), todo, width, rings)
+    if left.shape[0] == 0:
+        return
+    sums = np.zeros((regions, 3), np.int64)
+    for p in range(n):
+        if done[p]:
+            for c in range(3):
+                sums[lab[p], c] += px[p, c]
+    for t in range(left.shape[0]):
+        p = left[t]
+        for c in range(3):
+            px[p, c] = sums[lab[p], c] // count[lab[p]]

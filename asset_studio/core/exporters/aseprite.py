@@ -9,10 +9,10 @@ up by that index, so source-file names there would leave every animation showing
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from asset_studio import __version__
+from asset_studio.core.exporters import jsontext
 from asset_studio.errors import UserError
 
 
@@ -71,7 +71,7 @@ def files(sheet, png_paths: list[Path], out_png: Path, fps: float = 10.0) -> lis
     if any(f.rotated for f in sheet.frames):
         raise UserError("The Aseprite format cannot describe rotated frames: leave out --rotate.")
     data = png_paths[0].with_suffix(".json")
-    return [(data, (json.dumps(document(sheet, png_paths[0].name, fps), indent=1) + "\n").encode("utf-8"))]
+    return [(data, (jsontext.dumps(document(sheet, png_paths[0].name, fps), 3, " ") + "\n").encode("utf-8"))]
 
 
 def write(sheet, png_paths: list[Path], out_png: Path, fps: float = 10.0) -> list[Path]:

@@ -10,10 +10,10 @@ loads them together.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from asset_studio import __version__
+from asset_studio.core.exporters import jsontext
 
 APP = "https://www.codeandweb.com/texturepacker"  # what the loaders' docs show; kept for tools that check
 
@@ -61,7 +61,7 @@ def files(sheet, png_paths: list[Path], out_png: Path, as_array: bool = False) -
     for i, (png, data) in enumerate(zip(png_paths, data_paths)):
         related = [d.name for d in data_paths if d != data]
         doc = page_document(sheet, i, png.name, as_array, related)
-        out.append((data, (json.dumps(doc, indent=2) + "\n").encode("utf-8")))
+        out.append((data, (jsontext.dumps(doc, 3) + "\n").encode("utf-8")))
     return out
 
 

@@ -8,10 +8,10 @@ a trimmed sprite's pivot is moved so the sprite still sits where the untrimmed i
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from asset_studio import __version__
+from asset_studio.core.exporters import jsontext
 from asset_studio.errors import UserError
 
 SCRIPT = Path(__file__).with_name("SpriteSheetImporter.cs")
@@ -68,7 +68,7 @@ def document(sheet, png_paths: list[Path], fps: float, pixels_per_unit: float = 
 
 def files(sheet, png_paths: list[Path], out_png: Path, fps: float = 10.0) -> list[tuple[Path, bytes]]:
     data = Path(out_png).with_suffix(".json")
-    return [(data, (json.dumps(document(sheet, png_paths, fps), indent=2) + "\n").encode("utf-8")),
+    return [(data, (jsontext.dumps(document(sheet, png_paths, fps), 4) + "\n").encode("utf-8")),
             (data.parent / SCRIPT.name, SCRIPT.read_bytes())]
 
 
