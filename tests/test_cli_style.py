@@ -127,7 +127,7 @@ def test_generate_with_a_bundled_style_end_to_end(capsys, tmp_path, tiny_sd15_di
     assert code == 0, err
     [png] = sorted(out_dir.glob("*.png"))
     with Image.open(out_dir / "sprites" / png.name) as sprite:  # the pack's pixel-art cut-out
-        assert sprite.mode == "RGBA" and set(sprite.getchannel("A").getdata()) <= {0, 255}
+        assert sprite.mode == "RGBA" and set(sprite.getchannel("A").tobytes()) <= {0, 255}
     assert str(png) in out
     with Image.open(png) as image:
         assert image.size == (64, 64)

@@ -130,10 +130,18 @@ def test_without_zlib_ng_the_standard_zlib_writes_the_same_pixels(monkeypatch):
     assert scanlines(data) == png_encode.filter_rows(np.asarray(im).reshape(500, -1), 4).tobytes()
 
 
-def test_png_writer_marks_pages_and_leaves_other_modes_to_pillow(tmp_path):
-    page = write_file(tmp_path / "page.png", png_writer(picture(64, 48), "sheet"))
-    assert written_by(page, "sheet")
-    assert b"IDAT" in page.read_bytes()
+def test_png_writer_sends_big_pictures_here_and_the_rest_to_pillow(tmp_path, monkeypatch):
+    used = []
+    real = png_encode.write_png
+    monkeypatch.setattr(png_encode, "write_png", lambda *a: used.append(a[1].size) or real(*a))
+    big = picture(1500, 1400)  # over MIN_PIXELS
+    page = write_file(tmp_path / "page.png", png_writer(big, "sheet"))
+    small = write_file(tmp_path / "small.png", png_writer(picture(64, 48), "sheet"))
+    assert used == [(1500, 1400)]
+    assert written_by(page, "sheet") and written_by(small, "sheet")
+    with Image.open(page) as back:
+        assert np.array_equal(np.asarray(back), np.asarray(big))
+    monkeypatch.setattr(png_encode, "MIN_PIXELS", 1)
     for mode in ("L", "P", "LA", "I;16"):
         im = picture(20, 10).convert("L" if mode == "I;16" else mode)
         if mode == "I;16":

@@ -7,7 +7,9 @@ a few threads, and the filtered bytes are deflated in fixed 1 MiB pieces at once
 primed with the 32 KiB before it (pigz's method), by zlib-ng when it is installed (the same
 level 6 compresses smaller and about three times faster than zlib) or by the standard zlib.
 Pieces are cut at fixed offsets, so the bytes written do not depend on the number of cores.
-Anything else (other modes, a transparency colour key) goes to Pillow.
+Small pictures, other modes and a transparency colour key go to Pillow: below MIN_PIXELS its one
+core takes a tenth of a second or less, and loading the compiled filter (numba) costs half a
+second the first time in a process.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+MIN_PIXELS = 1 << 21  # about 1450 x 1450: sheet pages of hundreds of sprites, hires results
 LEVEL = 6
 PIECE = 1 << 20  # filtered bytes deflated as one piece
 WINDOW = 32768  # deflate's window: what a piece is primed with
@@ -27,8 +30,9 @@ SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def supported(image) -> bool:
-    """Whether this encoder writes IMAGE exactly as Pillow would (else use Pillow)."""
-    return image.mode in ("RGB", "RGBA") and "transparency" not in image.info
+    """Whether IMAGE goes through this encoder (it would write it as Pillow does) or to Pillow."""
+    big = image.width * image.height >= MIN_PIXELS
+    return big and image.mode in ("RGB", "RGBA") and "transparency" not in image.info
 
 
 def write_png(f: BinaryIO, image, chunks=()) -> None:
