@@ -159,3 +159,19 @@ def test_rerunning_into_the_same_sheet_replaces_only_its_own_files(sprites, tmp_
     assert code == 2 and "hero.tres already exists and was not written by this command" in err
     assert other.read_text() == "[gd_resource type=\"Theme\" format=3]\n" and not (tmp_path / "out" / "hero.png").exists()
     assert sorted(p.name for p in out.parent.iterdir()) == ["hero.tres", "sheet.png", "sheet.tres"]
+
+
+def test_a_command_line_builds_only_its_own_parser():
+    """parser_for registers just the named command (a tenth of a second less per run), with the
+    same options as the whole parser; no command or an unknown one gets the whole parser."""
+    from asset_studio.cli import build_parser, parser_for, sub_names
+
+    whole = build_parser()
+    for name in sub_names(whole):
+        alone = parser_for([name, "--some-option"])
+        assert sub_names(alone) == {name}
+        sub = lambda p: next(a for a in p._subparsers._group_actions).choices[name]  # noqa: E731
+        assert sub(alone).format_help() == sub(whole).format_help()
+    assert sub_names(parser_for([])) == sub_names(whole)
+    assert sub_names(parser_for(["shet"])) == sub_names(whole)
+    assert sub_names(parser_for(["--version"])) == sub_names(whole)
