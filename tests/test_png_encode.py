@@ -67,9 +67,17 @@ def scanlines(data: bytes) -> bytes:
 @pytest.mark.parametrize("size", [(1, 1), (3, 2), (97, 61), (700, 500)])  # 700x500 RGBA: two deflate pieces
 def test_pixels_come_back_exactly(mode, size):
     im = picture(*size, mode=mode)
-    back = decode(encode(im))
+    data = encode(im)
+    back = decode(data)
     assert back.mode == mode and back.size == size
     assert np.array_equal(np.asarray(back), np.asarray(im))
+    # libpng (through OpenCV) reads it too: the decoder Godot and many other engines link
+    import cv2
+
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert bgr is not None
+    channels = cv2.COLOR_BGRA2RGBA if mode == "RGBA" else cv2.COLOR_BGR2RGB
+    assert np.array_equal(cv2.cvtColor(bgr.reshape(size[1], size[0], -1), channels).reshape(np.asarray(im).shape), np.asarray(im))
 
 
 def test_filters_are_libpngs_adaptive_choice():
