@@ -146,6 +146,8 @@ def test_png_writer_sends_big_pictures_here_and_the_rest_to_pillow(tmp_path, mon
     page = write_file(tmp_path / "page.png", png_writer(big, "sheet"))
     small = write_file(tmp_path / "small.png", png_writer(picture(64, 48), "sheet"))
     assert used == [(1500, 1400)]
+    write_file(tmp_path / "page-2.png", png_writer(picture(64, 48), "sheet", any_size=True))  # a small sheet page
+    assert used == [(1500, 1400), (64, 48)]
     assert written_by(page, "sheet") and written_by(small, "sheet")
     with Image.open(page) as back:
         assert np.array_equal(np.asarray(back), np.asarray(big))

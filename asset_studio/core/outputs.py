@@ -40,8 +40,10 @@ def text_writer(text: str) -> Writer:
     return bytes_writer(text.encode("utf-8"))
 
 
-def png_writer(image, command: str | None = None, pnginfo=None) -> Writer:
-    """Write IMAGE as PNG; ``command`` marks the file as that command's output (see written_by)."""
+def png_writer(image, command: str | None = None, pnginfo=None, any_size: bool = False) -> Writer:
+    """Write IMAGE as PNG; ``command`` marks the file as that command's output (see written_by).
+    ``any_size``: the multi-core encoder even for a small picture (sheet pages: the packer has
+    loaded its compiled code already, so only its speed is left)."""
 
     def write(f: BinaryIO) -> None:
         from PIL.PngImagePlugin import PngInfo
@@ -51,7 +53,7 @@ def png_writer(image, command: str | None = None, pnginfo=None) -> Writer:
         info = pnginfo if pnginfo is not None else PngInfo()
         if command:
             info.add_text(MARKER, command)
-        if supported(image):  # every core at once: a big sheet page in a fraction of Pillow's time
+        if supported(image, any_size):  # every core at once: a big sheet page in a fraction of Pillow's time
             write_png(f, image, info.chunks)
         else:
             image.save(f, format="PNG", pnginfo=info)

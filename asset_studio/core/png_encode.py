@@ -29,9 +29,10 @@ IDAT_SIZE = 1 << 20  # bytes per IDAT chunk
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def supported(image) -> bool:
-    """Whether IMAGE goes through this encoder (it would write it as Pillow does) or to Pillow."""
-    big = image.width * image.height >= MIN_PIXELS
+def supported(image, any_size: bool = False) -> bool:
+    """Whether IMAGE goes through this encoder (it would write it as Pillow does) or to Pillow;
+    ANY_SIZE: small pictures too (the caller has numba loaded already)."""
+    big = any_size or image.width * image.height >= MIN_PIXELS
     return big and image.mode in ("RGB", "RGBA") and "transparency" not in image.info
 
 

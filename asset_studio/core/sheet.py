@@ -578,4 +578,4 @@ def save_pages(sheet: Sheet, out_png: Path) -> list[Path]:
     from asset_studio.core.outputs import png_writer, write_set
 
     paths = page_paths(out_png, len(sheet.pages))
-    return write_set([(path, png_writer(page.image, SHEET_COMMAND)) for page, path in zip(sheet.pages, paths)])
+    return write_set([(path, png_writer(page.image, SHEET_COMMAND, any_size=True)) for page, path in zip(sheet.pages, paths)])
