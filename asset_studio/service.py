@@ -12,6 +12,7 @@ Every image is on disk, raw first and then the finished sprite, before anyone is
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -333,7 +334,13 @@ def export_sheet(request: SheetExport) -> SheetResult:
 
     found = collect_images(list(request.inputs), exclude=own_page)
     inputs = [path for _, path in found]
-    sprites = read_sprites(found, trim=opts.trim)
+    if "asset_studio.core.sheet_kernels" in sys.modules:  # loaded by an earlier export
+        sprites = read_sprites(found, trim=opts.trim)
+    else:  # a child reads while the kernels load
+        from asset_studio.core.sheet import load_kernels
+        from asset_studio.core.sprite_reader import read_sprites_beside
+
+        sprites = read_sprites_beside(found, opts.trim, meanwhile=load_kernels)
     sheet = pack_sheet(sprites, opts)
     from asset_studio.core.animation import timing_from_jobs
 

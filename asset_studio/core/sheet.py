@@ -200,6 +200,17 @@ def read_sprites(found: list[tuple[str, Path]], trim: bool = False) -> list[Spri
     return sprites
 
 
+def load_kernels() -> None:
+    """Load the compiled loops a sheet uses (numba and their cached machine code) now, by running
+    each once on tiny inputs, so that the loading can overlap the reading (core.sprite_reader)."""
+    from asset_studio.core.png_kernels import filter_band
+    from asset_studio.core.sheet_kernels import Packer, bleed_labelled
+
+    Packer([(1, 1)]).pack(1, 1, "bl", "height")
+    bleed_labelled(np.zeros((9, 4), np.uint8), np.zeros(9, np.int32), np.zeros(9, bool), 3, 1)
+    filter_band(np.zeros((1, 4), np.uint8), np.zeros((1, 5), np.uint8), 4, 0, 1)
+
+
 # --------------------------------------------------------------------------- animations
 
 _SEQ = re.compile(r"^(?P<prefix>.*?)[ _\-.]?(?P<index>\d+)$")
