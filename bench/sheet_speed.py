@@ -14,17 +14,21 @@ ours >= 40, and our sheet area no larger than the packer's before the rewrite (m
 rectangles: minutes).
 --also N times ours on N sprites as well (without the baseline, which would take hours).
 
-Measured 2026-12-02 on the 2-core dev machine, ours the median of three runs:
-- quiet (load ~1): noise sprites ours 3.91 s wall / 4.46 s CPU, 1583x3242 (fill 0.996); the script
-  129.3 s wall / 129.1 s CPU, 2487x2487 (fill 0.827): 33.1x wall, 29.0x CPU. Art sprites ours
-  2.88 s wall / 3.45 s CPU, 1518x3498 (fill 0.996); the script 107.1 s: 37.2x wall, 31.1x CPU.
-  Area ours / script 0.830 on both. The goal (40x) is missed by these figures.
-- loaded (load 3..7, earlier): noise sprites 53x wall, 31x CPU (the script's wall time suffers more).
-- the packer at 94c7664 gave the same 5,132,086 px on the noise set (ours / old = 1.000).
-- 10,000 noise sprites: ours 14.5..19.9 s wall, 3230x7892 (fill 1.000).
-Where ours goes (noise set, in process): reading 0.5 s (threads), the packer 0.45 s plus ~0.4 s to
-import numba and load its cached machine code, drawing and bleeding 0.3 s, Pillow's PNG encoding
-of the 5 Mpx page at zlib level 6 1.3 s (0.2 s for the art set), start-up 0.3 s.
+Measured 2026-12-02 on the 2-core dev machine (shared: the same command varies 1.4-2.5 s from one
+minute to the next, so compare ratios from one run), ours the median of three runs:
+- stop 3, final (load ~1): noise sprites ours 1.39 s wall / 2.28 s CPU, the script 118.5 s: 85.0x
+  wall, 51.9x CPU; art sprites ours 1.84 s / 2.63 s, the script 122.1 s: 66.4x wall, 46.4x CPU.
+  Runs earlier this stop, before the child reader (noise / art, wall): 52.3x / 56.6x,
+  56.4x / 60.2x, 73.7x / 50.5x; the child is worth 0.3 s of 2.2 in A/B runs. 10,000 noise
+  sprites: ours 9.8 s wall (stop 2: 14.5-19.9 s). Area ours / script 0.830, and the layout
+  search is unchanged since stop 2, where --old-ref 94c7664 gave the same 5,132,086 px (1.000).
+- stop 2, for comparison (quiet): noise 3.91 s wall, 33.1x; art 2.88 s, 37.2x.
+Where ours goes now (noise set, in process, seconds): start-up and imports 0.25; listing 0.06;
+reading 0.45 and loading numba with the cached kernels 0.5, at once (core/sprite_reader.py: a
+child reads three quarters); 106 packs on two threads 0.22; drawing and bleeding 0.15; the PNG
+(core/png_encode.py: compiled filters, zlib-ng in 1 MiB pieces on both cores) 0.3 against
+Pillow's 1.3; the JSON 0.03 (C encoder); the end of the process 0.05 (gc.freeze: numba's objects
+made it 0.3). The first run after an install compiles the kernels (about 9 s, once).
 """
 
 from __future__ import annotations
