@@ -32,9 +32,9 @@ def picture(w: int, h: int, mode: str = "RGBA", seed: int = 0) -> Image.Image:
     return Image.fromarray(px if mode == "RGBA" else px[..., :3].copy(), mode)
 
 
-def encode(image: Image.Image, chunks=()) -> bytes:
+def encode(image: Image.Image, chunks=(), pixels=None) -> bytes:
     buf = io.BytesIO()
-    png_encode.write_png(buf, image, chunks)
+    png_encode.write_png(buf, image, chunks, pixels)
     return buf.getvalue()
 
 
@@ -51,6 +51,16 @@ def chunk_types(data: bytes) -> list[bytes]:
         types.append(data[pos + 4 : pos + 8])
         pos += 12 + n
     return types
+
+
+def filtered(rows: np.ndarray, bpp: int) -> np.ndarray:
+    """All of ROWS through the compiled filter at once."""
+    from asset_studio.core.png_kernels import filter_band
+
+    rows = np.ascontiguousarray(rows)
+    out = np.empty((rows.shape[0], rows.shape[1] + 1), np.uint8)
+    filter_band(rows, out, bpp, 0, rows.shape[0])
+    return out
 
 
 def scanlines(data: bytes) -> bytes:
@@ -99,7 +109,7 @@ def test_filters_are_libpngs_adaptive_choice():
         costs = [int(np.minimum(v & 255, 256 - (v & 255)).sum()) for v in candidates]
         best = int(np.argmin(costs))
         expected.append(bytes([best]) + bytes((candidates[best] & 255).astype(np.uint8)))
-    ours = png_encode.filter_rows(np.ascontiguousarray(np.asarray(im).reshape(40, -1)), bpp)
+    ours = filtered(np.asarray(im).reshape(40, -1), bpp)
     assert ours.tobytes() == b"".join(expected)
     assert set(ours[:, 0]) >= {1, 2}  # the picture really exercises the choice
 
@@ -121,6 +131,23 @@ def test_text_chunks_profile_and_late_chunks_are_written():
     assert types.index(b"zzZz") > types.index(b"IDAT") > types.index(b"tEXt")
 
 
+def test_the_pixels_go_in_one_idat_chunk_per_band_with_one_checksum():
+    im = picture(700, 800)  # 2,801-byte rows: 375 rows a band, three bands
+    data = encode(im)
+    assert chunk_types(data).count(b"IDAT") == 3
+    assert scanlines(data) == filtered(np.asarray(im).reshape(800, -1), 4).tobytes()  # zlib checks the adler32
+    assert encode(im, ()) == encode(im, (), pixels=np.asarray(im).copy())  # the caller's array: the same file
+
+
+def test_adler32_combine_matches_zlib():
+    rng = np.random.default_rng(1)
+    for n in (0, 1, 5552, 65521, 300_000):
+        blob = rng.integers(0, 256, n, dtype=np.uint8).tobytes()
+        for cut in {0, n // 3, n}:
+            a, b = blob[:cut], blob[cut:]
+            assert png_encode.adler32_combine(zlib.adler32(a), zlib.adler32(b), len(b)) == zlib.adler32(blob)
+
+
 def test_bytes_do_not_depend_on_the_number_of_cores(monkeypatch):
     im = picture(700, 800)  # several pieces and several filter bands
     monkeypatch.setattr(png_encode.os, "cpu_count", lambda: 1)
@@ -135,13 +162,13 @@ def test_without_zlib_ng_the_standard_zlib_writes_the_same_pixels(monkeypatch):
     monkeypatch.setattr(png_encode, "_zlib", lambda: zlib)
     data = encode(im)
     assert np.array_equal(np.asarray(decode(data)), np.asarray(im))
-    assert scanlines(data) == png_encode.filter_rows(np.asarray(im).reshape(500, -1), 4).tobytes()
+    assert scanlines(data) == filtered(np.asarray(im).reshape(500, -1), 4).tobytes()
 
 
 def test_png_writer_sends_big_pictures_here_and_the_rest_to_pillow(tmp_path, monkeypatch):
     used = []
     real = png_encode.write_png
-    monkeypatch.setattr(png_encode, "write_png", lambda *a: used.append(a[1].size) or real(*a))
+    monkeypatch.setattr(png_encode, "write_png", lambda *a, **k: used.append(a[1].size) or real(*a, **k))
     big = picture(1500, 1400)  # over MIN_PIXELS
     page = write_file(tmp_path / "page.png", png_writer(big, "sheet"))
     small = write_file(tmp_path / "small.png", png_writer(picture(64, 48), "sheet"))

@@ -100,11 +100,16 @@ def test_a_child_that_cannot_start_or_answers_badly_is_redone_here(sprite_folder
         assert same(sprite_reader.read_sprites_beside(found, True, lambda: None), expected)
 
 
-def test_the_sheet_command_gives_the_same_sheet_either_way(sprite_folder, tmp_path, spawned, monkeypatch):
+@pytest.mark.parametrize("options", [{"trim": True}, {"trim": True, "rotate": True, "padding": 2, "extrude": 1},
+                                     {"grid": (40, 40)}])
+def test_the_sheet_command_gives_the_same_sheet_either_way(sprite_folder, tmp_path, spawned, monkeypatch, options):
+    """Sprites from the child carry arrays the frames are cut from without copies (rotated
+    frames as turned views): the pages come out the same as from sprites read here."""
     from asset_studio.service import SheetExport, export_sheet
 
     def export(name: str):
-        result = export_sheet(SheetExport(inputs=[sprite_folder], out=tmp_path / name / "s.png", format="texturepacker-hash", trim=True))
+        result = export_sheet(SheetExport(inputs=[sprite_folder], out=tmp_path / name / "s.png", format="texturepacker-hash", **options))
+        assert any(f.rotated for f in result.sheet.frames) == bool(options.get("rotate"))
         return np.asarray(result.sheet.pages[0].image), (tmp_path / name / "s.json").read_text()
 
     import sys

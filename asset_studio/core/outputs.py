@@ -40,10 +40,11 @@ def text_writer(text: str) -> Writer:
     return bytes_writer(text.encode("utf-8"))
 
 
-def png_writer(image, command: str | None = None, pnginfo=None, any_size: bool = False) -> Writer:
+def png_writer(image, command: str | None = None, pnginfo=None, any_size: bool = False, pixels=None) -> Writer:
     """Write IMAGE as PNG; ``command`` marks the file as that command's output (see written_by).
     ``any_size``: the multi-core encoder even for a small picture (sheet pages: the packer has
-    loaded its compiled code already, so only its speed is left)."""
+    loaded its compiled code already, so only its speed is left); ``pixels``: the array IMAGE
+    shares, if there is one (the encoder then reads it instead of a copy)."""
 
     def write(f: BinaryIO) -> None:
         from PIL.PngImagePlugin import PngInfo
@@ -54,7 +55,7 @@ def png_writer(image, command: str | None = None, pnginfo=None, any_size: bool =
         if command:
             info.add_text(MARKER, command)
         if supported(image, any_size):  # every core at once: a big sheet page in a fraction of Pillow's time
-            write_png(f, image, info.chunks)
+            write_png(f, image, info.chunks, pixels)
         else:
             image.save(f, format="PNG", pnginfo=info)
 

@@ -1,12 +1,13 @@
 """A PNG encoder for 8-bit RGB and RGBA pictures that uses every core.
 
 Pillow filters and deflates a picture on one core with the system zlib; a 5-megapixel sheet page
-takes over a second that way, most of the `sheet` command's time. Here the rows are filtered by a
-compiled loop (libpng's adaptive choice: per row, the filter whose bytes are closest to zero) on
-a few threads, and the filtered bytes are deflated in fixed 1 MiB pieces at once, each piece
-primed with the 32 KiB before it (pigz's method), by zlib-ng when it is installed (the same
-level 6 compresses smaller and about three times faster than zlib) or by the standard zlib.
-Pieces are cut at fixed offsets, so the bytes written do not depend on the number of cores.
+takes over a second that way, most of the `sheet` command's time. Here the picture is cut into
+bands of rows of about 1 MiB, and on a few threads each band is filtered by a compiled loop
+(libpng's adaptive choice: per row, the filter whose bytes are closest to zero) and deflated,
+primed with the 32 KiB of filtered rows before it (pigz's method), by zlib-ng when it is
+installed (the same level 6 compresses smaller and about three times faster than zlib) or by
+the standard zlib. Bands depend on the picture's width only, so the bytes written do not depend
+on the number of cores.
 Small pictures, other modes and a transparency colour key go to Pillow: below MIN_PIXELS its one
 core takes a tenth of a second or less, and loading the compiled filter (numba) costs half a
 second the first time in a process.
@@ -25,7 +26,6 @@ MIN_PIXELS = 1 << 21  # about 1450 x 1450: sheet pages of hundreds of sprites, h
 LEVEL = 6
 PIECE = 1 << 20  # filtered bytes deflated as one piece
 WINDOW = 32768  # deflate's window: what a piece is primed with
-IDAT_SIZE = 1 << 20  # bytes per IDAT chunk
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -36,10 +36,13 @@ def supported(image, any_size: bool = False) -> bool:
     return big and image.mode in ("RGB", "RGBA") and "transparency" not in image.info
 
 
-def write_png(f: BinaryIO, image, chunks=()) -> None:
+def write_png(f: BinaryIO, image, chunks=(), pixels: np.ndarray | None = None) -> None:
     """Write IMAGE (RGB or RGBA, see supported) as PNG to F. CHUNKS: (type, data[, after_idat])
-    entries as Pillow's PngInfo.chunks holds them (text chunks and the like)."""
-    pixels = np.ascontiguousarray(np.asarray(image, dtype=np.uint8))
+    entries as Pillow's PngInfo.chunks holds them (text chunks and the like). PIXELS: the array
+    IMAGE was made from, if the caller has it (saves a copy of the picture)."""
+    if pixels is None:
+        pixels = np.asarray(image, dtype=np.uint8)
+    pixels = np.ascontiguousarray(pixels)
     height, width = pixels.shape[:2]
     channels = 4 if image.mode == "RGBA" else 3
     before = [c for c in chunks if not (len(c) > 2 and c[2])]
@@ -51,57 +54,80 @@ def write_png(f: BinaryIO, image, chunks=()) -> None:
         _chunk(f, b"iCCP", b"ICC Profile\0\0" + zlib.compress(profile))
     for cid, data, *_ in before:
         _chunk(f, cid, data)
-    stream = deflate(filter_rows(pixels.reshape(height, width * channels), channels))
-    for start in range(0, len(stream), IDAT_SIZE):
-        _chunk(f, b"IDAT", stream[start : start + IDAT_SIZE])
+    _write_pixels(f, pixels.reshape(height, width * channels), channels)
     for cid, data, *_ in after:
         _chunk(f, cid, data)
     _chunk(f, b"IEND", b"")
 
 
-def _chunk(f: BinaryIO, cid: bytes, data: bytes) -> None:
-    f.write(struct.pack(">I", len(data)) + cid + data + struct.pack(">I", zlib.crc32(data, zlib.crc32(cid))))
+def _write_pixels(f: BinaryIO, rows: np.ndarray, bpp: int) -> None:
+    """The IDAT chunks of ROWS: one zlib stream, one chunk per band of rows. Each band is
+    filtered and deflated by one task, so no filtered copy of the whole picture is ever made
+    (on some virtual machines fresh memory costs more than the work), and chunks are written in
+    order as their bands finish."""
+    from asset_studio.core.png_kernels import filter_band
+
+    z = _zlib()
+    height, stride = rows.shape[0], rows.shape[1] + 1
+    band = max(1, -(-PIECE // stride))  # rows per piece, whatever the number of cores
+    context = -(-WINDOW // stride)  # rows before a band whose filtered bytes prime its deflate
+
+    def piece(r0: int) -> tuple[bytes, int, int]:
+        r1 = min(height, r0 + band)
+        out = np.empty((r1 - r0, stride), np.uint8)
+        filter_band(rows, out, bpp, r0, r1)
+        if r0:
+            before = np.empty((r0 - max(0, r0 - context), stride), np.uint8)
+            filter_band(rows, before, bpp, r0 - before.shape[0], r0)
+            co = z.compressobj(LEVEL, zlib.DEFLATED, -15, zdict=before.tobytes()[-WINDOW:])
+        else:
+            co = z.compressobj(LEVEL, zlib.DEFLATED, -15)
+        data = co.compress(out) + co.flush(zlib.Z_FINISH if r1 == height else zlib.Z_SYNC_FLUSH)
+        return data, z.adler32(out), out.size
+
+    starts = list(range(0, height, band))
+    check = 1  # the adler32 of nothing
+    for k, (data, adler, size) in enumerate(_map(piece, starts)):
+        check = adler32_combine(check, adler, size)
+        head = b"\x78\x9c" if k == 0 else b""  # the zlib header: deflate, 32 KiB window, default level
+        tail = struct.pack(">I", check) if k == len(starts) - 1 else b""  # the stream's checksum
+        _chunk(f, b"IDAT", head, data, tail)
+
+
+def adler32_combine(a1: int, a2: int, len2: int) -> int:
+    """The adler32 of A followed by B from their own checksums (zlib's adler32_combine)."""
+    base = 65521
+    rem = len2 % base
+    s1 = a1 & 0xFFFF
+    s2 = (rem * s1) % base
+    s1 = (s1 + (a2 & 0xFFFF) + base - 1) % base
+    s2 = (s2 + (a1 >> 16) + (a2 >> 16) + base - rem) % base
+    return s1 | (s2 << 16)
+
+
+def _chunk(f: BinaryIO, cid: bytes, *parts: bytes) -> None:
+    crc = zlib.crc32(cid)
+    for part in parts:
+        crc = zlib.crc32(part, crc)
+    f.write(struct.pack(">I", sum(len(p) for p in parts)) + cid)
+    for part in parts:
+        f.write(part)
+    f.write(struct.pack(">I", crc))
 
 
 def _workers(tasks: int) -> int:
     return max(1, min(tasks, os.cpu_count() or 1, 8))
 
 
-def _map(function, items: list) -> list:
+def _map(function, items: list):
+    """FUNCTION over ITEMS on a few threads, results in order as they come."""
     if _workers(len(items)) == 1:
-        return [function(item) for item in items]
+        yield from map(function, items)
+        return
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=_workers(len(items))) as pool:
-        return list(pool.map(function, items))
-
-
-def filter_rows(rows: np.ndarray, bpp: int) -> np.ndarray:
-    """The PNG scanlines of ROWS (height x width*bpp bytes): each row's filter type byte and its
-    filtered bytes, the filter chosen per row as libpng's adaptive heuristic does."""
-    from asset_studio.core.png_kernels import filter_band
-
-    height, stride = rows.shape
-    out = np.empty((height, stride + 1), np.uint8)
-    band = max(1, -(-PIECE // (stride + 1)))  # about a piece of rows per task
-    _map(lambda r0: filter_band(rows, out, bpp, r0, min(height, r0 + band)), list(range(0, height, band)))
-    return out
-
-
-def deflate(data: np.ndarray) -> bytes:
-    """A zlib stream of DATA made of pieces deflated at once; inflating it gives DATA back."""
-    z = _zlib()
-    buf = memoryview(data.reshape(-1))
-    size = len(buf)
-
-    def piece(start: int) -> bytes:
-        end = min(size, start + PIECE)
-        zdict = bytes(buf[max(0, start - WINDOW) : start])
-        co = z.compressobj(LEVEL, zlib.DEFLATED, -15, zdict=zdict) if zdict else z.compressobj(LEVEL, zlib.DEFLATED, -15)
-        return co.compress(buf[start:end]) + co.flush(zlib.Z_FINISH if end == size else zlib.Z_SYNC_FLUSH)
-
-    body = b"".join(_map(piece, list(range(0, max(size, 1), PIECE))))
-    return b"\x78\x9c" + body + struct.pack(">I", z.adler32(buf))
+        yield from pool.map(function, items)
 
 
 def _zlib():

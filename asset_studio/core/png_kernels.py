@@ -8,9 +8,9 @@ import numpy as np
 
 @numba.njit(cache=True, nogil=True)  # without the GIL: bands of rows are filtered at once
 def filter_band(rows, out, bpp, r0, r1):
-    """Filter rows r0..r1 of ROWS into OUT (a type byte, then the row): per row the filter (none,
-    sub, up, average, Paeth) whose bytes, read as signed, sum closest to zero; ties go to the
-    lower type. Filters read the unfiltered rows only, so bands are independent."""
+    """Filter rows r0..r1 of ROWS into OUT's rows 0..r1-r0 (a type byte, then the row): per row
+    the filter (none, sub, up, average, Paeth) whose bytes, read as signed, sum closest to zero;
+    ties go to the lower type. Filters read the unfiltered rows only, so bands are independent."""
     stride = rows.shape[1]
     zero = np.zeros(stride, np.uint8)
     for y in range(r0, r1):
@@ -35,7 +35,7 @@ def filter_band(rows, out, bpp, r0, r1):
             best, low = 3, s3
         if s4 < low:
             best, low = 4, s4
-        line = out[y]
+        line = out[y - r0]
         line[0] = best
         for i in range(stride):
             x, b = np.int32(cur[i]), np.int32(prev[i])

@@ -37,6 +37,7 @@ class Sprite:
     name: str  # path relative to its input folder, with '/' separators
     image: Image.Image  # RGBA
     trim: tuple[int, int, int, int]  # x, y, w, h of the kept part inside the source
+    pixels: np.ndarray | None = field(default=None, repr=False)  # an array image shares, if any (no copies)
 
     @property
     def source_size(self) -> tuple[int, int]:
@@ -82,6 +83,7 @@ class Animation:
 @dataclass
 class Page:
     image: Image.Image
+    pixels: np.ndarray | None = field(default=None, repr=False)  # the array image shares (saves a copy when saving)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -395,16 +397,16 @@ def bleed(rgba: np.ndarray, rings: int = 32, known: np.ndarray | None = None) ->
     each new pixel taking the mean of its coloured neighbours; past ``rings`` the rest takes the
     mean known colour (too far from any edge to be sampled by filtering).
     """
-    out = np.pad(rgba, ((1, 1), (1, 1), (0, 0)))
-    known = out[..., 3] > 0 if known is None else np.pad(known, 1)
-    bleed_regions(out, np.pad(np.ones(rgba.shape[:2], np.int32), 1), known, rings)
-    return out[1:-1, 1:-1].copy()
+    out = np.array(rgba, np.uint8, order="C")
+    known = out[..., 3] > 0 if known is None else known
+    bleed_regions(out, np.ones(rgba.shape[:2], np.int32), known, rings)
+    return out
 
 
 def bleed_regions(rgba: np.ndarray, labels: np.ndarray, known: np.ndarray, rings: int = 32) -> None:
     """``bleed`` in place for many regions of one canvas at once, each on its own.
 
-    ``labels`` numbers the regions (0: none; the outermost rows and columns must be 0): a pixel
+    ``labels`` numbers the regions (0: none): a pixel
     takes colour only from known pixels of its own region, so frames packed edge to edge do not
     bleed into each other. A region without a known pixel is left as it is. Only the pixels still
     to fill are visited each ring, which makes a whole page cost about what its holes hold.
@@ -416,10 +418,15 @@ def bleed_regions(rgba: np.ndarray, labels: np.ndarray, known: np.ndarray, rings
     bleed_labelled(rgba.reshape(-1, 4), labels.reshape(-1), np.ascontiguousarray(known).reshape(-1), labels.shape[1], rings)
 
 
-def frame_pixels(sprite: Sprite, rotated: bool) -> Image.Image:
+def frame_pixels(sprite: Sprite, rotated: bool) -> np.ndarray:
+    """The trimmed sprite as the page holds it (turned 90° clockwise when rotated): a view of
+    sprite.pixels when there is one, else a copy from the image."""
     x, y, w, h = sprite.trim
+    if sprite.pixels is not None:
+        part = sprite.pixels[y : y + h, x : x + w]
+        return np.rot90(part, -1) if rotated else part
     im = sprite.image.crop((x, y, x + w, y + h))
-    return im.transpose(Image.Transpose.ROTATE_270) if rotated else im  # 90° clockwise
+    return np.asarray(im.transpose(Image.Transpose.ROTATE_270) if rotated else im)
 
 
 def _draw_page(size: tuple[int, int], tiles: list[tuple[int, int, np.ndarray]], extrude: int, margin: int, bleed_on: bool) -> np.ndarray:
@@ -428,10 +435,11 @@ def _draw_page(size: tuple[int, int], tiles: list[tuple[int, int, np.ndarray]], 
 
     Frames never overlap and a margin is at most half the padding, so every frame (with its
     extrusion and margin) is a region of its own and the whole page is bled in one pass. The
-    canvas reaches past the page by the margin, as a margin bled at the edge needs its outer part.
+    canvas reaches past the page by the margin, as a margin bled at the edge needs its outer part;
+    without a margin the canvas is the page (no copy: fresh memory is slow on some machines).
     """
     pw, ph = size
-    b = (margin if bleed_on else 0) + 1  # the +1: a ring of no region around everything
+    b = margin if bleed_on else 0
     canvas = np.zeros((ph + 2 * b, pw + 2 * b, 4), np.uint8)
     labels = np.zeros(canvas.shape[:2], np.int32)
     for k, (x, y, tile) in enumerate(tiles, start=1):
@@ -457,7 +465,7 @@ def _draw_page(size: tuple[int, int], tiles: list[tuple[int, int, np.ndarray]], 
             labels[y0 - m : y0 + th + 2 * e + m, x0 - m : x0 + tw + 2 * e + m] = k
             known[y0 : y0 + th + 2 * e, x0 : x0 + tw + 2 * e] = True
         bleed_regions(canvas, labels, known)
-    return np.ascontiguousarray(canvas[b : b + ph, b : b + pw])
+    return canvas if b == 0 else np.ascontiguousarray(canvas[b : b + ph, b : b + pw])
 
 
 # --------------------------------------------------------------------------- packing
@@ -483,10 +491,10 @@ def pack_sheet(sprites: list[Sprite], opts: SheetOptions | None = None) -> Sheet
             sw, sh = sprite.source_size
             tile = np.zeros((ch, cw, 4), np.uint8)
             ox, oy = (cw - sw) // 2, (ch - sh) // 2
-            tile[oy : oy + sh, ox : ox + sw] = np.asarray(sprite.image)
+            tile[oy : oy + sh, ox : ox + sw] = sprite.pixels if sprite.pixels is not None else np.asarray(sprite.image)
             frame = Frame(sprite.name, page_i, x, y, cw, ch, False, False, 0, 0, cw, ch)
         else:
-            tile = np.asarray(frame_pixels(sprite, rotated))
+            tile = frame_pixels(sprite, rotated)
             tx, ty, tw, th = sprite.trim
             sw, sh = sprite.source_size
             frame = Frame(sprite.name, page_i, x, y, tw, th, rotated, sprite.trimmed, tx, ty, sw, sh)
@@ -494,7 +502,7 @@ def pack_sheet(sprites: list[Sprite], opts: SheetOptions | None = None) -> Sheet
         frames.append(frame)
     pages = [_draw_page(size, page_tiles, opts.extrude, opts.padding // 2, opts.bleed) for size, page_tiles in zip(page_sizes, tiles)]
     return Sheet(
-        pages=[Page(Image.fromarray(p, "RGBA")) for p in pages],
+        pages=[Page(Image.fromarray(p, "RGBA"), p) for p in pages],
         frames=frames,
         animations=find_animations([s.name for s in sprites]),
     )
@@ -589,4 +597,4 @@ def save_pages(sheet: Sheet, out_png: Path) -> list[Path]:
     from asset_studio.core.outputs import png_writer, write_set
 
     paths = page_paths(out_png, len(sheet.pages))
-    return write_set([(path, png_writer(page.image, SHEET_COMMAND, any_size=True)) for page, path in zip(sheet.pages, paths)])
+    return write_set([(path, png_writer(page.image, SHEET_COMMAND, any_size=True, pixels=page.pixels)) for page, path in zip(sheet.pages, paths)])

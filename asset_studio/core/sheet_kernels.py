@@ -206,8 +206,9 @@ def bleed_rings(px, lab, filled, todo, width, rings):
     to a filled one of its own region (same `lab`) takes the floor mean of those neighbours, all
     of a ring from the rings before it. Updates px and filled; returns the pixels left over.
 
-    Every todo pixel must have its eight neighbours inside the canvas (a border of label 0).
+    Neighbours outside the canvas (width x len(lab) / width) do not count.
     """
+    height = lab.shape[0] // width
     cur = todo.copy()
     m = cur.shape[0]
     count = np.zeros(m, np.int32)
@@ -218,8 +219,12 @@ def bleed_rings(px, lab, filled, todo, width, rings):
         for t in range(m):
             p = cur[t]
             region = lab[p]
+            y = p // width
+            x = p - y * width
             c = s0 = s1 = s2 = 0
             for dy, dx in _OFFSETS:
+                if y + dy < 0 or y + dy >= height or x + dx < 0 or x + dx >= width:
+                    continue
                 q = p + dy * width + dx
                 if filled[q] and lab[q] == region:
                     c += 1

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 from PIL import Image
 
 HELPER_FROM = 300  # sprites: below this the child's start-up costs more than it saves
@@ -62,7 +63,7 @@ def read_sprites_beside(found: list[tuple[str, Path]], trim: bool, meanwhile: Ca
 
 def _parse(data: bytes, found, Sprite):
     """The child's answer as Sprites (pictures sharing DATA's memory), or None if it is short."""
-    sprites, pos, view = [], 0, memoryview(data)
+    sprites, pos = [], 0
     try:
         for name, _ in found:
             w, h, *box = _HEADER.unpack_from(data, pos)
@@ -70,9 +71,10 @@ def _parse(data: bytes, found, Sprite):
             size = 4 * w * h
             if pos + size > len(data):
                 return None
-            image = Image.frombuffer("RGBA", (w, h), view[pos : pos + size], "raw", "RGBA", 0, 1)
+            pixels = np.frombuffer(data, np.uint8, size, pos).reshape(h, w, 4)
+            image = Image.frombuffer("RGBA", (w, h), pixels, "raw", "RGBA", 0, 1)  # the same memory
             pos += size
-            sprites.append(Sprite(name=name, image=image, trim=tuple(box)))
+            sprites.append(Sprite(name=name, image=image, trim=tuple(box), pixels=pixels))
     except (struct.error, ValueError):
         return None
     return sprites if pos == len(data) else None

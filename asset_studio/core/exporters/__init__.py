@@ -70,7 +70,7 @@ def write_sheet(sheet, out_png: Path, fmt: str, options: ExportOptions | None = 
     data = data_files(sheet, pngs, fmt, out_png, options)
     targets = pngs + [path for path, _ in data]
     check_targets(targets, inputs, force, owned=lambda path: owned_sheet_file(path, out_png))
-    files = [(path, png_writer(page.image, SHEET_COMMAND, any_size=True)) for page, path in zip(sheet.pages, pngs)]
+    files = [(path, png_writer(page.image, SHEET_COMMAND, any_size=True, pixels=page.pixels)) for page, path in zip(sheet.pages, pngs)]
     files += [(path, bytes_writer(content)) for path, content in data]
     write_set(files, remove=stale_sheet_files(out_png, targets))
     return pngs, [path for path, _ in data]
