@@ -91,6 +91,14 @@ def test_a_child_that_cannot_start_or_answers_badly_is_redone_here(sprite_folder
     calls = []
     assert same(sprite_reader.read_sprites_beside(found, True, lambda: calls.append(1)), expected) and calls == [1]
     monkeypatch.undo()
+    import tempfile
+
+    def no_room(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(tempfile, "TemporaryDirectory", no_room)
+    assert same(sprite_reader.read_sprites_beside(found, True, lambda: calls.append(1)), expected) and calls == [1, 1]
+    monkeypatch.undo()
     monkeypatch.setattr(sprite_reader, "HELPER_FROM", 4)
     monkeypatch.setattr(sprite_reader.os, "cpu_count", lambda: 2)
     # a child that writes a short answer and one that writes too much

@@ -27,6 +27,7 @@ HELPER_FROM = 300  # sprites: below this the child's start-up costs more than it
 CHILD_SHARE = 0.75  # of the sprites, read by the child; this process reads the rest after loading
 _HEADER = struct.Struct("<6i")  # width, height, trim x, y, w, h
 _CHILD = "from asset_studio.core.sprite_reader import child_main; child_main()"
+REQUEST, ANSWER = "sprites.json", "pixels.bin"  # the files in the temporary folder
 
 
 def read_sprites_beside(found: list[tuple[str, Path]], trim: bool, meanwhile: Callable[[], None]):
@@ -42,23 +43,44 @@ def read_sprites_beside(found: list[tuple[str, Path]], trim: bool, meanwhile: Ca
     cut = int(len(found) * CHILD_SHARE)
     theirs, ours = found[:cut], found[cut:]
     # The list and the pixels go through files, not pipes: the child never waits for this
-    # process, and no thread may run here while numba loads (core.jit).
-    with tempfile.TemporaryDirectory(prefix="asset-studio-") as tmp:
-        request, answer = Path(tmp) / "sprites.json", Path(tmp) / "pixels.bin"
-        request.write_text(json.dumps({"paths": [str(path) for _, path in theirs], "trim": trim}), encoding="utf-8")
-        try:
-            child = subprocess.Popen([sys.executable, "-c", _CHILD, str(request), str(answer)],
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        except OSError:
-            meanwhile()
-            return read_sprites(found, trim)
+    # process, and no thread may run here while numba loads (core.jit). No temporary folder, no
+    # room in it or no interpreter: everything is read here.
+    try:
+        folder = tempfile.TemporaryDirectory(prefix="asset-studio-", ignore_cleanup_errors=True)
+    except OSError:
+        folder = None
+    child = _start(theirs, trim, Path(folder.name)) if folder else None
+    if child is None:
+        if folder:
+            folder.cleanup()
+        meanwhile()
+        return read_sprites(found, trim)
+    with folder:
         try:
             meanwhile()
             mine = read_sprites(ours, trim)
         finally:
             code = child.wait()
-        sprites = _parse(answer.read_bytes(), theirs, Sprite) if code == 0 and answer.is_file() else None
+        sprites = _answer(Path(folder.name) / ANSWER, theirs, Sprite) if code == 0 else None
     return (sprites if sprites is not None else read_sprites(theirs, trim)) + mine
+
+
+def _start(found, trim: bool, folder: Path) -> subprocess.Popen | None:
+    """The child, told to read FOUND into FOLDER/ANSWER; None when it cannot be started."""
+    try:
+        (folder / REQUEST).write_text(json.dumps({"paths": [str(path) for _, path in found], "trim": trim}), encoding="utf-8")
+        return subprocess.Popen([sys.executable, "-c", _CHILD, str(folder / REQUEST), str(folder / ANSWER)],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    except OSError:
+        return None
+
+
+def _answer(path: Path, found, Sprite):
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    return _parse(data, found, Sprite)
 
 
 def _parse(data: bytes, found, Sprite):
