@@ -2,7 +2,7 @@
 
 On its first compile or cache load numba imports its array-maths registry, which imports
 scipy.linalg (with numpy.f2py) only to learn whether np.dot and np.correlate may call BLAS; our
-kernels use neither, and that import is a sixth of a `sheet` command's run. So the registry is
+kernels use neither, and that import costs 0.15 s (a tenth of a `sheet` run). So it is
 loaded here with scipy.linalg hidden: numba then uses its own loops for np.correlate, and any
 later np.dot compile still finds scipy (numba imports it again at that point). Only while this
 is the process's one thread (the command line): in the window another thread may be importing.
