@@ -70,7 +70,8 @@ def _start(found, trim: bool, folder: Path) -> subprocess.Popen | None:
     try:
         (folder / REQUEST).write_text(json.dumps({"paths": [str(path) for _, path in found], "trim": trim}), encoding="utf-8")
         return subprocess.Popen([sys.executable, "-c", _CHILD, str(folder / REQUEST), str(folder / ANSWER)],
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0))  # no console flash on Windows
     except OSError:
         return None
 
