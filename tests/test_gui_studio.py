@@ -121,11 +121,27 @@ def test_generate_shows_image_in_gallery_and_on_disk_and_reruns(qtbot, window):
     assert w.gallery.model.rowCount() == 8
 
 
-def test_gui_thread_stays_responsive_while_generating(qtbot, window):
-    """A 5 ms GUI timer never waits more than 50 ms between ticks while the worker runs a job.
+def _tick_gaps(qtbot, during) -> list[float]:
+    """Gaps in ms between ticks of a 5 ms GUI timer while DURING() runs."""
+    ticks: list[float] = []
+    timer = QTimer()
+    timer.setInterval(5)
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    timer.start()
+    try:
+        during()
+    finally:
+        timer.stop()
+    assert len(ticks) > 10
+    return [(b - a) * 1000 for a, b in zip(ticks, ticks[1:])]
 
-    A GIL held by our worker would show in every run; a machine busy with other processes can
-    delay one run now and then, so the job is measured up to three times and the best run counts.
+
+def test_gui_thread_stays_responsive_while_generating(qtbot, window):
+    """The GUI timer's worst gap while the worker runs a job stays near its worst gap while idle.
+
+    A GIL held by our worker would stretch gaps in every run; the bound is relative to the same
+    timer measured idle in the same run (a busy machine stretches both), and the job is measured
+    up to three times, the best run counting.
     """
     w = window
     _generate(qtbot, w, "warm up")  # loads the model; the bound is about running jobs
@@ -134,24 +150,15 @@ def test_gui_thread_stays_responsive_while_generating(qtbot, window):
     w.create_panel.height_spin.setValue(128)
     runs = []
     for attempt in range(3):
-        ticks: list[float] = []
-        timer = QTimer()
-        timer.setInterval(5)
-        timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
-        timer.start()
-        try:
-            _generate(qtbot, w, f"blue shield {attempt}")
-        finally:
-            timer.stop()
-        assert len(ticks) > 10
-        gaps = [(b - a) * 1000 for a, b in zip(ticks, ticks[1:])]
-        runs.append((max(gaps), sorted(gaps)[len(gaps) // 2], len(ticks)))
-        if runs[-1][0] < 50:
+        idle = max(_tick_gaps(qtbot, lambda: qtbot.wait(500)))
+        busy = _tick_gaps(qtbot, lambda: _generate(qtbot, w, f"blue shield {attempt}"))
+        runs.append((max(busy), sorted(busy)[len(busy) // 2], idle))
+        if max(busy) < max(50.0, 4 * idle):
             break
     print("\nGUI timer during a job: " + "; ".join(
-        f"{n} ticks, worst gap {worst:.1f} ms, median {median:.1f} ms" for worst, median, n in runs))
-    best = min(worst for worst, _, _ in runs)
-    assert best < 50, f"the GUI thread waited {best:.1f} ms between ticks in the best of {len(runs)} runs"
+        f"worst gap {worst:.1f} ms (idle {idle:.1f} ms), median {median:.1f} ms" for worst, median, idle in runs))
+    assert any(worst < max(50.0, 4 * idle) for worst, _, idle in runs), (
+        f"the GUI thread waited {min(r[0] for r in runs):.1f} ms between ticks at best, idle {runs[-1][2]:.1f} ms")
 
 
 def test_cancel_stops_within_a_step_and_next_job_runs(qtbot, window):
