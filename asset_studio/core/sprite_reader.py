@@ -4,10 +4,12 @@ A `sheet` command spends its first second on two jobs that each keep one core bu
 share a process: reading thousands of small PNGs (Pillow decodes them holding the GIL) and
 loading numba with the kernels' cached machine code (Python imports). Where the kernels are not
 loaded yet and there are a few hundred sprites or more, a child Python (the same interpreter
-and the same reader, core.sheet.read_sprites) reads three quarters of them and hands back the
-pixels through a file while the kernels load here; this process then reads the last quarter, so
-both finish at about the same time. Whatever goes wrong in the child (a bad file, a missing
-interpreter) is redone in this process, which gives the usual sentence.
+and the same reader, core.sheet.read_sprites) reads them in chunks from the front of the list
+while the kernels load here; then this process reads chunks from the back. Each chunk is
+claimed by creating its marker file (O_EXCL: one of the two wins), so the two meet wherever
+their speeds put them, for any sprite size or machine. The child hands its chunks back as
+files. Whatever goes wrong in the child (a bad file, no interpreter, no room, a short answer)
+is redone in this process, which gives the usual sentence.
 """
 
 from __future__ import annotations
@@ -24,10 +26,10 @@ import numpy as np
 from PIL import Image
 
 HELPER_FROM = 300  # sprites: below this the child's start-up costs more than it saves
-CHILD_SHARE = 0.75  # of the sprites, read by the child; this process reads the rest after loading
+CHUNK = 32  # sprites per claim: a few milliseconds of reading
 _HEADER = struct.Struct("<6i")  # width, height, trim x, y, w, h
 _CHILD = "from asset_studio.core.sprite_reader import child_main; child_main()"
-REQUEST, ANSWER = "sprites.json", "pixels.bin"  # the files in the temporary folder
+REQUEST = "sprites.json"  # in the temporary folder, beside K.claim and K.bin per chunk
 
 
 def read_sprites_beside(found: list[tuple[str, Path]], trim: bool, meanwhile: Callable[[], None]):
@@ -40,36 +42,54 @@ def read_sprites_beside(found: list[tuple[str, Path]], trim: bool, meanwhile: Ca
         return read_sprites(found, trim)
     import tempfile
 
-    cut = int(len(found) * CHILD_SHARE)
-    theirs, ours = found[:cut], found[cut:]
+    chunks = [found[i : i + CHUNK] for i in range(0, len(found), CHUNK)]
     # The list and the pixels go through files, not pipes: the child never waits for this
-    # process, and no thread may run here while numba loads (core.jit). No temporary folder, no
-    # room in it or no interpreter: everything is read here.
+    # process, and no thread may run here while numba loads (core.jit).
     try:
         folder = tempfile.TemporaryDirectory(prefix="asset-studio-", ignore_cleanup_errors=True)
-    except OSError:
+    except OSError:  # no temporary folder: everything is read here
         folder = None
-    child = _start(theirs, trim, Path(folder.name)) if folder else None
+    child = _start(found, trim, Path(folder.name)) if folder else None
     if child is None:
         if folder:
             folder.cleanup()
         meanwhile()
         return read_sprites(found, trim)
     with folder:
+        here = Path(folder.name)
         try:
             meanwhile()
-            mine = read_sprites(ours, trim)
+            mine = {}
+            for k in reversed(range(len(chunks))):
+                if not _claim(here, k):
+                    break  # the child has it, and every chunk before it
+                mine[k] = read_sprites(chunks[k], trim)
         finally:
-            code = child.wait()
-        sprites = _answer(Path(folder.name) / ANSWER, theirs, Sprite) if code == 0 else None
-    return (sprites if sprites is not None else read_sprites(theirs, trim)) + mine
+            child.wait()
+        sprites = []
+        for k, chunk in enumerate(chunks):
+            got = mine.get(k) or _answer(here / f"{k}.bin", chunk, Sprite)
+            sprites += got if got is not None else read_sprites(chunk, trim)
+    return sprites
+
+
+def _claim(folder: Path, k: int) -> bool:
+    """Whether this process now owns chunk K (False: the other one does)."""
+    try:
+        os.close(os.open(folder / f"{k}.claim", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return False
+    except OSError:
+        return True  # no marker can be made: read it anyway (the parent then keeps its own)
+    return True
 
 
 def _start(found, trim: bool, folder: Path) -> subprocess.Popen | None:
-    """The child, told to read FOUND into FOLDER/ANSWER; None when it cannot be started."""
+    """The child, told to read FOUND's chunks into FOLDER; None when it cannot be started."""
     try:
-        (folder / REQUEST).write_text(json.dumps({"paths": [str(path) for _, path in found], "trim": trim}), encoding="utf-8")
-        return subprocess.Popen([sys.executable, "-c", _CHILD, str(folder / REQUEST), str(folder / ANSWER)],
+        request = {"paths": [str(path) for _, path in found], "trim": trim, "chunk": CHUNK}
+        (folder / REQUEST).write_text(json.dumps(request), encoding="utf-8")
+        return subprocess.Popen([sys.executable, "-c", _CHILD, str(folder)],
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0))  # no console flash on Windows
     except OSError:
@@ -77,15 +97,12 @@ def _start(found, trim: bool, folder: Path) -> subprocess.Popen | None:
 
 
 def _answer(path: Path, found, Sprite):
+    """The child's chunk at PATH as Sprites (pictures sharing the file's bytes), or None when it
+    is missing, short or long."""
     try:
         data = path.read_bytes()
     except OSError:
         return None
-    return _parse(data, found, Sprite)
-
-
-def _parse(data: bytes, found, Sprite):
-    """The child's answer as Sprites (pictures sharing DATA's memory), or None if it is short."""
     sprites, pos = [], 0
     try:
         for name, _ in found:
@@ -104,17 +121,23 @@ def _parse(data: bytes, found, Sprite):
 
 
 def child_main() -> None:
-    """The child: the paths from the file named first on its command line; each sprite's size,
-    trim box and RGBA bytes into the file named second."""
+    """The child: chunks of the paths in FOLDER/REQUEST (FOLDER first on its command line), from
+    the front, each claimed and then written to FOLDER/K.bin: per sprite its size, trim box and
+    RGBA bytes. Stops at the first chunk the parent has claimed, or at a file it cannot read."""
     from asset_studio.core.sheet import read_sprites
     from asset_studio.errors import UserError
 
-    request = json.loads(Path(sys.argv[1]).read_text(encoding="utf-8"))
-    try:
-        sprites = read_sprites([(str(i), Path(p)) for i, p in enumerate(request["paths"])], request["trim"])
-    except UserError:
-        sys.exit(2)  # the parent reads again and says why
-    with open(sys.argv[2], "wb") as out:
-        for sprite in sprites:
-            out.write(_HEADER.pack(*sprite.image.size, *sprite.trim))
-            out.write(sprite.image.tobytes())
+    folder = Path(sys.argv[1])
+    request = json.loads((folder / REQUEST).read_text(encoding="utf-8"))
+    paths, chunk = [(str(i), Path(p)) for i, p in enumerate(request["paths"])], request["chunk"]
+    for k, start in enumerate(range(0, len(paths), chunk)):
+        if not _claim(folder, k):
+            return
+        try:
+            sprites = read_sprites(paths[start : start + chunk], request["trim"])
+        except UserError:
+            sys.exit(2)  # the parent reads this chunk again and says why
+        with open(folder / f"{k}.bin", "wb") as out:
+            for sprite in sprites:
+                out.write(_HEADER.pack(*sprite.image.size, *sprite.trim))
+                out.write(sprite.image.tobytes())
