@@ -16,17 +16,17 @@ rectangles: minutes).
 
 Measured 2026-12-02 on the 2-core dev machine (shared: the same command varies 1.4-2.5 s from one
 minute to the next, so compare ratios from one run), ours the median of three runs:
-- stop 3, final: noise sprites ours 1.75 s wall / 2.77 s CPU (with the reading child), the
-  script 132.5 s: 75.5x wall, 47.8x CPU; art sprites ours 1.68 s / 2.65 s, the script 109.7 s:
-  65.2x wall, 41.4x CPU. The run before (same code but the memory savings): 85.0x / 66.4x.
-  Runs earlier this stop, before the child reader (noise / art, wall): 52.3x / 56.6x,
-  56.4x / 60.2x, 73.7x / 50.5x; the child is worth 0.3 s of 2.2 in A/B runs. 10,000 noise
-  sprites: ours 9.2 s wall (stop 2: 14.5-19.9 s). Area ours / script 0.830, and the layout
-  search is unchanged since stop 2, where --old-ref 94c7664 gave the same 5,132,086 px (1.000).
+- stop 3, final (the machine slow that hour: the script took 166 s): noise sprites ours 2.07 s
+  wall / 3.26 s CPU (with the reading child), the script 166.2 s: 80.4x wall, 50.0x CPU; art
+  sprites ours 2.07 s / 3.09 s, the script 138.8 s: 67.1x wall, 44.4x CPU. 10,000 noise sprites:
+  ours 9.0 s wall (stop 2: 14.5-19.9 s). Earlier runs this stop: 75.5x / 65.2x and 85.0x / 66.4x
+  (noise / art, wall) with the child reading a fixed three quarters; before the child 52.3x /
+  56.6x, 56.4x / 60.2x, 73.7x / 50.5x. Area ours / script 0.830, and the layout search is
+  unchanged since stop 2, where --old-ref 94c7664 gave the same 5,132,086 px (1.000).
 - stop 2, for comparison (quiet): noise 3.91 s wall, 33.1x; art 2.88 s, 37.2x.
 Where ours goes now (noise set, in process, seconds): start-up and imports 0.25; listing 0.06;
 reading 0.45 and loading numba with the cached kernels 0.5, at once (core/sprite_reader.py: a
-child reads three quarters); 106 packs on two threads 0.22; drawing and bleeding 0.15; the PNG
+child reads chunks from the front, this process from the back once loaded); 106 packs on two threads 0.22; drawing and bleeding 0.15; the PNG
 (core/png_encode.py: compiled filters, zlib-ng in 1 MiB pieces on both cores) 0.3 against
 Pillow's 1.3; the JSON 0.03 (C encoder); the end of the process 0.05 (gc.freeze: numba's objects
 made it 0.3). Fresh memory is slow and erratic on these virtual machines (290 MB touched took
