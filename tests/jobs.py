@@ -12,3 +12,13 @@ def make_job(model="m", prompt="p", loras=(), controls=(), **flat) -> Generation
     job.model.loras = list(loras)
     job.controls = list(controls)
     return job
+
+
+def steps_per_call(steps) -> list[int]:
+    """Steps run by each pipeline call, from a job's progress events (each call counts from 1)."""
+    out = []
+    for s in steps:
+        if s.step == 1:
+            out.append(0)
+        out[-1] += 1
+    return out

@@ -9,7 +9,7 @@ import pytest
 from asset_studio.core.job import Box, DetailPass, GenerationJob, Passes, check_limits
 from asset_studio.core.library import a1111_parameters, parse_parameters
 from asset_studio.errors import UserError
-from jobs import make_job
+from jobs import make_job, steps_per_call
 
 @pytest.fixture(scope="module")
 def cache():
@@ -23,16 +23,6 @@ def engine(cache):
     from asset_studio.engine.backend import LocalBackend
 
     return LocalBackend(device="cpu", cache=cache)
-
-
-def calls(steps) -> list[int]:
-    """Steps run by each pipeline call, from the progress events (each call counts from 1)."""
-    out = []
-    for s in steps:
-        if s.step == 1:
-            out.append(0)
-        out[-1] += 1
-    return out
 
 
 def changed(a, b) -> np.ndarray:
@@ -56,7 +46,7 @@ def test_a_drawn_region_changes_only_its_crop_and_re_runs_exactly(engine, tiny_s
     steps = []
     [first] = engine.generate(job, on_step=steps.append)
     assert first.image.size == (64, 64)
-    assert calls(steps) == [4, 2]  # the base pass, then int(4 x 0.6) steps for the one region
+    assert steps_per_call(steps) == [4, 2]  # the base pass, then int(4 x 0.6) steps for the one region
     diff = changed(plain.image, first.image)
     # The mask is the box grown by 4 (12..36); the crop adds 8 of context (4..44): nothing else moves.
     assert not outside(diff, (4, 4, 44, 44)).any()
@@ -106,7 +96,7 @@ def test_sdxl_regions_are_redrawn_too(engine, tiny_sdxl_dir):
                                            denoise=1.0, prompt="[PROMPT], shiny")])
     steps = []
     [out] = engine.generate(job, on_step=steps.append)
-    assert calls(steps) == [2, 2]
+    assert steps_per_call(steps) == [2, 2]
     diff = changed(plain.image, out.image)
     assert not outside(diff, (40, 8, 56, 32)).any() and diff[8:32, 40:56].any()
 

@@ -174,20 +174,11 @@ def window(qtbot, tmp_path, monkeypatch):
     monkeypatch.setenv("ASSET_STUDIO_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("ASSET_STUDIO_SETTINGS", str(tmp_path / "settings.ini"))
     (tmp_path / "models").mkdir()
-    from asset_studio.gui.app import create_app
-    from asset_studio.gui.main_window import MainWindow
+    from gui_fixtures import studio_window
     from scripted_backend import ScriptedBackend
 
-    create_app([])
     knight_style()
-
-    def make():
-        w = MainWindow(output_dir=tmp_path / "out", models_dir=tmp_path / "models",
-                       backend_factory=lambda device: ScriptedBackend())
-        qtbot.addWidget(w)
-        return w
-
-    yield make
+    yield lambda: studio_window(qtbot, tmp_path, ScriptedBackend)
 
 
 def test_window_keeps_the_adapter_offers_one_and_shows_two_references(qtbot, window, tmp_path):

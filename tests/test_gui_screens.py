@@ -61,15 +61,11 @@ def studio(qtbot, tmp_path, monkeypatch):
     monkeypatch.setenv("ASSET_STUDIO_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("ASSET_STUDIO_SETTINGS", str(tmp_path / "settings.ini"))
     (tmp_path / "models").mkdir()
-    from asset_studio.gui.app import create_app
-    from asset_studio.gui.main_window import MainWindow
+    from gui_fixtures import studio_window
     from scripted_backend import ScriptedBackend
 
-    create_app([])
     raws = _library(tmp_path / "out")
-    window = MainWindow(output_dir=tmp_path / "out", models_dir=tmp_path / "models",
-                        backend_factory=lambda device: ScriptedBackend())
-    qtbot.addWidget(window)
+    window = studio_window(qtbot, tmp_path, ScriptedBackend)
     window.show()
     qtbot.waitExposed(window)
     yield window, raws
@@ -213,15 +209,11 @@ def test_file_dialogs_start_in_the_output_and_models_folders(qtbot, studio, tmp_
 def test_escape_stops_the_running_job_and_keeps_the_queue(qtbot, tmp_path, monkeypatch):
     monkeypatch.setenv("ASSET_STUDIO_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("ASSET_STUDIO_SETTINGS", str(tmp_path / "settings.ini"))
-    from asset_studio.gui.app import create_app
-    from asset_studio.gui.main_window import MainWindow
+    from gui_fixtures import studio_window
     from jobs import make_job
     from scripted_backend import ScriptedBackend
 
-    create_app([])
-    w = MainWindow(output_dir=tmp_path / "out", models_dir=tmp_path / "models",
-                   backend_factory=lambda device: ScriptedBackend(step_delay=0.05))
-    qtbot.addWidget(w)
+    w = studio_window(qtbot, tmp_path, lambda: ScriptedBackend(step_delay=0.05))
     try:
         jobs = [make_job(model="m", prompt=f"gem {i}", steps=40, width=16, height=16, seed=i) for i in range(3)]
         ids = [w.submit_job(j) for j in jobs]
@@ -269,18 +261,14 @@ def test_the_animate_tab_mid_run(qtbot, tmp_path, monkeypatch):
 
     monkeypatch.setenv("ASSET_STUDIO_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("ASSET_STUDIO_SETTINGS", str(tmp_path / "settings.ini"))
-    from asset_studio.gui.app import create_app
-    from asset_studio.gui.main_window import MainWindow
+    from gui_fixtures import studio_window
     from scripted_backend import ScriptedBackend
 
     folder = Path(os.environ.get("ASSET_STUDIO_SHOTS") or tmp_path / "shots")
     folder.mkdir(parents=True, exist_ok=True)
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "toon.safetensors").write_bytes(b"")
-    create_app([])
-    w = MainWindow(output_dir=tmp_path / "out", models_dir=tmp_path / "models",
-                   backend_factory=lambda device: ScriptedBackend(frame_delay=0.15))
-    qtbot.addWidget(w)
+    w = studio_window(qtbot, tmp_path, lambda: ScriptedBackend(frame_delay=0.15))
     w.resize(1280, 720)
     w.show()
     qtbot.waitExposed(w)

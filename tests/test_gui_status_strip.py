@@ -73,14 +73,10 @@ def window(qtbot, tmp_path, monkeypatch):
     monkeypatch.setenv("ASSET_STUDIO_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("ASSET_STUDIO_SETTINGS", str(tmp_path / "settings.ini"))
     (tmp_path / "models").mkdir()
-    from asset_studio.gui.app import create_app
-    from asset_studio.gui.main_window import MainWindow
+    from gui_fixtures import studio_window
     from scripted_backend import ScriptedBackend
 
-    create_app([])
-    w = MainWindow(output_dir=tmp_path / "out", models_dir=tmp_path / "models",
-                   backend_factory=lambda device: ScriptedBackend(step_delay=0.08))
-    qtbot.addWidget(w)
+    w = studio_window(qtbot, tmp_path, lambda: ScriptedBackend(step_delay=0.08))
     w.resize(1280, 720)
     w.show()
     qtbot.waitExposed(w)
@@ -142,17 +138,14 @@ def test_the_newest_image_on_disk_is_reachable_from_every_tab_at_start(qtbot, tm
     from PIL import Image
 
     from asset_studio.core.library import save_image
-    from asset_studio.gui.app import create_app
-    from asset_studio.gui.main_window import MainWindow
+    from gui_fixtures import studio_window
     from scripted_backend import ScriptedBackend
 
-    create_app([])
     out = tmp_path / "out"
     older = save_image(Image.new("RGB", (32, 32), (200, 0, 0)), make_job(model="m", prompt="old"), out, seed=1)
     newest = save_image(Image.new("RGB", (32, 32), (0, 0, 200)), make_job(model="m", prompt="new"), out, seed=2)
     os.utime(older, (1_000_000, 1_000_000))
-    w = MainWindow(output_dir=out, models_dir=tmp_path / "models", backend_factory=lambda device: ScriptedBackend())
-    qtbot.addWidget(w)
+    w = studio_window(qtbot, tmp_path, ScriptedBackend, out=out)
     w.show()
     try:
         assert not w.status_strip.isVisible(), "the Create tab shows results itself"

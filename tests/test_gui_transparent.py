@@ -103,8 +103,7 @@ def window(qtbot, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     (tmp_path / "models").mkdir()
-    from asset_studio.gui.app import create_app
-    from asset_studio.gui.main_window import MainWindow
+    from gui_fixtures import studio_window
     from scripted_backend import ScriptedBackend
 
     class TransparentChecking(ScriptedBackend):
@@ -118,15 +117,7 @@ def window(qtbot, tmp_path, monkeypatch):
 
                 check_weights(job.transparency.weights, model_family(job.model.checkpoint))
 
-    create_app([])
-
-    def make():
-        w = MainWindow(output_dir=tmp_path / "out", models_dir=tmp_path / "models",
-                       backend_factory=lambda device: TransparentChecking())
-        qtbot.addWidget(w)
-        return w
-
-    yield make
+    yield lambda: studio_window(qtbot, tmp_path, TransparentChecking)
 
 
 def test_window_switch_cutout_refusals_get_one_and_screenshot(qtbot, window, tmp_path):

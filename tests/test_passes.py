@@ -9,7 +9,7 @@ import pytest
 from asset_studio.core.job import HiresFix, Passes, Refiner
 from asset_studio.core.library import a1111_parameters, parse_parameters
 from asset_studio.errors import UserError
-from jobs import make_job
+from jobs import make_job, steps_per_call
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread_and_a_private_cache")]
 
@@ -22,16 +22,6 @@ def engine():
     return LocalBackend(device="cpu", cache=PipelineCache(capacity=2))
 
 
-def calls(steps) -> list[int]:
-    """Steps run by each pipeline call, from the progress events (each call counts from 1)."""
-    out = []
-    for s in steps:
-        if s.step == 1:
-            out.append(0)
-        out[-1] += 1
-    return out
-
-
 @pytest.mark.parametrize("upscaler", ["latent", "latent-nearest", "lanczos", "nearest"])
 def test_hires_fix_enlarges_and_re_runs_exactly(engine, tiny_sd15_dir, upscaler):
     job = make_job(tiny_sd15_dir, "a red potion", width=64, height=64, steps=4, seed=3)
@@ -39,7 +29,7 @@ def test_hires_fix_enlarges_and_re_runs_exactly(engine, tiny_sd15_dir, upscaler)
     steps = []
     [first] = engine.generate(job, on_step=steps.append)
     assert first.image.size == (128, 128)
-    assert calls(steps) == [4, 3]  # the base pass, then exactly the hires steps asked for
+    assert steps_per_call(steps) == [4, 3]  # the base pass, then exactly the hires steps asked for
     assert first.job.passes == job.passes  # the image's own job carries the pass
     [again] = engine.generate(first.job)
     assert np.array_equal(np.asarray(first.image), np.asarray(again.image))
@@ -73,7 +63,7 @@ def test_sdxl_refiner_takes_over_at_the_switch(engine, tiny_sdxl_dir, other_sdxl
     steps = []
     [out] = engine.generate(job, on_step=steps.append)
     assert out.image.size == (64, 64)
-    assert calls(steps) == [8, 2]  # diffusers' denoising_end / denoising_start split the 10 steps
+    assert steps_per_call(steps) == [8, 2]  # diffusers' denoising_end / denoising_start split the 10 steps
     # The same model as its own refiner continues the very same schedule: the split is exact.
     [plain] = engine.generate(make_job(tiny_sdxl_dir, "a red potion", width=64, height=64, steps=10, seed=5,
                                        sampler="Euler"))
@@ -87,7 +77,7 @@ def test_sdxl_refiner_takes_over_at_the_switch(engine, tiny_sdxl_dir, other_sdxl
     job.passes.hires = HiresFix(scale=1.5, upscaler="latent", denoise=0.5, steps=2)
     steps.clear()
     [chained] = engine.generate(job, on_step=steps.append)
-    assert chained.image.size == (96, 96) and calls(steps) == [8, 2, 2]
+    assert chained.image.size == (96, 96) and steps_per_call(steps) == [8, 2, 2]
 
 
 def test_sd15_refiner_refines_the_decoded_picture(engine, tiny_sd15_dir):
@@ -95,7 +85,7 @@ def test_sd15_refiner_refines_the_decoded_picture(engine, tiny_sd15_dir):
     job.passes = Passes(refiner=Refiner(model=str(tiny_sd15_dir), switch_at=0.7))
     steps = []
     [out] = engine.generate(job, on_step=steps.append)
-    assert out.image.size == (64, 64) and calls(steps) == [10, 3]
+    assert out.image.size == (64, 64) and steps_per_call(steps) == [10, 3]
 
 
 def test_passes_are_written_the_way_a1111_writes_them():
