@@ -12,7 +12,6 @@ Every image is on disk, raw first and then the finished sprite, before anyone is
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -317,7 +316,7 @@ def export_sheet(request: SheetExport) -> SheetResult:
     set (core/outputs: nothing replaced until every file is complete; inputs and files this
     command did not write are never overwritten without force)."""
     from asset_studio.core.exporters import ExportOptions, is_sheet_page, rotation_supported, write_sheet
-    from asset_studio.core.sheet import SheetOptions, collect_images, pack_sheet, read_sprites
+    from asset_studio.core.sheet import SheetOptions, collect_images, kernels_loaded, load_kernels, pack_sheet, read_sprites
 
     out = Path(request.out)
     if out.suffix.lower() != ".png":
@@ -334,10 +333,9 @@ def export_sheet(request: SheetExport) -> SheetResult:
 
     found = collect_images(list(request.inputs), exclude=own_page)
     inputs = [path for _, path in found]
-    if "asset_studio.core.sheet_kernels" in sys.modules:  # loaded by an earlier export
+    if kernels_loaded():  # by an earlier export
         sprites = read_sprites(found, trim=opts.trim)
     else:  # a child reads while the kernels load
-        from asset_studio.core.sheet import load_kernels
         from asset_studio.core.sprite_reader import read_sprites_beside
 
         sprites = read_sprites_beside(found, opts.trim, meanwhile=load_kernels)

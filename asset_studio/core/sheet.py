@@ -202,6 +202,13 @@ def read_sprites(found: list[tuple[str, Path]], trim: bool = False) -> list[Spri
     return sprites
 
 
+def kernels_loaded() -> bool:
+    """Whether this process has loaded the compiled loops already (an earlier sheet)."""
+    import sys
+
+    return "asset_studio.core.sheet_kernels" in sys.modules
+
+
 def load_kernels() -> None:
     """Load the compiled loops a sheet uses (numba and their cached machine code) now, by running
     each once on tiny inputs, so that the loading can overlap the reading (core.sprite_reader)."""
@@ -406,9 +413,8 @@ def bleed(rgba: np.ndarray, rings: int = 32, known: np.ndarray | None = None) ->
 def bleed_regions(rgba: np.ndarray, labels: np.ndarray, known: np.ndarray, rings: int = 32) -> None:
     """``bleed`` in place for many regions of one canvas at once, each on its own.
 
-    ``labels`` numbers the regions (0: none): a pixel
-    takes colour only from known pixels of its own region, so frames packed edge to edge do not
-    bleed into each other. A region without a known pixel is left as it is. Only the pixels still
+    ``labels`` numbers the regions (0: none): a pixel takes colour only from known pixels of its
+    own region, so frames packed edge to edge do not bleed into each other. A region without a known pixel is left as it is. Only the pixels still
     to fill are visited each ring, which makes a whole page cost about what its holes hold.
     """
     from asset_studio.core.sheet_kernels import bleed_labelled  # compiled: numba loads on first use

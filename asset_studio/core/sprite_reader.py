@@ -64,6 +64,9 @@ def read_sprites_beside(found: list[tuple[str, Path]], trim: bool, meanwhile: Ca
                 if not _claim(here, k):
                     break  # the child has it, and every chunk before it
                 mine[k] = read_sprites(chunks[k], trim)
+        except BaseException:  # a bad sprite here, Ctrl-C: the child's work is not wanted
+            child.kill()
+            raise
         finally:
             child.wait()
         sprites = []
