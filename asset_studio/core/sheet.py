@@ -89,6 +89,13 @@ class Page:
     def size(self) -> tuple[int, int]:
         return self.image.size
 
+    def writer(self):
+        """The page as a core.outputs writer: PNG through the multi-core encoder at any size (the
+        packer has loaded its compiled code), marked as the `sheet` command's."""
+        from asset_studio.core.outputs import png_writer
+
+        return png_writer(self.image, SHEET_COMMAND, any_size=True, pixels=self.pixels)
+
 
 @dataclass
 class Sheet:
@@ -600,7 +607,7 @@ def page_paths(out_png: Path, count: int) -> list[Path]:
 
 def save_pages(sheet: Sheet, out_png: Path) -> list[Path]:
     """Write the pages as one set (see core/outputs.py), each marked as written by `sheet`."""
-    from asset_studio.core.outputs import png_writer, write_set
+    from asset_studio.core.outputs import write_set
 
     paths = page_paths(out_png, len(sheet.pages))
-    return write_set([(path, png_writer(page.image, SHEET_COMMAND, any_size=True, pixels=page.pixels)) for page, path in zip(sheet.pages, paths)])
+    return write_set([(path, page.writer()) for page, path in zip(sheet.pages, paths)])

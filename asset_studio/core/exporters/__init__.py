@@ -62,15 +62,15 @@ def write_sheet(sheet, out_png: Path, fmt: str, options: ExportOptions | None = 
     """Write the pages and data files of a sheet as one set: nothing is replaced until all of it is
     written, an input or a file this command did not write is refused unless ``force``, and pages
     (with their data files) left from an earlier, longer run of the same sheet are removed."""
-    from asset_studio.core.outputs import bytes_writer, check_targets, png_writer, write_set
-    from asset_studio.core.sheet import SHEET_COMMAND, page_paths
+    from asset_studio.core.outputs import bytes_writer, check_targets, write_set
+    from asset_studio.core.sheet import page_paths
 
     out_png = Path(out_png)
     pngs = page_paths(out_png, len(sheet.pages))
     data = data_files(sheet, pngs, fmt, out_png, options)
     targets = pngs + [path for path, _ in data]
     check_targets(targets, inputs, force, owned=lambda path: owned_sheet_file(path, out_png))
-    files = [(path, png_writer(page.image, SHEET_COMMAND, any_size=True, pixels=page.pixels)) for page, path in zip(sheet.pages, pngs)]
+    files = [(path, page.writer()) for page, path in zip(sheet.pages, pngs)]
     files += [(path, bytes_writer(content)) for path, content in data]
     write_set(files, remove=stale_sheet_files(out_png, targets))
     return pngs, [path for path, _ in data]
